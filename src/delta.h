@@ -1,0 +1,90 @@
+/* delta.h - the copy-on-write delta of one sandbox run.
+ *
+ * On disk a delta is a directory (the "run directory") holding
+ *   upper/     files created or changed in the view, at their view path;
+ *              a deletion of a project entry is a whiteout: a character
+ *              device 0:0 with the entry's name (the overlayfs format;
+ *              unprivileged users may create it since Linux 5.8)
+ *   work/      scratch space on the same filesystem, for atomic copy-up
+ *   manifest   written by delta_save(): the base records, one per line
+ *   info       project path and creation time
+ * A directory that replaces a deleted project directory is not marked
+ * opaque: instead it holds a whiteout for every entry of the project
+ * directory, so no extended attributes are needed.
+ *
+ * The base records say, for each project path the sandbox changed,
+ * replaced or deleted, what that path looked like when the sandbox first
+ * touched it; sync uses them to detect conflicts.
+ *
+ * A delta is used by one view (many threads: the functions below are
+ * thread-safe) and afterwards by sync.  No global state. */
+#ifndef AF_DELTA_H
+#define AF_DELTA_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+struct delta;
+
+/* The base of one project path, as the sandbox first saw it. */
+struct delta_base {
+	bool existed;     /* false: the path did not exist in the project */
+	mode_t mode;      /* S_IFMT bits and permissions */
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+/* Directory holding run directories: $XDG_STATE_HOME/agentfense/runs,
+ * else ~/.local/state/agentfense/runs.  Returns a malloc'd path, or NULL
+ * with *err filled (no HOME). */
+char *delta_state_dir(struct af_err *err);
+
+/* Create a new run directory under state_dir (created if missing, mode
+ * 0700) for the project at project_path.  Returns 0 or -errno. */
+int delta_create(const char *state_dir, const char *project_path, struct delta **out,
+		 struct af_err *err);
+void delta_free(struct delta *d);
+
+const char *delta_path(const struct delta *d);  /* run directory */
+int delta_upper_fd(const struct delta *d);      /* O_DIRECTORY fd of upper/ */
+int delta_work_fd(const struct delta *d);       /* O_DIRECTORY fd of work/ */
+
+/* Record the base of path (view path form, as in policy.h) unless one is
+ * recorded already: the first touch wins.  st == NULL records "did not
+ * exist".  Thread-safe. */
+void delta_note_base(struct delta *d, const char *path, const struct stat *st);
+/* Look up a base record; returns true and fills *out if one exists. */
+bool delta_get_base(const struct delta *d, const char *path, struct delta_base *out);
+
+/* Write the manifest atomically (temp file + rename + fsync).
+ * Returns 0 or -errno. */
+int delta_save(struct delta *d, struct af_err *err);
+/* Remove the run directory and everything in it. Returns 0 or -errno. */
+int delta_remove(struct delta *d, struct af_err *err);
+
+/* True if st describes a whiteout (character device 0:0). */
+static inline bool delta_is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+/* What sync did. */
+struct sync_report {
+	unsigned long written;   /* files, links and dirs created or replaced */
+	unsigned long deleted;   /* project entries removed */
+	unsigned long conflicts; /* entries left as the project has them */
+};
+
+/* Apply the delta to the project (project_fd: O_DIRECTORY fd of the
+ * project root).  Conflicts are reported on stderr, one line each, and
+ * the sandbox's version stays in the delta; entries that synced are
+ * removed from the delta.  Returns 0 (conflicts are not errors) or
+ * -errno with *err filled on an I/O failure; never leaves a half-written
+ * file in the project (temp file + rename). */
+int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct af_err *err);
+
+#endif

@@ -1,0 +1,198 @@
+/* util.c - error reporting and allocation helpers (see util.h). */
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int err_vset(struct af_err *err, int code, int errnum, const char *fmt, va_list ap)
+{
+	if (err) {
+		err->errnum = errnum;
+		err->exit_code = code;
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		err->hint[0] = '\0';
+	}
+	return -(errnum ? errnum : EINVAL);
+}
+
+int af_err_set(struct af_err *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = err_vset(err, AF_EXIT_FAILURE, errnum, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int af_err_usage(struct af_err *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = err_vset(err, AF_EXIT_USAGE, errnum, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void af_err_hint(struct af_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	va_end(ap);
+}
+
+static void vreport(const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[2048];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fprintf(stderr, "%s%s\n", prefix, buf);
+}
+
+void error_msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(AF_PROG ": ", fmt, ap);
+	va_end(ap);
+}
+
+void warn_msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(AF_PROG ": warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void hint_msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport("hint: ", fmt, ap);
+	va_end(ap);
+}
+
+void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(AF_PROG ": ", fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+void print_err(const struct af_err *err)
+{
+	error_msg("%s", err->msg[0] ? err->msg : "unknown error");
+	if (err->hint[0]) {
+		/* a hint may span lines; prefix each */
+		const char *p = err->hint;
+		while (*p) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			fprintf(stderr, "hint: %.*s\n", (int)n, p);
+			p += n + (nl ? 1 : 0);
+		}
+	}
+}
+
+void die_err(const struct af_err *err)
+{
+	print_err(err);
+	exit(err->exit_code ? err->exit_code : AF_EXIT_FAILURE);
+}
+
+static void oom(void)
+{
+	static const char m[] = AF_PROG ": out of memory\n";
+	(void)!write(2, m, sizeof(m) - 1);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	va_start(ap, fmt);
+	int r = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		oom();
+	return p;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}

@@ -1,0 +1,101 @@
+/* util.h - small helpers shared by every module: error reporting, the
+ * error object passed up from library code, cleanup attributes and
+ * allocation wrappers.
+ *
+ * Two error tiers: library code (policy, view, delta, sandbox) fills a
+ * struct af_err and returns -errno; only CLI code calls die(). */
+#ifndef AF_UTIL_H
+#define AF_UTIL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define AF_PROG "agentfense"
+
+/* Exit codes of every subcommand (documented in agentfense(1)). */
+enum {
+	AF_EXIT_USAGE = 2,      /* bad command line, preset, rule or policy */
+	AF_EXIT_TIMEOUT = 124,  /* --timeout fired */
+	AF_EXIT_FAILURE = 125,  /* agentfense itself failed */
+	AF_EXIT_NOEXEC = 126,   /* command found but not executable */
+	AF_EXIT_NOTFOUND = 127, /* command not found */
+};
+
+#define AF_NORETURN __attribute__((noreturn))
+#define AF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define AF_UNUSED __attribute__((unused))
+
+/* Error object: library functions fill it and return -errnum.  msg is
+ * one line in git style: lowercase, the failing thing first, subjects
+ * quoted, no trailing period.  hint is optional advice ("" if none). */
+struct af_err {
+	int errnum;
+	int exit_code; /* suggested exit code for the CLI (2 or 125) */
+	char msg[1024];
+	char hint[512];
+};
+
+/* Fill *err (may be NULL) and return -errnum.  exit_code defaults to 125. */
+int af_err_set(struct af_err *err, int errnum, const char *fmt, ...) AF_PRINTF(3, 4);
+/* Same, with exit code 2 (usage/input error). */
+int af_err_usage(struct af_err *err, int errnum, const char *fmt, ...) AF_PRINTF(3, 4);
+/* Set the hint line of an already filled error. */
+void af_err_hint(struct af_err *err, const char *fmt, ...) AF_PRINTF(2, 3);
+
+/* CLI tier: print "agentfense: MSG" (and "hint: ..." lines) and exit. */
+AF_NORETURN void die(int code, const char *fmt, ...) AF_PRINTF(2, 3);
+AF_NORETURN void die_err(const struct af_err *err);
+void error_msg(const char *fmt, ...) AF_PRINTF(1, 2);
+void warn_msg(const char *fmt, ...) AF_PRINTF(1, 2);
+void hint_msg(const char *fmt, ...) AF_PRINTF(1, 2);
+void print_err(const struct af_err *err);
+
+/* Allocation that cannot fail (aborts with a message on ENOMEM). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) AF_PRINTF(1, 2);
+
+/* Write all of buf; returns 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read up to len bytes, retrying on EINTR; returns bytes read or -errno. */
+ssize_t read_full(int fd, void *buf, size_t len);
+
+/* Cleanup attributes: ownership is visible at the declaration. */
+static inline void af_freep(void *p) { free(*(void **)p); }
+static inline void af_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+#define autofree __attribute__((cleanup(af_freep)))
+#define autoclose __attribute__((cleanup(af_closep)))
+
+/* Hand an owned pointer to someone else: the cleanup then sees NULL. */
+static inline void *steal_ptr(void *pp)
+{
+	void **p = pp;
+	void *r = *p;
+	*p = NULL;
+	return r;
+}
+#define steal_pointer(pp) ((__typeof__(*(pp)))steal_ptr(pp))
+static inline int steal_fd(int *fd)
+{
+	int r = *fd;
+	*fd = -1;
+	return r;
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

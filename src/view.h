@@ -1,0 +1,45 @@
+/* view.h - the permissioned, copy-on-write FUSE view of a project.
+ *
+ * A view serves one FUSE connection: lookups resolve in the project
+ * (lower, never modified) and the delta (upper), every operation is
+ * checked against the policy, and every change lands in the delta.  The
+ * view never follows a symlink on the host side.  Many views may live in
+ * one process; each owns its threads and its inode table.
+ *
+ * Life cycle: view_new() -> view_start(fuse_fd) -> (sandbox runs) ->
+ * view_stop() once the connection is gone (the mount namespace died) ->
+ * view_free(). */
+#ifndef AF_VIEW_H
+#define AF_VIEW_H
+
+#include <sys/types.h>
+
+#include "delta.h"
+#include "policy.h"
+#include "util.h"
+
+struct view_config {
+	int project_fd;               /* O_DIRECTORY fd of the project root; borrowed */
+	struct delta *delta;          /* borrowed */
+	const struct policy *policy;  /* finalized; borrowed */
+	double cache_timeout;         /* entry/attr timeout in seconds (0: default) */
+	unsigned max_threads;         /* 0: default */
+};
+
+struct view;
+
+/* Returns 0 or -errno with *err filled. */
+int view_new(const struct view_config *cfg, struct view **out, struct af_err *err);
+
+/* Start serving the already-mounted FUSE connection fuse_fd (a /dev/fuse
+ * fd the sandbox mounted); the view takes ownership of the fd.  Returns
+ * once the server threads run: 0, or -errno with *err filled. */
+int view_start(struct view *v, int fuse_fd, struct af_err *err);
+
+/* Wait for the server to finish: call after every process using the
+ * mount is gone (the kernel then aborts the connection).  Idempotent. */
+void view_stop(struct view *v);
+
+void view_free(struct view *v);
+
+#endif
