@@ -22,6 +22,7 @@
 #define AF_DELTA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/stat.h>
 
 #include "util.h"
@@ -60,8 +61,18 @@ void delta_note_base(struct delta *d, const char *path, const struct stat *st);
 /* Look up a base record; returns true and fills *out if one exists. */
 bool delta_get_base(const struct delta *d, const char *path, struct delta_base *out);
 
-/* Write the manifest atomically (temp file + rename + fsync).
- * Returns 0 or -errno. */
+/* Number of base records.  Thread-safe. */
+size_t delta_base_count(const struct delta *d);
+
+/* Escape a path for one line of text (manifest, info, messages):
+ * backslash, newline, tab and other control bytes become \\ \n \t
+ * \xHH, every other byte is kept.  Returns a malloc'd string. */
+char *delta_escape(const char *s);
+/* The inverse; returns a malloc'd string, or NULL if s is malformed. */
+char *delta_unescape(const char *s);
+
+/* Write the manifest atomically (temp file + rename + fsync); its format
+ * is documented at the top of delta.c.  Returns 0 or -errno. */
 int delta_save(struct delta *d, struct af_err *err);
 /* Remove the run directory and everything in it. Returns 0 or -errno. */
 int delta_remove(struct delta *d, struct af_err *err);

@@ -100,4 +100,37 @@ struct preset_info {
 int preset_list(struct preset_info **out, struct af_err *err);
 void preset_list_free(struct preset_info *list, int n);
 
+/* --- for the policy modules themselves (policy.c, policyfile.c, preset.c)
+ * and their tests; other modules use the functions above. */
+
+/* Add the rule pattern = value, value being "LEVEL[@PRIORITY]" (blanks
+ * around the parts allowed).  On error err->msg holds the bare reason
+ * ("unknown level 'rw'"), which the caller prefixes with its context.
+ * Returns 0 or -EINVAL.  On any failure of the functions above the
+ * policy may hold part of the rules: throw it away. */
+int policy_add_value(struct policy *p, const char *pattern, const char *value,
+		     const char *origin, struct af_err *err);
+
+/* Parse INI text (a policy file when is_preset is false, else a preset)
+ * and add its rules.  label names the source in messages and origins
+ * ("p.ini", "agent-safe").  *description (may be NULL) receives the
+ * description, or NULL.  Returns 0 or -errno with *err filled. */
+int policy_parse_ini(struct policy *p, const char *text, const char *label, bool is_preset,
+		     char **description, struct af_err *err);
+
+/* Read a whole small text file (at most max bytes, no NUL byte); kind
+ * ("policy", "preset") names it in messages.
+ * Returns 0 or -errno with *err filled (exit code 2). */
+int policy_read_file(const char *path, const char *kind, size_t max, char **out,
+		     struct af_err *err);
+
+/* Copy s into buf (size n) for an error message: control characters
+ * become '?', long strings are cut with "...".  Returns buf. */
+const char *policy_quote(char *buf, size_t n, const char *s);
+
+/* The preset named name: its INI text and source ("built-in" or the
+ * file path), both allocated.  Returns 0, -ENOENT (unknown, err lists
+ * the presets) or -errno. */
+int preset_load(const char *name, char **text, char **source, struct af_err *err);
+
 #endif

@@ -25,9 +25,9 @@ static int tap_n, tap_failed;
 #define TAP_STREQ(a, b, ...)                                                     \
 	do {                                                                     \
 		const char *tap_a_ = (a), *tap_b_ = (b);                         \
-		int tap_c_ = tap_a_ && tap_b_ && strcmp(tap_a_, tap_b_) == 0;    \
-		TAP_OK(tap_c_, __VA_ARGS__);                                     \
-		if (!tap_c_)                                                     \
+		int tap_eq_ = tap_a_ && tap_b_ && strcmp(tap_a_, tap_b_) == 0;    \
+		TAP_OK(tap_eq_, __VA_ARGS__);                                     \
+		if (!tap_eq_)                                                    \
 			printf("#   got '%s', expected '%s'\n", tap_a_ ? tap_a_ : "(null)", \
 			       tap_b_ ? tap_b_ : "(null)");                      \
 	} while (0)
