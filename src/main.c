@@ -2,6 +2,7 @@
  * to the subcommand table. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -53,8 +54,19 @@ static int cmd_version(int argc AF_UNUSED, char **argv AF_UNUSED)
  * set-user-ID or set-group-ID privileges. */
 static void refuse_setuid(void)
 {
-	if (getuid() != geteuid() || getgid() != getegid())
+	struct stat st;
+
+	/* AT_SECURE covers set-ID and file capabilities even when the real
+	 * and effective IDs happen to be equal (root running a set-ID
+	 * binary); the mode check catches an installation that would grant
+	 * privileges to other users. */
+	if (getuid() != geteuid() || getgid() != getegid() || getauxval(AT_SECURE))
 		die(AF_EXIT_FAILURE, "refusing to run set-user-ID or set-group-ID");
+	if (stat("/proc/self/exe", &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+		error_msg("refusing to run: the agentfense binary is installed set-user-ID or set-group-ID");
+		hint_msg("agentfense needs no privileges; run 'chmod u-s,g-s' on it");
+		exit(AF_EXIT_FAILURE);
+	}
 }
 
 int main(int argc, char **argv)

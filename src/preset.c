@@ -103,7 +103,9 @@ int policy_add_preset(struct policy *p, const char *name, struct af_err *err)
 	int r = preset_load(name, &text, &source, err);
 	if (r < 0)
 		return r;
-	return policy_parse_ini(p, text, name, true, NULL, err);
+	/* a user preset's errors name its file, so the user can fix it */
+	const char *label = strcmp(source, "built-in") == 0 ? name : source;
+	return policy_parse_ini(p, text, label, true, NULL, err);
 }
 
 static void info_fill(struct preset_info *pi, const char *name, const char *text,

@@ -11,10 +11,19 @@
  * PID 1 of the namespace, reaping and forwarding signals.  If the calling
  * process dies, even by SIGKILL, the whole sandbox dies with it.
  *
+ * The child is cloned from a process that may run other threads (FUSE
+ * servers), so everything it does before exec is system calls on
+ * memory prepared by the caller: no malloc, no locks.
+ *
+ * The sandbox dies with the THREAD that called sandbox_start()
+ * (PR_SET_PDEATHSIG follows the creating thread): call it from a thread
+ * that outlives the sandbox.
+ *
  * Not thread-safe per sandbox; any number of sandboxes may exist. */
 #ifndef AF_SANDBOX_H
 #define AF_SANDBOX_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -22,10 +31,11 @@
 
 struct sandbox_config {
 	char *const *argv;  /* command and arguments; argv[0] looked up in PATH */
-	char *const *envp;  /* the command's whole environment */
+	char *const *envp;  /* the command's whole environment (PATH from here) */
 	const char *workdir; /* absolute path inside the sandbox */
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
+	const char *fuse_options; /* extra /workspace mount options, or NULL */
 };
 
 struct sandbox;
@@ -43,18 +53,41 @@ struct sandbox_result {
 int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *fuse_fd,
 		  struct af_err *err);
 
-/* Let the command start. Returns 0 or -errno. */
+/* Let the command start (the view must be serving the FUSE fd by now).
+ * Returns 0 or -errno. */
 int sandbox_exec(struct sandbox *sb, struct af_err *err);
 
 /* Wait for the command.  SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
- * process are forwarded to the command (signals from the terminal reach
- * it directly).  timeout > 0 kills the whole sandbox after that many
- * seconds.  Returns 0 with *res filled, or -errno. */
+ * process with kill(2) are forwarded to the command (signals from the
+ * terminal reach it directly); the caller must block them in every
+ * thread beforehand, or they keep their default action.  timeout > 0
+ * kills the whole sandbox after that many seconds.  Returns 0 with *res
+ * filled, or -errno with *err filled (e.g. the working directory does
+ * not exist; exit code 125). */
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err);
+
+/* Building blocks for event loops holding many sandboxes (serve): the
+ * sandbox's PID 1, and its control socket, readable when sandbox_wait()
+ * would make progress. */
+pid_t sandbox_pid(const struct sandbox *sb);
+int sandbox_fd(const struct sandbox *sb);
+/* Send sig to the command (through PID 1).  Returns 0 or -errno. */
+int sandbox_signal(struct sandbox *sb, int sig);
 
 /* Kill everything in the sandbox now (SIGKILL to its PID 1) and reap. */
 void sandbox_kill(struct sandbox *sb);
 void sandbox_free(struct sandbox *sb);
+
+/* If real_path (canonical) lies in a host directory every sandbox shows
+ * read-only (/usr, /etc, /opt, ...), copy that directory's canonical
+ * path to out and return true.  A project there would be readable
+ * outside the view, and so would a delta. */
+bool sandbox_shows_path(const char *real_path, char *out, size_t len);
+
+/* Refuse a project the sandbox would show anyway, outside the view.
+ * real_path must be canonical.  Returns 0, or -EINVAL with *err filled
+ * (exit code 2). */
+int sandbox_check_project(const char *real_path, struct af_err *err);
 
 #endif

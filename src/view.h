@@ -24,6 +24,13 @@ struct view_config {
 	const struct policy *policy;  /* finalized; borrowed */
 	double cache_timeout;         /* entry/attr timeout in seconds (0: default) */
 	unsigned max_threads;         /* 0: default */
+	/* The mount has the default_permissions option: the view then shows
+	 * each file's level in its mode bits (view: no rwx, read: no w) so
+	 * the kernel refuses a forbidden open by itself, and answers the
+	 * first open with ENOSYS so the kernel stops sending OPEN/RELEASE
+	 * (two round trips per file).  Reads and writes stay checked in the
+	 * view.  Without the option, every open is checked in the view. */
+	bool kernel_permissions;
 };
 
 struct view;

@@ -1,0 +1,139 @@
+# bash completion for agentfense                           -*- shell-script -*-
+
+# Preset names: from the binary when it runs (user presets included),
+# else the built-ins.
+_agentfense_presets()
+{
+    local names
+    names=$("$1" preset list 2>/dev/null |
+        awk '$1 ~ /^[A-Za-z0-9][A-Za-z0-9._-]*$/ && $1 != "NAME" { print $1 }')
+    [[ -n $names ]] || names="agent-safe development full-access read-only view-only"
+    printf '%s\n' $names
+}
+
+_agentfense()
+{
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null; then
+        _init_completion -s || return
+    else
+        cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+        words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
+        if [[ $cur == --*=* ]]; then
+            prev=${cur%%=*} cur=${cur#*=}
+        fi
+    fi
+
+    local commands="explain help preset run"
+    local run_opts="--changes --env --help --net --policy --preset --rule --timeout --workdir -e -p -r -t -w"
+    local explain_opts="--help --json --policy --preset --rule -p -r"
+
+    # The subcommand: the first word after the program name.
+    if ((cword == 1)); then
+        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+        return
+    fi
+    local cmd=${words[1]}
+
+    case $prev in
+    -p | --preset)
+        COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
+        return
+        ;;
+    --policy)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
+    --changes)
+        COMPREPLY=($(compgen -W "discard keep sync" -- "$cur"))
+        return
+        ;;
+    --net)
+        COMPREPLY=($(compgen -W "host none" -- "$cur"))
+        return
+        ;;
+    -r | --rule | -e | --env | -t | --timeout | -w | --workdir)
+        return
+        ;;
+    esac
+
+    case $cmd in
+    run)
+        # run [OPTIONS] DIR [--] COMMAND [ARG...]: after DIR the rest is
+        # the command to run.
+        local i dir_at=0 cmd_at=0
+        for ((i = 2; i < cword; i++)); do
+            if ((dir_at)); then
+                if [[ ${words[i]} == -- ]]; then cmd_at=$((i + 1)); else cmd_at=$i; fi
+                break
+            fi
+            case ${words[i]} in
+            -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
+                -t | --timeout | --changes | --net) ((i++)) ;;
+            -*) ;;
+            *) dir_at=$i ;;
+            esac
+        done
+        if ((cmd_at)); then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $cmd_at
+            elif ((cmd_at == cword)); then
+                COMPREPLY=($(compgen -c -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+        elif ((dir_at)); then
+            COMPREPLY=($(compgen -c -W "--" -- "$cur"))
+        elif [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$run_opts" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -d -- "$cur"))
+            compopt -o filenames 2>/dev/null
+        fi
+        ;;
+    explain)
+        # explain [OPTIONS] DIR PATH...: the PATHs are relative to DIR.
+        local i dir=
+        for ((i = 2; i < cword; i++)); do
+            case ${words[i]} in
+            -p | --preset | -r | --rule | --policy) ((i++)) ;;
+            -*) ;;
+            *) dir=${words[i]}; break ;;
+            esac
+        done
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$explain_opts" -- "$cur"))
+        elif [[ -n $dir && -d $dir ]]; then
+            local f
+            COMPREPLY=()
+            while IFS= read -r f; do
+                [[ -d $f ]] && f+=/
+                COMPREPLY+=("${f#"$dir"/}")
+            done < <(compgen -f -- "$dir/$cur")
+            compopt -o nospace 2>/dev/null
+        else
+            COMPREPLY=($(compgen -d -- "$cur"))
+            compopt -o filenames 2>/dev/null
+        fi
+        ;;
+    preset)
+        if ((cword == 2)); then
+            COMPREPLY=($(compgen -W "--help list show" -- "$cur"))
+        elif [[ ${words[2]} == list ]]; then
+            COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
+        elif [[ ${words[2]} == show ]]; then
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
+            fi
+        fi
+        ;;
+    help)
+        ((cword == 2)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        ;;
+    esac
+} &&
+    complete -F _agentfense agentfense
+
+# ex: filetype=sh

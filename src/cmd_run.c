@@ -1,0 +1,430 @@
+/* cmd_run.c - `agentfense run`: wire the policy, the delta, the view and
+ * the sandbox together around one command.
+ *
+ *   parse and check every input (exit 2), open the project
+ *   -> delta_create -> view_new -> sandbox_start (FUSE fd)
+ *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
+ *   -> sandbox_free (nothing left in the namespace) -> view_stop
+ *   -> sync / discard / keep the delta. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "delta.h"
+#include "env.h"
+#include "policy.h"
+#include "sandbox.h"
+#include "view.h"
+
+enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP };
+
+struct run_opts {
+	struct policy_options po;
+	const char *workdir;
+	const char **envs; /* --env specs, in order */
+	size_t n_envs;
+	double timeout;
+	enum changes changes;
+	bool net_host;
+	const char *dir;
+	char **argv;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: agentfense run [OPTIONS] DIR [--] COMMAND [ARG...]\n"
+		"\n"
+		"Run COMMAND in a sandbox that shows DIR at /workspace through a\n"
+		"permissioned, copy-on-write view.\n"
+		"\n"
+		"  -p, --preset NAME          permission preset (default: agent-safe)\n"
+		"  -r, --rule PATTERN=LEVEL[@PRIORITY]\n"
+		"                             extra rule, repeatable, on top of the preset\n"
+		"      --policy FILE          rules and presets from an INI file\n"
+		"  -w, --workdir PATH         working directory inside the sandbox\n"
+		"                             (default /workspace; relative to /workspace)\n"
+		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
+		"                             environment is NOT inherited\n"
+		"  -t, --timeout SECONDS      kill the whole sandbox after this long (exit 124)\n"
+		"      --changes sync|discard|keep\n"
+		"                             what happens to the changes at exit (default: sync)\n"
+		"      --net none|host        network: loopback only (default) or the host's\n"
+		"  -h, --help                 show this help\n"
+		"\n"
+		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N;\n"
+		"126/127 if it cannot be executed / is not found; 2 for usage errors;\n"
+		"125 if agentfense itself fails.  See agentfense(1).\n");
+}
+
+static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs(AF_PROG ": run: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	hint_msg("see 'agentfense run --help'");
+	exit(AF_EXIT_USAGE);
+}
+
+static double parse_timeout(const char *s)
+{
+	char *end;
+	errno = 0;
+	double t = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(t) || t <= 0 || t > 1e9)
+		usage_error("invalid timeout '%s': expected a positive number of seconds", s);
+	return t;
+}
+
+static void parse_args(int argc, char **argv, struct run_opts *o)
+{
+	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET };
+	static const struct option longopts[] = {
+		{ "preset", required_argument, NULL, 'p' },
+		{ "rule", required_argument, NULL, 'r' },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "changes", required_argument, NULL, OPT_CHANGES },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	optind = 0;
+	/* '+': options come before DIR; everything after is the command's */
+	while ((c = getopt_long(argc, argv, "+:p:r:w:e:t:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			policy_options_add(&o->po, POPT_PRESET, optarg);
+			break;
+		case 'r':
+			policy_options_add(&o->po, POPT_RULE, optarg);
+			break;
+		case OPT_POLICY:
+			policy_options_add(&o->po, POPT_POLICY, optarg);
+			break;
+		case 'w':
+			if (!*optarg)
+				usage_error("empty working directory");
+			o->workdir = optarg;
+			break;
+		case 'e':
+			o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
+			o->envs[o->n_envs++] = optarg;
+			break;
+		case 't':
+			o->timeout = parse_timeout(optarg);
+			break;
+		case OPT_CHANGES:
+			if (strcmp(optarg, "sync") == 0)
+				o->changes = CHANGES_SYNC;
+			else if (strcmp(optarg, "discard") == 0)
+				o->changes = CHANGES_DISCARD;
+			else if (strcmp(optarg, "keep") == 0)
+				o->changes = CHANGES_KEEP;
+			else
+				usage_error("invalid value '%s' for --changes: expected sync, discard "
+					    "or keep", optarg);
+			break;
+		case OPT_NET:
+			if (strcmp(optarg, "none") == 0)
+				o->net_host = false;
+			else if (strcmp(optarg, "host") == 0)
+				o->net_host = true;
+			else
+				usage_error("invalid value '%s' for --net: expected none or host",
+					    optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			usage_error("option '%s' requires a value", argv[optind - 1]);
+		case '?':
+		default:
+			if (optopt)
+				usage_error("unknown option '-%c'", optopt);
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		usage_error("missing project directory");
+	o->dir = argv[optind++];
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	if (optind >= argc)
+		usage_error("missing command to run");
+	o->argv = argv + optind;
+}
+
+/* True if path equals dir or lies below it (both canonical). */
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Canonical form of a path that may not exist yet: resolve the longest
+ * existing prefix, append the rest.  Returns a malloc'd string. */
+static char *canonical_maybe(const char *path)
+{
+	autofree char *head = xstrdup(path);
+	char *slash;
+	while ((slash = strrchr(head, '/')) != NULL) {
+		char *real = realpath(*head ? head : "/", NULL);
+		if (real) {
+			char *r = xasprintf("%s%s", strcmp(real, "/") == 0 ? "" : real,
+					    path + strlen(head));
+			free(real);
+			return r;
+		}
+		*slash = '\0';
+	}
+	return xstrdup(path);
+}
+
+/* Open DIR and refuse topologies that would defeat the sandbox.
+ * Returns the project fd; dies with exit 2 on bad input. */
+static int open_project(const char *dir, char **real_out)
+{
+	struct af_err err = { 0 };
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		die(AF_EXIT_USAGE, "cannot use '%s' as project: %s", dir, strerror(errno));
+	char *real = realpath(dir, NULL);
+	if (!real)
+		die(AF_EXIT_USAGE, "cannot use '%s' as project: %s", dir, strerror(errno));
+	if (sandbox_check_project(real, &err) < 0)
+		die_err(&err);
+
+	autofree char *state = delta_state_dir(&err);
+	if (!state)
+		die_err(&err);
+	autofree char *state_real = canonical_maybe(state);
+	char sys[PATH_MAX];
+	if (sandbox_shows_path(state_real, sys, sizeof(sys))) {
+		error_msg("cannot use '%s' as state directory: it is inside '%s', which every "
+			  "sandbox shows read-only", state_real, sys);
+		hint_msg("point XDG_STATE_HOME somewhere else");
+		exit(AF_EXIT_USAGE);
+	}
+	if (path_under(real, state_real) || path_under(state_real, real))
+		die(AF_EXIT_USAGE, "cannot use '%s' as project: it overlaps agentfense's state "
+				   "directory '%s'", dir, state_real);
+	*real_out = real;
+	return fd;
+}
+
+/* Fail early, with a hint, when FUSE cannot work at all. */
+static void check_dev_fuse(void)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	int e = errno;
+	error_msg("cannot open '/dev/fuse': %s", strerror(e));
+	if (e == ENOENT || e == ENODEV || e == ENXIO)
+		hint_msg("the FUSE kernel module is not loaded: run 'modprobe fuse'");
+	else if (e == EACCES || e == EPERM)
+		hint_msg("/dev/fuse must be readable and writable by everyone (mode 0666): "
+			 "run 'chmod 0666 /dev/fuse'");
+	exit(AF_EXIT_FAILURE);
+}
+
+/* A closed stdin/stdout/stderr would be reused by our own fds. */
+static void ensure_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0) {
+			int n = open("/dev/null", O_RDWR);
+			if (n >= 0 && n != fd)
+				close(n);
+		}
+}
+
+static char *make_workdir(const char *w)
+{
+	if (!w)
+		return xstrdup("/workspace");
+	if (w[0] == '/')
+		return xstrdup(w);
+	return xasprintf("/workspace/%s", w);
+}
+
+/* Apply --changes to the delta once the sandbox is gone.  Returns 0,
+ * or the exit code to use when agentfense failed. */
+static int finish_changes(enum changes ch, struct delta *d, int project_fd, const char *dir)
+{
+	struct af_err err = { 0 };
+	struct sync_report rep = { 0 };
+
+	switch (ch) {
+	case CHANGES_DISCARD:
+		if (delta_remove(d, &err) < 0) {
+			print_err(&err);
+			return AF_EXIT_FAILURE;
+		}
+		return 0;
+	case CHANGES_KEEP:
+		if (delta_save(d, &err) < 0) {
+			print_err(&err);
+			return AF_EXIT_FAILURE;
+		}
+		error_msg("changes kept in '%s'", delta_path(d));
+		return 0;
+	case CHANGES_SYNC:
+		break;
+	}
+	if (delta_sync(d, project_fd, &rep, &err) < 0) {
+		print_err(&err);
+		if (delta_save(d, &err) < 0)
+			print_err(&err);
+		else
+			error_msg("changes not synced are kept in '%s'", delta_path(d));
+		return AF_EXIT_FAILURE;
+	}
+	/* A person at a terminal is told what changed; scripts get silence
+	 * unless there is something to act on (conflicts). */
+	if ((rep.written || rep.deleted) && isatty(STDERR_FILENO))
+		error_msg("synced to '%s': %lu written, %lu deleted", dir, rep.written, rep.deleted);
+	if (rep.conflicts) {
+		if (delta_save(d, &err) < 0) {
+			print_err(&err);
+			return AF_EXIT_FAILURE;
+		}
+		error_msg("%lu conflict%s not synced: the sandbox's version%s kept in '%s'",
+			  rep.conflicts, rep.conflicts == 1 ? "" : "s",
+			  rep.conflicts == 1 ? " is" : "s are", delta_path(d));
+		return 0;
+	}
+	if (delta_remove(d, &err) < 0) {
+		print_err(&err);
+		return AF_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { .changes = CHANGES_SYNC };
+	struct af_err err = { 0 };
+	struct sandbox_result res = { 0 };
+	struct env env;
+	struct delta *delta = NULL;
+	struct view *view = NULL;
+	struct sandbox *sb = NULL;
+	int fuse_fd = -1, code;
+	bool ran = false;
+
+	ensure_stdio();
+	parse_args(argc, argv, &o);
+
+	autofree char *real = NULL;
+	autoclose int project_fd = open_project(o.dir, &real);
+	struct policy *policy = policy_options_build(&o.po);
+	autofree char *workdir = make_workdir(o.workdir);
+	env_init(&env);
+	env_defaults(&env, workdir);
+	for (size_t i = 0; i < o.n_envs; i++)
+		if (env_set_spec(&env, o.envs[i], &err) < 0)
+			die_err(&err);
+	check_dev_fuse();
+
+	/* Before any thread exists (the view's inherit the mask): these
+	 * signals are read by sandbox_wait() and passed to the command. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	autofree char *state = delta_state_dir(&err);
+	if (!state || delta_create(state, real, &delta, &err) < 0)
+		goto fail;
+	/* default_permissions lets the kernel refuse forbidden opens from
+	 * the mode bits the view shows, sparing two round trips per file;
+	 * the view still checks every read and write itself. */
+	struct view_config vc = {
+		.project_fd = project_fd,
+		.delta = delta,
+		.policy = policy,
+		.kernel_permissions = true,
+	};
+	if (view_new(&vc, &view, &err) < 0)
+		goto fail;
+	struct sandbox_config sc = {
+		.argv = o.argv,
+		.envp = env.v,
+		.workdir = workdir,
+		.net_host = o.net_host,
+		.fuse_options = "default_permissions",
+	};
+	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
+		goto fail;
+	if (view_start(view, steal_fd(&fuse_fd), &err) < 0)
+		goto fail;
+	if (sandbox_exec(sb, &err) < 0)
+		goto fail;
+	ran = true;
+	if (sandbox_wait(sb, o.timeout, &res, &err) < 0)
+		goto fail;
+
+	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
+	view_stop(view);
+	view_free(steal_pointer(&view));
+	if (res.timed_out)
+		error_msg("command timed out after %gs", o.timeout);
+	else if (res.exec_errno)
+		error_msg("cannot run '%s': %s", o.argv[0], strerror(res.exec_errno));
+	code = finish_changes(o.changes, delta, project_fd, o.dir);
+	if (code == 0)
+		code = res.exit_code;
+	goto out;
+
+fail:
+	print_err(&err);
+	code = err.exit_code ? err.exit_code : AF_EXIT_FAILURE;
+	sandbox_free(steal_pointer(&sb));
+	if (fuse_fd >= 0)
+		close(fuse_fd);
+	if (view) {
+		view_stop(view);
+		view_free(steal_pointer(&view));
+	}
+	/* The command may have written before agentfense failed: honour
+	 * --changes; if it never ran there is nothing to keep. */
+	if (delta) {
+		if (ran)
+			finish_changes(o.changes, delta, project_fd, o.dir);
+		else if (delta_remove(delta, &err) < 0)
+			print_err(&err);
+	}
+out:
+	delta_free(delta);
+	policy_free(policy);
+	policy_options_free(&o.po);
+	env_free(&env);
+	free(o.envs);
+	return code;
+}

@@ -1,0 +1,356 @@
+/* copyup.c - placing objects in the delta for the view (see copyup.h). */
+#include "copyup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void copyup_thread_init(void)
+{
+	static __thread bool done;
+	if (done)
+		return;
+	done = true;
+	/* a private fs context so umask(0) stays in this thread */
+	if (unshare(CLONE_FS) == 0)
+		umask(0);
+}
+
+void copyup_tmpname(struct copyup_ctx *c, char *buf, size_t size)
+{
+	unsigned long n = __atomic_add_fetch(&c->seq, 1, __ATOMIC_RELAXED);
+	snprintf(buf, size, "cu.%d.%lu", (int)getpid(), n);
+}
+
+void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
+		      const struct stat *lst)
+{
+	autofree char *path = node_path(c->table, dir, name);
+	delta_note_base(c->delta, path, lst);
+}
+
+/* Copy len bytes from in to out: reflink, then copy_file_range, then
+ * read/write.  Returns 0 or -errno. */
+static int copy_data(int in, int out, off_t len)
+{
+	if (len == 0)
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	off_t done = 0;
+	while (done < len) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(len - done), 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (done == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+					  errno == EOPNOTSUPP || errno == EPERM))
+				break;
+			return -errno;
+		}
+		if (n == 0)
+			return 0; /* the file shrank meanwhile */
+		done += n;
+	}
+	if (done >= len)
+		return 0;
+	static const size_t bufsize = 1 << 17;
+	autofree char *buf = xmalloc(bufsize);
+	for (;;) {
+		ssize_t n = read(in, buf, bufsize);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return 0;
+		int r = write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+static void copy_times_fd(int fd, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	(void)futimens(fd, ts);
+}
+
+/* Build a copy of the lower regular file (lpfd, name) in work/ and link
+ * it at (upfd, name).  Returns 0 or -errno. */
+static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const struct stat *st,
+			int upfd, bool with_data)
+{
+	autoclose int in = -1;
+	if (with_data && st->st_size > 0) {
+		in = openat(lpfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		if (in < 0)
+			return -errno;
+	}
+	char tmp[64];
+	autoclose int out = -1;
+	bool named = __atomic_load_n(&c->no_tmpfile, __ATOMIC_RELAXED);
+	if (!named) {
+		out = openat(c->work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (out < 0) {
+			if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+				return -errno;
+			__atomic_store_n(&c->no_tmpfile, true, __ATOMIC_RELAXED);
+			named = true;
+		}
+	}
+	if (named) {
+		copyup_tmpname(c, tmp, sizeof(tmp));
+		out = openat(c->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (out < 0)
+			return -errno;
+	}
+	int r = 0;
+	if (in >= 0)
+		r = copy_data(in, out, st->st_size);
+	if (r == 0) {
+		if (fchown(out, st->st_uid, st->st_gid) < 0) {
+			/* best effort: only root may give files away */
+		}
+		if (fchmod(out, st->st_mode & 07777) < 0)
+			r = -errno;
+	}
+	if (r == 0)
+		copy_times_fd(out, st);
+	if (r == 0) {
+		if (named) {
+			if (renameat2(c->work_fd, tmp, upfd, name, RENAME_NOREPLACE) < 0)
+				r = -errno;
+		} else {
+			char proc[64];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", out);
+			if (linkat(AT_FDCWD, proc, upfd, name, AT_SYMLINK_FOLLOW) < 0)
+				r = -errno;
+		}
+	}
+	if (r < 0 && named)
+		unlinkat(c->work_fd, tmp, 0);
+	return r;
+}
+
+/* Returns 0 or -errno. */
+static int copy_symlink(int lpfd, const char *name, const struct stat *st, int upfd)
+{
+	char target[PATH_MAX + 1];
+	ssize_t n = readlinkat(lpfd, name, target, PATH_MAX);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	if (symlinkat(target, upfd, name) < 0)
+		return -errno;
+	if (fchownat(upfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* best effort, as for files */
+	}
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	(void)utimensat(upfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+int copyup_dir(struct copyup_ctx *c, struct node *dir)
+{
+	if (node_upper(dir) >= 0)
+		return 0;
+	if (!dir->lparent || dir->lower_fd < 0)
+		return -EIO; /* only the root lacks a parent, and it has an upper */
+	int r = copyup_dir(c, dir->lparent);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&dir->lock);
+	if (node_upper(dir) >= 0)
+		goto out;
+	if (!__atomic_load_n(&dir->hashed, __ATOMIC_RELAXED)) {
+		r = -ENOENT;
+		goto out;
+	}
+	struct stat st;
+	if (fstatat(dir->lower_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out;
+	}
+	int pu = node_upper(dir->lparent);
+	if (mkdirat(pu, dir->lname, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	int fd = openat(pu, dir->lname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ENOTDIR ? -ENOENT : -errno;
+		goto out;
+	}
+	struct timespec ts[2] = { st.st_atim, st.st_mtim };
+	(void)utimensat(fd, "", ts, AT_EMPTY_PATH);
+	node_set_upper(dir, fd);
+out:
+	pthread_mutex_unlock(&dir->lock);
+	return r;
+}
+
+int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data)
+{
+	if (node_upper(n) >= 0)
+		return 0;
+	if (S_ISDIR(n->type))
+		return copyup_dir(c, n);
+	struct node *p = n->lparent;
+	if (!p)
+		return -EIO;
+	int r = copyup_dir(c, p);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&n->lock);
+	if (node_upper(n) >= 0)
+		goto out;
+	if (!__atomic_load_n(&n->hashed, __ATOMIC_RELAXED)) {
+		r = -ENOENT; /* deleted: its path must not come back */
+		goto out;
+	}
+	struct stat st;
+	if (fstatat(p->lower_fd, n->lname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out;
+	}
+	copyup_note_base(c, p, n->lname, &st);
+	int pu = node_upper(p);
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG:
+		r = copy_regular(c, p->lower_fd, n->lname, &st, pu, with_data);
+		break;
+	case S_IFLNK:
+		r = copy_symlink(p->lower_fd, n->lname, &st, pu);
+		break;
+	case S_IFIFO:
+	case S_IFSOCK:
+		r = mknodat(pu, n->lname, st.st_mode, 0) < 0 ? -errno : 0;
+		if (r == 0) {
+			struct timespec ts[2] = { st.st_atim, st.st_mtim };
+			(void)utimensat(pu, n->lname, ts, AT_SYMLINK_NOFOLLOW);
+		}
+		break;
+	default:
+		r = -EPERM; /* device nodes cannot be created unprivileged */
+		break;
+	}
+	if (r < 0)
+		goto out;
+	int fd = openat(pu, n->lname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	node_set_upper(n, fd);
+out:
+	pthread_mutex_unlock(&n->lock);
+	return r;
+}
+
+int copyup_clear_whiteouts(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+			continue;
+		struct stat st;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && delta_is_whiteout(&st) &&
+		    unlinkat(fd, de->d_name, 0) < 0 && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
+void copyup_discard(struct copyup_ctx *c, const char *name)
+{
+	struct stat st;
+	if (fstatat(c->work_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		unlinkat(c->work_fd, name, 0);
+		return;
+	}
+	int fd = openat(c->work_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		copyup_clear_whiteouts(fd);
+		close(fd);
+	}
+	unlinkat(c->work_fd, name, AT_REMOVEDIR);
+}
+
+int copyup_whiteout(struct copyup_ctx *c, struct node *dir, const char *name, bool has_upper)
+{
+	int r = copyup_dir(c, dir);
+	if (r < 0)
+		return r;
+	int pu = node_upper(dir);
+	if (!has_upper) {
+		if (mknodat(pu, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
+			return -errno;
+		return 0;
+	}
+	/* move the upper entry out of the way leaving a whiteout in one step */
+	char tmp[64];
+	copyup_tmpname(c, tmp, sizeof(tmp));
+	if (renameat2(pu, name, c->work_fd, tmp, RENAME_WHITEOUT) < 0) {
+		if (errno != EINVAL)
+			return -errno;
+		/* filesystem without RENAME_WHITEOUT: two steps */
+		if (renameat(pu, name, c->work_fd, tmp) < 0)
+			return -errno;
+		if (mknodat(pu, name, S_IFCHR | 0000, makedev(0, 0)) < 0) {
+			r = -errno;
+			renameat(c->work_fd, tmp, pu, name);
+			return r;
+		}
+	}
+	copyup_discard(c, tmp);
+	return 0;
+}
+
+int copyup_hide_lower(int newfd, int lowerfd)
+{
+	int fd = openat(lowerfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (mknodat(newfd, de->d_name, S_IFCHR | 0000, makedev(0, 0)) < 0 && errno != EEXIST) {
+			r = -errno;
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}

@@ -1,0 +1,115 @@
+/* node.h - the inode table of a view.
+ *
+ * A node is what the kernel knows as a FUSE inode: its nodeid is the
+ * node's address (the root is FUSE_ROOT_ID).  Nodes are deduplicated by
+ * (parent, name) so one view path has one node, and each node carries the
+ * policy decision for its path, computed once at lookup.
+ *
+ * Backing objects.  A node may have an object in the project (lower) and
+ * one in the delta (upper).  To keep file descriptors few, only
+ * directories hold an O_PATH fd of their lower object; a lower file is
+ * reached as (lparent->lower_fd, lname) by single-component *at() calls
+ * with AT_SYMLINK_NOFOLLOW/O_NOFOLLOW.  That pair never changes: a node
+ * whose path moves (rename) is copied up first, and from then on every
+ * access goes through upper_fd.  upper_fd, once set, never changes.
+ *
+ * Locking: the table mutex guards the hash chains, parent/name, refcounts
+ * and lookup counts (held only for short, syscall-free sections); the node
+ * mutex serializes creation of the node's upper object (copy-up). */
+#ifndef AF_NODE_H
+#define AF_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "policy.h"
+
+/* st_ino of objects that exist only in the delta: the upper inode number
+ * with the top bit set, so it cannot collide with a project inode. */
+#define NODE_UPPER_INO_BIT (1ULL << 63)
+
+struct node {
+	struct node *parent;  /* current parent (holds a ref); NULL for the root */
+	char *name;           /* current name; NULL for the root */
+	struct node *lparent; /* parent at creation (holds a ref); NULL for the root */
+	char *lname;          /* name at creation, immutable */
+	struct node *hnext;   /* hash chain */
+	struct node *all_prev, *all_next; /* every live node, for teardown */
+	bool hashed;          /* reachable by (parent, name); false once deleted or replaced */
+
+	uint64_t refs;    /* children, lparent links, kernel lookups (as one) */
+	uint64_t nlookup; /* kernel lookup count */
+
+	uint64_t ino;          /* st_ino reported to the sandbox */
+	mode_t type;           /* S_IFMT bits */
+	enum level level;      /* decision for the path at lookup */
+	bool traversable;
+
+	pthread_mutex_t lock; /* serializes copy-up */
+	int lower_fd;         /* O_PATH fd of the lower directory, or -1 */
+	int upper_fd;         /* O_PATH fd of the upper object, or -1; set once */
+	void *listing;        /* directory read without a FUSE opendir: the
+	                         view's snapshot, guarded by lock */
+};
+
+
+struct node_table {
+	pthread_mutex_t lock;
+	struct node **buckets;
+	size_t nbuckets;
+	size_t count;
+	struct node *all; /* every node but the root */
+	void (*listing_free)(void *listing); /* frees node->listing */
+	struct node root;
+};
+
+/* Initialize the table; root takes ownership of lower_fd and upper_fd. */
+void node_table_init(struct node_table *t, int lower_fd, int upper_fd, uint64_t root_ino,
+		     const struct decision *root_dec);
+/* Free every node (the connection is gone) and close their fds. */
+void node_table_destroy(struct node_table *t);
+
+/* Find the live node (parent, name) and add one kernel lookup to it.
+ * Returns NULL if absent. */
+struct node *node_find_lookup(struct node_table *t, struct node *parent, const char *name);
+/* Find without taking a lookup (for readdir's inode numbers); copies
+ * the node's ino into *ino.  Returns true if present. */
+bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino);
+
+/* Insert a fresh node (fds owned by the node) with one kernel lookup, or,
+ * if another thread inserted (parent, name) meanwhile, free the fresh one
+ * and return the existing one with a lookup added. */
+struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
+			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
+			 int upper_fd);
+
+/* Drop n kernel lookups; frees the node when nothing refers to it. */
+void node_forget(struct node_table *t, struct node *node, uint64_t n);
+
+/* Remove (parent, name) from the table: the path was deleted or
+ * replaced.  The node lives on for the kernel until forgotten. */
+void node_unhash(struct node_table *t, struct node *parent, const char *name);
+/* Move node to (newparent, newname), unhashing whatever was there. */
+void node_move(struct node_table *t, struct node *node, struct node *newparent,
+	       const char *newname);
+
+/* The view path of node ("" for the root, "a/b" otherwise), malloc'd;
+ * with child != NULL, the path of that child name below node. */
+char *node_path(struct node_table *t, struct node *node, const char *child);
+
+/* Publish an upper fd (caller holds node->lock and checked it unset). */
+void node_set_upper(struct node *node, int fd);
+static inline int node_upper(struct node *node)
+{
+	return __atomic_load_n(&node->upper_fd, __ATOMIC_ACQUIRE);
+}
+
+static inline bool node_visible(const struct node *n)
+{
+	return n->level >= LEVEL_VIEW || n->traversable;
+}
+
+#endif

@@ -1,0 +1,197 @@
+#!/usr/bin/env bats
+# The copy-on-write delta: sync, discard, keep, conflicts, concurrent runs,
+# and the project never touched while the command runs.
+
+load helper
+
+# kept_path: the run directory a `--changes keep` run printed, from $output.
+kept_path() {
+	sed -n "s/^agentfense: .*kept in '\\(.*\\)'\$/\\1/p" <<<"$output" | tail -n 1
+}
+
+@test "sync writes back new, modified, deleted, renamed files, links and modes" {
+	run --separate-stderr af run -p development "$P" -- sh -c 'cd /workspace
+echo new > new.txt
+mkdir -p newdir/sub && echo n > newdir/sub/f
+echo mod > README.md
+printf more >> docs/guide.txt
+rm docs/notes.md
+rm -r src/lib
+mv a/readme.txt a/renamed.txt
+ln -s README.md newlink
+chmod 755 src/main.c
+touch -d @1000000000 config/app.json'
+	assert_status 0
+	[ "$(cat "$P/new.txt")" = new ]
+	[ "$(cat "$P/newdir/sub/f")" = n ]
+	[ "$(cat "$P/README.md")" = mod ]
+	[ "$(cat "$P/docs/guide.txt")" = "guide
+more" ]
+	[ ! -e "$P/docs/notes.md" ]
+	[ ! -e "$P/src/lib" ]
+	[ ! -e "$P/a/readme.txt" ]
+	[ "$(cat "$P/a/renamed.txt")" = a-readme ]
+	[ "$(readlink "$P/newlink")" = README.md ]
+	[ "$(stat -c %a "$P/src/main.c")" = 755 ]
+	[ "$(stat -c %Y "$P/config/app.json")" = 1000000000 ]
+	# hidden files are untouched, and a clean sync leaves no delta behind
+	[ "$(cat "$P/.env")" = "SECRET=${SECRET_MARK}_env" ]
+	[ "$(cat "$P/a/.env.local")" = "SECRET=${SECRET_MARK}_env_local" ]
+	refute_contains "$stderr" "conflict:"
+	refute_contains "$stderr" " 1 conflict"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "sync: a directory replaced by a new one keeps none of the old entries" {
+	run --separate-stderr af run -p development "$P" -- sh -c 'cd /workspace
+rm -r src && mkdir src && echo only > src/only.c
+rm -r docs && echo file > docs
+rm README.md && mkdir README.md && echo in > README.md/f'
+	assert_status 0
+	assert_eq "only.c" "$(ls -A "$P/src")"
+	[ "$(cat "$P/docs")" = file ]
+	[ "$(cat "$P/README.md/f")" = in ]
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "sync: a hidden entry in a directory keeps the directory" {
+	run af run -e LC_ALL=C -p development "$P" -- sh -c 'rm -rf /workspace/a; ls -A /workspace/a'
+	assert_status 0
+	[ ! -e "$P/a/readme.txt" ]
+	[ ! -e "$P/a/b/c/code.py" ]
+	[ "$(cat "$P/a/.env.local")" = "SECRET=${SECRET_MARK}_env_local" ]
+	[ "$(cat "$P/a/b/c/.env")" = "SECRET=${SECRET_MARK}_deep_env" ]
+}
+
+@test "sync applies the changes even when the command fails" {
+	run af run "$P" -- sh -c 'echo x > /workspace/output/x; exit 3'
+	assert_status 3
+	[ "$(cat "$P/output/x")" = x ]
+}
+
+@test "a small change to a large file copies it up whole" {
+	head -c 3000000 /dev/urandom >"$P/output/big"
+	cp "$P/output/big" "$T/big.orig"
+	run af run "$P" -- sh -c 'printf XYZ | dd of=/workspace/output/big bs=1 seek=1500000 conv=notrunc status=none'
+	assert_status 0
+	printf XYZ | dd of="$T/big.orig" bs=1 seek=1500000 conv=notrunc status=none
+	cmp "$P/output/big" "$T/big.orig"
+}
+
+@test "discard leaves the project untouched and no delta behind" {
+	local before
+	before=$(tree_sig "$P")
+	run af run --changes discard -p development "$P" -- sh -c 'cd /workspace; echo x > new; echo y > README.md; rm -r src; chmod 600 docs/guide.txt; mkdir d'
+	assert_status 0
+	assert_eq "" "$output"
+	assert_eq "$before" "$(tree_sig "$P")"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "keep prints where the delta is and leaves the project untouched" {
+	local before d
+	before=$(tree_sig "$P")
+	run --separate-stderr af run --changes keep -p development "$P" -- sh -c 'cd /workspace; echo kept > output/k; rm docs/notes.md; echo mod > README.md'
+	assert_status 0
+	assert_eq "$before" "$(tree_sig "$P")"
+	output=$stderr
+	d=$(kept_path)
+	[ -n "$d" ]
+	[ "$(dirname "$d")" = "$RUNS" ]
+	[ "$(cat "$d/upper/output/k")" = kept ]
+	[ "$(cat "$d/upper/README.md")" = mod ]
+	[ "$(stat -c '%F %t:%T' "$d/upper/docs/notes.md")" = "character special file 0:0" ]
+	[ "$(runs_count)" = 1 ]
+}
+
+@test "conflict: the host changed a file after the sandbox copied it" {
+	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox-v1 > /workspace/README.md; echo other > /workspace/output/other; echo ready; sleep 0.6; echo sandbox-v2 > /workspace/README.md'
+	wait_for_line "$T/out" ready
+	echo host-version >"$P/README.md"
+	local st=0
+	wait "$BG_PID" || st=$?
+	output=$(cat "$T/out")
+	[ "$st" = 0 ]
+	assert_contains "$output" "conflict"
+	assert_contains "$output" "README.md"
+	# the project keeps its version, other changes are synced
+	[ "$(cat "$P/README.md")" = host-version ]
+	[ "$(cat "$P/output/other")" = other ]
+	# the sandbox's version stays in the kept delta
+	[ "$(runs_count)" = 1 ]
+	[ "$(cat "$RUNS"/*/upper/README.md)" = sandbox-v2 ]
+}
+
+@test "conflict: the host deleted a file the sandbox changed" {
+	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox > /workspace/docs/guide.txt; echo ready; sleep 0.6'
+	wait_for_line "$T/out" ready
+	rm "$P/docs/guide.txt"
+	local st=0
+	wait "$BG_PID" || st=$?
+	[ "$st" = 0 ]
+	assert_contains "$(cat "$T/out")" "conflict"
+	[ ! -e "$P/docs/guide.txt" ]
+	[ "$(cat "$RUNS"/*/upper/docs/guide.txt)" = sandbox ]
+}
+
+@test "no conflict: a file changed only on the host keeps the host's version" {
+	bg_af "$T/out" run -p development "$P" -- sh -c 'cat /workspace/docs/guide.txt >/dev/null; echo new > /workspace/output/n; echo ready; sleep 0.5'
+	wait_for_line "$T/out" ready
+	echo host >"$P/docs/guide.txt"
+	wait "$BG_PID"
+	refute_contains "$(cat "$T/out")" "conflict:"
+	[ "$(cat "$P/docs/guide.txt")" = host ]
+	[ "$(cat "$P/output/n")" = new ]
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "the project is never modified while the command runs" {
+	local before
+	before=$(tree_sig "$P")
+	bg_af "$T/out" run -p development "$P" -- sh -c 'cd /workspace; echo mod > README.md; rm docs/notes.md; echo new > output/n; mkdir newd; chmod 600 src/main.c; mv a/readme.txt a/r2; echo ready; sleep 0.5'
+	wait_for_line "$T/out" ready
+	assert_eq "$before" "$(tree_sig "$P")"
+	wait "$BG_PID"
+	[ "$(cat "$P/README.md")" = mod ]
+	[ -d "$P/newd" ]
+	[ ! -e "$P/docs/notes.md" ]
+}
+
+@test "two concurrent runs over the same project each get their own delta" {
+	local before d1 d2
+	before=$(tree_sig "$P")
+	bg_af "$T/out1" run --changes keep "$P" -- sh -c 'echo one > /workspace/output/one; echo ready; sleep 0.6; ls /workspace/output'
+	local p1=$BG_PID
+	wait_for_line "$T/out1" ready
+	bg_af "$T/out2" run --changes keep "$P" -- sh -c 'echo two > /workspace/output/two; echo ready; ls /workspace/output'
+	local p2=$BG_PID
+	wait "$p1"
+	wait "$p2"
+	output=$(cat "$T/out1")
+	assert_contains "$output" "ready
+one"
+	refute_contains "$output" "two"
+	d1=$(kept_path)
+	output=$(cat "$T/out2")
+	assert_contains "$output" "ready
+two"
+	refute_contains "$output" "one"
+	d2=$(kept_path)
+	[ -n "$d1" ] && [ -n "$d2" ] && [ "$d1" != "$d2" ]
+	assert_eq "one" "$(ls "$d1/upper/output")"
+	assert_eq "two" "$(ls "$d2/upper/output")"
+	assert_eq "$before" "$(tree_sig "$P")"
+}
+
+@test "two concurrent runs syncing different files both land" {
+	bg_af "$T/out1" run "$P" -- sh -c 'echo one > /workspace/output/one; echo ready; sleep 0.4'
+	local p1=$BG_PID
+	wait_for_line "$T/out1" ready
+	bg_af "$T/out2" run "$P" -- sh -c 'echo two > /workspace/output/two'
+	local p2=$BG_PID
+	wait "$p1"
+	wait "$p2"
+	[ "$(cat "$P/output/one")" = one ]
+	[ "$(cat "$P/output/two")" = two ]
+	[ "$(runs_count)" = 0 ]
+}
