@@ -542,6 +542,11 @@ int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct 
 		return af_err_set(err, errno, "cannot sync '%s' to the project: %s", delta_path(d),
 				  strerror(errno));
 
+	/* the sandbox may have taken our own permissions away from upper/
+	 * itself (chmod 0 /workspace): we must list and empty it */
+	if ((ust.st_mode & S_IRWXU) != S_IRWXU)
+		(void)fchmod(delta_upper_fd(d), (ust.st_mode & 07777) | S_IRWXU);
+
 	/* the root itself: its mode and times are the sandbox's only if it
 	 * changed them (base record "") */
 	struct delta_base b;

@@ -222,3 +222,63 @@ rmdir secrets.nothere: ENOENT"
 	[ "${lines[0]}" -le 4 ]
 	[ "${lines[2]}" = "PPid:	0" ]
 }
+
+@test "odd names, long names and deep trees work and sync back" {
+	run --separate-stderr af run "$P" -- python3 -c '
+import errno, os
+os.chdir("/workspace/output")
+names = ["sp ace", "new\nline", "tab\there", "uni-\u00e9\u4e2d", "-dash", "x" * 255, "..x", "a=b@c"]
+for n in names:
+    with open(n, "w") as f:
+        f.write(n)
+try:
+    open("y" * 256, "w")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+d = "deep"
+for i in range(60):
+    d = os.path.join(d, "d%d" % i)
+os.makedirs(d)
+open(os.path.join(d, "leaf"), "w").write("leaf")
+print(sorted(os.listdir(".")) == sorted(names + ["deep"]))
+'
+	assert_status 0
+	assert_output "ENAMETOOLONG
+True"
+	[ "$(cat "$P/output/new
+line")" = "new
+line" ]
+	[ "$(cat "$P/output/$(printf 'x%.0s' $(seq 255))")" = "$(printf 'x%.0s' $(seq 255))" ]
+	[ "$(find "$P/output/deep" -name leaf -printf '%d ' -exec cat {} \;)" = "61 leaf" ]
+}
+
+@test "concurrent operations from many threads never break the view" {
+	run af run --changes discard -p development "$P" -- python3 -c '
+import os, threading
+os.chdir("/workspace")
+errors = []
+def worker(k):
+    try:
+        for i in range(150):
+            p = "output/t%d-%d" % (k, i % 7)
+            with open(p, "w") as f:
+                f.write("x" * i)
+            os.rename(p, p + ".r")
+            os.listdir("output")
+            try:
+                os.stat(".env")
+            except FileNotFoundError:
+                pass
+            with open("README.md") as f:
+                f.read()
+            os.unlink(p + ".r")
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(errors or "ok", sorted(os.listdir("output")))
+'
+	assert_status 0
+	assert_output "ok []"
+}

@@ -232,3 +232,37 @@ load helper
 	run --separate-stderr af preset show nosuchpreset
 	assert_error 2 "'nosuchpreset'"
 }
+
+# The environment problems below are simulated in a user and mount
+# namespace of the test's own (unshare -r), where /dev/fuse or the user
+# namespace limit can be changed without privileges.
+need_unshare() {
+	unshare -rm true 2>/dev/null || skip "unshare -rm is not available here to simulate the environment"
+}
+
+@test "user namespaces disabled: exit 125 and a hint naming the sysctl" {
+	need_unshare
+	run --separate-stderr unshare -r sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec env AF_TEST_MARK="$1" "$AGENTFENSE" run --changes discard "$2" -- true' sh "$T" "$P"
+	assert_error 125
+	assert_contains "$stderr" "user.max_user_namespaces"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "/dev/fuse missing: exit 125 naming it" {
+	need_unshare
+	mkdir "$T/emptydev"
+	run --separate-stderr unshare -rm sh -c 'mount --bind "$3" /dev && exec env AF_TEST_MARK="$1" "$AGENTFENSE" run --changes discard "$2" -- true' sh "$T" "$P" "$T/emptydev"
+	assert_error 125 "'/dev/fuse'" "No such file or directory"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "/dev/fuse not accessible: exit 125 naming it, with a hint" {
+	need_unshare
+	command -v setpriv >/dev/null || skip "setpriv (util-linux) is needed to drop capabilities"
+	: >"$T/fuse"
+	chmod 000 "$T/fuse"
+	run --separate-stderr unshare -rm sh -c 'mount --bind "$3" /dev/fuse && exec setpriv --bounding-set=-all --inh-caps=-all --securebits=+noroot,+noroot_locked env AF_TEST_MARK="$1" "$AGENTFENSE" run --changes discard "$2" -- true' sh "$T" "$P" "$T/fuse"
+	assert_error 125 "'/dev/fuse'" "Permission denied"
+	assert_contains "$stderr" "hint: "
+	[ "$(runs_count)" = 0 ]
+}

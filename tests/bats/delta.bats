@@ -4,6 +4,10 @@
 
 load helper
 
+# The sandboxed commands below that must wait for the test do so until
+# SIGTERM, which agentfense forwards to them: no timing window.
+WAIT_TERM='trap "exit 0" TERM; echo ready; while :; do sleep 0.02; done'
+
 # kept_path: the run directory a `--changes keep` run printed, from $output.
 kept_path() {
 	sed -n "s/^agentfense: .*kept in '\\(.*\\)'\$/\\1/p" <<<"$output" | tail -n 1
@@ -105,9 +109,10 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 }
 
 @test "conflict: the host changed a file after the sandbox copied it" {
-	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox-v1 > /workspace/README.md; echo other > /workspace/output/other; echo ready; sleep 0.6; echo sandbox-v2 > /workspace/README.md'
+	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox-v1 > /workspace/README.md; echo other > /workspace/output/other; trap "echo sandbox-v2 > /workspace/README.md; exit 0" TERM; echo ready; while :; do sleep 0.02; done'
 	wait_for_line "$T/out" ready
 	echo host-version >"$P/README.md"
+	kill -TERM "$BG_PID"
 	local st=0
 	wait "$BG_PID" || st=$?
 	output=$(cat "$T/out")
@@ -123,9 +128,10 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 }
 
 @test "conflict: the host deleted a file the sandbox changed" {
-	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox > /workspace/docs/guide.txt; echo ready; sleep 0.6'
+	bg_af "$T/out" run -p development "$P" -- sh -c 'echo sandbox > /workspace/docs/guide.txt; '"$WAIT_TERM"
 	wait_for_line "$T/out" ready
 	rm "$P/docs/guide.txt"
+	kill -TERM "$BG_PID"
 	local st=0
 	wait "$BG_PID" || st=$?
 	[ "$st" = 0 ]
@@ -135,9 +141,10 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 }
 
 @test "no conflict: a file changed only on the host keeps the host's version" {
-	bg_af "$T/out" run -p development "$P" -- sh -c 'cat /workspace/docs/guide.txt >/dev/null; echo new > /workspace/output/n; echo ready; sleep 0.5'
+	bg_af "$T/out" run -p development "$P" -- sh -c 'cat /workspace/docs/guide.txt >/dev/null; echo new > /workspace/output/n; '"$WAIT_TERM"
 	wait_for_line "$T/out" ready
 	echo host >"$P/docs/guide.txt"
+	kill -TERM "$BG_PID"
 	wait "$BG_PID"
 	refute_contains "$(cat "$T/out")" "conflict:"
 	[ "$(cat "$P/docs/guide.txt")" = host ]
@@ -148,9 +155,10 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 @test "the project is never modified while the command runs" {
 	local before
 	before=$(tree_sig "$P")
-	bg_af "$T/out" run -p development "$P" -- sh -c 'cd /workspace; echo mod > README.md; rm docs/notes.md; echo new > output/n; mkdir newd; chmod 600 src/main.c; mv a/readme.txt a/r2; echo ready; sleep 0.5'
+	bg_af "$T/out" run -p development "$P" -- sh -c 'cd /workspace; echo mod > README.md; rm docs/notes.md; echo new > output/n; mkdir newd; chmod 600 src/main.c; mv a/readme.txt a/r2; '"$WAIT_TERM"
 	wait_for_line "$T/out" ready
 	assert_eq "$before" "$(tree_sig "$P")"
+	kill -TERM "$BG_PID"
 	wait "$BG_PID"
 	[ "$(cat "$P/README.md")" = mod ]
 	[ -d "$P/newd" ]
@@ -160,13 +168,14 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 @test "two concurrent runs over the same project each get their own delta" {
 	local before d1 d2
 	before=$(tree_sig "$P")
-	bg_af "$T/out1" run --changes keep "$P" -- sh -c 'echo one > /workspace/output/one; echo ready; sleep 0.6; ls /workspace/output'
+	bg_af "$T/out1" run --changes keep "$P" -- sh -c 'echo one > /workspace/output/one; trap "ls /workspace/output; exit 0" TERM; echo ready; while :; do sleep 0.02; done'
 	local p1=$BG_PID
 	wait_for_line "$T/out1" ready
 	bg_af "$T/out2" run --changes keep "$P" -- sh -c 'echo two > /workspace/output/two; echo ready; ls /workspace/output'
 	local p2=$BG_PID
-	wait "$p1"
 	wait "$p2"
+	kill -TERM "$p1"
+	wait "$p1"
 	output=$(cat "$T/out1")
 	assert_contains "$output" "ready
 one"
@@ -184,13 +193,14 @@ two"
 }
 
 @test "two concurrent runs syncing different files both land" {
-	bg_af "$T/out1" run "$P" -- sh -c 'echo one > /workspace/output/one; echo ready; sleep 0.4'
+	bg_af "$T/out1" run "$P" -- sh -c 'echo one > /workspace/output/one; '"$WAIT_TERM"
 	local p1=$BG_PID
 	wait_for_line "$T/out1" ready
 	bg_af "$T/out2" run "$P" -- sh -c 'echo two > /workspace/output/two'
 	local p2=$BG_PID
-	wait "$p1"
 	wait "$p2"
+	kill -TERM "$p1"
+	wait "$p1"
 	[ "$(cat "$P/output/one")" = one ]
 	[ "$(cat "$P/output/two")" = two ]
 	[ "$(runs_count)" = 0 ]

@@ -41,7 +41,7 @@ af_setup() {
 }
 
 af_teardown() {
-	local bad= p left i
+	local bad="" p left="" i
 	# Background runs a test started must be over by now.
 	for p in $BG_PIDS; do
 		if kill -0 "$p" 2>/dev/null; then
@@ -69,7 +69,7 @@ af_teardown() {
 		bad+="a mount under the test directory is left:"$'\n'"$(grep -F -- "$T" /proc/self/mountinfo)"$'\n'
 	fi
 	chmod -R u+rwX "$T" 2>/dev/null
-	rm -rf "$T"/* "$T"/.[!.]* 2>/dev/null
+	rm -rf "${T:?}"/* "${T:?}"/.[!.]* 2>/dev/null
 	if [ -n "$bad" ]; then
 		printf 'teardown: %s' "$bad" >&2
 		return 1
