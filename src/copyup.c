@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -80,6 +81,48 @@ static int copy_data(int in, int out, off_t len)
 	}
 }
 
+/* Copy the user.* extended attributes of the object at path from to
+ * the object open as fd (any fd, O_PATH included).  follow: from is a
+ * /proc/self/fd/N magic link naming the object itself; else from's last
+ * component is never followed.  Other namespaces need privileges or mean
+ * something only on the original; best effort, as for the owner. */
+static void copy_xattrs(const char *from, bool follow, int fd)
+{
+	ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
+	ssize_t (*get)(const char *, const char *, void *, size_t) = follow ? getxattr : lgetxattr;
+	ssize_t len = list(from, NULL, 0);
+	if (len <= 0)
+		return;
+	autofree char *names = xmalloc((size_t)len);
+	len = list(from, names, (size_t)len);
+	if (len <= 0)
+		return;
+	char to[64];
+	snprintf(to, sizeof(to), "/proc/self/fd/%d", fd);
+	autofree char *val = NULL;
+	size_t cap = 0;
+	for (char *nm = names; nm < names + len; nm += strlen(nm) + 1) {
+		if (strncmp(nm, "user.", 5) != 0)
+			continue;
+		ssize_t vl = get(from, nm, NULL, 0);
+		if (vl < 0)
+			continue;
+		if ((size_t)vl > cap) {
+			cap = (size_t)vl;
+			val = xrealloc(val, cap);
+		}
+		vl = get(from, nm, val, cap);
+		if (vl >= 0)
+			(void)setxattr(to, nm, val, (size_t)vl, 0);
+	}
+}
+
+/* "/proc/self/fd/DIRFD/NAME" into buf: name in the directory dirfd. */
+static void at_path(char *buf, size_t size, int dirfd, const char *name)
+{
+	snprintf(buf, size, "/proc/self/fd/%d/%s", dirfd, name);
+}
+
 static void copy_times_fd(int fd, const struct stat *st)
 {
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
@@ -125,8 +168,12 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 		if (fchmod(out, st->st_mode & 07777) < 0)
 			r = -errno;
 	}
-	if (r == 0)
+	if (r == 0) {
+		char from[PATH_MAX + 32];
+		at_path(from, sizeof(from), lpfd, name);
+		copy_xattrs(from, false, out);
 		copy_times_fd(out, st);
+	}
 	if (r == 0) {
 		if (named) {
 			if (renameat2(c->work_fd, tmp, upfd, name, RENAME_NOREPLACE) < 0)
@@ -161,6 +208,66 @@ static int copy_symlink(int lpfd, const char *name, const struct stat *st, int u
 	return 0;
 }
 
+/* Copy the lower non-directory (lpfd, name), lstat'ed as *st, to (upfd,
+ * name).  Returns 0 or -errno. */
+static int copy_nondir(struct copyup_ctx *c, int lpfd, const char *name, const struct stat *st,
+		       int upfd, bool with_data)
+{
+	int r;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		return copy_regular(c, lpfd, name, st, upfd, with_data);
+	case S_IFLNK:
+		return copy_symlink(lpfd, name, st, upfd);
+	case S_IFIFO:
+	case S_IFSOCK:
+		r = mknodat(upfd, name, st->st_mode, 0) < 0 ? -errno : 0;
+		if (r == 0) {
+			struct timespec ts[2] = { st->st_atim, st->st_mtim };
+			(void)utimensat(upfd, name, ts, AT_SYMLINK_NOFOLLOW);
+		}
+		return r;
+	default:
+		return -EPERM; /* device nodes cannot be created unprivileged */
+	}
+}
+
+/* Create the upper twin of lower directory lfd at (pu, name), empty:
+ * its mode with owner rwx added, its user xattrs and times.  Returns an
+ * O_PATH fd of it or -errno. */
+static int make_upper_dir(int lfd, int pu, const char *name)
+{
+	struct stat st;
+	if (fstatat(lfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (mkdirat(pu, name, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST)
+		return -errno;
+	int fd = openat(pu, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR ? -ENOENT : -errno;
+	char from[64];
+	snprintf(from, sizeof(from), "/proc/self/fd/%d", lfd);
+	copy_xattrs(from, true, fd);
+	struct timespec ts[2] = { st.st_atim, st.st_mtim };
+	(void)utimensat(fd, "", ts, AT_EMPTY_PATH);
+	return fd;
+}
+
+int copyup_raw(struct copyup_ctx *c, int lpfd, const char *name, const struct stat *st, int upfd)
+{
+	if (!S_ISDIR(st->st_mode))
+		return copy_nondir(c, lpfd, name, st, upfd, true);
+	int lfd = openat(lpfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (lfd < 0)
+		return -errno;
+	int fd = make_upper_dir(lfd, upfd, name);
+	close(lfd);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
 int copyup_dir(struct copyup_ctx *c, struct node *dir)
 {
 	if (node_upper(dir) >= 0)
@@ -177,23 +284,11 @@ int copyup_dir(struct copyup_ctx *c, struct node *dir)
 		r = -ENOENT;
 		goto out;
 	}
-	struct stat st;
-	if (fstatat(dir->lower_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
-		goto out;
-	}
-	int pu = node_upper(dir->lparent);
-	if (mkdirat(pu, dir->lname, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) {
-		r = -errno;
-		goto out;
-	}
-	int fd = openat(pu, dir->lname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = make_upper_dir(dir->lower_fd, node_upper(dir->lparent), dir->lname);
 	if (fd < 0) {
-		r = errno == ENOTDIR ? -ENOENT : -errno;
+		r = fd;
 		goto out;
 	}
-	struct timespec ts[2] = { st.st_atim, st.st_mtim };
-	(void)utimensat(fd, "", ts, AT_EMPTY_PATH);
 	node_set_upper(dir, fd);
 out:
 	pthread_mutex_unlock(&dir->lock);
@@ -226,25 +321,7 @@ int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data)
 	}
 	copyup_note_base(c, p, n->lname, &st);
 	int pu = node_upper(p);
-	switch (st.st_mode & S_IFMT) {
-	case S_IFREG:
-		r = copy_regular(c, p->lower_fd, n->lname, &st, pu, with_data);
-		break;
-	case S_IFLNK:
-		r = copy_symlink(p->lower_fd, n->lname, &st, pu);
-		break;
-	case S_IFIFO:
-	case S_IFSOCK:
-		r = mknodat(pu, n->lname, st.st_mode, 0) < 0 ? -errno : 0;
-		if (r == 0) {
-			struct timespec ts[2] = { st.st_atim, st.st_mtim };
-			(void)utimensat(pu, n->lname, ts, AT_SYMLINK_NOFOLLOW);
-		}
-		break;
-	default:
-		r = -EPERM; /* device nodes cannot be created unprivileged */
-		break;
-	}
+	r = copy_nondir(c, p->lower_fd, n->lname, &st, pu, with_data);
 	if (r < 0)
 		goto out;
 	int fd = openat(pu, n->lname, O_PATH | O_NOFOLLOW | O_CLOEXEC);

@@ -42,6 +42,14 @@ int copyup_dir(struct copyup_ctx *c, struct node *dir);
  * Returns 0, -ENOENT for a node deleted meanwhile, or -errno. */
 int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data);
 
+/* Copy the project entry (lpfd, name), lstat'ed as *st, to (upfd, name)
+ * with no node involved (a directory move fills in a whole subtree): a
+ * directory as an empty one (as copyup_dir), a file with its data, a
+ * symlink, fifo or socket as such.  Records no base.  Returns 0, or
+ * -errno (-EPERM for a device node). */
+int copyup_raw(struct copyup_ctx *c, int lpfd, const char *name, const struct stat *st,
+	       int upfd);
+
 /* Record the base of (dir, name) before its first change: *lst if the
  * project has it, else "did not exist". */
 void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,

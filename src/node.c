@@ -1,6 +1,7 @@
 /* node.c - the inode table of a view (see node.h). */
 #include "node.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,7 +37,9 @@ void node_table_init(struct node_table *t, int lower_fd, int upper_fd, uint64_t 
 	if (!node_visible(r))
 		r->traversable = true;
 	r->lower_fd = lower_fd;
+	r->merge_fd = lower_fd;
 	r->upper_fd = upper_fd;
+	r->in_upper = true;
 	r->hashed = true;
 }
 
@@ -51,6 +54,9 @@ static void node_free_one(struct node_table *t, struct node *n)
 		close(n->lower_fd);
 	if (n->upper_fd >= 0)
 		close(n->upper_fd);
+	for (size_t i = 0; i < n->nextra; i++)
+		close(n->extra_fds[i]);
+	free(n->extra_fds);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -175,6 +181,25 @@ struct node *node_find_lookup(struct node_table *t, struct node *parent, const c
 	return n;
 }
 
+struct node *node_get(struct node_table *t, struct node *parent, const char *name)
+{
+	pthread_mutex_lock(&t->lock);
+	struct node *n = chain_find(t, parent, name);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void node_put(struct node_table *t, struct node *node)
+{
+	struct node *dead = NULL;
+	pthread_mutex_lock(&t->lock);
+	node_put_locked(t, node, &dead);
+	pthread_mutex_unlock(&t->lock);
+	free_dead(t, dead);
+}
+
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino)
 {
 	pthread_mutex_lock(&t->lock);
@@ -187,7 +212,7 @@ bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, 
 
 struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
 			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
-			 int upper_fd)
+			 int upper_fd, bool in_upper)
 {
 	struct node *n = xcalloc(1, sizeof(*n));
 	pthread_mutex_init(&n->lock, NULL);
@@ -198,7 +223,9 @@ struct node *node_insert(struct node_table *t, struct node *parent, const char *
 	n->level = dec->level;
 	n->traversable = dec->traversable;
 	n->lower_fd = lower_fd;
+	n->merge_fd = lower_fd;
 	n->upper_fd = upper_fd;
+	n->in_upper = in_upper;
 
 	pthread_mutex_lock(&t->lock);
 	struct node *old = chain_find(t, parent, name);
@@ -309,7 +336,64 @@ char *node_path(struct node_table *t, struct node *node, const char *child)
 	return buf;
 }
 
+void node_set_merge(struct node *node, int fd)
+{
+	if (fd >= 0) {
+		node->extra_fds = xrealloc(node->extra_fds, (node->nextra + 1) * sizeof(int));
+		node->extra_fds[node->nextra++] = fd;
+	}
+	__atomic_store_n(&node->merge_fd, fd, __ATOMIC_RELEASE);
+}
+
+struct subtree_ent {
+	struct node *n;
+	size_t depth;
+};
+
+static int cmp_depth(const void *a, const void *b)
+{
+	const struct subtree_ent *x = a, *y = b;
+	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
+struct node **node_subtree_dirs(struct node_table *t, struct node *node, size_t *count)
+{
+	struct subtree_ent *v = NULL;
+	size_t n = 0, cap = 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct node *m = t->all; m; m = m->all_next) {
+		if (!S_ISDIR(m->type))
+			continue;
+		size_t depth = 0;
+		struct node *a = m;
+		while (a && a != node) {
+			a = a->parent;
+			depth++;
+		}
+		if (!a)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		m->refs++;
+		v[n].n = m;
+		v[n++].depth = depth;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_depth);
+	struct node **out = xmalloc((n ? n : 1) * sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = v[i].n;
+	free(v);
+	*count = n;
+	return out;
+}
+
 void node_set_upper(struct node *node, int fd)
 {
-	__atomic_store_n(&node->upper_fd, fd, __ATOMIC_RELEASE);
+	if (fd >= 0)
+		__atomic_store_n(&node->upper_fd, fd, __ATOMIC_RELEASE);
+	__atomic_store_n(&node->in_upper, true, __ATOMIC_RELEASE);
 }

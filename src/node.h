@@ -7,15 +7,28 @@
  *
  * Backing objects.  A node may have an object in the project (lower) and
  * one in the delta (upper).  To keep file descriptors few, only
- * directories hold an O_PATH fd of their lower object; a lower file is
- * reached as (lparent->lower_fd, lname) by single-component *at() calls
- * with AT_SYMLINK_NOFOLLOW/O_NOFOLLOW.  That pair never changes: a node
- * whose path moves (rename) is copied up first, and from then on every
- * access goes through upper_fd.  upper_fd, once set, never changes.
+ * directories hold O_PATH fds (of their lower and upper objects): there
+ * are far fewer of them, and the kernel keeps a node for as long as the
+ * entry timeout (a day), so an fd per file would run a view creating a
+ * few thousand files out of descriptors.  A lower file is reached as
+ * (lparent->lower_fd, lname) by single-component *at() calls with
+ * AT_SYMLINK_NOFOLLOW/O_NOFOLLOW.  That pair never changes: a node whose
+ * path moves (rename) is copied up first.  A non-directory's upper object
+ * (in_upper) is reached the same way through its current place,
+ * (parent->upper_fd, name), which only a rename of it changes, with its
+ * lock held; several names of one upper inode (hard links) are several
+ * nodes, each reaching it by its own name.  When such an object leaves
+ * its place while the kernel may still use the node (unlink, rename onto
+ * it), it is pinned first: upper_fd then holds an O_PATH fd of it, until
+ * the node is freed (the kernel forgets an unlinked inode as soon as no
+ * one holds it open, so pins are few).
  *
  * Locking: the table mutex guards the hash chains, parent/name, refcounts
  * and lookup counts (held only for short, syscall-free sections); the node
- * mutex serializes creation of the node's upper object (copy-up). */
+ * mutex serializes creation of the node's upper object (copy-up) and,
+ * for a non-directory, guards its place: parent and name change (rename)
+ * and the object is pinned only with it held, so they may be read and
+ * used for *at() calls under it alone. */
 #ifndef AF_NODE_H
 #define AF_NODE_H
 
@@ -49,8 +62,18 @@ struct node {
 	bool traversable;
 
 	pthread_mutex_t lock; /* serializes copy-up */
-	int lower_fd;         /* O_PATH fd of the lower directory, or -1 */
-	int upper_fd;         /* O_PATH fd of the upper object, or -1; set once */
+	int lower_fd;         /* O_PATH fd of the lower directory, or -1;
+	                         reaches lower children by lname, immutable */
+	int merge_fd;         /* the lower directory merged into this one's
+	                         listing and lookups: lower_fd, until a move
+	                         of the directory re-points it at the project
+	                         directory of its new path (or -1) */
+	int *extra_fds;       /* merge_fds opened by moves; closed at free */
+	size_t nextra;
+	int upper_fd;         /* directory: O_PATH fd of the upper directory,
+	                         or -1, set once; non-directory: the pin (see
+	                         above) or -1, set once under lock */
+	bool in_upper;        /* the upper object exists (set once) */
 	void *listing;        /* directory read without a FUSE opendir: the
 	                         view's snapshot, guarded by lock */
 };
@@ -79,12 +102,18 @@ struct node *node_find_lookup(struct node_table *t, struct node *parent, const c
  * the node's ino into *ino.  Returns true if present. */
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino);
 
-/* Insert a fresh node (fds owned by the node) with one kernel lookup, or,
+/* Insert a fresh node (fds owned by the node; in_upper: the upper object
+ * exists, upper_fd then its fd for a directory) with one kernel lookup, or,
  * if another thread inserted (parent, name) meanwhile, free the fresh one
  * and return the existing one with a lookup added. */
 struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
 			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
-			 int upper_fd);
+			 int upper_fd, bool in_upper);
+
+/* Find the live node (parent, name) and take a reference to it (not a
+ * kernel lookup); release with node_put().  Returns NULL if absent. */
+struct node *node_get(struct node_table *t, struct node *parent, const char *name);
+void node_put(struct node_table *t, struct node *node);
 
 /* Drop n kernel lookups; frees the node when nothing refers to it. */
 void node_forget(struct node_table *t, struct node *node, uint64_t n);
@@ -100,12 +129,32 @@ void node_move(struct node_table *t, struct node *node, struct node *newparent,
  * with child != NULL, the path of that child name below node. */
 char *node_path(struct node_table *t, struct node *node, const char *child);
 
-/* Publish an upper fd (caller holds node->lock and checked it unset). */
+/* Publish the upper object: fd is a directory's O_PATH fd, -1 for a
+ * non-directory (caller holds node->lock and checked it unset). */
 void node_set_upper(struct node *node, int fd);
+/* A directory's upper fd, or -1 (use node_has_upper() for others). */
 static inline int node_upper(struct node *node)
 {
 	return __atomic_load_n(&node->upper_fd, __ATOMIC_ACQUIRE);
 }
+static inline bool node_has_upper(struct node *node)
+{
+	return __atomic_load_n(&node->in_upper, __ATOMIC_ACQUIRE);
+}
+
+static inline int node_merge(struct node *node)
+{
+	return __atomic_load_n(&node->merge_fd, __ATOMIC_ACQUIRE);
+}
+/* Re-point merge_fd at fd (owned by the node from now on; -1: none).
+ * The old one stays open until the node is freed, as a reader may hold
+ * it.  Callers serialize (the view's tree lock, held exclusively). */
+void node_set_merge(struct node *node, int fd);
+
+/* The directory nodes at or below node (itself included), parents
+ * before children, each with a reference taken (node_put() them), as a
+ * malloc'd array of *n entries. */
+struct node **node_subtree_dirs(struct node_table *t, struct node *node, size_t *n);
 
 static inline bool node_visible(const struct node *n)
 {

@@ -10,92 +10,45 @@
  * hides the lower entry; a directory present in both is merged (its
  * lower fd is kept for lookups below it).  Inode numbers: the project's
  * for anything that exists there (also after copy-up), the upper one with
- * the top bit set for entries the sandbox created. */
-#include "view.h"
+ * the top bit set for entries the sandbox created.
+ *
+ * This file: lookup, attributes, creation, open and I/O, the session;
+ * see view_int.h for how the rest is split. */
+#include "view_int.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
-
-#include "copyup.h"
-#include "node.h"
 
 #define DEFAULT_TIMEOUT 86400.0
 #define DEFAULT_THREADS 16
 #define MAX_IO (1U << 20)
 
-struct view {
-	struct delta *delta;
-	const struct policy *policy;
-	struct node_table table;
-	struct copyup_ctx cu;
-	double timeout;
-	unsigned max_threads;
-	bool kperm; /* view_config.kernel_permissions */
-	uid_t uid;  /* the user's own ids */
-	gid_t gid;
-	struct fuse_session *se;
-	pthread_t thread;
-	bool running;
-	int loop_ret;
-};
-
-/* The state of one open directory: a snapshot of its merged, filtered
- * entries taken at the first readdir (and again at each rewind). */
-struct dir_ent {
-	char *name;
-	uint64_t ino;
-	mode_t type;
-	struct decision dec;
-};
-struct dir_handle {
-	struct dir_ent *ents;
-	size_t n, cap;
-	bool built;
-};
-
-/* What (dir, name) is in upper and lower. */
-struct merged {
-	bool upper;    /* a non-whiteout upper entry */
-	bool whiteout; /* upper holds a whiteout */
-	bool lower;    /* the project has the name (hidden or not) */
-	struct stat ust, lst;
-};
-
-static inline bool merged_exists(const struct merged *m)
+bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,
+		  struct decision *dec)
 {
-	return m->upper || (m->lower && !m->whiteout);
-}
-static inline const struct stat *merged_st(const struct merged *m)
-{
-	return m->upper ? &m->ust : &m->lst;
-}
-
-static struct view *req_view(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-static struct node *get_node(struct view *v, fuse_ino_t ino)
-{
-	if (ino == FUSE_ROOT_ID)
-		return &v->table.root;
-	return (struct node *)(uintptr_t)ino;
+	vw_decide(v, dir, name, is_dir, dec);
+	if (dec->level != LEVEL_WRITE)
+		return false;
+	if (is_dir)
+		return true;
+	/* A rule for a directory (`hooks/`) does not match a file or
+	 * symlink of that name, yet a symlink there is followed as the
+	 * directory by whoever uses the path later (git runs the hooks
+	 * through it), and a file may be swapped for a directory at sync:
+	 * a name that would not be writable as a directory is not given to
+	 * anything else either. */
+	struct decision as_dir;
+	vw_decide(v, dir, name, true, &as_dir);
+	return as_dir.level == LEVEL_WRITE;
 }
 
 /* Returns 0 or -errno for a name the kernel passed. */
-static int check_name(const char *name)
+int vw_check_name(const char *name)
 {
 	if (name[0] == '\0' || strchr(name, '/'))
 		return -EINVAL;
@@ -106,20 +59,15 @@ static int check_name(const char *name)
 	return 0;
 }
 
-static void decide(struct view *v, struct node *dir, const char *name, bool is_dir,
+void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
 		   struct decision *out)
 {
 	autofree char *path = node_path(&v->table, dir, name);
 	policy_decide(v->policy, path, is_dir, out);
 }
 
-static bool dec_visible(const struct decision *d)
-{
-	return d->level >= LEVEL_VIEW || d->traversable;
-}
-
 /* Returns 0 or -errno. */
-static int merged_stat(struct node *dir, const char *name, struct merged *m)
+int vw_merged_stat(struct node *dir, const char *name, struct merged *m)
 {
 	memset(m, 0, sizeof(*m));
 	int pu = node_upper(dir);
@@ -133,8 +81,9 @@ static int merged_stat(struct node *dir, const char *name, struct merged *m)
 			return -errno;
 		}
 	}
-	if (dir->lower_fd >= 0) {
-		if (fstatat(dir->lower_fd, name, &m->lst, AT_SYMLINK_NOFOLLOW) == 0)
+	int lfd = node_merge(dir);
+	if (lfd >= 0) {
+		if (fstatat(lfd, name, &m->lst, AT_SYMLINK_NOFOLLOW) == 0)
 			m->lower = true;
 		else if (errno != ENOENT && errno != ENOTDIR)
 			return -errno;
@@ -153,7 +102,7 @@ static uint64_t merged_ino(const struct merged *m)
 }
 
 /* Returns 0 or -errno. */
-static int node_stat(struct view *v, struct node *n, struct stat *st)
+int vw_node_stat(struct view *v, struct node *n, struct stat *st)
 {
 	int r, ufd = node_upper(n);
 	/* the root shows as the project root, not as the delta's upper/ */
@@ -188,67 +137,110 @@ static int node_stat(struct view *v, struct node *n, struct stat *st)
 	return 0;
 }
 
-static double attr_timeout(struct view *v, const struct stat *st)
+/* Several names of one upper file (hard links made in the sandbox) are
+ * several nodes, so several kernel inodes: a change through one name is
+ * not seen in the others' caches.  For such a file the kernel must ask
+ * every time (with auto_inval_data it then also drops stale pages).  A
+ * project file with several names is never changed in place, so its
+ * attributes stay cacheable until a copy-up splits it off. */
+static bool shared_upper(struct node *n, const struct stat *st)
 {
-	/* several names for one upper file are several nodes: never let
-	 * the kernel trust a stale size or time for them */
-	if (S_ISREG(st->st_mode) && st->st_nlink > 1 && (st->st_ino & NODE_UPPER_INO_BIT))
-		return 0;
-	return v->timeout;
+	return S_ISREG(st->st_mode) && st->st_nlink > 1 && node_upper(n) >= 0;
+}
+
+double vw_attr_timeout(struct view *v, struct node *n, const struct stat *st)
+{
+	return shared_upper(n, st) ? 0 : v->timeout;
+}
+
+/* The nesting depth of this thread's shared hold of a view's tree_lock
+ * (a thread serves one view at a time). */
+static __thread unsigned tree_depth;
+
+void vw_tree_rdlock(struct view *v)
+{
+	if (tree_depth++ == 0)
+		pthread_rwlock_rdlock(&v->tree_lock);
+}
+
+void vw_tree_rdunlock(struct view *v)
+{
+	if (--tree_depth == 0)
+		pthread_rwlock_unlock(&v->tree_lock);
+}
+
+/* Create the node for (dir, name), which the table lacks, with one
+ * kernel lookup taken.  Returns it, or NULL with *err set to -errno. */
+static struct node *lookup_new(struct view *v, struct node *dir, const char *name,
+			       const struct decision *pre, int *err)
+{
+	struct merged m;
+	int r = vw_merged_stat(dir, name, &m);
+	if (r < 0)
+		goto fail;
+	r = -ENOENT;
+	if (!merged_exists(&m))
+		goto fail;
+	const struct stat *st = merged_st(&m);
+	bool is_dir = S_ISDIR(st->st_mode);
+	struct decision dec;
+	if (pre)
+		dec = *pre;
+	else
+		vw_decide(v, dir, name, is_dir, &dec);
+	if (!vw_dec_visible(&dec))
+		goto fail;
+	int lfd = -1, ufd = -1;
+	if (m.upper) {
+		ufd = openat(node_upper(dir), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (ufd < 0) {
+			r = errno == ENOENT ? -ENOENT : -errno;
+			goto fail;
+		}
+	}
+	if (is_dir && m.lower && S_ISDIR(m.lst.st_mode)) {
+		lfd = openat(node_merge(dir), name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+		if (lfd < 0) {
+			r = -errno;
+			if (ufd >= 0)
+				close(ufd);
+			goto fail;
+		}
+	}
+	return node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec, lfd,
+			   ufd);
+fail:
+	*err = r;
+	return NULL;
 }
 
 /* Find or create the node for (dir, name) with one kernel lookup taken.
  * pre: a decision already computed for the path (readdir), or NULL.
  * Returns 0 or -errno (-ENOENT also for hidden entries). */
-static int do_lookup(struct view *v, struct node *dir, const char *name, const struct decision *pre,
-		     struct fuse_entry_param *e)
+int vw_lookup(struct view *v, struct node *dir, const char *name, const struct decision *pre,
+	      struct fuse_entry_param *e)
 {
-	int r = check_name(name);
+	int r = vw_check_name(name);
 	if (r < 0)
 		return r == -EINVAL ? -ENOENT : r;
 	memset(e, 0, sizeof(*e));
 	struct node *n = node_find_lookup(&v->table, dir, name);
 	if (!n) {
-		struct merged m;
-		r = merged_stat(dir, name, &m);
-		if (r < 0)
+		/* what is seen in the directories and the node made from it
+		 * must belong together: no directory move in between */
+		vw_tree_rdlock(v);
+		n = lookup_new(v, dir, name, pre, &r);
+		vw_tree_rdunlock(v);
+		if (!n)
 			return r;
-		if (!merged_exists(&m))
-			return -ENOENT;
-		const struct stat *st = merged_st(&m);
-		bool is_dir = S_ISDIR(st->st_mode);
-		struct decision dec;
-		if (pre)
-			dec = *pre;
-		else
-			decide(v, dir, name, is_dir, &dec);
-		if (!dec_visible(&dec))
-			return -ENOENT;
-		int lfd = -1, ufd = -1;
-		if (m.upper) {
-			ufd = openat(node_upper(dir), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-			if (ufd < 0)
-				return errno == ENOENT ? -ENOENT : -errno;
-		}
-		if (is_dir && m.lower && S_ISDIR(m.lst.st_mode)) {
-			lfd = openat(dir->lower_fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-			if (lfd < 0) {
-				r = -errno;
-				if (ufd >= 0)
-					close(ufd);
-				return r;
-			}
-		}
-		n = node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec,
-				lfd, ufd);
 	}
-	r = node_stat(v, n, &e->attr);
+	r = vw_node_stat(v, n, &e->attr);
 	if (r < 0) {
 		node_forget(&v->table, n, 1);
 		return r;
 	}
 	e->ino = (uintptr_t)n;
-	e->attr_timeout = attr_timeout(v, &e->attr);
+	e->attr_timeout = vw_attr_timeout(v, n, &e->attr);
 	e->entry_timeout = v->timeout;
 	return 0;
 }
@@ -259,7 +251,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct view *v = req_view(req);
 	struct fuse_entry_param e;
-	int r = do_lookup(v, get_node(v, parent), name, NULL, &e);
+	int r = vw_lookup(v, get_node(v, parent), name, NULL, &e);
 	if (r == -ENOENT) {
 		/* negative entry: cached by the kernel like a positive one */
 		memset(&e, 0, sizeof(e));
@@ -292,19 +284,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	struct view *v = req_view(req);
 	struct stat st;
-	int r = node_stat(v, get_node(v, ino), &st);
+	struct node *n = get_node(v, ino);
+	int r = vw_node_stat(v, n, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, attr_timeout(v, &st));
+		fuse_reply_attr(req, &st, vw_attr_timeout(v, n, &st));
 }
 
 /* ---- setattr ------------------------------------------------------------ */
-
-static void proc_path(char *buf, size_t size, int fd)
-{
-	snprintf(buf, size, "/proc/self/fd/%d", fd);
-}
 
 /* Returns 0 or -errno. */
 static int do_setattr(struct view *v, struct node *n, const struct stat *attr, int valid,
@@ -360,7 +348,7 @@ static int do_setattr(struct view *v, struct node *n, const struct stat *attr, i
 		if (r < 0)
 			return -errno;
 	}
-	return node_stat(v, n, out);
+	return vw_node_stat(v, n, out);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
@@ -369,11 +357,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	struct view *v = req_view(req);
 	struct stat st;
 	/* fh 0: opened without a FUSE open (kernel_permissions) */
-	int r = do_setattr(v, get_node(v, ino), attr, valid, fi && fi->fh != 0, &st);
+	struct node *n = get_node(v, ino);
+	int r = do_setattr(v, n, attr, valid, fi && fi->fh != 0, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, attr_timeout(v, &st));
+		fuse_reply_attr(req, &st, vw_attr_timeout(v, n, &st));
 }
 
 /* ---- readlink, access, statfs, xattrs ------------------------------------ */
@@ -447,68 +436,28 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
-/* Host extended attributes are never exposed; the level still decides
- * whether asking is allowed at all. */
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	(void)name;
-	(void)size;
-	struct view *v = req_view(req);
-	fuse_reply_err(req, get_node(v, ino)->level < LEVEL_READ ? EACCES : ENODATA);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	struct view *v = req_view(req);
-	if (get_node(v, ino)->level < LEVEL_READ)
-		fuse_reply_err(req, EACCES);
-	else if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	(void)name;
-	(void)value;
-	(void)size;
-	(void)flags;
-	struct view *v = req_view(req);
-	fuse_reply_err(req, get_node(v, ino)->level != LEVEL_WRITE ? EACCES : ENOTSUP);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)name;
-	struct view *v = req_view(req);
-	fuse_reply_err(req, get_node(v, ino)->level != LEVEL_WRITE ? EACCES : ENOTSUP);
-}
-
 /* ---- creating entries ---------------------------------------------------- */
 
 /* Check that (dir, name) may be created as a new object of the given
  * type: fills *m and *dec.  Returns 0, -EEXIST for a visible entry,
  * -EACCES for a path below `write` or one holding a hidden entry, or
  * -errno.  On success the parent has an upper directory. */
-static int prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
+int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
 			  struct merged *m, struct decision *dec)
 {
-	int r = check_name(name);
+	int r = vw_check_name(name);
 	if (r < 0)
 		return r;
-	r = merged_stat(dir, name, m);
+	r = vw_merged_stat(dir, name, m);
 	if (r < 0)
 		return r;
 	if (merged_exists(m)) {
 		struct decision old;
-		decide(v, dir, name, S_ISDIR(merged_st(m)->st_mode), &old);
+		vw_decide(v, dir, name, S_ISDIR(merged_st(m)->st_mode), &old);
 		/* never reveal a hidden entry: refuse like any non-write path */
-		return dec_visible(&old) ? -EEXIST : -EACCES;
+		return vw_dec_visible(&old) ? -EEXIST : -EACCES;
 	}
-	decide(v, dir, name, is_dir, dec);
-	if (dec->level != LEVEL_WRITE)
+	if (!vw_may_place(v, dir, name, is_dir, dec))
 		return -EACCES;
 	copyup_thread_init();
 	r = copyup_dir(&v->cu, dir);
@@ -585,19 +534,19 @@ static int make_entry(struct view *v, struct node *dir, const char *name, const 
 }
 
 /* Returns 0 or -errno; on success e describes the new entry. */
-static int do_create(struct view *v, struct node *dir, const char *name, struct mk_spec *s,
-		     struct fuse_entry_param *e)
+static int create_locked(struct view *v, struct node *dir, const char *name, struct mk_spec *s,
+			 struct fuse_entry_param *e)
 {
 	struct merged m;
 	struct decision dec;
-	int r = prepare_create(v, dir, name, S_ISDIR(s->mode), &m, &dec);
+	int r = vw_prepare_create(v, dir, name, S_ISDIR(s->mode), &m, &dec);
 	if (r < 0)
 		return r;
 	s->lowerfd = -1;
 	if (S_ISDIR(s->mode) && m.lower && S_ISDIR(m.lst.st_mode)) {
 		/* a new directory where the project had one: the project's
 		 * entries stay deleted */
-		s->lowerfd = openat(dir->lower_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		s->lowerfd = openat(node_merge(dir), name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (s->lowerfd < 0)
 			return -errno;
 	}
@@ -606,7 +555,7 @@ static int do_create(struct view *v, struct node *dir, const char *name, struct 
 		close(s->lowerfd);
 	if (r < 0)
 		return r;
-	r = do_lookup(v, dir, name, &dec, e);
+	r = vw_lookup(v, dir, name, &dec, e);
 	if (r < 0 && s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;
@@ -614,7 +563,17 @@ static int do_create(struct view *v, struct node *dir, const char *name, struct 
 	return r;
 }
 
-static void reply_entry_or_err(fuse_req_t req, int r, const struct fuse_entry_param *e)
+/* Returns 0 or -errno; on success e describes the new entry. */
+static int do_create(struct view *v, struct node *dir, const char *name, struct mk_spec *s,
+		     struct fuse_entry_param *e)
+{
+	vw_tree_rdlock(v);
+	int r = create_locked(v, dir, name, s, e);
+	vw_tree_rdunlock(v);
+	return r;
+}
+
+void vw_reply_entry(fuse_req_t req, int r, const struct fuse_entry_param *e)
 {
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -642,7 +601,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		r = -EPERM; /* no device nodes in the view */
 		break;
 	}
-	reply_entry_or_err(req, r, &e);
+	vw_reply_entry(req, r, &e);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -651,7 +610,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	struct mk_spec s = { .mode = S_IFDIR | (mode & 07777), .fd = -1 };
 	int r = do_create(v, get_node(v, parent), name, &s, &e);
-	reply_entry_or_err(req, r, &e);
+	vw_reply_entry(req, r, &e);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -660,7 +619,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	struct fuse_entry_param e;
 	struct mk_spec s = { .mode = S_IFLNK | 0777, .target = link, .fd = -1 };
 	int r = do_create(v, get_node(v, parent), name, &s, &e);
-	reply_entry_or_err(req, r, &e);
+	vw_reply_entry(req, r, &e);
 }
 
 /* ---- open, read, write ---------------------------------------------------- */
@@ -697,11 +656,11 @@ static int do_open(struct view *v, struct node *n, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-static void set_open_flags(struct fuse_file_info *fi, const struct stat *st)
+static void set_open_flags(struct fuse_file_info *fi, struct node *n, const struct stat *st)
 {
 	/* the kernel's page cache is coherent: every change goes through
 	 * it, except for several names of one upper file */
-	fi->keep_cache = !(st && st->st_nlink > 1 && (st->st_ino & NODE_UPPER_INO_BIT));
+	fi->keep_cache = !(st && shared_upper(n, st));
 	fi->noflush = 1;
 }
 
@@ -723,7 +682,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)fd;
 	struct stat st;
-	set_open_flags(fi, node_upper(n) >= 0 && node_stat(v, n, &st) == 0 ? &st : NULL);
+	set_open_flags(fi, n, node_upper(n) >= 0 && vw_node_stat(v, n, &st) == 0 ? &st : NULL);
 	if (fuse_reply_open(req, fi) < 0)
 		close(fd); /* interrupted: the kernel will not release it */
 }
@@ -740,7 +699,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int r = do_create(v, dir, name, &s, &e);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* raced with another creator: open what is there */
-		r = do_lookup(v, dir, name, NULL, &e);
+		r = vw_lookup(v, dir, name, NULL, &e);
 		if (r == 0) {
 			s.fd = do_open(v, get_node(v, e.ino), fi->flags);
 			if (s.fd < 0) {
@@ -754,7 +713,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->fh = (uint64_t)s.fd;
-	set_open_flags(fi, &e.attr);
+	set_open_flags(fi, get_node(v, e.ino), &e.attr);
 	if (fuse_reply_create(req, &e, fi) < 0) {
 		close(s.fd);
 		node_forget(&v->table, get_node(v, e.ino), 1);
@@ -873,618 +832,6 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, r);
 }
 
-/* ---- directories ----------------------------------------------------------- */
-
-/* Call fn for every entry of directory fd but "." and ".." (fd may be an
- * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
- * -errno. */
-typedef int (*entry_fn)(int dirfd, const struct dirent *de, void *arg);
-static int for_each_entry(int fd, entry_fn fn, void *arg)
-{
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		int e = errno;
-		close(dfd);
-		return -e;
-	}
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		r = fn(dirfd(d), de, arg);
-		if (r != 0)
-			break;
-	}
-	closedir(d);
-	return r;
-}
-
-/* The entry's type, statting when readdir does not say; whiteouts are
- * reported as 0.  Returns the S_IFMT bits or -errno. */
-static int entry_type(int dirfd, const struct dirent *de)
-{
-	if (de->d_type != DT_UNKNOWN && de->d_type != DT_CHR)
-		return (int)DTTOIF(de->d_type);
-	struct stat st;
-	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (delta_is_whiteout(&st))
-		return 0;
-	return (int)(st.st_mode & S_IFMT);
-}
-
-/* A sorted set of names. */
-struct name_set {
-	char **v;
-	size_t n, cap;
-};
-
-static void names_add(struct name_set *s, const char *name)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 16;
-		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
-	}
-	s->v[s->n++] = xstrdup(name);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void names_sort(struct name_set *s)
-{
-	if (s->n > 1)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_str);
-}
-
-static bool names_has(const struct name_set *s, const char *name)
-{
-	return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
-}
-
-static void names_free(struct name_set *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-	memset(s, 0, sizeof(*s));
-}
-
-/* ---- emptiness (hidden entries count) ---- */
-
-static int empty_upper_cb(int dirfd, const struct dirent *de, void *arg)
-{
-	int t = entry_type(dirfd, de);
-	if (t < 0)
-		return t;
-	if (t != 0)
-		return -ENOTEMPTY;
-	names_add(arg, de->d_name);
-	return 0;
-}
-
-static int empty_lower_cb(int dirfd, const struct dirent *de, void *arg)
-{
-	(void)dirfd;
-	return names_has(arg, de->d_name) ? 0 : -ENOTEMPTY;
-}
-
-/* Is the merged directory empty, counting entries the sandbox cannot
- * see?  Returns 0, -ENOTEMPTY or -errno. */
-static int dir_empty(int ufd, int lfd)
-{
-	struct name_set wh = { 0 };
-	int r = 0;
-	if (ufd >= 0)
-		r = for_each_entry(ufd, empty_upper_cb, &wh);
-	names_sort(&wh);
-	if (r == 0 && lfd >= 0)
-		r = for_each_entry(lfd, empty_lower_cb, &wh);
-	names_free(&wh);
-	return r;
-}
-
-/* ---- unlink, rmdir ---- */
-
-/* Returns 0 or -errno. */
-static int unlink_node(struct view *v, struct node *dir, const char *name, struct node *n,
-		       bool rmdir_op)
-{
-	if (n->level != LEVEL_WRITE)
-		return -EACCES;
-	bool is_dir = S_ISDIR(n->type);
-	if (rmdir_op && !is_dir)
-		return -ENOTDIR;
-	if (!rmdir_op && is_dir)
-		return -EISDIR;
-	struct merged m;
-	int r = merged_stat(dir, name, &m);
-	if (r < 0)
-		return r;
-	if (!merged_exists(&m))
-		return -ENOENT;
-	if (is_dir) {
-		r = dir_empty(node_upper(n), n->lower_fd);
-		if (r < 0)
-			return r;
-	}
-	copyup_thread_init();
-	if (m.lower) {
-		copyup_note_base(&v->cu, dir, name, &m.lst);
-		r = copyup_whiteout(&v->cu, dir, name, m.upper);
-	} else {
-		int pu = node_upper(dir);
-		if (is_dir) {
-			(void)copyup_clear_whiteouts(node_upper(n));
-			r = unlinkat(pu, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-		} else {
-			r = unlinkat(pu, name, 0) < 0 ? -errno : 0;
-		}
-	}
-	if (r == 0)
-		node_unhash(&v->table, dir, name);
-	return r;
-}
-
-/* Returns 0 or -errno. */
-static int do_unlink(struct view *v, struct node *dir, const char *name, bool rmdir_op)
-{
-	int r = check_name(name);
-	if (r < 0)
-		return r;
-	struct fuse_entry_param e;
-	r = do_lookup(v, dir, name, NULL, &e);
-	if (r < 0)
-		return r;
-	struct node *n = get_node(v, e.ino);
-	r = unlink_node(v, dir, name, n, rmdir_op);
-	node_forget(&v->table, n, 1);
-	return r;
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct view *v = req_view(req);
-	fuse_reply_err(req, -do_unlink(v, get_node(v, parent), name, false));
-}
-
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct view *v = req_view(req);
-	fuse_reply_err(req, -do_unlink(v, get_node(v, parent), name, true));
-}
-
-/* ---- rename ---- */
-
-struct subtree_ctx {
-	struct view *v;
-	const char *oldp, *newp;
-};
-
-static int check_subtree(struct view *v, int fd, const char *oldp, const char *newp);
-
-static int subtree_cb(int dirfd, const struct dirent *de, void *arg)
-{
-	struct subtree_ctx *c = arg;
-	int t = entry_type(dirfd, de);
-	if (t < 0)
-		return t;
-	if (t == 0)
-		return 0; /* whiteout */
-	autofree char *o = xasprintf("%s/%s", c->oldp, de->d_name);
-	autofree char *n = xasprintf("%s/%s", c->newp, de->d_name);
-	struct decision d;
-	policy_decide(c->v->policy, o, t == S_IFDIR, &d);
-	if (d.level != LEVEL_WRITE)
-		return -EACCES;
-	policy_decide(c->v->policy, n, t == S_IFDIR, &d);
-	if (d.level != LEVEL_WRITE)
-		return -EACCES;
-	if (t != S_IFDIR)
-		return 0;
-	autoclose int cfd = openat(dirfd, de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (cfd < 0)
-		return -errno;
-	return check_subtree(c->v, cfd, o, n);
-}
-
-/* Every entry below an upper-only directory must stay `write` under both
- * its old and its new path.  Returns 0, -EACCES or -errno. */
-static int check_subtree(struct view *v, int fd, const char *oldp, const char *newp)
-{
-	struct subtree_ctx c = { v, oldp, newp };
-	return for_each_entry(fd, subtree_cb, &c);
-}
-
-/* Returns 0 or -errno. */
-static int rename_node(struct view *v, struct node *p, const char *name, struct node *sn,
-		       struct node *np, const char *newname, unsigned flags)
-{
-	if (sn->level != LEVEL_WRITE)
-		return -EACCES;
-	bool src_dir = S_ISDIR(sn->type);
-	struct merged sm, dm;
-	int r = merged_stat(p, name, &sm);
-	if (r < 0)
-		return r;
-	if (!merged_exists(&sm))
-		return -ENOENT;
-	r = merged_stat(np, newname, &dm);
-	if (r < 0)
-		return r;
-	bool dexists = merged_exists(&dm);
-	if (dexists) {
-		bool ddir = S_ISDIR(merged_st(&dm)->st_mode);
-		struct decision dd;
-		decide(v, np, newname, ddir, &dd);
-		if (!dec_visible(&dd))
-			return -EACCES;
-		if (flags & RENAME_NOREPLACE)
-			return -EEXIST;
-		if (p == np && strcmp(name, newname) == 0)
-			return 0;
-		if (dd.level != LEVEL_WRITE)
-			return -EACCES;
-		if (src_dir && !ddir)
-			return -ENOTDIR;
-		if (!src_dir && ddir)
-			return -EISDIR;
-		/* replacing a project directory would merge with it */
-		if (ddir && dm.lower && S_ISDIR(dm.lst.st_mode))
-			return -EXDEV;
-	}
-	struct decision nd;
-	decide(v, np, newname, src_dir, &nd);
-	if (nd.level != LEVEL_WRITE)
-		return -EACCES;
-	copyup_thread_init();
-	if (src_dir) {
-		/* a project directory is moved by copying (mv falls back to
-		 * copy + delete, each step checked); so is one that would land
-		 * on a deleted project directory */
-		if (sn->lower_fd >= 0 || (dm.lower && S_ISDIR(dm.lst.st_mode)))
-			return -EXDEV;
-		autofree char *oldp = node_path(&v->table, p, name);
-		autofree char *newp = node_path(&v->table, np, newname);
-		r = check_subtree(v, node_upper(sn), oldp, newp);
-	} else {
-		r = copyup_node(&v->cu, sn, true);
-	}
-	if (r < 0)
-		return r;
-	r = copyup_dir(&v->cu, np);
-	if (r < 0)
-		return r;
-	if (sm.lower)
-		copyup_note_base(&v->cu, p, name, &sm.lst);
-	copyup_note_base(&v->cu, np, newname, dm.lower ? &dm.lst : NULL);
-	int pu = node_upper(p), npu = node_upper(np);
-	if (src_dir && dm.whiteout) {
-		/* a directory cannot replace the whiteout: swap them */
-		if (renameat2(pu, name, npu, newname, RENAME_EXCHANGE) < 0)
-			return -errno;
-		if (!sm.lower)
-			(void)unlinkat(pu, name, 0);
-	} else {
-		unsigned fl = (dm.upper || dm.whiteout) ? 0 : RENAME_NOREPLACE;
-		if (sm.lower)
-			fl |= RENAME_WHITEOUT; /* hide the project entry in the same step */
-		r = renameat2(pu, name, npu, newname, fl) < 0 ? -errno : 0;
-		if (r == -EINVAL && (fl & RENAME_WHITEOUT)) {
-			r = renameat2(pu, name, npu, newname, fl & ~RENAME_WHITEOUT) < 0 ? -errno : 0;
-			if (r == 0 && mknodat(pu, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
-				r = -errno;
-		}
-		if (r < 0)
-			return r;
-	}
-	node_move(&v->table, sn, np, newname);
-	return 0;
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
-{
-	struct view *v = req_view(req);
-	struct node *p = get_node(v, parent), *np = get_node(v, newparent);
-	int r = flags & ~(unsigned)RENAME_NOREPLACE ? -EINVAL : check_name(newname);
-	if (r == 0) {
-		struct fuse_entry_param e;
-		r = do_lookup(v, p, name, NULL, &e);
-		if (r == 0) {
-			struct node *sn = get_node(v, e.ino);
-			r = rename_node(v, p, name, sn, np, newname, flags);
-			node_forget(&v->table, sn, 1);
-		}
-	}
-	fuse_reply_err(req, -r);
-}
-
-/* ---- link ---- */
-
-/* Returns 0 or -errno. */
-static int do_link(struct view *v, struct node *sn, struct node *np, const char *newname,
-		   struct fuse_entry_param *e)
-{
-	if (sn->level != LEVEL_WRITE)
-		return -EACCES;
-	if (S_ISDIR(sn->type))
-		return -EPERM;
-	struct merged m;
-	struct decision dec;
-	int r = prepare_create(v, np, newname, false, &m, &dec);
-	if (r < 0)
-		return r;
-	r = copyup_node(&v->cu, sn, true);
-	if (r < 0)
-		return r;
-	char proc[64];
-	proc_path(proc, sizeof(proc), node_upper(sn));
-	int npu = node_upper(np);
-	if (m.whiteout) {
-		char tmp[64];
-		copyup_tmpname(&v->cu, tmp, sizeof(tmp));
-		if (linkat(AT_FDCWD, proc, v->cu.work_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
-			return -errno;
-		r = renameat(v->cu.work_fd, tmp, npu, newname) < 0 ? -errno : 0;
-		if (r < 0)
-			(void)unlinkat(v->cu.work_fd, tmp, 0);
-	} else {
-		r = linkat(AT_FDCWD, proc, npu, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
-	}
-	if (r < 0)
-		return r;
-	return do_lookup(v, np, newname, &dec, e);
-}
-
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-	struct view *v = req_view(req);
-	struct fuse_entry_param e;
-	int r = do_link(v, get_node(v, ino), get_node(v, newparent), newname, &e);
-	reply_entry_or_err(req, r, &e);
-}
-
-/* ---- readdir ---- */
-
-static void dh_add(struct dir_handle *h, const char *name, uint64_t ino, mode_t type,
-		   const struct decision *dec)
-{
-	if (h->n == h->cap) {
-		h->cap = h->cap ? h->cap * 2 : 32;
-		h->ents = xrealloc(h->ents, h->cap * sizeof(*h->ents));
-	}
-	struct dir_ent *e = &h->ents[h->n++];
-	e->name = xstrdup(name);
-	e->ino = ino;
-	e->type = type;
-	if (dec)
-		e->dec = *dec;
-	else
-		memset(&e->dec, 0, sizeof(e->dec));
-}
-
-static void dh_free(struct dir_handle *h)
-{
-	for (size_t i = 0; i < h->n; i++)
-		free(h->ents[i].name);
-	free(h->ents);
-	free(h);
-}
-
-struct snap_ctx {
-	struct view *v;
-	struct node *dir;
-	struct dir_handle *h;
-	struct name_set upper; /* names upper holds, whiteouts included */
-	char *path;            /* "dirpath/" prefix, then the entry name */
-	size_t plen;
-	bool in_upper;
-};
-
-/* Add the entry if its path is visible. */
-static void snap_add(struct snap_ctx *c, const char *name, uint64_t ino, int type)
-{
-	size_t nlen = strlen(name);
-	memcpy(c->path + c->plen, name, nlen + 1);
-	struct decision d;
-	policy_decide(c->v->policy, c->path, type == S_IFDIR, &d);
-	if (!dec_visible(&d))
-		return;
-	uint64_t known;
-	if (node_peek_ino(&c->v->table, c->dir, name, &known))
-		ino = known;
-	dh_add(c->h, name, ino, (mode_t)type, &d);
-}
-
-static int snap_upper_cb(int dirfd, const struct dirent *de, void *arg)
-{
-	struct snap_ctx *c = arg;
-	int t = entry_type(dirfd, de);
-	if (t < 0)
-		return t == -ENOENT ? 0 : t;
-	names_add(&c->upper, de->d_name);
-	if (t == 0)
-		return 0; /* whiteout */
-	uint64_t ino = (uint64_t)de->d_ino | NODE_UPPER_INO_BIT;
-	struct stat lst;
-	if (c->dir->lower_fd >= 0 &&
-	    fstatat(c->dir->lower_fd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (int)(lst.st_mode & S_IFMT) == t)
-		ino = lst.st_ino;
-	snap_add(c, de->d_name, ino, t);
-	return 0;
-}
-
-static int snap_lower_cb(int dirfd, const struct dirent *de, void *arg)
-{
-	struct snap_ctx *c = arg;
-	if (names_has(&c->upper, de->d_name))
-		return 0;
-	int t = entry_type(dirfd, de);
-	if (t <= 0)
-		return t == -ENOENT ? 0 : t;
-	snap_add(c, de->d_name, de->d_ino, t);
-	return 0;
-}
-
-/* Snapshot the merged, filtered listing of dir.  Returns 0 or -errno. */
-static int snapshot(struct view *v, struct node *dir, struct dir_handle *h)
-{
-	struct node *parent = dir->parent ? dir->parent : dir;
-	dh_add(h, ".", dir->ino, S_IFDIR, NULL);
-	dh_add(h, "..", parent->ino, S_IFDIR, NULL);
-	autofree char *dpath = node_path(&v->table, dir, NULL);
-	struct snap_ctx c = { .v = v, .dir = dir, .h = h };
-	c.plen = strlen(dpath);
-	c.path = xmalloc(c.plen + NAME_MAX + 2);
-	memcpy(c.path, dpath, c.plen);
-	if (c.plen)
-		c.path[c.plen++] = '/';
-	int r = 0, ufd = node_upper(dir);
-	if (ufd >= 0)
-		r = for_each_entry(ufd, snap_upper_cb, &c);
-	names_sort(&c.upper);
-	if (r == 0 && dir->lower_fd >= 0)
-		r = for_each_entry(dir->lower_fd, snap_lower_cb, &c);
-	names_free(&c.upper);
-	free(c.path);
-	return r;
-}
-
-static void listing_free(void *p)
-{
-	dh_free(p);
-}
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct view *v = req_view(req);
-	struct node *dir = get_node(v, ino);
-	if (v->kperm) {
-		/* nothing to check that lookup did not: let the kernel open
-		 * directories by itself and cache their listings (readdir then
-		 * comes with fh 0 and uses the node's listing) */
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-	/* listing names is what `view` (and a traversable directory) grants */
-	if (!node_visible(dir)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	/* the listing is taken at the first readdir, not here: only then
-	 * does the kernel hold the directory against concurrent changes, so
-	 * the listing it caches is never older than the cache */
-	struct dir_handle *h = xcalloc(1, sizeof(*h));
-	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 1;
-	fi->cache_readdir = 1;
-	if (fuse_reply_open(req, fi) < 0)
-		dh_free(h);
-}
-
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
-{
-	struct view *v = req_view(req);
-	struct node *dir = get_node(v, ino);
-	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	bool shared = false;
-	if (h && (off == 0 || !h->built)) {
-		for (size_t i = 0; i < h->n; i++)
-			free(h->ents[i].name);
-		h->n = 0;
-		int r = snapshot(v, dir, h);
-		if (r < 0) {
-			fuse_reply_err(req, -r);
-			return;
-		}
-		h->built = true;
-	} else if (!h) {
-		/* no opendir: a listing per directory node, taken at offset 0
-		 * and dropped once read to the end */
-		shared = true;
-		pthread_mutex_lock(&dir->lock);
-		if (off == 0 || !dir->listing) {
-			if (dir->listing)
-				dh_free(dir->listing);
-			dir->listing = xcalloc(1, sizeof(struct dir_handle));
-			int r = snapshot(v, dir, dir->listing);
-			if (r < 0) {
-				dh_free(dir->listing);
-				dir->listing = NULL;
-				pthread_mutex_unlock(&dir->lock);
-				fuse_reply_err(req, -r);
-				return;
-			}
-		}
-		h = dir->listing;
-	}
-	autofree char *buf = xmalloc(size);
-	size_t pos = 0;
-	for (size_t i = off < 0 ? 0 : (size_t)off; i < h->n; i++) {
-		struct dir_ent *de = &h->ents[i];
-		size_t rem = size - pos, len;
-		if (!plus) {
-			struct stat st = { .st_ino = de->ino, .st_mode = de->type };
-			len = fuse_add_direntry(req, buf + pos, rem, de->name, &st, (off_t)i + 1);
-			if (len > rem)
-				break;
-		} else {
-			struct fuse_entry_param e;
-			if (i < 2) {
-				memset(&e, 0, sizeof(e));
-				e.attr.st_ino = de->ino;
-				e.attr.st_mode = de->type;
-			} else if (do_lookup(v, dir, de->name, &de->dec, &e) < 0) {
-				continue; /* gone since opendir */
-			}
-			len = fuse_add_direntry_plus(req, buf + pos, rem, de->name, &e, (off_t)i + 1);
-			if (len > rem) {
-				if (e.ino)
-					node_forget(&v->table, get_node(v, e.ino), 1);
-				break;
-			}
-		}
-		pos += len;
-	}
-	if (shared) {
-		if (pos == 0) {
-			dh_free(dir->listing);
-			dir->listing = NULL;
-		}
-		pthread_mutex_unlock(&dir->lock);
-	}
-	fuse_reply_buf(req, buf, pos);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, false);
-}
-
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, true);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	if (fi->fh != 0)
-		dh_free((struct dir_handle *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
-}
-
 /* ---- session ------------------------------------------------------------ */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -1523,27 +870,27 @@ static const struct fuse_lowlevel_ops view_ops = {
 	.readlink = op_readlink,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
+	.unlink = vw_op_unlink,
+	.rmdir = vw_op_rmdir,
 	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
+	.rename = vw_op_rename,
+	.link = vw_op_link,
 	.open = op_open,
 	.read = op_read,
 	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
+	.opendir = vw_op_opendir,
+	.readdir = vw_op_readdir,
+	.readdirplus = vw_op_readdirplus,
+	.releasedir = vw_op_releasedir,
 	.fsyncdir = op_fsync,
 	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
+	.setxattr = vw_op_setxattr,
+	.getxattr = vw_op_getxattr,
+	.listxattr = vw_op_listxattr,
+	.removexattr = vw_op_removexattr,
 	.access = op_access,
 	.create = op_create,
 	.fallocate = op_fallocate,
@@ -1590,12 +937,93 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	v->uid = getuid();
 	v->gid = getgid();
 	node_table_init(&v->table, steal_fd(&lower), steal_fd(&upper), st.st_ino, &dec);
-	v->table.listing_free = listing_free;
+	v->table.listing_free = vw_listing_free;
 	v->cu.delta = cfg->delta;
 	v->cu.table = &v->table;
 	v->cu.work_fd = wfd;
+	/* writers first: a directory move must not wait for a quiet moment */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&v->tree_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&v->inval.lock, NULL);
+	pthread_cond_init(&v->inval.cond, NULL);
 	*out = v;
 	return 0;
+}
+
+/* ---- cache invalidations -------------------------------------------------- */
+
+void vw_inval_inode(struct view *v, fuse_ino_t ino)
+{
+	struct inval_queue *q = &v->inval;
+	pthread_mutex_lock(&q->lock);
+	if (q->running && !q->stop) {
+		if (q->n == q->cap) {
+			q->cap = q->cap ? q->cap * 2 : 16;
+			q->ino = xrealloc(q->ino, q->cap * sizeof(*q->ino));
+		}
+		q->ino[q->n++] = ino;
+		pthread_cond_signal(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Send the queued invalidations.  A node may have been forgotten
+ * meanwhile: the kernel then no longer knows the id (ENOENT), or it was
+ * reused for another node, which only loses its cache; either is
+ * harmless, so no reference is held. */
+static void *inval_thread(void *arg)
+{
+	struct view *v = arg;
+	struct inval_queue *q = &v->inval;
+	fuse_ino_t *batch = NULL;
+	size_t cap = 0;
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (q->n == 0 && !q->stop)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->stop)
+			break;
+		size_t n = q->n;
+		if (n > cap) {
+			cap = n;
+			batch = xrealloc(batch, cap * sizeof(*batch));
+		}
+		memcpy(batch, q->ino, n * sizeof(*batch));
+		q->n = 0;
+		pthread_mutex_unlock(&q->lock);
+		for (size_t i = 0; i < n; i++)
+			(void)fuse_lowlevel_notify_inval_inode(v->se, batch[i], 0, 0);
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(batch);
+	return NULL;
+}
+
+/* Returns 0 or a positive error number. */
+static int inval_start(struct view *v)
+{
+	struct inval_queue *q = &v->inval;
+	int r = pthread_create(&q->thread, NULL, inval_thread, v);
+	if (r == 0)
+		q->running = true;
+	return r;
+}
+
+static void inval_stop(struct view *v)
+{
+	struct inval_queue *q = &v->inval;
+	if (!q->running)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	q->running = false;
 }
 
 static void *loop_thread(void *arg)
@@ -1630,7 +1058,12 @@ int view_start(struct view *v, int fuse_fd, struct af_err *err)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(&v->thread, NULL, loop_thread, v);
+	int r = inval_start(v);
+	if (r == 0) {
+		r = pthread_create(&v->thread, NULL, loop_thread, v);
+		if (r != 0)
+			inval_stop(v);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0)
 		return af_err_set(err, r, "cannot start the FUSE server thread: %s", strerror(r));
@@ -1644,6 +1077,7 @@ void view_stop(struct view *v)
 		return;
 	fuse_session_exit(v->se);
 	pthread_join(v->thread, NULL);
+	inval_stop(v);
 	v->running = false;
 }
 
@@ -1655,5 +1089,10 @@ void view_free(struct view *v)
 	if (v->se)
 		fuse_session_destroy(v->se);
 	node_table_destroy(&v->table);
+	pthread_rwlock_destroy(&v->tree_lock);
+	pthread_mutex_destroy(&v->inval.lock);
+	pthread_cond_destroy(&v->inval.cond);
+	free(v->inval.ino);
 	free(v);
 }
+

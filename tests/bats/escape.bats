@@ -446,6 +446,7 @@ echo done' <"$T/go"
 }
 
 @test "a directory cannot be renamed or moved into a hidden path" {
+	mkdir "$P/.git"
 	run --separate-stderr py -p development -- '
 os.makedirs("output/g/hooks")
 open("output/g/hooks/pre-commit", "w").write("#!/bin/sh\n")
@@ -455,7 +456,8 @@ t("mv to .git", lambda: os.rename("output/g", ".git"))
 t("mv to a/.git", lambda: os.rename("output/g", "a/.git"))
 t("mv to secrets", lambda: os.rename("output/s", "output/secrets"))
 t("mv to x.pem", lambda: os.rename("output/s", "docs/x.pem"))
-os.mkdir(".git")
+t("mkdir output/.git", lambda: os.mkdir("output/.git"))
+t("gitdir file", lambda: open("output/.git", "w").write("gitdir: g\n"))
 t("mv hooks into .git", lambda: os.rename("output/g/hooks", ".git/hooks"))
 t("mkdir .git/hooks", lambda: os.mkdir(".git/hooks"))
 t("ls .git", lambda: ",".join(sorted(os.listdir(".git"))))'
@@ -464,12 +466,14 @@ t("ls .git", lambda: ",".join(sorted(os.listdir(".git"))))'
 mv to a/.git: EACCES
 mv to secrets: EACCES
 mv to x.pem: EACCES
+mkdir output/.git: EACCES
+gitdir file: EACCES
 mv hooks into .git: EACCES
 mkdir .git/hooks: EACCES
 ls .git: "
 	[ ! -e "$P/.git/hooks" ] && [ ! -e "$P/.git/config" ]
 	[ ! -e "$P/a/.git" ] && [ ! -e "$P/output/secrets" ] && [ ! -e "$P/docs/x.pem" ]
-	[ -f "$P/output/g/hooks/pre-commit" ]
+	[ -f "$P/output/g/hooks/pre-commit" ] && [ ! -e "$P/output/.git" ]
 }
 
 @test "mkdir over a directory holding hidden entries neither empties it nor syncs a deletion" {
@@ -501,13 +505,12 @@ t("chmod setgid dir", lambda: os.chmod("output/d", 0o2775))'
 # link or indirection file must not bring them back after sync.
 
 @test "git: a symlink cannot stand in for a hidden .git/hooks directory" {
-	mkdir -p "$P/.git"
+	mkdir -p "$P/.git" "$P/a/.git"
 	printf 'ref: refs/heads/main\n' >"$P/.git/HEAD"
 	run --separate-stderr py -p development -- '
 os.makedirs("output/h")
 open("output/h/pre-commit", "w").write("#!/bin/sh\necho PWNED\n")
 t("symlink .git/hooks", lambda: os.symlink("../output/h", ".git/hooks"))
-os.makedirs("a/.git")
 t("symlink a/.git/hooks", lambda: os.symlink("../../output/h", "a/.git/hooks"))
 t("symlink .git/config", lambda: os.symlink("../output/h/pre-commit", ".git/config"))'
 	assert_status 0

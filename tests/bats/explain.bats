@@ -38,8 +38,8 @@ for e in json.load(sys.stdin):
 /server.key none *.key@100
 /certs/server.pem none *.pem@100
 /config/credentials.json none credentials*@100
-/.git/config none .git/config@100
-/.git/HEAD read **@0
+/.git/config none **/.git/config@100
+/.git/HEAD read .git@90
 /output read **@0"
 	run xl -- /.git/hooks/pre-commit /a/.git/hooks/x /a/.git/config
 	assert_status 0

@@ -42,8 +42,8 @@ assert j["name"] == "agent-safe", j
 rules = {(r["pattern"], r["level"], r["priority"]) for r in j["rules"]}
 for want in [("**", "read", 0), ("/output/**", "write", 0), ("/tmp/**", "write", 0),
              (".env*", "none", 100), ("secrets/", "none", 100), ("*.key", "none", 100),
-             ("*.pem", "none", 100), ("credentials*", "none", 100),
-             (".git/config", "none", 100), (".git/hooks/", "none", 100)]:
+             ("*.pem", "none", 100), ("credentials*", "none", 100), (".git", "read", 90),
+             ("**/.git/config", "none", 100), ("**/.git/hooks/", "none", 100)]:
     assert want in rules, (want, rules)' "$output"
 }
 

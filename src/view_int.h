@@ -1,0 +1,176 @@
+/* view_int.h - what the files of the FUSE view share (not a public API).
+ *
+ * The view is split by concern: view.c (lookup, attributes, creation,
+ * I/O, the session), view_dir.c (directory walking and listings),
+ * view_move.c (unlink, rmdir, rename, link), view_xattr.c (extended
+ * attributes).  Helpers used across them carry a vw_ prefix and follow
+ * the view's contract: 0 (or a value) on success, -errno on failure. */
+#ifndef AF_VIEW_INT_H
+#define AF_VIEW_INT_H
+
+#include <dirent.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "copyup.h"
+#include "node.h"
+#include "view.h"
+
+/* Invalidations of kernel inode caches, sent by a helper thread: the
+ * kernel may hold locks a notification needs while a request is being
+ * served, so a request handler only queues them. */
+struct inval_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	fuse_ino_t *ino;
+	size_t n, cap;
+	bool stop;
+	bool running;
+	pthread_t thread;
+};
+
+struct view {
+	struct delta *delta;
+	const struct policy *policy;
+	struct node_table table;
+	struct copyup_ctx cu;
+	double timeout;
+	unsigned max_threads;
+	bool kperm; /* view_config.kernel_permissions */
+	uid_t uid;  /* the user's own ids */
+	gid_t gid;
+	/* Held shared by every operation that adds or removes names
+	 * (creation, unlink, rename of a non-directory, the node-creating
+	 * part of lookup) and exclusively by the rename of a directory, so
+	 * nothing appears in or vanishes from a directory tree between the
+	 * check of all its entries and its move. */
+	pthread_rwlock_t tree_lock;
+	struct inval_queue inval;
+	struct fuse_session *se;
+	pthread_t thread;
+	bool running;
+	int loop_ret;
+};
+
+/* What (dir, name) is in upper and lower. */
+struct merged {
+	bool upper;    /* a non-whiteout upper entry */
+	bool whiteout; /* upper holds a whiteout */
+	bool lower;    /* the project has the name (hidden or not) */
+	struct stat ust, lst;
+};
+
+static inline bool merged_exists(const struct merged *m)
+{
+	return m->upper || (m->lower && !m->whiteout);
+}
+static inline const struct stat *merged_st(const struct merged *m)
+{
+	return m->upper ? &m->ust : &m->lst;
+}
+
+static inline struct view *req_view(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct node *get_node(struct view *v, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &v->table.root;
+	return (struct node *)(uintptr_t)ino;
+}
+
+static inline bool vw_dec_visible(const struct decision *d)
+{
+	return d->level >= LEVEL_VIEW || d->traversable;
+}
+
+static inline void proc_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/* ---- view.c ---- */
+
+/* Returns 0 or -errno for a name the kernel passed. */
+int vw_check_name(const char *name);
+void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
+	       struct decision *out);
+/* May a new entry (is_dir: a directory) be placed at (dir, name)?  Fills
+ * *dec with the decision for its path. */
+bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,
+		  struct decision *dec);
+/* Returns 0 or -errno. */
+int vw_merged_stat(struct node *dir, const char *name, struct merged *m);
+/* Returns 0 or -errno. */
+int vw_node_stat(struct view *v, struct node *n, struct stat *st);
+double vw_attr_timeout(struct view *v, struct node *n, const struct stat *st);
+/* Find or create the node for (dir, name) with one kernel lookup taken.
+ * Returns 0 or -errno (-ENOENT also for hidden entries). */
+int vw_lookup(struct view *v, struct node *dir, const char *name, const struct decision *pre,
+	      struct fuse_entry_param *e);
+/* Returns 0, -EEXIST, -EACCES or -errno (see view.c). */
+int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
+		      struct merged *m, struct decision *dec);
+void vw_reply_entry(fuse_req_t req, int r, const struct fuse_entry_param *e);
+
+/* Shared hold of tree_lock; nests within one thread. */
+void vw_tree_rdlock(struct view *v);
+void vw_tree_rdunlock(struct view *v);
+
+/* Queue an invalidation of the kernel's attributes and pages of ino. */
+void vw_inval_inode(struct view *v, fuse_ino_t ino);
+
+/* ---- view_dir.c ---- */
+
+/* Call fn for every entry of directory fd but "." and ".." (fd may be an
+ * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
+ * -errno. */
+typedef int (*entry_fn)(int dirfd, const struct dirent *de, void *arg);
+int vw_for_each_entry(int fd, entry_fn fn, void *arg);
+/* The entry's type, statting when readdir does not say; whiteouts are
+ * reported as 0.  Returns the S_IFMT bits or -errno. */
+int vw_entry_type(int dirfd, const struct dirent *de);
+
+/* A sorted set of names. */
+struct name_set {
+	char **v;
+	size_t n, cap;
+};
+void vw_names_add(struct name_set *s, const char *name);
+void vw_names_sort(struct name_set *s);
+bool vw_names_has(const struct name_set *s, const char *name);
+void vw_names_free(struct name_set *s);
+
+/* Is the merged directory empty, counting entries the sandbox cannot
+ * see?  Returns 0, -ENOTEMPTY or -errno. */
+int vw_dir_empty(int ufd, int lfd);
+void vw_listing_free(void *p);
+
+void vw_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vw_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void vw_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void vw_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- view_move.c ---- */
+
+void vw_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vw_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vw_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags);
+void vw_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+
+/* ---- view_xattr.c ---- */
+
+void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif
