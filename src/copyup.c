@@ -129,6 +129,35 @@ static void copy_times_fd(int fd, const struct stat *st)
 	(void)futimens(fd, ts);
 }
 
+int copyup_open_regular(int dirfd, const char *name, int flags)
+{
+	/* The project can change under the view: a file statted a moment
+	 * ago may be a FIFO by now, whose open would block this thread for
+	 * good.  O_NONBLOCK makes that open return, the check refuses it. */
+	int fd = openat(dirfd, name, flags | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return copyup_check_regular(fd, flags);
+}
+
+int copyup_check_regular(int fd, int flags)
+{
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	if (r == 0 && !S_ISREG(st.st_mode))
+		r = -EIO; /* swapped for something else since it was looked up */
+	if (r == 0 && !(flags & O_NONBLOCK)) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* Build a copy of the lower regular file (lpfd, name) in work/ and link
  * it at (upfd, name).  Returns 0 or -errno. */
 static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const struct stat *st,
@@ -136,9 +165,9 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 {
 	autoclose int in = -1;
 	if (with_data && st->st_size > 0) {
-		in = openat(lpfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		in = copyup_open_regular(lpfd, name, O_RDONLY);
 		if (in < 0)
-			return -errno;
+			return in;
 	}
 	char tmp[64];
 	autoclose int out = -1;
@@ -297,7 +326,7 @@ out:
 
 int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data)
 {
-	if (node_upper(n) >= 0)
+	if (node_has_upper(n))
 		return 0;
 	if (S_ISDIR(n->type))
 		return copyup_dir(c, n);
@@ -308,7 +337,7 @@ int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&n->lock);
-	if (node_upper(n) >= 0)
+	if (node_has_upper(n))
 		goto out;
 	if (!__atomic_load_n(&n->hashed, __ATOMIC_RELAXED)) {
 		r = -ENOENT; /* deleted: its path must not come back */
@@ -319,17 +348,17 @@ int copyup_node(struct copyup_ctx *c, struct node *n, bool with_data)
 		r = -errno;
 		goto out;
 	}
+	if ((st.st_mode & S_IFMT) != n->type) {
+		r = -EIO; /* swapped on the host since the lookup */
+		goto out;
+	}
 	copyup_note_base(c, p, n->lname, &st);
 	int pu = node_upper(p);
 	r = copy_nondir(c, p->lower_fd, n->lname, &st, pu, with_data);
 	if (r < 0)
 		goto out;
-	int fd = openat(pu, n->lname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	node_set_upper(n, fd);
+	/* reached from now on as (parent's upper, name): no fd kept */
+	node_set_upper(n, -1);
 out:
 	pthread_mutex_unlock(&n->lock);
 	return r;

@@ -31,6 +31,15 @@ void copyup_thread_init(void);
 /* A fresh temp name for work/ into buf (at least 32 bytes). */
 void copyup_tmpname(struct copyup_ctx *c, char *buf, size_t size);
 
+/* Open the regular file (dirfd, name) with flags, never following a
+ * symlink nor blocking on something swapped in meanwhile (a FIFO).
+ * Returns the fd or -errno (-EIO when it is no longer a regular file). */
+int copyup_open_regular(int dirfd, const char *name, int flags);
+/* The second half of that for an fd opened with O_NONBLOCK added: checks
+ * it is a regular file and clears O_NONBLOCK unless flags has it.
+ * Returns fd, or -errno with fd closed. */
+int copyup_check_regular(int fd, int flags);
+
 /* Make sure the directory node has an upper directory, creating missing
  * ancestors first (mode of the project directory, owner rwx added so the
  * sandbox's own files can be placed in it).  Returns 0 or -errno. */

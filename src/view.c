@@ -101,21 +101,102 @@ static uint64_t merged_ino(const struct merged *m)
 	return m->lst.st_ino;
 }
 
+/* Open the upper object of non-directory n, whose lock the caller
+ * holds, with flags.  Returns the fd or -errno. */
+static int upper_open_locked(struct node *n, int flags)
+{
+	int fd, pin = node_upper(n);
+	if (pin >= 0) {
+		if (flags & O_PATH) {
+			fd = fcntl(pin, F_DUPFD_CLOEXEC, 0);
+		} else {
+			/* the magic link reopens exactly the pinned inode */
+			char proc[64];
+			proc_path(proc, sizeof(proc), pin);
+			fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+		}
+	} else {
+		if (!node_has_upper(n))
+			return -ENOENT;
+		int pfd = node_upper(n->parent);
+		if (pfd < 0)
+			return -EIO;
+		fd = openat(pfd, n->name, flags | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+int vw_upper_open(struct node *n, int flags)
+{
+	int fd;
+	if (S_ISDIR(n->type)) {
+		int ufd = node_upper(n);
+		if (ufd < 0)
+			return -ENOENT;
+		if (flags & O_PATH) {
+			fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
+		} else {
+			char proc[64];
+			proc_path(proc, sizeof(proc), ufd);
+			fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+		}
+		return fd < 0 ? -errno : fd;
+	}
+	pthread_mutex_lock(&n->lock);
+	fd = upper_open_locked(n, flags);
+	pthread_mutex_unlock(&n->lock);
+	return fd;
+}
+
+/* lstat of n's upper object.  Returns 0 or -errno. */
+static int upper_stat(struct node *n, struct stat *st)
+{
+	int r, ufd = node_upper(n);
+	if (S_ISDIR(n->type) || ufd >= 0)
+		return fstatat(ufd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	pthread_mutex_lock(&n->lock);
+	ufd = node_upper(n); /* pinned meanwhile */
+	if (ufd >= 0)
+		r = fstatat(ufd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	else
+		r = fstatat(node_upper(n->parent), n->name, st, AT_SYMLINK_NOFOLLOW);
+	r = r < 0 ? -errno : 0;
+	pthread_mutex_unlock(&n->lock);
+	return r;
+}
+
+int vw_pin_locked(struct node *n)
+{
+	if (S_ISDIR(n->type) || !node_has_upper(n) || node_upper(n) >= 0)
+		return 0;
+	int fd = upper_open_locked(n, O_PATH);
+	if (fd < 0)
+		return fd;
+	__atomic_store_n(&n->upper_fd, fd, __ATOMIC_RELEASE);
+	return 0;
+}
+
+bool vw_node_at_locked(struct node *n, struct node *dir, const char *name)
+{
+	return __atomic_load_n(&n->hashed, __ATOMIC_RELAXED) && n->parent == dir &&
+	       strcmp(n->name, name) == 0;
+}
+
 /* Returns 0 or -errno. */
 int vw_node_stat(struct view *v, struct node *n, struct stat *st)
 {
-	int r, ufd = node_upper(n);
+	int r;
 	/* the root shows as the project root, not as the delta's upper/ */
-	if (ufd >= 0 && n != &v->table.root)
-		r = fstatat(ufd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (n != &v->table.root && node_has_upper(n))
+		r = upper_stat(n, st);
 	else if (n->lower_fd >= 0)
-		r = fstatat(n->lower_fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		r = fstatat(n->lower_fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	else if (n->lparent)
-		r = fstatat(n->lparent->lower_fd, n->lname, st, AT_SYMLINK_NOFOLLOW);
+		r = fstatat(n->lparent->lower_fd, n->lname, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	else
-		return -EIO;
+		r = -EIO;
 	if (r < 0)
-		return -errno;
+		return r;
 	st->st_ino = n->ino;
 	/* merged directories have no meaningful link count; 1 tells tools
 	 * like find not to infer the number of subdirectories from it */
@@ -145,7 +226,7 @@ int vw_node_stat(struct view *v, struct node *n, struct stat *st)
  * attributes stay cacheable until a copy-up splits it off. */
 static bool shared_upper(struct node *n, const struct stat *st)
 {
-	return S_ISREG(st->st_mode) && st->st_nlink > 1 && node_upper(n) >= 0;
+	return S_ISREG(st->st_mode) && st->st_nlink > 1 && node_has_upper(n);
 }
 
 double vw_attr_timeout(struct view *v, struct node *n, const struct stat *st)
@@ -191,8 +272,9 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 	if (!vw_dec_visible(&dec))
 		goto fail;
 	int lfd = -1, ufd = -1;
-	if (m.upper) {
-		ufd = openat(node_upper(dir), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	/* only directories keep fds (see node.h) */
+	if (m.upper && is_dir) {
+		ufd = openat(node_upper(dir), name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 		if (ufd < 0) {
 			r = errno == ENOENT ? -ENOENT : -errno;
 			goto fail;
@@ -208,7 +290,7 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 		}
 	}
 	return node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec, lfd,
-			   ufd);
+			   ufd, m.upper);
 fail:
 	*err = r;
 	return NULL;
@@ -294,12 +376,37 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- setattr ------------------------------------------------------------ */
 
+/* A setattr of the view root.  Its upper object is the delta's own
+ * upper/ directory, which the view and sync must always be able to
+ * enter, and sync applies nothing to the project root itself (no base
+ * record "" is ever made): so its mode and owner cannot be changed from
+ * the sandbox (EPERM; setting the values it has is a no-op, as tar or
+ * rsync do), and times set on it are ignored, as refusing them would
+ * only break those tools.  Returns 0 or -errno. */
+static int root_setattr(struct view *v, const struct stat *attr, int valid, struct stat *out)
+{
+	int r = vw_node_stat(v, &v->table.root, out);
+	if (r < 0)
+		return r;
+	if (valid & FUSE_SET_ATTR_SIZE)
+		return -EISDIR;
+	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (out->st_mode & 07777))
+		return -EPERM;
+	if ((valid & FUSE_SET_ATTR_UID) && attr->st_uid != out->st_uid)
+		return -EPERM;
+	if ((valid & FUSE_SET_ATTR_GID) && attr->st_gid != out->st_gid)
+		return -EPERM;
+	return 0;
+}
+
 /* Returns 0 or -errno. */
 static int do_setattr(struct view *v, struct node *n, const struct stat *attr, int valid,
 		      bool has_file, struct stat *out)
 {
 	if (n->level != LEVEL_WRITE)
 		return -EACCES;
+	if (n == &v->table.root)
+		return root_setattr(v, attr, valid, out);
 	copyup_thread_init();
 	/* every change is made on the upper object, never through the
 	 * request's file, which may be open on the project's copy */
@@ -307,7 +414,9 @@ static int do_setattr(struct view *v, struct node *n, const struct stat *attr, i
 	int r = copyup_node(&v->cu, n, !trunc0);
 	if (r < 0)
 		return r;
-	int ufd = node_upper(n);
+	autoclose int ufd = vw_upper_open(n, O_PATH);
+	if (ufd < 0)
+		return ufd;
 	char proc[64];
 	proc_path(proc, sizeof(proc), ufd);
 	bool is_link = S_ISLNK(n->type);
@@ -380,9 +489,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	char buf[PATH_MAX + 1];
-	int ufd = node_upper(n);
-	ssize_t len = ufd >= 0 ? readlinkat(ufd, "", buf, PATH_MAX)
-			       : readlinkat(n->lparent->lower_fd, n->lname, buf, PATH_MAX);
+	ssize_t len;
+	if (node_has_upper(n)) {
+		autoclose int ufd = vw_upper_open(n, O_PATH);
+		if (ufd < 0) {
+			fuse_reply_err(req, -ufd);
+			return;
+		}
+		len = readlinkat(ufd, "", buf, PATH_MAX);
+	} else {
+		len = readlinkat(n->lparent->lower_fd, n->lname, buf, PATH_MAX);
+	}
 	if (len < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -402,11 +519,16 @@ static int do_access(struct node *n, int mask)
 	/* listing and searching a directory is what `view` grants */
 	if ((mask & (R_OK | X_OK)) && !is_dir && n->level < LEVEL_READ)
 		return -EACCES;
-	int r, ufd = node_upper(n);
-	if (ufd >= 0) {
+	int r;
+	if (node_has_upper(n)) {
+		if (S_ISLNK(n->type))
+			return 0;
+		autoclose int ufd = vw_upper_open(n, O_PATH);
+		if (ufd < 0)
+			return ufd;
 		char proc[64];
 		proc_path(proc, sizeof(proc), ufd);
-		r = S_ISLNK(n->type) ? 0 : faccessat(AT_FDCWD, proc, mask, AT_EACCESS);
+		r = faccessat(AT_FDCWD, proc, mask, AT_EACCESS);
 	} else if (n->lower_fd >= 0) {
 		char proc[64];
 		proc_path(proc, sizeof(proc), n->lower_fd);
@@ -644,16 +766,13 @@ static int do_open(struct view *v, struct node *n, int flags)
 	} else if (n->level < LEVEL_READ) {
 		return -EACCES;
 	}
-	int oflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC;
-	int fd, ufd = node_upper(n);
-	if (ufd >= 0) {
-		char proc[64];
-		proc_path(proc, sizeof(proc), ufd);
-		fd = open(proc, oflags);
-	} else {
-		fd = openat(n->lparent->lower_fd, n->lname, oflags | O_NOFOLLOW | O_NOCTTY);
-	}
-	return fd < 0 ? -errno : fd;
+	int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+	if (!node_has_upper(n))
+		return copyup_open_regular(n->lparent->lower_fd, n->lname, oflags);
+	/* the sandbox's own objects cannot change type, but the check costs
+	 * one fstat and keeps both paths alike */
+	int fd = vw_upper_open(n, oflags | O_NONBLOCK | O_NOCTTY);
+	return fd < 0 ? fd : copyup_check_regular(fd, oflags);
 }
 
 static void set_open_flags(struct fuse_file_info *fi, struct node *n, const struct stat *st)
@@ -682,7 +801,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)fd;
 	struct stat st;
-	set_open_flags(fi, n, node_upper(n) >= 0 && vw_node_stat(v, n, &st) == 0 ? &st : NULL);
+	set_open_flags(fi, n, node_has_upper(n) && vw_node_stat(v, n, &st) == 0 ? &st : NULL);
 	if (fuse_reply_open(req, fi) < 0)
 		close(fd); /* interrupted: the kernel will not release it */
 }
@@ -712,31 +831,61 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)s.fd;
+	/* with kperm no release may ever come: see view_fh.c */
+	fi->fh = v->kperm ? vw_fh_add(&v->fht, s.fd) : (uint64_t)s.fd;
+	s.fd = -1; /* owned by fi->fh now */
 	set_open_flags(fi, get_node(v, e.ino), &e.attr);
 	if (fuse_reply_create(req, &e, fi) < 0) {
-		close(s.fd);
+		if (v->kperm)
+			vw_fh_release(&v->fht, fi->fh);
+		else
+			close((int)fi->fh);
 		node_forget(&v->table, get_node(v, e.ino), 1);
 	}
 }
 
+/* How a request got its fd, for io_done(). */
+struct io_ref {
+	bool tmp;    /* opened for the request: close it */
+	uint64_t fh; /* a slot of v->fht to put back, or 0 */
+};
+
 /* The fd to do I/O on: the open file's, or (fh 0: the kernel opened the
- * file without a FUSE open) a temporary one, checked like an open with
- * flags.  *tmp says whether the caller closes it.  Returns fd or -errno. */
-static int io_fd(struct view *v, fuse_ino_t ino, struct fuse_file_info *fi, int flags, bool *tmp)
+ * file without a FUSE open; or a recycled handle, see view_fh.c) a
+ * temporary one, checked like an open with flags.  Returns fd or -errno;
+ * io_done() it after. */
+static int io_fd(struct view *v, fuse_ino_t ino, struct fuse_file_info *fi, int flags,
+		 struct io_ref *ref)
 {
-	*tmp = false;
-	if (fi && fi->fh != 0)
-		return (int)fi->fh;
-	*tmp = true;
+	ref->tmp = false;
+	ref->fh = 0;
+	if (fi && fi->fh != 0) {
+		if (!v->kperm)
+			return (int)fi->fh;
+		int fd = vw_fh_get(&v->fht, fi->fh);
+		if (fd >= 0) {
+			ref->fh = fi->fh;
+			return fd;
+		}
+	}
+	ref->tmp = true;
 	return do_open(v, get_node(v, ino), flags);
+}
+
+static void io_done(struct view *v, struct io_ref *ref, int fd)
+{
+	if (ref->tmp)
+		close(fd);
+	else if (ref->fh)
+		vw_fh_put(&v->fht, ref->fh);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	bool tmp;
-	int fd = io_fd(req_view(req), ino, fi, O_RDONLY, &tmp);
+	struct view *v = req_view(req);
+	struct io_ref ref;
+	int fd = io_fd(v, ino, fi, O_RDONLY, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -746,15 +895,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	if (tmp)
-		close(fd);
+	io_done(v, &ref, fd);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
-	bool tmp;
-	int fd = io_fd(req_view(req), ino, fi, O_WRONLY, &tmp);
+	struct view *v = req_view(req);
+	struct io_ref ref;
+	int fd = io_fd(v, ino, fi, O_WRONLY, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -764,8 +913,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	ssize_t r = fuse_buf_copy(&out, in, 0);
-	if (tmp)
-		close(fd);
+	io_done(v, &ref, fd);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -783,7 +931,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	if (fi->fh != 0)
+	struct view *v = req_view(req);
+	if (fi->fh != 0 && v->kperm)
+		vw_fh_release(&v->fht, fi->fh);
+	else if (fi->fh != 0)
 		close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -801,31 +952,31 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	bool tmp;
-	int fd = io_fd(req_view(req), ino, fi, O_WRONLY, &tmp);
+	struct view *v = req_view(req);
+	struct io_ref ref;
+	int fd = io_fd(v, ino, fi, O_WRONLY, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
 	int r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
-	if (tmp)
-		close(fd);
+	io_done(v, &ref, fd);
 	fuse_reply_err(req, r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	bool tmp;
-	int fd = io_fd(req_view(req), ino, fi, O_RDONLY, &tmp);
+	struct view *v = req_view(req);
+	struct io_ref ref;
+	int fd = io_fd(v, ino, fi, O_RDONLY, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
 	off_t r = lseek(fd, off, whence);
 	int e = errno;
-	if (tmp)
-		close(fd);
+	io_done(v, &ref, fd);
 	if (r < 0)
 		fuse_reply_err(req, e);
 	else
@@ -906,6 +1057,15 @@ static void raise_nofile(void)
 	}
 }
 
+/* Slots for created files' fds: an eighth of the descriptor limit (after
+ * raise_nofile), within [16, 1024]. */
+static unsigned fh_slots(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 8 : 128;
+	return n < 16 ? 16 : n > 1024 ? 1024 : (unsigned)n;
+}
+
 int view_new(const struct view_config *cfg, struct view **out, struct af_err *err)
 {
 	if (!cfg || !cfg->delta || !cfg->policy || cfg->project_fd < 0)
@@ -949,6 +1109,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&v->inval.lock, NULL);
 	pthread_cond_init(&v->inval.cond, NULL);
+	vw_fh_init(&v->fht, fh_slots());
 	*out = v;
 	return 0;
 }
@@ -1093,6 +1254,7 @@ void view_free(struct view *v)
 	pthread_mutex_destroy(&v->inval.lock);
 	pthread_cond_destroy(&v->inval.cond);
 	free(v->inval.ino);
+	vw_fh_destroy(&v->fht);
 	free(v);
 }
 

@@ -31,6 +31,21 @@ struct inval_queue {
 	pthread_t thread;
 };
 
+/* Handles of created files (view_fh.c). */
+struct fh_slot {
+	int fd;         /* the open file, or -1 */
+	uint32_t gen;   /* bumped when the slot is emptied */
+	uint32_t busy;  /* requests using fd */
+	bool dead;      /* released while busy: close when idle */
+	uint64_t stamp; /* last use, for recycling */
+};
+struct fh_table {
+	pthread_mutex_t lock;
+	struct fh_slot *s;
+	unsigned n;
+	uint64_t clock;
+};
+
 struct view {
 	struct delta *delta;
 	const struct policy *policy;
@@ -48,6 +63,7 @@ struct view {
 	 * check of all its entries and its move. */
 	pthread_rwlock_t tree_lock;
 	struct inval_queue inval;
+	struct fh_table fht; /* created files' handles, with kperm */
 	struct fuse_session *se;
 	pthread_t thread;
 	bool running;
@@ -107,6 +123,15 @@ bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_di
 int vw_merged_stat(struct node *dir, const char *name, struct merged *m);
 /* Returns 0 or -errno. */
 int vw_node_stat(struct view *v, struct node *n, struct stat *st);
+/* Open n's upper object (which it must have) with flags, never
+ * following a symlink; O_PATH for an fd to use in *at() calls or
+ * /proc/self/fd paths.  Returns a new fd or -errno. */
+int vw_upper_open(struct node *n, int flags);
+/* Pin the upper object of non-directory n, about to leave its place
+ * (see node.h); caller holds n->lock.  Returns 0 or -errno. */
+int vw_pin_locked(struct node *n);
+/* Is n (lock held) still the live node at (dir, name)? */
+bool vw_node_at_locked(struct node *n, struct node *dir, const char *name);
 double vw_attr_timeout(struct view *v, struct node *n, const struct stat *st);
 /* Find or create the node for (dir, name) with one kernel lookup taken.
  * Returns 0 or -errno (-ENOENT also for hidden entries). */
@@ -123,6 +148,20 @@ void vw_tree_rdunlock(struct view *v);
 
 /* Queue an invalidation of the kernel's attributes and pages of ino. */
 void vw_inval_inode(struct view *v, fuse_ino_t ino);
+
+/* ---- view_fh.c ---- */
+
+void vw_fh_init(struct fh_table *t, unsigned nslots);
+void vw_fh_destroy(struct fh_table *t);
+/* Give open file fd (owned by the table from now on) a handle; 0 when
+ * every slot is busy (fd is closed then). */
+uint64_t vw_fh_add(struct fh_table *t, int fd);
+/* The fd of handle fh for one request, or -1 if it was recycled;
+ * vw_fh_put() it after. */
+int vw_fh_get(struct fh_table *t, uint64_t fh);
+void vw_fh_put(struct fh_table *t, uint64_t fh);
+/* The kernel released fh (it may never do so). */
+void vw_fh_release(struct fh_table *t, uint64_t fh);
 
 /* ---- view_dir.c ---- */
 

@@ -32,10 +32,19 @@ static int unlink_node(struct view *v, struct node *dir, const char *name, struc
 			return r;
 	}
 	copyup_thread_init();
-	if (m.lower) {
+	r = copyup_dir(&v->cu, dir);
+	if (r < 0)
+		return r;
+	if (!is_dir) {
+		/* the node reaches its upper object by this place: keep it
+		 * reachable for the kernel (a file open while unlinked) */
+		pthread_mutex_lock(&n->lock);
+		r = vw_node_at_locked(n, dir, name) ? vw_pin_locked(n) : -ENOENT;
+	}
+	if (r == 0 && m.lower) {
 		copyup_note_base(&v->cu, dir, name, &m.lst);
 		r = copyup_whiteout(&v->cu, dir, name, m.upper);
-	} else {
+	} else if (r == 0) {
 		int pu = node_upper(dir);
 		if (is_dir) {
 			(void)copyup_clear_whiteouts(node_upper(n));
@@ -44,6 +53,8 @@ static int unlink_node(struct view *v, struct node *dir, const char *name, struc
 			r = unlinkat(pu, name, 0) < 0 ? -errno : 0;
 		}
 	}
+	if (!is_dir)
+		pthread_mutex_unlock(&n->lock);
 	if (r == 0)
 		node_unhash(&v->table, dir, name);
 	return r;
@@ -464,6 +475,10 @@ static void repoint_merge(struct view *v, struct node *sn)
 	free(dirs);
 }
 
+static int move_entry(struct view *v, struct node *p, const char *name, struct node *sn,
+		      struct node *np, const char *newname, const struct merged *smp,
+		      const struct merged *dmp);
+
 /* Returns 0 or -errno. */
 static int rename_node(struct view *v, struct node *p, const char *name, struct node *sn,
 		       struct node *np, const char *newname, unsigned flags)
@@ -514,7 +529,38 @@ static int rename_node(struct view *v, struct node *p, const char *name, struct 
 	if (sm.lower)
 		copyup_note_base(&v->cu, p, name, &sm.lst);
 	copyup_note_base(&v->cu, np, newname, dm.lower ? &dm.lst : NULL);
-	int pu = node_upper(p), npu = node_upper(np);
+	if (src_dir)
+		return move_entry(v, p, name, sn, np, newname, &sm, &dm);
+	/* a file's node reaches its upper object by its place (see node.h):
+	 * pin the one replaced, and move this one's place with the object,
+	 * under its lock */
+	if (dm.upper) {
+		struct node *victim = node_get(&v->table, np, newname);
+		if (victim && victim != sn) {
+			pthread_mutex_lock(&victim->lock);
+			r = vw_pin_locked(victim);
+			pthread_mutex_unlock(&victim->lock);
+		}
+		if (victim)
+			node_put(&v->table, victim);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&sn->lock);
+	r = vw_node_at_locked(sn, p, name) ? move_entry(v, p, name, sn, np, newname, &sm, &dm)
+					   : -ENOENT;
+	pthread_mutex_unlock(&sn->lock);
+	return r;
+}
+
+/* The move itself, once checked and prepared.  Returns 0 or -errno. */
+static int move_entry(struct view *v, struct node *p, const char *name, struct node *sn,
+		      struct node *np, const char *newname, const struct merged *smp,
+		      const struct merged *dmp)
+{
+	const struct merged sm = *smp, dm = *dmp;
+	bool src_dir = S_ISDIR(sn->type);
+	int r, pu = node_upper(p), npu = node_upper(np);
 	if (src_dir && dm.whiteout) {
 		/* a directory cannot replace the whiteout: swap them, which
 		 * leaves the whiteout at the old path */
@@ -523,6 +569,17 @@ static int rename_node(struct view *v, struct node *p, const char *name, struct 
 		if (!sm.lower)
 			(void)unlinkat(pu, name, 0);
 	} else {
+		/* two names of one upper inode: rename(2) leaves both */
+		struct stat st;
+		if (!src_dir && dm.upper && fstatat(pu, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == dm.ust.st_dev && st.st_ino == dm.ust.st_ino) {
+			r = sm.lower ? copyup_whiteout(&v->cu, p, name, true)
+				     : (unlinkat(pu, name, 0) < 0 ? -errno : 0);
+			if (r < 0)
+				return r;
+			node_move(&v->table, sn, np, newname);
+			return 0;
+		}
 		unsigned fl = (dm.upper || dm.whiteout) ? 0 : RENAME_NOREPLACE;
 		if (sm.lower)
 			fl |= RENAME_WHITEOUT; /* hide the project entry in the same step */
@@ -587,8 +644,11 @@ static int do_link(struct view *v, struct node *sn, struct node *np, const char 
 	r = copyup_node(&v->cu, sn, true);
 	if (r < 0)
 		return r;
+	autoclose int sfd = vw_upper_open(sn, O_PATH);
+	if (sfd < 0)
+		return sfd;
 	char proc[64];
-	proc_path(proc, sizeof(proc), node_upper(sn));
+	proc_path(proc, sizeof(proc), sfd);
 	int npu = node_upper(np);
 	if (m.whiteout) {
 		char tmp[64];

@@ -3,7 +3,7 @@
  * The host's attributes are passed through: reading needs `read` (a
  * `view` entry gives EACCES, like its content), changing needs `write`
  * and lands on the upper copy, made first.  The object is reached through
- * the node's O_PATH fd as /proc/self/fd/N, which names exactly that inode
+ * an O_PATH fd of it as /proc/self/fd/N, which names exactly that inode
  * (a magic link is not resolved again), or, for a project file without
  * an fd, as /proc/self/fd/PARENT/NAME with the l*xattr calls, which never
  * follow the last component.  Symlinks carry no user.* attributes on
@@ -12,27 +12,32 @@
  * for the rest of the mount. */
 #include "view_int.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/xattr.h>
 
 /* Where n's attributes live: fills path and says whether the l*xattr
- * calls must be used.  Returns 0, or -errno when changing them needs a
- * copy-up first (for_write) and it failed. */
+ * calls must be used; *tmpfd is an fd the path names, to close after, or
+ * -1.  Returns 0, or -errno (a copy-up needed first, for_write, failed). */
 static int xattr_path(struct view *v, struct node *n, bool for_write, char *path, size_t size,
-		      bool *nofollow)
+		      bool *nofollow, int *tmpfd)
 {
 	*nofollow = false;
+	*tmpfd = -1;
 	if (for_write) {
 		copyup_thread_init();
 		int r = copyup_node(&v->cu, n, true);
 		if (r < 0)
 			return r;
 	}
-	int ufd = node_upper(n);
 	/* the root shows as the project root, not as the delta's upper/ */
-	if (ufd >= 0 && n != &v->table.root) {
+	if (node_has_upper(n) && n != &v->table.root) {
+		int ufd = vw_upper_open(n, O_PATH);
+		if (ufd < 0)
+			return ufd;
 		proc_path(path, size, ufd);
+		*tmpfd = ufd;
 	} else if (n->lower_fd >= 0) {
 		proc_path(path, size, n->lower_fd);
 	} else if (n->lparent && n->lparent->lower_fd >= 0) {
@@ -72,7 +77,8 @@ void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	}
 	char path[PATH_MAX];
 	bool nofollow;
-	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow);
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow, &tmpfd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -105,7 +111,8 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	char path[PATH_MAX];
 	bool nofollow;
-	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow);
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow, &tmpfd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -145,7 +152,8 @@ void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 	}
 	char path[PATH_MAX];
 	bool nofollow;
-	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow);
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow, &tmpfd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -166,7 +174,8 @@ void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	char path[PATH_MAX];
 	bool nofollow;
-	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow);
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow, &tmpfd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

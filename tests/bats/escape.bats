@@ -362,8 +362,14 @@ read: hello agentfense"
 }
 
 @test "chmod 0 of the workspace root cannot stop the changes from syncing" {
-	run --separate-stderr af run -p development "$P" -- sh -c 'echo new >/workspace/newfile && chmod 0 /workspace'
+	local mode
+	mode=$(stat -c %a "$P")
+	run --separate-stderr af run -e LC_ALL=C -p development "$P" -- sh -c 'echo new >/workspace/newfile; chmod 0 /workspace; echo "chmod=$?"; ls /workspace/newfile'
 	assert_status 0
+	assert_output "chmod=1
+/workspace/newfile"
+	assert_contains "$stderr" "chmod: changing permissions of '/workspace': Operation not permitted"
+	[ "$(stat -c %a "$P")" = "$mode" ]
 	[ "$(cat "$P/newfile")" = new ]
 	[ "$(stat -c %a "$P")" != 0 ]
 	[ "$(runs_count)" = 0 ]
