@@ -364,29 +364,25 @@ out:
 	return r;
 }
 
+/* Unlink de if it is a whiteout, keeping the first failure in *arg (an
+ * int).  Returns 0. */
+static int clear_whiteout_cb(int dirfd, const struct dirent *de, void *arg)
+{
+	int *r = arg;
+	if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+		return 0;
+	struct stat st;
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && delta_is_whiteout(&st) &&
+	    unlinkat(dirfd, de->d_name, 0) < 0 && *r == 0)
+		*r = -errno;
+	return 0; /* go on: clear as many as possible */
+}
+
 int copyup_clear_whiteouts(int dirfd)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
 	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
-			continue;
-		struct stat st;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && delta_is_whiteout(&st) &&
-		    unlinkat(fd, de->d_name, 0) < 0 && r == 0)
-			r = -errno;
-	}
-	closedir(d);
-	return r;
+	int e = for_each_dir_entry(dirfd, clear_whiteout_cb, &r);
+	return e < 0 ? e : r;
 }
 
 void copyup_discard(struct copyup_ctx *c, const char *name)
@@ -436,27 +432,18 @@ int copyup_whiteout(struct copyup_ctx *c, struct node *dir, const char *name, bo
 	return 0;
 }
 
+/* Put a whiteout for de in the directory *arg (an int fd).  Returns 0 or
+ * -errno. */
+static int hide_cb(int dirfd, const struct dirent *de, void *arg)
+{
+	(void)dirfd;
+	const int *newfd = arg;
+	if (mknodat(*newfd, de->d_name, S_IFCHR | 0000, makedev(0, 0)) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int copyup_hide_lower(int newfd, int lowerfd)
 {
-	int fd = openat(lowerfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (mknodat(newfd, de->d_name, S_IFCHR | 0000, makedev(0, 0)) < 0 && errno != EEXIST) {
-			r = -errno;
-			break;
-		}
-	}
-	closedir(d);
-	return r;
+	return for_each_dir_entry(lowerfd, hide_cb, &newfd);
 }

@@ -1,6 +1,8 @@
 /* util.c - error reporting and allocation helpers (see util.h). */
 #include "util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -195,4 +197,31 @@ ssize_t read_full(int fd, void *buf, size_t len)
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
+}
+
+/* Call fn for every entry of directory fd but "." and ".." (fd may be an
+ * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
+ * -errno. */
+int for_each_dir_entry(int fd, dir_entry_fn fn, void *arg)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+		close(dfd);
+		return -e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = fn(dirfd(d), de, arg);
+		if (r != 0)
+			break;
+	}
+	closedir(d);
+	return r;
 }

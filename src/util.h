@@ -67,6 +67,13 @@ int write_all(int fd, const void *buf, size_t len);
 /* Read up to len bytes, retrying on EINTR; returns bytes read or -errno. */
 ssize_t read_full(int fd, void *buf, size_t len);
 
+/* Call fn for every entry of directory fd but "." and ".." (fd may be an
+ * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
+ * -errno. */
+struct dirent;
+typedef int (*dir_entry_fn)(int dirfd, const struct dirent *de, void *arg);
+int for_each_dir_entry(int fd, dir_entry_fn fn, void *arg);
+
 /* Cleanup attributes: ownership is visible at the declaration. */
 static inline void af_freep(void *p) { free(*(void **)p); }
 static inline void af_closep(int *fd)

@@ -627,7 +627,8 @@ static int mk_at(int dirfd, const char *name, struct mk_spec *s)
 }
 
 /* Create the object at (dir, name) in upper; a whiteout there is
- * replaced atomically (the object is built in work/ first). */
+ * replaced atomically (the object is built in work/ first).  Returns 0
+ * or -errno; s->fd may be left open either way (the caller closes it). */
 static int make_entry(struct view *v, struct node *dir, const char *name, const struct merged *m,
 		      struct mk_spec *s)
 {
@@ -648,10 +649,6 @@ static int make_entry(struct view *v, struct node *dir, const char *name, const 
 		r = -errno;
 	}
 	copyup_discard(&v->cu, tmp); /* the whiteout, or the failed object */
-	if (r < 0 && s->fd >= 0) {
-		close(s->fd);
-		s->fd = -1;
-	}
 	return r;
 }
 
@@ -675,9 +672,9 @@ static int create_locked(struct view *v, struct node *dir, const char *name, str
 	r = make_entry(v, dir, name, &m, s);
 	if (s->lowerfd >= 0)
 		close(s->lowerfd);
-	if (r < 0)
-		return r;
-	r = vw_lookup(v, dir, name, &dec, e);
+	if (r == 0)
+		r = vw_lookup(v, dir, name, &dec, e);
+	/* a file made but not placed, or not found after: not the caller's */
 	if (r < 0 && s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;

@@ -25,33 +25,6 @@ struct dir_handle {
 
 /* ---- directories ----------------------------------------------------------- */
 
-/* Call fn for every entry of directory fd but "." and ".." (fd may be an
- * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
- * -errno. */
-int vw_for_each_entry(int fd, entry_fn fn, void *arg)
-{
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		int e = errno;
-		close(dfd);
-		return -e;
-	}
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		r = fn(dirfd(d), de, arg);
-		if (r != 0)
-			break;
-	}
-	closedir(d);
-	return r;
-}
-
 /* The entry's type, statting when readdir does not say; whiteouts are
  * reported as 0.  Returns the S_IFMT bits or -errno. */
 int vw_entry_type(int dirfd, const struct dirent *de)
@@ -125,10 +98,10 @@ int vw_dir_empty(int ufd, int lfd)
 	struct name_set wh = { 0 };
 	int r = 0;
 	if (ufd >= 0)
-		r = vw_for_each_entry(ufd, empty_upper_cb, &wh);
+		r = for_each_dir_entry(ufd, empty_upper_cb, &wh);
 	vw_names_sort(&wh);
 	if (r == 0 && lfd >= 0)
-		r = vw_for_each_entry(lfd, empty_lower_cb, &wh);
+		r = for_each_dir_entry(lfd, empty_lower_cb, &wh);
 	vw_names_free(&wh);
 	return r;
 }
@@ -230,10 +203,10 @@ static int snapshot(struct view *v, struct node *dir, struct dir_handle *h)
 		c.path[c.plen++] = '/';
 	int r = 0, ufd = node_upper(dir);
 	if (ufd >= 0)
-		r = vw_for_each_entry(ufd, snap_upper_cb, &c);
+		r = for_each_dir_entry(ufd, snap_upper_cb, &c);
 	vw_names_sort(&c.upper);
 	if (r == 0 && c.lfd >= 0)
-		r = vw_for_each_entry(c.lfd, snap_lower_cb, &c);
+		r = for_each_dir_entry(c.lfd, snap_lower_cb, &c);
 	vw_names_free(&c.upper);
 	free(c.path);
 	return r;

@@ -165,11 +165,6 @@ void vw_fh_release(struct fh_table *t, uint64_t fh);
 
 /* ---- view_dir.c ---- */
 
-/* Call fn for every entry of directory fd but "." and ".." (fd may be an
- * O_PATH fd; it is not consumed).  Returns 0, fn's nonzero result, or
- * -errno. */
-typedef int (*entry_fn)(int dirfd, const struct dirent *de, void *arg);
-int vw_for_each_entry(int fd, entry_fn fn, void *arg);
 /* The entry's type, statting when readdir does not say; whiteouts are
  * reported as 0.  Returns the S_IFMT bits or -errno. */
 int vw_entry_type(int dirfd, const struct dirent *de);

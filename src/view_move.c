@@ -132,7 +132,7 @@ static int add_name_cb(int dirfd, const struct dirent *de, void *arg)
 /* The names of directory fd (-1: none), sorted.  Returns 0 or -errno. */
 static int list_names(int fd, struct name_set *s)
 {
-	int r = fd >= 0 ? vw_for_each_entry(fd, add_name_cb, s) : 0;
+	int r = fd >= 0 ? for_each_dir_entry(fd, add_name_cb, s) : 0;
 	vw_names_sort(s);
 	return r;
 }

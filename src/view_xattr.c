@@ -54,6 +54,18 @@ static int xattr_err(int e)
 	return e == ENOSYS ? EOPNOTSUPP : e;
 }
 
+/* Reply to a get/listxattr asking size bytes (0: the length only) with
+ * what the call returned: len bytes in buf, or -1 and errno. */
+static void reply_xattr(fuse_req_t req, const char *buf, size_t size, ssize_t len)
+{
+	if (len < 0)
+		fuse_reply_err(req, xattr_err(errno));
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+}
+
 /* Returns 0 if n's attributes may be read, else the errno to reply. */
 static int may_read(struct node *n)
 {
@@ -85,12 +97,7 @@ void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	}
 	autofree char *buf = size ? xmalloc(size) : NULL;
 	ssize_t len = nofollow ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
-	if (len < 0)
-		fuse_reply_err(req, xattr_err(errno));
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
+	reply_xattr(req, buf, size, len);
 }
 
 void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -103,10 +110,7 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	if (S_ISLNK(n->type)) {
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0);
+		reply_xattr(req, NULL, size, 0); /* no user.* on a symlink */
 		return;
 	}
 	char path[PATH_MAX];
@@ -119,12 +123,7 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	autofree char *buf = size ? xmalloc(size) : NULL;
 	ssize_t len = nofollow ? llistxattr(path, buf, size) : listxattr(path, buf, size);
-	if (len < 0)
-		fuse_reply_err(req, xattr_err(errno));
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
+	reply_xattr(req, buf, size, len);
 }
 
 /* Returns 0 if n's attributes may be changed, else the errno to reply. */
@@ -140,46 +139,46 @@ static int may_change(struct view *v, struct node *n)
 	return 0;
 }
 
+/* Where the attributes of n, which are to change, live (as xattr_path,
+ * with n copied up first; path has PATH_MAX bytes).  Returns 0, or the
+ * errno to reply. */
+static int change_path(struct view *v, struct node *n, char *path, bool *nofollow, int *tmpfd)
+{
+	int e = may_change(v, n);
+	if (e)
+		return e;
+	int r = xattr_path(v, n, true, path, PATH_MAX, nofollow, tmpfd);
+	return r < 0 ? -r : 0;
+}
+
 void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		    size_t size, int flags)
 {
 	struct view *v = req_view(req);
-	struct node *n = get_node(v, ino);
-	int e = may_change(v, n);
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int e = change_path(v, get_node(v, ino), path, &nofollow, &tmpfd);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	char path[PATH_MAX];
-	bool nofollow;
-	autoclose int tmpfd = -1;
-	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow, &tmpfd);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = nofollow ? lsetxattr(path, name, value, size, flags)
-		     : setxattr(path, name, value, size, flags);
+	int r = nofollow ? lsetxattr(path, name, value, size, flags)
+			 : setxattr(path, name, value, size, flags);
 	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
 }
 
 void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct view *v = req_view(req);
-	struct node *n = get_node(v, ino);
-	int e = may_change(v, n);
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int e = change_path(v, get_node(v, ino), path, &nofollow, &tmpfd);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	char path[PATH_MAX];
-	bool nofollow;
-	autoclose int tmpfd = -1;
-	int r = xattr_path(v, n, true, path, sizeof(path), &nofollow, &tmpfd);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
+	int r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
 	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
 }
