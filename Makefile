@@ -17,7 +17,7 @@ ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := fuse3 libcap inih libcjson
+PKGS := fuse3 libcap inih libcjson libseccomp
 
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -125,7 +125,7 @@ CJSON_DIR := $(STATIC_BUILD)/cjson-src
 CJSON_INC := $(STATIC_BUILD)/include
 STATIC_OBJDIR := $(STATIC_BUILD)/obj
 STATIC_OBJS := $(SRCS:src/%.c=$(STATIC_OBJDIR)/%.o) $(STATIC_OBJDIR)/presets.o
-STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs fuse3 libcap inih)
+STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs fuse3 libcap inih libseccomp)
 
 static: $(STATIC_BUILD)/agentfense
 

@@ -25,7 +25,7 @@ _agentfense()
     fi
 
     local commands="explain help preset run"
-    local run_opts="--changes --env --help --net --policy --preset --rule --timeout --workdir -e -p -r -t -w"
+    local run_opts="--changes --env --help --net --policy --preset --rule --seccomp --timeout --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
 
     # The subcommand: the first word after the program name.
@@ -52,6 +52,10 @@ _agentfense()
         COMPREPLY=($(compgen -W "host none" -- "$cur"))
         return
         ;;
+    --seccomp)
+        COMPREPLY=($(compgen -W "off on" -- "$cur"))
+        return
+        ;;
     -r | --rule | -e | --env | -t | --timeout | -w | --workdir)
         return
         ;;
@@ -69,7 +73,7 @@ _agentfense()
             fi
             case ${words[i]} in
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
-                -t | --timeout | --changes | --net) ((i++)) ;;
+                -t | --timeout | --changes | --net | --seccomp) ((i++)) ;;
             -*) ;;
             *) dir_at=$i ;;
             esac

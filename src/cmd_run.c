@@ -33,6 +33,7 @@ struct run_opts {
 	double timeout;
 	enum changes changes;
 	bool net_host;
+	bool seccomp_off;
 	const char *dir;
 	char **argv;
 };
@@ -57,6 +58,8 @@ static void usage(FILE *f)
 		"      --changes sync|discard|keep\n"
 		"                             what happens to the changes at exit (default: sync)\n"
 		"      --net none|host        network: loopback only (default) or the host's\n"
+		"      --seccomp on|off       system call filter (default: on; see\n"
+		"                             agentfense(1), SECURITY)\n"
 		"  -h, --help                 show this help\n"
 		"\n"
 		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N;\n"
@@ -88,7 +91,7 @@ static double parse_timeout(const char *s)
 
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
-	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET };
+	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
 		{ "rule", required_argument, NULL, 'r' },
@@ -98,6 +101,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
+		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,6 +151,15 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 				o->net_host = true;
 			else
 				usage_error("invalid value '%s' for --net: expected none or host",
+					    optarg);
+			break;
+		case OPT_SECCOMP:
+			if (strcmp(optarg, "on") == 0)
+				o->seccomp_off = false;
+			else if (strcmp(optarg, "off") == 0)
+				o->seccomp_off = true;
+			else
+				usage_error("invalid value '%s' for --seccomp: expected on or off",
 					    optarg);
 			break;
 		case 'h':
@@ -347,6 +360,9 @@ int cmd_run(int argc, char **argv)
 		if (env_set_spec(&env, o.envs[i], &err) < 0)
 			die_err(&err);
 	check_dev_fuse();
+	if (o.seccomp_off)
+		warn_msg("running without the seccomp filter (--seccomp off): the command "
+			 "can reach kernel interfaces the sandbox normally refuses");
 
 	/* Before any thread exists (the view's inherit the mask): these
 	 * signals are read by sandbox_wait() and passed to the command. */
@@ -378,6 +394,7 @@ int cmd_run(int argc, char **argv)
 		.envp = env.v,
 		.workdir = workdir,
 		.net_host = o.net_host,
+		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",
 	};
 	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)

@@ -6,7 +6,9 @@
  *   the child (C)   cloned into new namespaces, builds the root
  *                   (rootfs.c), then stays as PID 1: reaps, forwards
  *                   signals, reports the command's wait status;
- *   the command     forked by C, capabilities dropped, no_new_privs.
+ *   the command     forked by C, capabilities dropped, no_new_privs,
+ *                   seccomp filter (built by P before the clone), in a
+ *                   session and process group of its own.
  * P and C talk over a SOCK_SEQPACKET socketpair, one struct msg per
  * packet: GO (P: the id maps are written), READY (C: root built, the
  * FUSE fd attached), EXEC (P: the view serves, start the command), and
@@ -36,6 +38,7 @@
 #include <unistd.h>
 
 #include "rootfs.h"
+#include "sysfilter.h"
 
 #define DEFAULT_HOSTNAME "agentfense"
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -58,8 +61,10 @@ struct msg {
 /* What the command's child reports through its close-on-exec pipe. */
 struct exec_fail {
 	int errnum;
-	int stage; /* 0: execve; 1: dropping privileges */
+	int stage; /* enum exec_stage */
 };
+
+enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_SECCOMP };
 
 /* Our own command line and environment, in memory the child inherits:
  * PID 1 blanks its copy, since /proc/1/cmdline is readable by anyone in
@@ -75,10 +80,14 @@ struct sandbox {
 	int status; /* PID 1's wait status, once reaped */
 	struct sandbox_config cfg; /* deep copy: nothing in the blanked areas */
 	struct proc_area area;
+	struct sock_fprog filter; /* len 0: no seccomp filter */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
- * the sandbox (the caller's kill(2)). */
+ * the sandbox (the caller's kill(2)); to its whole process group when
+ * they carry this sigqueue(3) value (the caller got them from the
+ * terminal, which signals a whole group). */
+#define FORWARD_TO_GROUP 0x4166
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
 /* --- messages (both sides) ----------------------------------------------- */
@@ -248,8 +257,11 @@ static int drop_caps(void)
 }
 
 /* In the command's process: restore default signal handling, drop all
- * privileges, exec.  Failures go to errfd. */
-static AF_NORETURN void command_main(const struct sandbox_config *cfg, int errfd)
+ * privileges, leave the terminal's session, install the seccomp filter
+ * (last: it refuses calls the steps before make), exec.  Failures go to
+ * errfd. */
+static AF_NORETURN void command_main(const struct sandbox_config *cfg,
+				     const struct sock_fprog *filter, int errfd)
 {
 	struct exec_fail ef = { 0 };
 	struct sigaction sa = { .sa_handler = SIG_DFL };
@@ -262,7 +274,13 @@ static AF_NORETURN void command_main(const struct sandbox_config *cfg, int errfd
 
 	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		ef.errnum = errno;
-		ef.stage = 1;
+		ef.stage = STAGE_PRIVS;
+	} else if (setsid() < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_SETSID;
+	} else if (filter->len && sysfilter_install(filter) < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_SECCOMP;
 	} else {
 		ef.errnum = exec_command(cfg->argv, cfg->envp);
 	}
@@ -283,7 +301,8 @@ static void pid1_sigset(sigset_t *set)
 
 /* PID 1 of the sandbox: start the command, then reap and forward
  * signals until it exits, and report its wait status. */
-static AF_NORETURN void pid1_main(const struct sandbox_config *cfg, int sock)
+static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
+				  const struct sock_fprog *filter, int sock)
 {
 	struct af_err err = { 0 };
 	sigset_t set;
@@ -310,7 +329,7 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg, int sock)
 	}
 	if (pid == 0) {
 		close(ep[0]);
-		command_main(cfg, ep[1]);
+		command_main(cfg, filter, ep[1]);
 	}
 	close(ep[1]);
 	struct exec_fail ef;
@@ -319,9 +338,19 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg, int sock)
 		;
 	close(ep[0]);
 	if (n == (ssize_t)sizeof(ef)) {
-		if (ef.stage == 1) {
+		switch ((enum exec_stage)ef.stage) {
+		case STAGE_PRIVS:
 			af_err_set(&err, ef.errnum, "cannot drop privileges");
 			child_fail(sock, &err);
+		case STAGE_SETSID:
+			af_err_set(&err, ef.errnum, "cannot start a new session for the command");
+			child_fail(sock, &err);
+		case STAGE_SECCOMP:
+			af_err_set(&err, ef.errnum, "cannot install the seccomp filter");
+			af_err_hint(&err, "'--seccomp off' runs without it (less isolation)");
+			child_fail(sock, &err);
+		case STAGE_EXEC:
+			break;
 		}
 		send_msg(sock, MSG_EXEC_FAILED, ef.errnum, NULL, -1);
 	}
@@ -346,11 +375,14 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg, int sock)
 			continue;
 		}
 		/* Only signals from outside the namespace (pid 0 here): the
-		 * terminal's reach the command directly, and the command's own
-		 * kill(1, ...) is not ours to pass on. */
+		 * command's own kill(1, ...) is not ours to pass on.  Before
+		 * the command's setsid() its group does not exist yet. */
 		int code = si.ssi_code;
-		if ((code == SI_USER || code == SI_QUEUE || code == SI_TKILL) && si.ssi_pid == 0)
-			kill(pid, (int)si.ssi_signo);
+		if (!((code == SI_USER || code == SI_QUEUE || code == SI_TKILL) && si.ssi_pid == 0))
+			continue;
+		if (code == SI_QUEUE && si.ssi_int == FORWARD_TO_GROUP && kill(-pid, (int)si.ssi_signo) == 0)
+			continue;
+		kill(pid, (int)si.ssi_signo);
 	}
 }
 
@@ -370,7 +402,7 @@ static void blank_proc_area(const struct proc_area *a)
 /* The sandbox child: wait for the id maps, build the root, hand over
  * the FUSE fd, wait for the go, become PID 1. */
 static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struct proc_area *area,
-				   int sock, uid_t uid, gid_t gid)
+				   const struct sock_fprog *filter, int sock, uid_t uid, gid_t gid)
 {
 	struct af_err err = { 0 };
 	struct msg m;
@@ -379,6 +411,10 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 
 	pid1_sigset(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Out of the terminal's foreground process group: the caller
+	 * forwards the terminal's signals, so each reaches the command
+	 * once, not once from the terminal and again through the caller. */
+	setpgid(0, 0);
 	/* die with the caller; the GO below tells us it did not die first */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* keep stdio and the socket (as fd 3), nothing else of the caller's */
@@ -414,7 +450,7 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	close(fuse_fd); /* owned by the caller now */
 	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC)
 		_exit(AF_EXIT_FAILURE);
-	pid1_main(cfg, sock);
+	pid1_main(cfg, filter, sock);
 }
 
 /* --- the caller's side ------------------------------------------------------ */
@@ -582,7 +618,12 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	sb->cfg.hostname = xstrdup(cfg->hostname ? cfg->hostname : DEFAULT_HOSTNAME);
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
 	sb->cfg.net_host = cfg->net_host;
+	sb->cfg.seccomp_off = cfg->seccomp_off;
 	read_proc_area(&sb->area);
+	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
+		sandbox_free(sb);
+		return r;
+	}
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = af_err_set(err, errno, "cannot create a socket pair: %s", strerror(errno));
@@ -605,7 +646,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_main(&sb->cfg, &sb->area, sv[1], uid, gid);
+		child_main(&sb->cfg, &sb->area, &sb->filter, sv[1], uid, gid);
 	}
 	close(sv[1]);
 	sb->pid = pid;
@@ -658,15 +699,21 @@ static double now_sec(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Forward what the caller was sent with kill(2); the terminal's signals
- * reached the command directly. */
+/* Forward what the caller was sent (nothing inside the sandbox can
+ * signal it): kill(2)'s to the command, as before it had a session of
+ * its own; the terminal's (SI_KERNEL: Ctrl-C, hang-up) to the command's
+ * whole process group, as the terminal would if it could still reach
+ * it. */
 static void forward_signals(struct sandbox *sb, int sfd)
 {
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		int code = si.ssi_code;
-		if (code == SI_USER || code == SI_QUEUE || code == SI_TKILL)
+		if (si.ssi_code == SI_KERNEL && !sb->reaped) {
+			union sigval v = { .sival_int = FORWARD_TO_GROUP };
+			sigqueue(sb->pid, (int)si.ssi_signo, v);
+		} else {
 			sandbox_signal(sb, (int)si.ssi_signo);
+		}
 	}
 }
 
@@ -794,6 +841,7 @@ void sandbox_free(struct sandbox *sb)
 	free((char *)sb->cfg.workdir);
 	free((char *)sb->cfg.hostname);
 	free((char *)sb->cfg.fuse_options);
+	sysfilter_free(&sb->filter);
 	free(sb);
 }
 

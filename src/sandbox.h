@@ -7,7 +7,10 @@
  * opens /dev/fuse inside its user namespace, mounts it at /workspace and
  * passes the fd back: the caller serves the view on it from outside the
  * sandbox's PID namespace.  sandbox_exec() then lets the command run,
- * with all capabilities dropped and no_new_privs set; the child stays as
+ * with all capabilities dropped, no_new_privs set, the seccomp filter
+ * of sysfilter.h installed, in a session of its own (setsid: it has no
+ * controlling terminal, so it cannot push keystrokes into the one that
+ * started it; stdin stays whatever it was); the child stays as
  * PID 1 of the namespace, reaping and forwarding signals.  If the calling
  * process dies, even by SIGKILL, the whole sandbox dies with it.
  *
@@ -36,6 +39,7 @@ struct sandbox_config {
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
+	bool seccomp_off;   /* no seccomp filter (--seccomp off; see sysfilter.h) */
 };
 
 struct sandbox;
@@ -58,8 +62,9 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 int sandbox_exec(struct sandbox *sb, struct af_err *err);
 
 /* Wait for the command.  SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
- * process with kill(2) are forwarded to the command (signals from the
- * terminal reach it directly); the caller must block them in every
+ * process are forwarded: with kill(2), to the command; by the terminal
+ * (the command, in its own session, is out of its reach), to the
+ * command's whole process group; the caller must block them in every
  * thread beforehand, or they keep their default action.  timeout > 0
  * kills the whole sandbox after that many seconds.  Returns 0 with *res
  * filled, or -errno with *err filled (e.g. the working directory does
