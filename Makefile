@@ -183,3 +183,13 @@ clean:
 
 .PHONY: all unit tools check static static-objs install uninstall clean
 .DELETE_ON_ERROR:
+
+# --- benchmarks --------------------------------------------------------------
+# bench/run: the view (and fuse-overlayfs, bindfs) against the plain
+# directory, start-up against bwrap, memory; a table on stdout and JSON
+# in $(BUILD)/bench.json.  BENCHFLAGS=--quick for a shorter run.
+bench: $(BUILD)/agentfense $(BUILD)/viewharness
+	AGENTFENSE=$(abspath $(BUILD)/agentfense) VIEWHARNESS=$(abspath $(BUILD)/viewharness) \
+		bench/run --out $(BUILD)/bench.json $(BENCHFLAGS)
+
+.PHONY: bench
