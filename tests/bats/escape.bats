@@ -12,16 +12,9 @@ load helper
 # sandbox over $P (cwd /workspace), changes synced.  SCRIPT gets t(NAME,
 # FN), printing "NAME: OK" or the errno name, and the libc helpers.
 py() {
-	local opts=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		opts+=("$1")
-		shift
-	done
-	shift
-	local script=$1
-	shift
-	af run -e LC_ALL=C "${opts[@]}" "$P" -- python3 -c "$ESC_PY
-$script" "$@"
+	split_opts "$@"
+	af run -e LC_ALL=C "${OPTS[@]}" "$P" -- python3 -c "$ESC_PY
+${ARGS[0]}" "${ARGS[@]:1}"
 }
 
 ESC_PY='

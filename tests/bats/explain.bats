@@ -7,13 +7,8 @@ load helper
 # path from `explain --json` ("-" when no rule matched, "+t" after the
 # level of a traversable directory).
 xl() {
-	local opts=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		opts+=("$1")
-		shift
-	done
-	shift
-	af explain --json "${opts[@]}" "$P" "$@" | python3 -c '
+	split_opts "$@"
+	af explain --json "${OPTS[@]}" "$P" "${ARGS[@]}" | python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
     r = e["rule"]

@@ -187,6 +187,19 @@ bg_af() {
 	BG_PIDS+=" $BG_PID"
 }
 
+# split_opts [OPTION...] -- ARG...: set OPTS to the options before "--"
+# and ARGS to what follows it; callers copy them before calling another
+# helper that uses split_opts.
+split_opts() {
+	OPTS=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		OPTS+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	ARGS=("$@")
+}
+
 # run_in DIR SCRIPT: sh -c SCRIPT in a sandbox over DIR, changes discarded.
 run_in() {
 	af run --changes discard -e LC_ALL=C "$1" -- sh -c "$2"
@@ -195,13 +208,8 @@ run_in() {
 # inside [RUN-OPTION...] -- SCRIPT: sh -c SCRIPT in a sandbox over $P,
 # changes discarded, messages in the C locale (plain quotes).
 inside() {
-	local opts=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		opts+=("$1")
-		shift
-	done
-	shift
-	af run --changes discard -e LC_ALL=C "${opts[@]}" "$P" -- sh -c "$1"
+	split_opts "$@"
+	af run --changes discard -e LC_ALL=C "${OPTS[@]}" "$P" -- sh -c "${ARGS[0]}"
 }
 
 # ops [RUN-OPTION...] -- OP ARG... [OP ARG...]: perform filesystem
@@ -209,13 +217,8 @@ inside() {
 # and print one line per operation: "OP ARGS: RESULT", RESULT being OK,
 # a value, or the errno name (ENOENT, EACCES, ...).
 ops() {
-	local opts=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		opts+=("$1")
-		shift
-	done
-	shift
-	af run --changes discard "${opts[@]}" "$P" -- python3 -c "$OPS_PY" "$@"
+	split_opts "$@"
+	af run --changes discard "${OPTS[@]}" "$P" -- python3 -c "$OPS_PY" "${ARGS[@]}"
 }
 
 # The operation runner used by ops (runs inside the sandbox).
@@ -295,13 +298,10 @@ while a:
 
 # levels [RUN-OPTION...] -- PATH...: "level PATH: LEVEL" for each path.
 levels() {
-	local opts=() a=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		opts+=("$1")
-		shift
-	done
-	shift
-	for p in "$@"; do
+	local opts=() a=() p
+	split_opts "$@"
+	opts=("${OPTS[@]}")
+	for p in "${ARGS[@]}"; do
 		a+=(level "$p")
 	done
 	ops "${opts[@]}" -- "${a[@]}"
