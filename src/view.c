@@ -31,7 +31,8 @@
 bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,
 		  struct decision *dec)
 {
-	vw_decide(v, dir, name, is_dir, dec);
+	autofree char *path = node_path(&v->table, dir, name);
+	policy_decide(v->policy, path, is_dir, dec);
 	if (dec->level != LEVEL_WRITE)
 		return false;
 	if (is_dir)
@@ -43,7 +44,7 @@ bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_di
 	 * a name that would not be writable as a directory is not given to
 	 * anything else either. */
 	struct decision as_dir;
-	vw_decide(v, dir, name, true, &as_dir);
+	policy_decide(v->policy, path, true, &as_dir);
 	return as_dir.level == LEVEL_WRITE;
 }
 
@@ -101,28 +102,35 @@ static uint64_t merged_ino(const struct merged *m)
 	return m->lst.st_ino;
 }
 
+/* A new fd of the object O_PATH fd ofd is open on, with flags: a
+ * duplicate for O_PATH, else a reopen through the magic link, which
+ * reaches exactly that inode.  Returns the fd or -errno. */
+static int reopen_fd(int ofd, int flags)
+{
+	int fd;
+	if (flags & O_PATH) {
+		fd = fcntl(ofd, F_DUPFD_CLOEXEC, 0);
+	} else {
+		char proc[64];
+		proc_path(proc, sizeof(proc), ofd);
+		fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 /* Open the upper object of non-directory n, whose lock the caller
  * holds, with flags.  Returns the fd or -errno. */
 static int upper_open_locked(struct node *n, int flags)
 {
-	int fd, pin = node_upper(n);
-	if (pin >= 0) {
-		if (flags & O_PATH) {
-			fd = fcntl(pin, F_DUPFD_CLOEXEC, 0);
-		} else {
-			/* the magic link reopens exactly the pinned inode */
-			char proc[64];
-			proc_path(proc, sizeof(proc), pin);
-			fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
-		}
-	} else {
-		if (!node_has_upper(n))
-			return -ENOENT;
-		int pfd = node_upper(n->parent);
-		if (pfd < 0)
-			return -EIO;
-		fd = openat(pfd, n->name, flags | O_NOFOLLOW | O_CLOEXEC);
-	}
+	int pin = node_upper(n);
+	if (pin >= 0)
+		return reopen_fd(pin, flags);
+	if (!node_has_upper(n))
+		return -ENOENT;
+	int pfd = node_upper(n->parent);
+	if (pfd < 0)
+		return -EIO;
+	int fd = openat(pfd, n->name, flags | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -131,16 +139,7 @@ int vw_upper_open(struct node *n, int flags)
 	int fd;
 	if (S_ISDIR(n->type)) {
 		int ufd = node_upper(n);
-		if (ufd < 0)
-			return -ENOENT;
-		if (flags & O_PATH) {
-			fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
-		} else {
-			char proc[64];
-			proc_path(proc, sizeof(proc), ufd);
-			fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
-		}
-		return fd < 0 ? -errno : fd;
+		return ufd < 0 ? -ENOENT : reopen_fd(ufd, flags);
 	}
 	pthread_mutex_lock(&n->lock);
 	fd = upper_open_locked(n, flags);

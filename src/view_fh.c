@@ -54,12 +54,15 @@ static struct fh_slot *fh_slot(struct fh_table *t, uint64_t fh)
 	return s->gen == (uint32_t)(fh >> 32) && s->fd >= 0 ? s : NULL;
 }
 
-static void slot_close(struct fh_slot *s)
+/* Empty the slot; returns its fd, for the caller to close once it has
+ * dropped the lock (every read and write takes it). */
+static int slot_empty(struct fh_slot *s)
 {
-	close(s->fd);
+	int fd = s->fd;
 	s->fd = -1;
 	s->dead = false;
 	s->gen = s->gen + 1 ? s->gen + 1 : 1;
+	return fd;
 }
 
 uint64_t vw_fh_add(struct fh_table *t, int fd)
@@ -76,16 +79,16 @@ uint64_t vw_fh_add(struct fh_table *t, int fd)
 			best = s;
 	}
 	uint64_t fh = 0;
+	int old = fd; /* every slot busy: the file goes without */
 	if (best) {
-		if (best->fd >= 0)
-			slot_close(best);
+		old = best->fd >= 0 ? slot_empty(best) : -1;
 		best->fd = fd;
 		best->stamp = ++t->clock;
 		fh = fh_of(t, (unsigned)(best - t->s));
-	} else {
-		close(fd); /* every slot busy: the file goes without */
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (old >= 0)
+		close(old);
 	return fh;
 }
 
@@ -105,22 +108,28 @@ int vw_fh_get(struct fh_table *t, uint64_t fh)
 
 void vw_fh_put(struct fh_table *t, uint64_t fh)
 {
+	int fd = -1;
 	pthread_mutex_lock(&t->lock);
 	struct fh_slot *s = fh_slot(t, fh);
 	if (s && --s->busy == 0 && s->dead)
-		slot_close(s);
+		fd = slot_empty(s);
 	pthread_mutex_unlock(&t->lock);
+	if (fd >= 0)
+		close(fd);
 }
 
 void vw_fh_release(struct fh_table *t, uint64_t fh)
 {
+	int fd = -1;
 	pthread_mutex_lock(&t->lock);
 	struct fh_slot *s = fh_slot(t, fh);
 	if (s) {
 		if (s->busy == 0)
-			slot_close(s);
+			fd = slot_empty(s);
 		else
 			s->dead = true;
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (fd >= 0)
+		close(fd);
 }
