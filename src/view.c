@@ -252,7 +252,7 @@ void vw_tree_rdunlock(struct view *v)
 /* Create the node for (dir, name), which the table lacks, with one
  * kernel lookup taken.  Returns it, or NULL with *err set to -errno. */
 static struct node *lookup_new(struct view *v, struct node *dir, const char *name,
-			       const struct decision *pre, int *err)
+			       const struct decision *pre, mode_t pre_type, int *err)
 {
 	struct merged m;
 	int r = vw_merged_stat(dir, name, &m);
@@ -264,7 +264,10 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 	const struct stat *st = merged_st(&m);
 	bool is_dir = S_ISDIR(st->st_mode);
 	struct decision dec;
-	if (pre)
+	/* a decision made for another type (the host swapped a file for a
+	 * directory since it was made) does not apply: trailing-'/' rules
+	 * match directories only */
+	if (pre && S_ISDIR(pre_type) == is_dir)
 		dec = *pre;
 	else
 		vw_decide(v, dir, name, is_dir, &dec);
@@ -296,10 +299,11 @@ fail:
 }
 
 /* Find or create the node for (dir, name) with one kernel lookup taken.
- * pre: a decision already computed for the path (readdir), or NULL.
+ * pre: a decision already computed for the path (readdir, create) as an
+ * entry of type pre_type (S_IFMT bits), or NULL.
  * Returns 0 or -errno (-ENOENT also for hidden entries). */
 int vw_lookup(struct view *v, struct node *dir, const char *name, const struct decision *pre,
-	      struct fuse_entry_param *e)
+	      mode_t pre_type, struct fuse_entry_param *e)
 {
 	int r = vw_check_name(name);
 	if (r < 0)
@@ -310,7 +314,7 @@ int vw_lookup(struct view *v, struct node *dir, const char *name, const struct d
 		/* what is seen in the directories and the node made from it
 		 * must belong together: no directory move in between */
 		vw_tree_rdlock(v);
-		n = lookup_new(v, dir, name, pre, &r);
+		n = lookup_new(v, dir, name, pre, pre_type, &r);
 		vw_tree_rdunlock(v);
 		if (!n)
 			return r;
@@ -332,7 +336,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct view *v = req_view(req);
 	struct fuse_entry_param e;
-	int r = vw_lookup(v, get_node(v, parent), name, NULL, &e);
+	int r = vw_lookup(v, get_node(v, parent), name, NULL, 0, &e);
 	if (r == -ENOENT) {
 		/* negative entry: cached by the kernel like a positive one */
 		memset(&e, 0, sizeof(e));
@@ -672,7 +676,7 @@ static int create_locked(struct view *v, struct node *dir, const char *name, str
 	if (s->lowerfd >= 0)
 		close(s->lowerfd);
 	if (r == 0)
-		r = vw_lookup(v, dir, name, &dec, e);
+		r = vw_lookup(v, dir, name, &dec, s->mode & S_IFMT, e);
 	/* a file made but not placed, or not found after: not the caller's */
 	if (r < 0 && s->fd >= 0) {
 		close(s->fd);
@@ -814,7 +818,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int r = do_create(v, dir, name, &s, &e);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* raced with another creator: open what is there */
-		r = vw_lookup(v, dir, name, NULL, &e);
+		r = vw_lookup(v, dir, name, NULL, 0, &e);
 		if (r == 0) {
 			s.fd = do_open(v, get_node(v, e.ino), fi->flags);
 			if (s.fd < 0) {

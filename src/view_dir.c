@@ -297,7 +297,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				memset(&e, 0, sizeof(e));
 				e.attr.st_ino = de->ino;
 				e.attr.st_mode = de->type;
-			} else if (vw_lookup(v, dir, de->name, &de->dec, &e) < 0) {
+			} else if (vw_lookup(v, dir, de->name, &de->dec, de->type, &e) < 0) {
 				continue; /* gone since opendir */
 			}
 			len = fuse_add_direntry_plus(req, buf + pos, rem, de->name, &e, (off_t)i + 1);

@@ -134,9 +134,11 @@ int vw_pin_locked(struct node *n);
 bool vw_node_at_locked(struct node *n, struct node *dir, const char *name);
 double vw_attr_timeout(struct view *v, struct node *n, const struct stat *st);
 /* Find or create the node for (dir, name) with one kernel lookup taken.
+ * pre: a decision already made for the path as an entry of type
+ * pre_type (S_IFMT bits), used only if the entry still has that kind.
  * Returns 0 or -errno (-ENOENT also for hidden entries). */
 int vw_lookup(struct view *v, struct node *dir, const char *name, const struct decision *pre,
-	      struct fuse_entry_param *e);
+	      mode_t pre_type, struct fuse_entry_param *e);
 /* Returns 0, -EEXIST, -EACCES or -errno (see view.c). */
 int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
 		      struct merged *m, struct decision *dec);

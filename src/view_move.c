@@ -67,7 +67,7 @@ static int do_unlink(struct view *v, struct node *dir, const char *name, bool rm
 	if (r < 0)
 		return r;
 	struct fuse_entry_param e;
-	r = vw_lookup(v, dir, name, NULL, &e);
+	r = vw_lookup(v, dir, name, NULL, 0, &e);
 	if (r < 0)
 		return r;
 	struct node *n = get_node(v, e.ino);
@@ -606,7 +606,7 @@ void vw_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	int r = flags & ~(unsigned)RENAME_NOREPLACE ? -EINVAL : vw_check_name(newname);
 	if (r == 0) {
 		struct fuse_entry_param e;
-		r = vw_lookup(v, p, name, NULL, &e);
+		r = vw_lookup(v, p, name, NULL, 0, &e);
 		if (r == 0) {
 			struct node *sn = get_node(v, e.ino);
 			/* moving a directory moves a whole tree: see above */
@@ -663,7 +663,7 @@ static int do_link(struct view *v, struct node *sn, struct node *np, const char 
 	}
 	if (r < 0)
 		return r;
-	return vw_lookup(v, np, newname, &dec, e);
+	return vw_lookup(v, np, newname, &dec, S_IFREG, e);
 }
 
 void vw_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
