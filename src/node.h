@@ -76,6 +76,9 @@ struct node {
 	bool in_upper;        /* the upper object exists (set once) */
 	void *listing;        /* directory read without a FUSE opendir: the
 	                         view's snapshot, guarded by lock */
+	uint64_t iofh;        /* file: handle of its cached I/O fd in the
+	                         view's table, or 0; only a hint, checked
+	                         against the table (atomic) */
 };
 
 

@@ -850,11 +850,60 @@ struct io_ref {
 	uint64_t fh; /* a slot of v->fht to put back, or 0 */
 };
 
-/* The fd to do I/O on: the open file's, or (fh 0: the kernel opened the
- * file without a FUSE open; or a recycled handle, see view_fh.c) a
- * temporary one, checked like an open with flags.  Returns fd or -errno;
+/* The node's cached fd for a request (write: for writing; else for
+ * reading the object the node now reads from, lower or upper), taken;
+ * or -1.  The level is the node's for good, but checked here as do_open
+ * checks it: the cache must not widen what an fd may do. */
+static int io_cached(struct view *v, struct node *n, bool write, struct io_ref *ref)
+{
+	uint64_t fh = __atomic_load_n(&n->iofh, __ATOMIC_RELAXED);
+	if (!fh || n->level < (write ? LEVEL_WRITE : LEVEL_READ))
+		return -1;
+	/* a copy-up since the fd was opened makes a lower fd stale */
+	unsigned need = write ? FH_WRITE : FH_READ | (node_has_upper(n) ? FH_UPPER : 0);
+	unsigned refuse = write || node_has_upper(n) ? 0 : FH_UPPER;
+	int fd = vw_fh_get_cached(&v->fht, fh, n, need, refuse);
+	if (fd >= 0)
+		ref->fh = fh;
+	return fd;
+}
+
+/* Open the node for a request and, if worth it, cache the fd.  Returns
+ * fd or -errno. */
+static int io_open(struct view *v, struct node *n, bool write, off_t off, struct io_ref *ref)
+{
+	/* for writing, both ways if the file's own mode lets us: a read
+	 * after a write then needs no other fd */
+	int fd = write ? do_open(v, n, O_RDWR) : -1;
+	unsigned kind = FH_READ | FH_WRITE;
+	if (fd < 0) {
+		fd = do_open(v, n, write ? O_WRONLY : O_RDONLY);
+		kind = write ? FH_WRITE : FH_READ;
+	}
+	if (fd < 0)
+		return fd;
+	if (write || node_has_upper(n))
+		kind |= FH_UPPER;
+	/* a small file is read in one request, at offset 0: keeping its fd
+	 * would only push out the fds of files being streamed */
+	if (off != 0 && S_ISREG(n->type)) {
+		uint64_t fh = vw_fh_cache(&v->fht, fd, n, kind);
+		if (fh) {
+			__atomic_store_n(&n->iofh, fh, __ATOMIC_RELAXED);
+			ref->fh = fh;
+			return fd;
+		}
+	}
+	ref->tmp = true;
+	return fd;
+}
+
+/* The fd to do I/O on (flags: O_RDONLY or O_WRONLY) at offset off: the
+ * open file's, or (fh 0: the kernel opened the file without a FUSE open;
+ * or a recycled handle, see view_fh.c) the node's cached one, or a
+ * fresh one, checked like an open with flags.  Returns fd or -errno;
  * io_done() it after. */
-static int io_fd(struct view *v, fuse_ino_t ino, struct fuse_file_info *fi, int flags,
+static int io_fd(struct view *v, fuse_ino_t ino, struct fuse_file_info *fi, int flags, off_t off,
 		 struct io_ref *ref)
 {
 	ref->tmp = false;
@@ -868,8 +917,10 @@ static int io_fd(struct view *v, fuse_ino_t ino, struct fuse_file_info *fi, int 
 			return fd;
 		}
 	}
-	ref->tmp = true;
-	return do_open(v, get_node(v, ino), flags);
+	struct node *n = get_node(v, ino);
+	bool write = (flags & O_ACCMODE) != O_RDONLY;
+	int fd = io_cached(v, n, write, ref);
+	return fd >= 0 ? fd : io_open(v, n, write, off, ref);
 }
 
 static void io_done(struct view *v, struct io_ref *ref, int fd)
@@ -885,7 +936,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct view *v = req_view(req);
 	struct io_ref ref;
-	int fd = io_fd(v, ino, fi, O_RDONLY, &ref);
+	int fd = io_fd(v, ino, fi, O_RDONLY, off, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -903,7 +954,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 {
 	struct view *v = req_view(req);
 	struct io_ref ref;
-	int fd = io_fd(v, ino, fi, O_WRONLY, &ref);
+	int fd = io_fd(v, ino, fi, O_WRONLY, off, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -954,7 +1005,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	struct view *v = req_view(req);
 	struct io_ref ref;
-	int fd = io_fd(v, ino, fi, O_WRONLY, &ref);
+	int fd = io_fd(v, ino, fi, O_WRONLY, 0, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -969,7 +1020,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 {
 	struct view *v = req_view(req);
 	struct io_ref ref;
-	int fd = io_fd(v, ino, fi, O_RDONLY, &ref);
+	int fd = io_fd(v, ino, fi, O_RDONLY, 0, &ref);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

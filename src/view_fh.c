@@ -11,7 +11,14 @@
  * full.  I/O on a handle whose slot was recycled opens the node afresh
  * (as for fh 0), which differs only for a file whose own mode forbids
  * the access its creator opened it for: that then fails with EACCES, as
- * it would through a later open. */
+ * it would through a later open.
+ *
+ * The same table caches the fds nodes are read and written through when
+ * no FUSE open gave one (kernel_permissions): opening the file afresh
+ * for each request costs three system calls, and loses the file's
+ * readahead state, which for a large file halves the throughput from a
+ * cold disk.  Such a slot remembers its node and what the fd is good for
+ * (FH_*); the node remembers the handle. */
 #include "view_int.h"
 
 #include <stdlib.h>
@@ -61,14 +68,19 @@ static int slot_empty(struct fh_slot *s)
 	int fd = s->fd;
 	s->fd = -1;
 	s->dead = false;
+	s->owner = NULL;
+	s->kind = 0;
 	s->gen = s->gen + 1 ? s->gen + 1 : 1;
 	return fd;
 }
 
-uint64_t vw_fh_add(struct fh_table *t, int fd)
+/* An empty slot, or the least recently used idle one, emptied (its old
+ * fd in *old, for the caller to close after unlocking); NULL if every
+ * slot is busy.  Caller holds the lock. */
+static struct fh_slot *slot_take(struct fh_table *t, int *old)
 {
-	pthread_mutex_lock(&t->lock);
 	struct fh_slot *best = NULL;
+	*old = -1;
 	for (unsigned i = 0; i < t->n; i++) {
 		struct fh_slot *s = &t->s[i];
 		if (s->fd < 0) {
@@ -78,18 +90,62 @@ uint64_t vw_fh_add(struct fh_table *t, int fd)
 		if (s->busy == 0 && (!best || s->stamp < best->stamp))
 			best = s;
 	}
+	if (best && best->fd >= 0)
+		*old = slot_empty(best);
+	return best;
+}
+
+/* Put fd in a slot (see slot_take) for owner, with kind, busy already
+ * for one request if busy.  Returns its handle, or 0 when every slot is
+ * busy (fd untouched). */
+static uint64_t fh_insert(struct fh_table *t, int fd, const void *owner, unsigned kind,
+			  bool busy)
+{
+	int old;
 	uint64_t fh = 0;
-	int old = fd; /* every slot busy: the file goes without */
-	if (best) {
-		old = best->fd >= 0 ? slot_empty(best) : -1;
-		best->fd = fd;
-		best->stamp = ++t->clock;
-		fh = fh_of(t, (unsigned)(best - t->s));
+	pthread_mutex_lock(&t->lock);
+	struct fh_slot *s = slot_take(t, &old);
+	if (s) {
+		s->fd = fd;
+		s->owner = owner;
+		s->kind = kind;
+		s->busy = busy;
+		s->stamp = ++t->clock;
+		fh = fh_of(t, (unsigned)(s - t->s));
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (old >= 0)
 		close(old);
 	return fh;
+}
+
+uint64_t vw_fh_add(struct fh_table *t, int fd)
+{
+	uint64_t fh = fh_insert(t, fd, NULL, 0, false);
+	if (!fh)
+		close(fd); /* every slot busy: the file goes without */
+	return fh;
+}
+
+uint64_t vw_fh_cache(struct fh_table *t, int fd, const void *owner, unsigned kind)
+{
+	return fh_insert(t, fd, owner, kind, true);
+}
+
+int vw_fh_get_cached(struct fh_table *t, uint64_t fh, const void *owner, unsigned need,
+		     unsigned refuse)
+{
+	int fd = -1;
+	pthread_mutex_lock(&t->lock);
+	struct fh_slot *s = fh_slot(t, fh);
+	if (s && !s->dead && s->owner == owner && (s->kind & need) == need &&
+	    !(s->kind & refuse)) {
+		s->busy++;
+		s->stamp = ++t->clock;
+		fd = s->fd;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return fd;
 }
 
 int vw_fh_get(struct fh_table *t, uint64_t fh)

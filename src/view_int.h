@@ -31,13 +31,20 @@ struct inval_queue {
 	pthread_t thread;
 };
 
-/* Handles of created files (view_fh.c). */
+/* Handles of created files, and the nodes' cached I/O fds (view_fh.c). */
+enum {
+	FH_READ = 1,  /* open for reading */
+	FH_WRITE = 2, /* open for writing */
+	FH_UPPER = 4, /* of the node's object in the delta */
+};
 struct fh_slot {
 	int fd;         /* the open file, or -1 */
 	uint32_t gen;   /* bumped when the slot is emptied */
 	uint32_t busy;  /* requests using fd */
 	bool dead;      /* released while busy: close when idle */
 	uint64_t stamp; /* last use, for recycling */
+	const void *owner; /* the node of a cached I/O fd, else NULL */
+	unsigned kind;  /* FH_* of a cached I/O fd */
 };
 struct fh_table {
 	pthread_mutex_t lock;
@@ -164,6 +171,16 @@ int vw_fh_get(struct fh_table *t, uint64_t fh);
 void vw_fh_put(struct fh_table *t, uint64_t fh);
 /* The kernel released fh (it may never do so). */
 void vw_fh_release(struct fh_table *t, uint64_t fh);
+/* Cached I/O fds of nodes (reads and writes that come without a FUSE
+ * open).  vw_fh_cache() gives fd (owned by the table from now on) a
+ * handle for owner, taken for one request as by vw_fh_get(); 0 when every
+ * slot is busy (fd is then still the caller's).  vw_fh_get_cached()
+ * returns the fd of handle fh if it is still owner's and its kind has
+ * every bit of need and no bit of refuse, taken for one request; else
+ * -1.  vw_fh_put() either after. */
+uint64_t vw_fh_cache(struct fh_table *t, int fd, const void *owner, unsigned kind);
+int vw_fh_get_cached(struct fh_table *t, uint64_t fh, const void *owner, unsigned need,
+		     unsigned refuse);
 
 /* ---- view_dir.c ---- */
 

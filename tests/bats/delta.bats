@@ -82,6 +82,26 @@ rm README.md && mkdir README.md && echo in > README.md/f'
 	cmp "$P/output/big" "$T/big.orig"
 }
 
+@test "reads through the server see a copy-up made after the file was first read" {
+	# O_DIRECT reads bypass the page cache and reach the view at an
+	# offset, where it keeps the file's fd between requests: a copy-up
+	# in between (here by a hard link, written through the other name)
+	# must not leave reads on the project's stale file.
+	head -c 3145728 /dev/zero >"$P/output/big"
+	run af run --changes discard "$P" -- sh -c 'cd /workspace/output
+rd() { dd if=big bs=1M skip=1 count=1 iflag=direct status=none | head -c 4 | od -An -tx1 | tr -d " "; }
+rd
+ln big big2
+printf XYZ | dd of=big2 bs=1 seek=1048576 conv=notrunc status=none
+rd
+printf ABC | dd of=big bs=1 seek=1048576 conv=notrunc status=none
+rd
+truncate -s 1048577 big
+dd if=big bs=1M skip=1 iflag=direct status=none | od -An -tx1 | tr -d " "'
+	assert_status 0
+	assert_eq $'00000000\n58595a00\n41424300\n41' "$output"
+}
+
 @test "discard leaves the project untouched and no delta behind" {
 	local before
 	before=$(tree_sig "$P")
