@@ -222,9 +222,10 @@ int delta_rm_rf_at(int fd, const char *name)
 	return 0;
 }
 
-/* Write buf to NAME in dirfd atomically: temp file, fsync, rename, fsync
- * of the directory.  Returns 0 or -errno. */
-static int write_atomic(int dirfd, const char *name, const char *buf, size_t len)
+/* Write buf to NAME in dirfd atomically: temp file, rename; if durable,
+ * with an fsync of the file before and of the directory after.  Returns
+ * 0 or -errno. */
+static int write_atomic(int dirfd, const char *name, const char *buf, size_t len, bool durable)
 {
 	autofree char *tmp = xasprintf(".%s.tmp-%ld", name, (long)getpid());
 	int r;
@@ -233,7 +234,7 @@ static int write_atomic(int dirfd, const char *name, const char *buf, size_t len
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, buf, len);
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && durable && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
@@ -241,9 +242,18 @@ static int write_atomic(int dirfd, const char *name, const char *buf, size_t len
 		unlinkat(dirfd, tmp, 0);
 		return r;
 	}
-	if (fsync(dirfd) < 0)
+	if (durable && fsync(dirfd) < 0)
 		return -errno;
 	return 0;
+}
+
+/* fsync NAME in dirfd.  Returns 0 or -errno. */
+static int fsync_at(int dirfd, const char *name)
+{
+	autoclose int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return fsync(fd) < 0 ? -errno : 0;
 }
 
 /* ---- state directory and creation -------------------------------------- */
@@ -298,7 +308,10 @@ static int write_info(const struct delta *d, const char *created)
 	autofree char *eproj = delta_escape(d->project_path);
 	autofree char *info = xasprintf("# agentfense run\nversion %s\ncreated %s\npid %ld\nproject %s\n",
 					AF_VERSION, created, (long)getpid(), eproj);
-	return write_atomic(d->dir_fd, "info", info, strlen(info));
+	/* not durable: a run directory is scratch until it is kept, and
+	 * two fsyncs were a third of the start-up time; delta_save() makes
+	 * it durable */
+	return write_atomic(d->dir_fd, "info", info, strlen(info), false);
 }
 
 int delta_create(const char *state_dir, const char *project_path, struct delta **out,
@@ -560,10 +573,13 @@ int delta_save(struct delta *d, struct af_err *err)
 		return af_err_set(err, ENOMEM, "cannot save the manifest: out of memory");
 	}
 
-	int r = write_atomic(d->dir_fd, "manifest", buf, len);
+	int r = write_atomic(d->dir_fd, "manifest", buf, len, true);
 	free(buf);
 	if (r < 0)
 		return af_err_set(err, -r, "cannot write '%s/manifest': %s", d->path, strerror(-r));
+	r = fsync_at(d->dir_fd, "info");
+	if (r < 0)
+		return af_err_set(err, -r, "cannot write '%s/info': %s", d->path, strerror(-r));
 	return 0;
 }
 
