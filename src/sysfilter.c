@@ -20,14 +20,17 @@
 #include <unistd.h>
 
 /* Refused outright: keyrings (shared with the host user's sessions),
- * kernel attack surface (bpf, perf, userfaultfd), kernel code and state
+ * kernel attack surface (bpf, perf, userfaultfd, io_uring, whose
+ * operations never pass through this filter: a rule here could be
+ * sidestepped through it), kernel code and state
  * (modules, kexec, reboot, swap, accounting, quotas, the kernel log),
  * namespaces and mounts (the root the sandbox built must stay as it is),
  * and file handles (open_by_handle_at reaches files by inode number,
  * around every path check). */
 static const char *const refused[] = {
 	"acct", "add_key", "bpf", "delete_module", "finit_module", "fsconfig", "fsmount",
-	"fsopen", "fspick", "init_module", "kexec_file_load", "kexec_load", "keyctl",
+	"fsopen", "fspick", "init_module", "io_uring_enter", "io_uring_register",
+	"io_uring_setup", "kexec_file_load", "kexec_load", "keyctl",
 	"lookup_dcookie", "mount", "mount_setattr", "move_mount", "nfsservctl",
 	"open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "quotactl",
 	"quotactl_fd", "reboot", "request_key", "setns", "swapoff", "swapon", "syslog",

@@ -198,9 +198,15 @@ int vw_node_stat(struct view *v, struct node *n, struct stat *st)
 		return r;
 	st->st_ino = n->ino;
 	/* merged directories have no meaningful link count; 1 tells tools
-	 * like find not to infer the number of subdirectories from it */
-	if (S_ISDIR(st->st_mode))
+	 * like find not to infer the number of subdirectories from it.  Nor
+	 * a size: on tmpfs, btrfs or XFS a directory's size grows with its
+	 * entries' names, hidden ones included, so one block stands in for
+	 * every directory. */
+	if (S_ISDIR(st->st_mode)) {
 		st->st_nlink = 1;
+		st->st_size = 4096;
+		st->st_blocks = 8;
+	}
 	/* The sandbox maps only the user's own uid and gid, and the kernel
 	 * refuses changes to an inode with an unmapped id: a file the user
 	 * owns shows with the user's group, so the owner may change it as on
