@@ -24,7 +24,7 @@ _agentfense()
         fi
     fi
 
-    local commands="explain help preset run"
+    local commands="explain help preset run shell"
     local run_opts="--changes --env --help --net --policy --preset --rule --seccomp --timeout --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
 
@@ -62,9 +62,9 @@ _agentfense()
     esac
 
     case $cmd in
-    run)
-        # run [OPTIONS] DIR [--] COMMAND [ARG...]: after DIR the rest is
-        # the command to run.
+    run | shell)
+        # run [OPTIONS] DIR [--] COMMAND [ARG...] (shell: the command is
+        # optional): after DIR the rest is the command to run.
         local i dir_at=0 cmd_at=0
         for ((i = 2; i < cword; i++)); do
             if ((dir_at)); then

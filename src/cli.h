@@ -13,6 +13,7 @@ struct cmd {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
 int cmd_preset(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 

@@ -1,11 +1,15 @@
-/* cmd_run.c - `agentfense run`: wire the policy, the delta, the view and
- * the sandbox together around one command.
+/* cmd_run.c - `agentfense run` and `agentfense shell`: wire the policy,
+ * the delta, the view and the sandbox together around one command.
  *
  *   parse and check every input (exit 2), open the project
  *   -> delta_create -> view_new -> sandbox_start (FUSE fd)
  *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
  *   -> sandbox_free (nothing left in the namespace) -> view_stop
- *   -> sync / discard / keep the delta. */
+ *   -> sync / discard / keep the delta.
+ *
+ * `shell` is the same with a pseudo-terminal for the command (an
+ * interactive shell by default), relayed to the user's terminal by
+ * ptyrelay_wait() in place of sandbox_wait(). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -20,6 +24,7 @@
 #include "delta.h"
 #include "env.h"
 #include "policy.h"
+#include "ptyrelay.h"
 #include "sandbox.h"
 #include "view.h"
 
@@ -36,15 +41,26 @@ struct run_opts {
 	bool seccomp_off;
 	const char *dir;
 	char **argv;
+	bool interactive; /* shell: a pty, and the command may be left out */
 };
 
-static void usage(FILE *f)
+/* The subcommand being run ("run" or "shell"), for messages. */
+static const char *subcmd = "run";
+
+static void usage(FILE *f, bool interactive)
 {
+	if (interactive)
+		fprintf(f, "usage: agentfense shell [OPTIONS] DIR [-- COMMAND [ARG...]]\n"
+			   "\n"
+			   "Start an interactive shell (/bin/bash, else /bin/sh), or COMMAND, on a\n"
+			   "terminal of its own in a sandbox that shows DIR at /workspace through\n"
+			   "a permissioned, copy-on-write view.  The options are those of run.\n");
+	else
+		fprintf(f, "usage: agentfense run [OPTIONS] DIR [--] COMMAND [ARG...]\n"
+			   "\n"
+			   "Run COMMAND in a sandbox that shows DIR at /workspace through a\n"
+			   "permissioned, copy-on-write view.\n");
 	fprintf(f,
-		"usage: agentfense run [OPTIONS] DIR [--] COMMAND [ARG...]\n"
-		"\n"
-		"Run COMMAND in a sandbox that shows DIR at /workspace through a\n"
-		"permissioned, copy-on-write view.\n"
 		"\n"
 		"  -p, --preset NAME          permission preset (default: agent-safe)\n"
 		"  -r, --rule PATTERN=LEVEL[@PRIORITY]\n"
@@ -71,11 +87,11 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs(AF_PROG ": run: ", stderr);
+	fprintf(stderr, AF_PROG ": %s: ", subcmd);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-	hint_msg("see 'agentfense run --help'");
+	hint_msg("see 'agentfense %s --help'", subcmd);
 	exit(AF_EXIT_USAGE);
 }
 
@@ -163,7 +179,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 					    optarg);
 			break;
 		case 'h':
-			usage(stdout);
+			usage(stdout, o->interactive);
 			exit(0);
 		case ':':
 			usage_error("option '%s' requires a value", argv[optind - 1]);
@@ -179,9 +195,9 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	o->dir = argv[optind++];
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
-	if (optind >= argc)
+	if (optind >= argc && !o->interactive)
 		usage_error("missing command to run");
-	o->argv = argv + optind;
+	o->argv = optind < argc ? argv + optind : NULL;
 }
 
 /* True if path equals dir or lies below it (both canonical). */
@@ -335,18 +351,41 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 	return 0;
 }
 
-int cmd_run(int argc, char **argv)
+/* The shell `agentfense shell` starts without a command: bash without
+ * start-up files (the sandbox has none of the user's, and Debian's
+ * would replace the prompt), else sh.  The sandbox shows the host's
+ * /bin, so looking here is looking there.  The prompt says where the
+ * shell runs, unless --env set one. */
+static char **default_shell(struct env *env, const struct run_opts *o)
 {
-	struct run_opts o = { .changes = CHANGES_SYNC };
+	static char *bash[] = { (char *)"/bin/bash", (char *)"--norc", (char *)"-i", NULL };
+	static char *sh[] = { (char *)"/bin/sh", (char *)"-i", NULL };
+	bool is_bash = access(bash[0], X_OK) == 0;
+	bool ps1_set = false;
+
+	for (size_t i = 0; i < o->n_envs; i++)
+		if (strncmp(o->envs[i], "PS1=", 4) == 0)
+			ps1_set = true;
+	if (!ps1_set)
+		env_set(env, "PS1", is_bash ? "[agentfense] \\w\\$ " : "[agentfense] $ ");
+	return is_bash ? bash : sh;
+}
+
+/* `run` and `shell`: the same options, the same sandbox; interactive
+ * gives the command a terminal of its own. */
+static int run_main(int argc, char **argv, bool interactive)
+{
+	struct run_opts o = { .changes = CHANGES_SYNC, .interactive = interactive };
 	struct af_err err = { 0 };
 	struct sandbox_result res = { 0 };
 	struct env env;
 	struct delta *delta = NULL;
 	struct view *view = NULL;
 	struct sandbox *sb = NULL;
-	int fuse_fd = -1, code;
+	int fuse_fd = -1, pty = -1, code;
 	bool ran = false;
 
+	subcmd = interactive ? "shell" : "run";
 	ensure_stdio();
 	parse_args(argc, argv, &o);
 
@@ -359,6 +398,8 @@ int cmd_run(int argc, char **argv)
 	for (size_t i = 0; i < o.n_envs; i++)
 		if (env_set_spec(&env, o.envs[i], &err) < 0)
 			die_err(&err);
+	if (interactive && !o.argv)
+		o.argv = default_shell(&env, &o);
 	check_dev_fuse();
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
@@ -373,6 +414,8 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGCHLD);
+	if (interactive)
+		sigaddset(&set, SIGWINCH); /* read by ptyrelay_wait() */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	autofree char *state = delta_state_dir(&err);
@@ -396,16 +439,23 @@ int cmd_run(int argc, char **argv)
 		.net_host = o.net_host,
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",
+		.pty = interactive,
 	};
 	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
 		goto fail;
 	if (view_start(view, steal_fd(&fuse_fd), &err) < 0)
 		goto fail;
+	if (interactive && ((pty = sandbox_pty(sb)) < 0 || ptyrelay_begin(pty, &err) < 0))
+		goto fail;
 	if (sandbox_exec(sb, &err) < 0)
 		goto fail;
 	ran = true;
-	if (sandbox_wait(sb, o.timeout, &res, &err) < 0)
+	if (interactive) {
+		if (ptyrelay_wait(sb, steal_fd(&pty), o.timeout, &res, &err) < 0)
+			goto fail;
+	} else if (sandbox_wait(sb, o.timeout, &res, &err) < 0) {
 		goto fail;
+	}
 
 	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
 	view_stop(view);
@@ -420,11 +470,14 @@ int cmd_run(int argc, char **argv)
 	goto out;
 
 fail:
+	ptyrelay_restore(); /* messages print on a terminal in its usual mode */
 	print_err(&err);
 	code = err.exit_code ? err.exit_code : AF_EXIT_FAILURE;
 	sandbox_free(steal_pointer(&sb));
 	if (fuse_fd >= 0)
 		close(fuse_fd);
+	if (pty >= 0)
+		close(pty);
 	if (view) {
 		view_stop(view);
 		view_free(steal_pointer(&view));
@@ -444,4 +497,14 @@ out:
 	env_free(&env);
 	free(o.envs);
 	return code;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	return run_main(argc, argv, false);
+}
+
+int cmd_shell(int argc, char **argv)
+{
+	return run_main(argc, argv, true);
 }

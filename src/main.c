@@ -13,6 +13,7 @@ static int cmd_version(int argc, char **argv);
 
 static const struct cmd commands[] = {
 	{ "run", cmd_run, "run a command in a sandbox over a permissioned view of DIR" },
+	{ "shell", cmd_shell, "start an interactive shell in a sandbox over DIR" },
 	{ "preset", cmd_preset, "list presets or show one" },
 	{ "explain", cmd_explain, "show the level of paths and the rule that decided it" },
 	{ "help", cmd_help, "show this help" },

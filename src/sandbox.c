@@ -10,7 +10,8 @@
  *                   seccomp filter (built by P before the clone), in a
  *                   session and process group of its own.
  * P and C talk over a SOCK_SEQPACKET socketpair, one struct msg per
- * packet: GO (P: the id maps are written), READY (C: root built, the
+ * packet: GO (P: the id maps are written), PTY (C, with cfg.pty only:
+ * the pseudo-terminal's master attached), READY (C: root built, the
  * FUSE fd attached), EXEC (P: the view serves, start the command), and
  * from C: ERROR (errno + message, P appends strerror), EXEC_FAILED,
  * EXIT (raw wait status).  EOF on either side means the other is gone.
@@ -29,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -46,6 +48,7 @@
 enum msg_type {
 	MSG_GO = 1,      /* P -> C: uid/gid maps written, build the root */
 	MSG_READY,       /* C -> P: root built; carries the FUSE fd */
+	MSG_PTY,         /* C -> P: carries the pty master (before READY) */
 	MSG_EXEC,        /* P -> C: the view serves; start the command */
 	MSG_ERROR,       /* C -> P: set-up failed: err */
 	MSG_EXEC_FAILED, /* C -> P: execve failed with errno value */
@@ -64,7 +67,7 @@ struct exec_fail {
 	int stage; /* enum exec_stage */
 };
 
-enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_SECCOMP };
+enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_TTY, STAGE_SECCOMP };
 
 /* Our own command line and environment, in memory the child inherits:
  * PID 1 blanks its copy, since /proc/1/cmdline is readable by anyone in
@@ -81,6 +84,7 @@ struct sandbox {
 	struct sandbox_config cfg; /* deep copy: nothing in the blanked areas */
 	struct proc_area area;
 	struct sock_fprog filter; /* len 0: no seccomp filter */
+	int pty; /* the pty master until sandbox_pty() hands it over, or -1 */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -256,12 +260,32 @@ static int drop_caps(void)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
+/* Make the slave of pty_master (allocated by PID 1 in the sandbox's
+ * devpts) our stdin, stdout, stderr and controlling terminal; we lead a
+ * new session.  TIOCGPTPEER opens the slave without a path lookup.
+ * Returns 0 or -1 with errno. */
+static int attach_pty(int pty_master)
+{
+	int fd = ioctl(pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, TIOCSCTTY, 0) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (dup2(fd, i) < 0)
+			return -1;
+	if (fd > 2)
+		close(fd);
+	close(pty_master); /* only agentfense keeps the master */
+	return 0;
+}
+
 /* In the command's process: restore default signal handling, drop all
- * privileges, leave the terminal's session, install the seccomp filter
- * (last: it refuses calls the steps before make), exec.  Failures go to
- * errfd. */
+ * privileges, leave the terminal's session (for the sandbox's own
+ * terminal with cfg->pty), install the seccomp filter (last: it refuses
+ * calls the steps before make), exec.  Failures go to errfd. */
 static AF_NORETURN void command_main(const struct sandbox_config *cfg,
-				     const struct sock_fprog *filter, int errfd)
+				     const struct sock_fprog *filter, int pty_master, int errfd)
 {
 	struct exec_fail ef = { 0 };
 	struct sigaction sa = { .sa_handler = SIG_DFL };
@@ -278,6 +302,9 @@ static AF_NORETURN void command_main(const struct sandbox_config *cfg,
 	} else if (setsid() < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SETSID;
+	} else if (pty_master >= 0 && attach_pty(pty_master) < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_TTY;
 	} else if (filter->len && sysfilter_install(filter) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SECCOMP;
@@ -300,9 +327,10 @@ static void pid1_sigset(sigset_t *set)
 }
 
 /* PID 1 of the sandbox: start the command, then reap and forward
- * signals until it exits, and report its wait status. */
+ * signals until it exits, and report its wait status.  pty_master (or
+ * -1) is handed to the command. */
 static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
-				  const struct sock_fprog *filter, int sock)
+				  const struct sock_fprog *filter, int pty_master, int sock)
 {
 	struct af_err err = { 0 };
 	sigset_t set;
@@ -329,9 +357,11 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 	}
 	if (pid == 0) {
 		close(ep[0]);
-		command_main(cfg, filter, ep[1]);
+		command_main(cfg, filter, pty_master, ep[1]);
 	}
 	close(ep[1]);
+	if (pty_master >= 0)
+		close(pty_master); /* a hang-up must reach the command */
 	struct exec_fail ef;
 	ssize_t n;
 	while ((n = read(ep[0], &ef, sizeof(ef))) < 0 && errno == EINTR)
@@ -344,6 +374,9 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 			child_fail(sock, &err);
 		case STAGE_SETSID:
 			af_err_set(&err, ef.errnum, "cannot start a new session for the command");
+			child_fail(sock, &err);
+		case STAGE_TTY:
+			af_err_set(&err, ef.errnum, "cannot give the command its terminal");
 			child_fail(sock, &err);
 		case STAGE_SECCOMP:
 			af_err_set(&err, ef.errnum, "cannot install the seccomp filter");
@@ -407,7 +440,7 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	struct af_err err = { 0 };
 	struct msg m;
 	sigset_t set;
-	int fuse_fd;
+	int fuse_fd, pty_master = -1;
 
 	pid1_sigset(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
@@ -445,12 +478,24 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	struct rootfs_config rc = { .uid = uid, .gid = gid, .fuse_options = cfg->fuse_options };
 	if (rootfs_build(&rc, &fuse_fd, &err) < 0)
 		child_fail(sock, &err);
+	if (cfg->pty) {
+		/* in our own devpts instance: the host's is never involved,
+		 * and the name the command sees exists in the sandbox */
+		int unlock = 0;
+		pty_master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (pty_master < 0 || ioctl(pty_master, TIOCSPTLCK, &unlock) < 0) {
+			af_err_set(&err, errno, "cannot open a pseudo-terminal '/dev/ptmx'");
+			child_fail(sock, &err);
+		}
+		if (send_msg(sock, MSG_PTY, 0, NULL, pty_master) < 0)
+			_exit(AF_EXIT_FAILURE);
+	}
 	if (send_msg(sock, MSG_READY, 0, NULL, fuse_fd) < 0)
 		_exit(AF_EXIT_FAILURE);
 	close(fuse_fd); /* owned by the caller now */
 	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC)
 		_exit(AF_EXIT_FAILURE);
-	pid1_main(cfg, filter, sock);
+	pid1_main(cfg, filter, pty_master, sock);
 }
 
 /* --- the caller's side ------------------------------------------------------ */
@@ -611,6 +656,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	 * give it copies, allocated now since it cannot malloc. */
 	struct sandbox *sb = xcalloc(1, sizeof(*sb));
 	sb->sock = -1;
+	sb->pty = -1;
 	sb->reaped = true; /* nothing to reap yet */
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);
@@ -619,6 +665,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
 	sb->cfg.net_host = cfg->net_host;
 	sb->cfg.seccomp_off = cfg->seccomp_off;
+	sb->cfg.pty = cfg->pty;
 	read_proc_area(&sb->area);
 	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
 		sandbox_free(sb);
@@ -666,7 +713,11 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	}
 
 	r = recv_msg(sb->sock, &m, &fd);
-	if (r > 0 && m.type == MSG_READY && fd >= 0) {
+	if (r > 0 && m.type == MSG_PTY && fd >= 0 && cfg->pty) {
+		sb->pty = fd; /* owned by sb now */
+		r = recv_msg(sb->sock, &m, &fd);
+	}
+	if (r > 0 && m.type == MSG_READY && fd >= 0 && (!cfg->pty || sb->pty >= 0)) {
 		*fuse_fd = fd;
 		*out = sb;
 		return 0;
@@ -682,6 +733,11 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 fail:
 	sandbox_free(sb);
 	return r;
+}
+
+int sandbox_pty(struct sandbox *sb)
+{
+	return steal_fd(&sb->pty);
 }
 
 int sandbox_exec(struct sandbox *sb, struct af_err *err)
@@ -704,17 +760,21 @@ static double now_sec(void)
  * its own; the terminal's (SI_KERNEL: Ctrl-C, hang-up) to the command's
  * whole process group, as the terminal would if it could still reach
  * it. */
+void sandbox_forward_signal(struct sandbox *sb, int sig, int si_code)
+{
+	if (si_code == SI_KERNEL && !sb->reaped) {
+		union sigval v = { .sival_int = FORWARD_TO_GROUP };
+		sigqueue(sb->pid, sig, v);
+	} else {
+		sandbox_signal(sb, sig);
+	}
+}
+
 static void forward_signals(struct sandbox *sb, int sfd)
 {
 	struct signalfd_siginfo si;
-	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_code == SI_KERNEL && !sb->reaped) {
-			union sigval v = { .sival_int = FORWARD_TO_GROUP };
-			sigqueue(sb->pid, (int)si.ssi_signo, v);
-		} else {
-			sandbox_signal(sb, (int)si.ssi_signo);
-		}
-	}
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
 }
 
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
@@ -836,6 +896,8 @@ void sandbox_free(struct sandbox *sb)
 	sandbox_kill(sb);
 	if (sb->sock >= 0)
 		close(sb->sock);
+	if (sb->pty >= 0)
+		close(sb->pty);
 	strv_free((char **)sb->cfg.argv);
 	strv_free((char **)sb->cfg.envp);
 	free((char *)sb->cfg.workdir);

@@ -10,7 +10,8 @@
  * with all capabilities dropped, no_new_privs set, the seccomp filter
  * of sysfilter.h installed, in a session of its own (setsid: it has no
  * controlling terminal, so it cannot push keystrokes into the one that
- * started it; stdin stays whatever it was); the child stays as
+ * started it; stdin stays whatever it was, unless cfg->pty gives it a
+ * terminal of the sandbox's own); the child stays as
  * PID 1 of the namespace, reaping and forwarding signals.  If the calling
  * process dies, even by SIGKILL, the whole sandbox dies with it.
  *
@@ -40,6 +41,7 @@ struct sandbox_config {
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
 	bool seccomp_off;   /* no seccomp filter (--seccomp off; see sysfilter.h) */
+	bool pty;           /* give the command a pseudo-terminal (see sandbox_pty) */
 };
 
 struct sandbox;
@@ -56,6 +58,14 @@ struct sandbox_result {
  * with a hint when the cause is known, e.g. user namespaces disabled). */
 int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *fuse_fd,
 		  struct af_err *err);
+
+/* With cfg->pty: the master side of the command's pseudo-terminal,
+ * allocated in the sandbox's own devpts instance; its slave is the
+ * command's stdin, stdout, stderr and controlling terminal, the command
+ * leading the session (job control works).  Ownership passes to the
+ * caller: closing it hangs the terminal up.  Returns the fd once, then
+ * -1 (and always -1 without cfg->pty). */
+int sandbox_pty(struct sandbox *sb);
 
 /* Let the command start (the view must be serving the FUSE fd by now).
  * Returns 0 or -errno. */
@@ -79,6 +89,10 @@ pid_t sandbox_pid(const struct sandbox *sb);
 int sandbox_fd(const struct sandbox *sb);
 /* Send sig to the command (through PID 1).  Returns 0 or -errno. */
 int sandbox_signal(struct sandbox *sb, int sig);
+/* Pass on a signal this process got, as sandbox_wait() does: from the
+ * terminal (si_code SI_KERNEL) to the command's process group, else to
+ * the command. */
+void sandbox_forward_signal(struct sandbox *sb, int sig, int si_code);
 
 /* Kill everything in the sandbox now (SIGKILL to its PID 1) and reap. */
 void sandbox_kill(struct sandbox *sb);

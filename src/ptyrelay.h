@@ -1,0 +1,43 @@
+/* ptyrelay.h - connect the user's terminal to the pseudo-terminal of a
+ * sandbox (`agentfense shell`).
+ *
+ * The command runs on a pty of the sandbox's own devpts (sandbox_pty());
+ * agentfense holds the master and copies bytes both ways, like ssh -t:
+ * the user's terminal is put in raw mode, so Ctrl-C, Ctrl-Z and the
+ * rest reach the pty's line discipline, which signals the sandboxed
+ * foreground job (agentfense itself never stops or dies of them).  The
+ * terminal is restored on every way out: return, exit(), fatal signals.
+ *
+ * Without a terminal on stdin the command still gets its pty; input is
+ * read from stdin, and its end becomes an end-of-file character (VEOF).
+ *
+ * The caller blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD and
+ * SIGWINCH in every thread before starting any (as cmd_run does). */
+#ifndef AF_PTYRELAY_H
+#define AF_PTYRELAY_H
+
+#include "sandbox.h"
+#include "util.h"
+
+/* Before the command starts: give the pty the settings and window size
+ * of the terminal on stdin (24x80 without one), then put that terminal
+ * in raw mode.  master stays the caller's.  Returns 0, or -errno with
+ * *err filled. */
+int ptyrelay_begin(int master, struct af_err *err);
+
+/* Relay stdin -> master and master -> stdout until the command ends,
+ * with sandbox_wait()'s contract and result.  A window size change
+ * (SIGWINCH) is passed on; SIGTERM or SIGHUP hang the pty up, as a
+ * closed terminal window would (the shell and its jobs get SIGHUP), and
+ * whatever still runs two seconds later is killed; SIGINT and SIGQUIT
+ * are forwarded as sandbox_wait() does.  The command's output is read
+ * to its end, and the terminal restored, before this returns.  Takes
+ * ownership of master. */
+int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox_result *res,
+		  struct af_err *err);
+
+/* Put the terminal back as ptyrelay_begin() found it.  Idempotent and
+ * async-signal-safe. */
+void ptyrelay_restore(void);
+
+#endif
