@@ -25,7 +25,7 @@ _agentfense()
     fi
 
     local commands="explain help preset run shell"
-    local run_opts="--changes --env --help --net --policy --preset --rule --seccomp --timeout --workdir -e -p -r -t -w"
+    local run_opts="--bind --changes --env --help --image --net --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
 
     # The subcommand: the first word after the program name.
@@ -40,8 +40,14 @@ _agentfense()
         COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
         return
         ;;
-    --policy)
+    --policy | --bind | --ro-bind)
         COMPREPLY=($(compgen -f -- "$cur"))
+        compopt -o filenames 2>/dev/null
+        return
+        ;;
+    --image | --rootfs)
+        COMPREPLY=($(compgen -d -- "$cur"))
+        compopt -o filenames 2>/dev/null
         return
         ;;
     --changes)
@@ -56,7 +62,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
-    -r | --rule | -e | --env | -t | --timeout | -w | --workdir)
+    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --tmpfs)
         return
         ;;
     esac
@@ -73,7 +79,8 @@ _agentfense()
             fi
             case ${words[i]} in
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
-                -t | --timeout | --changes | --net | --seccomp) ((i++)) ;;
+                -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
+                --tmpfs | --rootfs | --image) ((i++)) ;;
             -*) ;;
             *) dir_at=$i ;;
             esac

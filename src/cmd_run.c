@@ -23,6 +23,8 @@
 #include "cli.h"
 #include "delta.h"
 #include "env.h"
+#include "image.h"
+#include "mounts.h"
 #include "policy.h"
 #include "ptyrelay.h"
 #include "sandbox.h"
@@ -39,6 +41,9 @@ struct run_opts {
 	enum changes changes;
 	bool net_host;
 	bool seccomp_off;
+	struct mount_list mounts;
+	const char *rootfs;
+	const char *image;
 	const char *dir;
 	char **argv;
 	bool interactive; /* shell: a pty, and the command may be left out */
@@ -76,6 +81,14 @@ static void usage(FILE *f, bool interactive)
 		"      --net none|host        network: loopback only (default) or the host's\n"
 		"      --seccomp on|off       system call filter (default: on; see\n"
 		"                             agentfense(1), SECURITY)\n"
+		"      --bind SRC[:DST]       show host path SRC at DST (default: SRC),\n"
+		"                             writable: writes reach the host (repeatable)\n"
+		"      --ro-bind SRC[:DST]    the same, read-only (repeatable)\n"
+		"      --tmpfs DST            a fresh, empty, private tmpfs at DST (repeatable)\n"
+		"      --rootfs DIR           use DIR (an unpacked image) as the root\n"
+		"                             filesystem instead of the host's\n"
+		"      --image OCI-DIR        unpack an OCI image layout (cached) and use it\n"
+		"                             as the root filesystem\n"
 		"  -h, --help                 show this help\n"
 		"\n"
 		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N;\n"
@@ -107,7 +120,9 @@ static double parse_timeout(const char *s)
 
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
-	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP };
+	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
+	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE };
+	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
 		{ "rule", required_argument, NULL, 'r' },
@@ -118,6 +133,11 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+		{ "bind", required_argument, NULL, OPT_BIND },
+		{ "ro-bind", required_argument, NULL, OPT_RO_BIND },
+		{ "tmpfs", required_argument, NULL, OPT_TMPFS },
+		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+		{ "image", required_argument, NULL, OPT_IMAGE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -178,6 +198,28 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 				usage_error("invalid value '%s' for --seccomp: expected on or off",
 					    optarg);
 			break;
+		case OPT_BIND:
+		case OPT_RO_BIND:
+		case OPT_TMPFS:
+			if (mounts_add(&o->mounts,
+				       c == OPT_BIND	  ? MOUNT_BIND
+				       : c == OPT_RO_BIND ? MOUNT_RO_BIND
+							  : MOUNT_TMPFS,
+				       optarg, &err) < 0)
+				die_err(&err);
+			break;
+		case OPT_ROOTFS:
+		case OPT_IMAGE:
+			if (!*optarg)
+				usage_error("empty value for %s", c == OPT_ROOTFS ? "--rootfs" : "--image");
+			if (o->rootfs || o->image)
+				usage_error("only one of --rootfs and --image, once: each names the "
+					    "whole root filesystem");
+			if (c == OPT_ROOTFS)
+				o->rootfs = optarg;
+			else
+				o->image = optarg;
+			break;
 		case 'h':
 			usage(stdout, o->interactive);
 			exit(0);
@@ -230,7 +272,7 @@ static char *canonical_maybe(const char *path)
 
 /* Open DIR and refuse topologies that would defeat the sandbox.
  * Returns the project fd; dies with exit 2 on bad input. */
-static int open_project(const char *dir, char **real_out)
+static int open_project(const char *dir, char **real_out, char **state_out)
 {
 	struct af_err err = { 0 };
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -257,7 +299,40 @@ static int open_project(const char *dir, char **real_out)
 		die(AF_EXIT_USAGE, "cannot use '%s' as project: it overlaps agentfense's state "
 				   "directory '%s'", dir, state_real);
 	*real_out = real;
+	*state_out = steal_pointer(&state_real);
 	return fd;
+}
+
+/* Resolve the root filesystem (--rootfs, or an unpacked --image) and
+ * refuse one that holds the project or agentfense's state, or lies in
+ * the project: those would be shown whole, outside the view.  Returns
+ * the canonical path; dies with exit 2. */
+static char *check_root_dir(const char *opt, const char *dir, const char *real_project,
+			    const char *state_real)
+{
+	struct stat st;
+	char *real = realpath(dir, NULL);
+	if (!real || stat(real, &st) < 0)
+		die(AF_EXIT_USAGE, "cannot use '%s' as %s: %s", dir, opt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die(AF_EXIT_USAGE, "cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
+	if (mounts_on_procfs(real))
+		die(AF_EXIT_USAGE, "cannot use '%s' as %s: it is on the host's /proc", dir, opt);
+	if (mounts_path_under(real_project, real) || mounts_path_under(real, real_project)) {
+		error_msg("cannot use '%s' as %s: it %s the project '%s', which the sandbox shows "
+			  "only through the view", dir, opt,
+			  mounts_path_under(real_project, real) ? "holds" : "is inside",
+			  real_project);
+		hint_msg("unpack the root filesystem outside the project");
+		exit(AF_EXIT_USAGE);
+	}
+	if (mounts_path_under(state_real, real)) {
+		error_msg("cannot use '%s' as %s: it holds agentfense's state directory '%s'", dir,
+			  opt, state_real);
+		hint_msg("unpack the root filesystem in a directory of its own");
+		exit(AF_EXIT_USAGE);
+	}
+	return real;
 }
 
 /* Fail early, with a hint, when FUSE cannot work at all. */
@@ -354,13 +429,16 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 /* The shell `agentfense shell` starts without a command: bash without
  * start-up files (the sandbox has none of the user's, and Debian's
  * would replace the prompt), else sh.  The sandbox shows the host's
- * /bin, so looking here is looking there.  The prompt says where the
- * shell runs, unless --env set one. */
-static char **default_shell(struct env *env, const struct run_opts *o)
+ * /bin, or root_dir's (--rootfs, --image), so looking there is looking
+ * inside (an absolute symlink in root_dir would mislead this guess; the
+ * shell then fails to start, with exit 127, and -- CMD names another).
+ * The prompt says where the shell runs, unless --env set one. */
+static char **default_shell(struct env *env, const struct run_opts *o, const char *root_dir)
 {
 	static char *bash[] = { (char *)"/bin/bash", (char *)"--norc", (char *)"-i", NULL };
 	static char *sh[] = { (char *)"/bin/sh", (char *)"-i", NULL };
-	bool is_bash = access(bash[0], X_OK) == 0;
+	autofree char *where = xasprintf("%s/bin/bash", root_dir ? root_dir : "");
+	bool is_bash = access(where, X_OK) == 0;
 	bool ps1_set = false;
 
 	for (size_t i = 0; i < o->n_envs; i++)
@@ -389,17 +467,39 @@ static int run_main(int argc, char **argv, bool interactive)
 	ensure_stdio();
 	parse_args(argc, argv, &o);
 
-	autofree char *real = NULL;
-	autoclose int project_fd = open_project(o.dir, &real);
+	autofree char *real = NULL, *state_real = NULL, *root_dir = NULL;
+	autoclose int project_fd = open_project(o.dir, &real, &state_real);
+	if (mounts_check(&o.mounts, real, state_real, &err) < 0)
+		die_err(&err);
+	mounts_sort(&o.mounts);
 	struct policy *policy = policy_options_build(&o.po);
 	autofree char *workdir = make_workdir(o.workdir);
 	env_init(&env);
 	env_defaults(&env, workdir);
+	if (o.rootfs) {
+		root_dir = check_root_dir("--rootfs", o.rootfs, real, state_real);
+	} else if (o.image) {
+		struct image_info img = { 0 };
+		if (image_prepare(o.image, &img, &err) < 0)
+			die_err(&err);
+		root_dir = check_root_dir("--image", img.root, real, state_real);
+		/* said once, when the cache is filled: later runs reuse it */
+		if (img.unpacked)
+			error_msg("unpacked image '%s' (%s) into '%s'", o.image, img.digest, img.root);
+		if (img.unpacked && img.stats.devices)
+			error_msg("skipped %lu device node%s of the image: an ordinary user cannot "
+				  "create them", img.stats.devices, img.stats.devices == 1 ? "" : "s");
+		/* the image's environment, as its config says; --env wins */
+		for (size_t i = 0; img.env && img.env[i]; i++)
+			if (env_set_spec(&env, img.env[i], &err) < 0)
+				warn_msg("ignoring the image's environment entry '%s'", img.env[i]);
+		image_info_free(&img);
+	}
 	for (size_t i = 0; i < o.n_envs; i++)
 		if (env_set_spec(&env, o.envs[i], &err) < 0)
 			die_err(&err);
 	if (interactive && !o.argv)
-		o.argv = default_shell(&env, &o);
+		o.argv = default_shell(&env, &o, root_dir);
 	check_dev_fuse();
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
@@ -440,6 +540,9 @@ static int run_main(int argc, char **argv, bool interactive)
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",
 		.pty = interactive,
+		.root_dir = root_dir,
+		.mounts = o.mounts.v,
+		.n_mounts = o.mounts.n,
 	};
 	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
 		goto fail;
@@ -496,6 +599,7 @@ out:
 	policy_options_free(&o.po);
 	env_free(&env);
 	free(o.envs);
+	mounts_free(&o.mounts);
 	return code;
 }
 

@@ -3,9 +3,12 @@
  * Runs in the sandbox child only.  No malloc, no stdio: see rootfs.h. */
 #include "rootfs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <net/if.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,6 +27,8 @@
 const char *const rootfs_system_dirs[] = {
 	"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt", NULL,
 };
+
+const char *const rootfs_own_dirs[] = { "proc", "dev", "tmp", "workspace", NULL };
 
 /* Host files that hold secrets only root can read: a sandbox started by
  * root keeps uid 0 (without capabilities), so cover them with an empty
@@ -105,6 +110,33 @@ static int make_readonly(const char *path, struct af_err *err)
 	return 0;
 }
 
+/* Set attributes (MOUNT_ATTR_*) on the mount fd is the root of and every
+ * mount below it; name is how the user calls it.  Falls back, as
+ * make_readonly() does, to remounting the top mount through
+ * /proc/self/fd.  Returns 0 or -errno. */
+static int set_attr_fd(int fd, uint64_t attrs, const char *name, struct af_err *err)
+{
+	struct mount_attr attr = { .attr_set = attrs };
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+		    sizeof(attr)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return fail(err, "cannot set the mount flags of '%s'", name);
+
+	char path[64];
+	struct statvfs sv;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (fstatvfs(fd, &sv) < 0)
+		return fail(err, "cannot stat '%s'", name);
+	unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
+	if (attrs & MOUNT_ATTR_RDONLY)
+		flags |= MS_RDONLY;
+	flags |= sv.f_flag & (ST_RDONLY | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME);
+	if (mount(NULL, path, NULL, flags, NULL) < 0)
+		return fail(err, "cannot set the mount flags of '%s'", name);
+	return 0;
+}
+
 /* Bind src on dst (recursively) and make it read-only.  Returns 0 or -errno. */
 static int bind_ro(const char *src, const char *dst, struct af_err *err)
 {
@@ -175,6 +207,224 @@ static int add_system_dirs(struct af_err *err)
 			return r;
 	}
 	return 0;
+}
+
+/* Bind the entry name of directory dirfd (the root_dir) read-only at
+ * the same name in the new root; a symlink is copied as a symlink, so an
+ * absolute target resolves inside the sandbox.  Returns 0 or -errno. */
+static int add_root_entry(int dirfd, const char *root_dir, const char *name,
+			  struct af_err *err)
+{
+	char src[PATH_MAX], dst[PATH_MAX], target[PATH_MAX];
+	struct stat st;
+	int r;
+
+	snprintf(src, sizeof(src), "%s/%s", root_dir, name);
+	if ((r = in_root(dst, sizeof(dst), name, err)) < 0)
+		return r;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return fail(err, "cannot stat '%s'", src);
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return fail(err, "cannot read symbolic link '%s'", src);
+		target[n] = '\0';
+		return make_link(target, dst, err);
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return 0; /* a device, socket or pipe at the top: nothing to show */
+	/* bind what was just looked at, not whatever the name means by now */
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, "cannot open '%s'", src);
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if (S_ISDIR(st.st_mode))
+		r = make_dir(dst, 0755, err);
+	else
+		r = make_file(dst, err);
+	if (r == 0 && mount(fdpath, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		r = fail(err, "cannot bind '%s' on '%s'", src, shown(dst));
+	close(fd);
+	return r < 0 ? r : make_readonly(dst, err);
+}
+
+/* Show the top-level entries of root_dir instead of the host's system
+ * directories; the ones the sandbox makes itself are left out.  Reads
+ * the directory with getdents64: no malloc here.  Returns 0 or -errno. */
+static int add_root_dir(int fd, const char *root_dir, struct af_err *err)
+{
+	char buf[4096];
+	int r = 0;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return fail(err, "cannot read the root filesystem '%s'", root_dir);
+	for (;;) {
+		long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+		if (n < 0) {
+			r = fail(err, "cannot read the root filesystem '%s'", root_dir);
+			break;
+		}
+		if (n == 0)
+			break;
+		for (long off = 0; off < n && r == 0;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			off += de->d_reclen;
+			const char *name = de->d_name;
+			bool own = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+			for (const char *const *p = rootfs_own_dirs; *p && !own; p++)
+				own = strcmp(name, *p) == 0;
+			if (!own)
+				r = add_root_entry(fd, root_dir, name, err);
+		}
+		if (r < 0)
+			break;
+	}
+	return r;
+}
+
+/* A mount point that cannot be created: in a read-only directory, the
+ * user asked for the impossible (exit 2).  Returns -errno. */
+static int mount_point_error(const struct mount_spec *m, struct af_err *err)
+{
+	if (errno != EROFS)
+		return fail(err, "cannot create mount point '%s'", m->dst);
+	int r = af_err_usage(err, EROFS, "cannot create mount point '%s'", m->dst);
+	af_err_hint(err, "inside a directory shown read-only, a mount point must exist "
+			 "already; mount in a new directory, e.g. '/mnt%s'", m->dst);
+	return r;
+}
+
+/* Open (creating what is missing) the mount point of m in the new root,
+ * one component at a time and never through a symbolic link, so a
+ * destination cannot lead out of the new root (a root_dir may hold any
+ * link).  Returns 0 with *out an O_PATH fd, or -errno. */
+static int open_mount_point(const struct mount_spec *m, int *out, struct af_err *err)
+{
+	char comp[NAME_MAX + 1];
+	int cur = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (cur < 0)
+		return fail(err, "cannot open the new root");
+	for (const char *p = m->dst; *p;) {
+		p++; /* the '/' */
+		const char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+		bool last = *end == '\0';
+		if (len > NAME_MAX) {
+			r = af_err_set(err, ENAMETOOLONG, "cannot create mount point '%s'", m->dst);
+			break;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		p = end;
+		int next;
+		if (!last || m->is_dir) {
+			if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
+				r = mount_point_error(m, err);
+				break;
+			}
+			next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		} else {
+			next = openat(cur, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				      0644);
+			if (next >= 0)
+				close(next);
+			else if (errno != EEXIST) {
+				r = mount_point_error(m, err);
+				break;
+			}
+			next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next < 0) {
+			struct stat st;
+			int e = errno;
+			if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+				r = af_err_usage(err, ELOOP, "cannot use mount point '%s': '%.*s' is "
+						   "a symbolic link in the sandbox", m->dst,
+						   (int)(end - m->dst), m->dst);
+				af_err_hint(err, "name the directory it points to instead");
+			} else {
+				errno = e;
+				r = fail(err, "cannot use mount point '%s'", m->dst);
+			}
+			break;
+		}
+		close(cur);
+		cur = next;
+		if (last && !m->is_dir) {
+			struct stat st;
+			if (fstat(cur, &st) < 0 || !S_ISREG(st.st_mode)) {
+				r = af_err_usage(err, EISDIR, "cannot bind a file on '%s': it is not "
+						   "a regular file in the sandbox", m->dst);
+				break;
+			}
+		}
+	}
+	if (r < 0) {
+		close(cur);
+		return r;
+	}
+	*out = cur;
+	return 0;
+}
+
+/* Open SRC of a bind as the object the caller resolved (same device and
+ * inode), never through a symbolic link.  Returns an O_PATH fd or -errno. */
+static int open_bind_source(const struct mount_spec *m, struct af_err *err)
+{
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	struct stat st;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, m->src, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		fd = open(m->src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, "cannot open bind source '%s'", m->src);
+	if (fstat(fd, &st) < 0 || st.st_dev != m->dev || st.st_ino != m->ino) {
+		close(fd);
+		return af_err_set(err, ESTALE, "bind source '%s' changed after it was checked",
+				  m->src);
+	}
+	return fd;
+}
+
+/* Apply one extra mount; src is the O_PATH fd of a bind's source.
+ * Returns 0 or -errno. */
+static int add_mount(const struct mount_spec *m, int src, struct af_err *err)
+{
+	char tpath[64], spath[64];
+	int target = -1, top = -1, r;
+
+	if ((r = open_mount_point(m, &target, err)) < 0)
+		return r;
+	snprintf(tpath, sizeof(tpath), "/proc/self/fd/%d", target);
+	if (m->kind == MOUNT_TMPFS) {
+		if (mount("tmpfs", tpath, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+			r = fail(err, "cannot mount tmpfs on '%s'", m->dst);
+	} else {
+		snprintf(spath, sizeof(spath), "/proc/self/fd/%d", src);
+		if (mount(spath, tpath, NULL, MS_BIND | MS_REC, NULL) < 0)
+			r = fail(err, "cannot bind '%s' on '%s'", m->src, m->dst);
+	}
+	if (r == 0 && m->kind != MOUNT_TMPFS) {
+		/* the fd still names the directory under the new mount:
+		 * reopen the path to get the mount's root */
+		char path[PATH_MAX];
+		if ((r = in_root(path, sizeof(path), m->dst, err)) == 0) {
+			top = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			if (top < 0)
+				r = fail(err, "cannot open '%s'", m->dst);
+			else
+				r = set_attr_fd(top, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+						(m->kind == MOUNT_RO_BIND ? MOUNT_ATTR_RDONLY : 0),
+						m->dst, err);
+		}
+	}
+	if (top >= 0)
+		close(top);
+	close(target);
+	return r;
 }
 
 /* A minimal /dev: a few harmless nodes bound from the host, the usual
@@ -293,30 +543,68 @@ fail:;
 	return r;
 }
 
+/* Close the fds rootfs_build() opened first. */
+static void close_sources(const struct rootfs_config *rc, int root_fd)
+{
+	if (root_fd >= 0)
+		close(root_fd);
+	for (size_t i = 0; i < rc->n_mounts; i++)
+		if (rc->mount_fds[i] >= 0) {
+			close(rc->mount_fds[i]);
+			rc->mount_fds[i] = -1;
+		}
+}
+
 int rootfs_build(const struct rootfs_config *rc, int *fuse_fd, struct af_err *err)
 {
-	int fd = -1, r;
+	int fd = -1, root_fd = -1, r;
 
 	*fuse_fd = -1;
 	/* Nothing we mount may propagate back to the host; host unmounts
 	 * still propagate in so we never pin a host filesystem. */
 	if ((r = do_mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL, err)) < 0)
 		return r;
+	/* Everything taken from the host, first: the new root is built
+	 * over the host's /tmp, where a source may well live. */
+	for (size_t i = 0; i < rc->n_mounts; i++)
+		rc->mount_fds[i] = -1;
+	if (rc->root_dir) {
+		root_fd = open(rc->root_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (root_fd < 0)
+			return fail(err, "cannot open the root filesystem '%s'", rc->root_dir);
+	}
+	for (size_t i = 0; i < rc->n_mounts; i++)
+		if (rc->mounts[i].kind != MOUNT_TMPFS &&
+		    (r = rc->mount_fds[i] = open_bind_source(&rc->mounts[i], err)) < 0) {
+			rc->mount_fds[i] = -1;
+			goto out;
+		}
 	if ((r = do_mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m",
 			  err)) < 0)
-		return r;
-	if ((r = add_system_dirs(err)) < 0 || (r = add_dev(err)) < 0)
-		return r;
+		goto out;
+	if ((r = rc->root_dir ? add_root_dir(root_fd, rc->root_dir, err) : add_system_dirs(err)) <
+		    0 ||
+	    (r = add_dev(err)) < 0)
+		goto out;
 	if ((r = make_dir(NEWROOT "/tmp", 01777, err)) < 0 ||
 	    (r = do_mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
 			  err)) < 0)
-		return r;
-	/* /var/tmp is where some tools keep larger temporary files */
-	if ((r = make_dir(NEWROOT "/var", 0755, err)) < 0 ||
-	    (r = make_link("/tmp", NEWROOT "/var/tmp", err)) < 0)
-		return r;
-	if ((r = add_proc(err)) < 0 || (r = add_workspace(rc, &fd, err)) < 0)
-		return r;
+		goto out;
+	/* /var/tmp is where some tools keep larger temporary files; a
+	 * root_dir brings its own /var */
+	struct stat st;
+	if (lstat(NEWROOT "/var", &st) < 0 &&
+	    ((r = make_dir(NEWROOT "/var", 0755, err)) < 0 ||
+	     (r = make_link("/tmp", NEWROOT "/var/tmp", err)) < 0))
+		goto out;
+	if ((r = add_proc(err)) < 0)
+		goto out;
+	for (size_t i = 0; i < rc->n_mounts; i++)
+		if ((r = add_mount(&rc->mounts[i], rc->mount_fds[i], err)) < 0)
+			goto out;
+	close_sources(rc, steal_fd(&root_fd));
+	if ((r = add_workspace(rc, &fd, err)) < 0)
+		goto out;
 
 	/* Switch roots: stack the old root on the new one, then detach it. */
 	if (chdir(NEWROOT) < 0) {
@@ -343,6 +631,7 @@ int rootfs_build(const struct rootfs_config *rc, int *fuse_fd, struct af_err *er
 	*fuse_fd = steal_fd(&fd);
 	return 0;
 out:
+	close_sources(rc, root_fd);
 	if (fd >= 0)
 		close(fd);
 	return r;

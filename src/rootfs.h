@@ -12,21 +12,37 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "mounts.h"
 #include "util.h"
 
 struct rootfs_config {
 	uid_t uid;            /* owner of the FUSE mount, as seen inside */
 	gid_t gid;
 	const char *fuse_options; /* extra FUSE mount options, or NULL */
+	/* Another root filesystem (canonical host path): its top-level
+	 * entries, bound read-only, replace the host's system directories;
+	 * NULL for the host's. */
+	const char *root_dir;
+	/* Extra mounts (--bind, --ro-bind, --tmpfs), parents first. */
+	const struct mount_spec *mounts;
+	size_t n_mounts;
+	/* Room for n_mounts fds, prepared by the caller (the child cannot
+	 * malloc): the bind sources, opened before the new root hides
+	 * the host's /tmp. */
+	int *mount_fds;
 };
+
+/* Top-level entries of a root_dir that are never bound: the sandbox
+ * makes its own, NULL-terminated. */
+extern const char *const rootfs_own_dirs[];
 
 /* Top-level host directories shown read-only in the sandbox (symlinks
  * among them are replicated as symlinks), NULL-terminated. */
 extern const char *const rootfs_system_dirs[];
 
-/* Build the new root on a private tmpfs: system directories bound
- * read-only, minimal /dev, private /tmp, fresh /proc, and the FUSE mount
- * at /workspace; then pivot into it and make it read-only.  On success
+/* Build the new root on a private tmpfs: system directories (or the
+ * entries of root_dir) bound read-only, minimal /dev, private /tmp,
+ * fresh /proc, the extra mounts, and the FUSE mount at /workspace; then pivot into it and make it read-only.  On success
  * *fuse_fd is the /dev/fuse fd of the /workspace mount (opened inside
  * the user namespace, as the kernel requires).  Returns 0, or -errno
  * with *err filled: err->msg names what failed WITHOUT the strerror

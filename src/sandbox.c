@@ -82,6 +82,8 @@ struct sandbox {
 	bool reaped;
 	int status; /* PID 1's wait status, once reaped */
 	struct sandbox_config cfg; /* deep copy: nothing in the blanked areas */
+	struct mount_list mounts;  /* cfg.mounts, owned */
+	int *mount_fds;            /* scratch for rootfs_build, one per mount */
 	struct proc_area area;
 	struct sock_fprog filter; /* len 0: no seccomp filter */
 	int pty; /* the pty master until sandbox_pty() hands it over, or -1 */
@@ -435,7 +437,8 @@ static void blank_proc_area(const struct proc_area *a)
 /* The sandbox child: wait for the id maps, build the root, hand over
  * the FUSE fd, wait for the go, become PID 1. */
 static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struct proc_area *area,
-				   const struct sock_fprog *filter, int sock, uid_t uid, gid_t gid)
+				   const struct sock_fprog *filter, int *mount_fds, int sock,
+				   uid_t uid, gid_t gid)
 {
 	struct af_err err = { 0 };
 	struct msg m;
@@ -475,7 +478,13 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	}
 	if (!cfg->net_host && rootfs_loopback_up(&err) < 0)
 		child_fail(sock, &err);
-	struct rootfs_config rc = { .uid = uid, .gid = gid, .fuse_options = cfg->fuse_options };
+	struct rootfs_config rc = { .uid = uid,
+				    .gid = gid,
+				    .fuse_options = cfg->fuse_options,
+				    .root_dir = cfg->root_dir,
+				    .mounts = cfg->mounts,
+				    .n_mounts = cfg->n_mounts,
+				    .mount_fds = mount_fds };
 	if (rootfs_build(&rc, &fuse_fd, &err) < 0)
 		child_fail(sock, &err);
 	if (cfg->pty) {
@@ -623,6 +632,8 @@ static int child_error(const struct msg *m, struct af_err *err)
 {
 	int e = m->err.errnum ? m->err.errnum : EIO;
 	af_err_set(err, e, "%s: %s", m->err.msg, strerror(e));
+	if (m->err.exit_code == AF_EXIT_USAGE) /* e.g. an impossible mount point */
+		err->exit_code = AF_EXIT_USAGE;
 	if (m->err.hint[0])
 		af_err_hint(err, "%s", m->err.hint);
 	else if (e == EPERM || e == EACCES)
@@ -666,6 +677,11 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	sb->cfg.net_host = cfg->net_host;
 	sb->cfg.seccomp_off = cfg->seccomp_off;
 	sb->cfg.pty = cfg->pty;
+	sb->cfg.root_dir = cfg->root_dir ? xstrdup(cfg->root_dir) : NULL;
+	mounts_copy(&sb->mounts, cfg->mounts, cfg->n_mounts);
+	sb->cfg.mounts = sb->mounts.v;
+	sb->cfg.n_mounts = sb->mounts.n;
+	sb->mount_fds = xcalloc(sb->mounts.n + 1, sizeof(int));
 	read_proc_area(&sb->area);
 	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
 		sandbox_free(sb);
@@ -693,7 +709,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_main(&sb->cfg, &sb->area, &sb->filter, sv[1], uid, gid);
+		child_main(&sb->cfg, &sb->area, &sb->filter, sb->mount_fds, sv[1], uid, gid);
 	}
 	close(sv[1]);
 	sb->pid = pid;
@@ -903,6 +919,9 @@ void sandbox_free(struct sandbox *sb)
 	free((char *)sb->cfg.workdir);
 	free((char *)sb->cfg.hostname);
 	free((char *)sb->cfg.fuse_options);
+	free((char *)sb->cfg.root_dir);
+	mounts_free(&sb->mounts);
+	free(sb->mount_fds);
 	sysfilter_free(&sb->filter);
 	free(sb);
 }

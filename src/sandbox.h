@@ -3,7 +3,8 @@
  * sandbox_start() clones a child in new user, mount, PID, IPC, UTS and
  * (unless net_host) network namespaces, with the caller's uid/gid mapped
  * to themselves.  The child builds a minimal read-only root (system
- * directories bound read-only, fresh /proc, minimal /dev, private /tmp),
+ * directories bound read-only, fresh /proc, minimal /dev, private /tmp,
+ * the extra mounts),
  * opens /dev/fuse inside its user namespace, mounts it at /workspace and
  * passes the fd back: the caller serves the view on it from outside the
  * sandbox's PID namespace.  sandbox_exec() then lets the command run,
@@ -31,6 +32,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "mounts.h"
 #include "util.h"
 
 struct sandbox_config {
@@ -42,6 +44,14 @@ struct sandbox_config {
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
 	bool seccomp_off;   /* no seccomp filter (--seccomp off; see sysfilter.h) */
 	bool pty;           /* give the command a pseudo-terminal (see sandbox_pty) */
+	/* Another root filesystem, a canonical host directory (--rootfs,
+	 * --image): its top-level entries are shown read-only instead of
+	 * the host's system directories; NULL for the host's. */
+	const char *root_dir;
+	/* Extra mounts (--bind, --ro-bind, --tmpfs), checked by the caller
+	 * (mounts_add, mounts_check); applied parents first. */
+	const struct mount_spec *mounts;
+	size_t n_mounts;
 };
 
 struct sandbox;

@@ -1,0 +1,223 @@
+#!/usr/bin/env bats
+# Another root filesystem: --rootfs DIR (an unpacked tree) and --image
+# (an OCI image layout, unpacked into a cache).  Both trees are built
+# here from the host's own programs (tests/tools/mkrootfs, mkoci).
+
+load helper
+
+TOOLS=$BATS_TEST_DIRNAME/../tools
+
+setup_file() {
+	"$TOOLS"/mkrootfs "$BATS_FILE_TMPDIR/rootfs"
+}
+
+setup() {
+	af_setup
+	R=$BATS_FILE_TMPDIR/rootfs
+	export XDG_CACHE_HOME=$T/cache
+	CACHE=$XDG_CACHE_HOME/agentfense/images
+}
+
+@test "--rootfs: the command runs on the tree, not on the host's system" {
+	run --separate-stderr inside --rootfs "$R" -- \
+		'cat /etc/af-rootfs-marker; ls /etc; ls /; test -e /usr/bin/python3 || echo no-python'
+	assert_status 0
+	assert_output "af-rootfs
+af-rootfs-marker
+passwd
+bin
+dev
+etc
+lib
+lib64
+proc
+tmp
+usr
+var
+workspace
+no-python"
+	# a top-level symlink of the tree stays a symlink (merged /usr)
+	run --separate-stderr inside --rootfs "$R" -- 'ls -l /'
+	assert_contains "$output" " bin -> usr/bin"
+	assert_contains "$output" " lib64 -> usr/lib64"
+}
+
+@test "--rootfs: the view at /workspace hides what the policy hides" {
+	run --separate-stderr inside --rootfs "$R" -- \
+		'cd /workspace && ls -A; cat .env; cat secrets/key.txt; cat README.md'
+	assert_status 0
+	assert_contains "$stderr" "cat: .env: No such file or directory"
+	assert_output "README.md
+a
+certs
+config
+docs
+link-readme
+output
+src
+tmp
+hello agentfense"
+	refute_contains "$output$stderr" "$SECRET_MARK"
+	# the default working directory is still /workspace
+	run --separate-stderr inside --rootfs "$R" -- 'cat README.md'
+	assert_output "hello agentfense"
+}
+
+@test "--rootfs: read-only root, fresh /proc, private /tmp, minimal /dev" {
+	run --separate-stderr inside --rootfs "$R" -- \
+		'touch /x; touch /usr/x; touch /etc/x; echo t >/tmp/t && cat /tmp/t; cat /proc/self/comm; ls /proc/self/fd >/dev/null && echo proc; ls /dev'
+	assert_status 0
+	assert_contains "$stderr" "touch: cannot touch '/x': Read-only file system"
+	assert_contains "$stderr" "touch: cannot touch '/usr/x': Read-only file system"
+	assert_contains "$stderr" "touch: cannot touch '/etc/x': Read-only file system"
+	assert_output "t
+cat
+proc
+fd
+full
+null
+ptmx
+pts
+random
+shm
+stderr
+stdin
+stdout
+tty
+urandom
+zero"
+	[ ! -e "$R/x" ] && [ ! -e "$R/usr/x" ]
+}
+
+@test "--rootfs with writes to the view: they sync back" {
+	run --separate-stderr af run --rootfs "$R" "$P" -- sh -c 'echo made >output/new'
+	assert_status 0
+	assert_eq "made" "$(cat "$P/output/new")"
+}
+
+@test "--rootfs combines with --bind and --tmpfs" {
+	mkdir "$T/data"
+	echo d >"$T/data/f"
+	run --separate-stderr inside --rootfs "$R" --ro-bind "$T/data:/data" --tmpfs /scratch -- \
+		'cat /data/f; touch /scratch/ok && ls /scratch'
+	assert_status 0
+	assert_output "d
+ok"
+}
+
+@test "--rootfs: bad directories are refused, exit 2" {
+	run --separate-stderr af run --rootfs "$T/missing" "$P" -- true
+	assert_error 2 "cannot use '$T/missing' as --rootfs: No such file or directory"
+	run --separate-stderr af run --rootfs "$P/README.md" "$P" -- true
+	assert_error 2 "cannot use '$P/README.md' as --rootfs: Not a directory"
+	run --separate-stderr af run --rootfs "$T" "$P" -- true
+	assert_error 2 "cannot use '$T' as --rootfs: it holds the project"
+	run --separate-stderr af run --rootfs "$P/src" "$P" -- true
+	assert_error 2 "cannot use '$P/src' as --rootfs: it is inside the project"
+	run --separate-stderr af run --rootfs "$R" --image "$R" "$P" -- true
+	assert_error 2 "only one of --rootfs and --image"
+}
+
+# --- OCI image layouts ---------------------------------------------------------
+
+@test "--image: layers in order, whiteouts and opaque directories applied" {
+	"$TOOLS"/mkoci "$T/oci" "$R" >/dev/null
+	run --separate-stderr inside --image "$T/oci" -- \
+		'ls /etc; ls -A /opq; cat /data/l1 /data/l2 /data/link /data/hard; ls /workspace/README.md'
+	assert_status 0
+	# /etc/l1-only whited out, /opq's lower entries hidden, the device
+	# node skipped
+	assert_output "af-rootfs-marker
+passwd
+new-in-l2
+one
+two
+two
+one
+/workspace/README.md"
+	assert_contains "$stderr" "agentfense: unpacked image '$T/oci' (sha256:"
+	assert_contains "$stderr" "agentfense: skipped 1 device node of the image: an ordinary user cannot create them"
+}
+
+@test "--image: the config's Env is the default; --env wins; workdir stays /workspace" {
+	"$TOOLS"/mkoci "$T/oci" "$R" >/dev/null
+	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- \
+		sh -c 'echo "$AF_IMAGE_VAR $PATH $HOME"; pwd'
+	assert_status 0
+	assert_output "from-image /usr/bin:/bin /tmp
+/workspace"
+	run --separate-stderr af run --changes discard --image "$T/oci" -e AF_IMAGE_VAR=mine "$P" -- \
+		sh -c 'echo "$AF_IMAGE_VAR"'
+	assert_output "mine"
+}
+
+@test "--image: unpacked once into the cache, then reused" {
+	local digest dir ino1 ino2
+	digest=$("$TOOLS"/mkoci "$T/oci" "$R")
+	dir=$CACHE/${digest#sha256:}
+	run --separate-stderr inside --image "$T/oci" -- 'cat /etc/af-rootfs-marker'
+	assert_status 0
+	assert_contains "$stderr" "into '$dir'"
+	[ -d "$dir/usr/bin" ]
+	ino1=$(stat -c '%i %Y' "$dir")
+	run --separate-stderr inside --image "$T/oci" -- 'cat /etc/af-rootfs-marker'
+	assert_status 0
+	assert_output "af-rootfs"
+	refute_contains "$stderr" "unpacked"
+	ino2=$(stat -c '%i %Y' "$dir")
+	assert_eq "$ino1" "$ino2"
+	# nothing but the one image in the cache
+	assert_eq "${digest#sha256:}" "$(ls -A "$CACHE")"
+}
+
+@test "--image: a corrupt blob is refused before use, exit 2, nothing cached" {
+	local digest layer
+	digest=$("$TOOLS"/mkoci "$T/oci" "$R")
+	# the first layer: the biggest blob
+	layer=$(ls -S "$T/oci/blobs/sha256" | head -n 1)
+	printf 'X' | dd of="$T/oci/blobs/sha256/$layer" bs=1 seek=100 conv=notrunc status=none
+	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
+	assert_error 2 "invalid image '$T/oci': layer 'blobs/sha256/$layer' does not match its digest (sha256:"
+	assert_eq "hint: the image is corrupt or was changed; fetch it again" "${stderr_lines[1]}"
+	assert_eq "" "$(ls -A "$CACHE")"
+}
+
+@test "--image: a layer entry with '..' is refused, exit 2" {
+	"$TOOLS"/mkoci --evil-dotdot "$T/oci" "$R" >/dev/null
+	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
+	assert_error 2 "refusing layer 2 (sha256:" "entry '../escape' has '..'"
+	[ ! -e "$CACHE/../escape" ] && [ ! -e "$T/escape" ]
+	assert_eq "" "$(ls -A "$CACHE")"
+}
+
+@test "--image: a later layer cannot write through an earlier layer's symlink" {
+	mkdir "$T/host-target"
+	"$TOOLS"/mkoci --evil-link "$T/host-target" "$T/oci" "$R" >/dev/null
+	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
+	assert_error 2 "refusing layer 2 (sha256:" "entry 'esc/pwned' lies below 'esc', which is not a directory"
+	assert_eq "" "$(ls -A "$T/host-target")"
+	assert_eq "" "$(ls -A "$CACHE")"
+}
+
+@test "--image: zstd layers" {
+	command -v zstd >/dev/null || skip "zstd is not installed"
+	"$TOOLS"/mkoci --zstd "$T/oci" "$R" >/dev/null
+	run --separate-stderr inside --image "$T/oci" -- 'cat /data/l2; ls -A /opq'
+	assert_status 0
+	assert_output "two
+new-in-l2"
+}
+
+@test "--image: not an OCI layout, or no image for this machine, exit 2" {
+	run --separate-stderr af run --image "$R" "$P" -- true
+	assert_error 2 "cannot use '$R' as image: no 'oci-layout' file: No such file or directory"
+	assert_eq "hint: --image takes an OCI image layout directory (e.g. from 'skopeo copy docker://IMAGE oci:DIR'); an unpacked tree goes to --rootfs" "${stderr_lines[1]}"
+	mkdir "$T/empty"
+	echo '{"imageLayoutVersion":"1.0.0"}' >"$T/empty/oci-layout"
+	echo '{"schemaVersion":2,"manifests":[]}' >"$T/empty/index.json"
+	run --separate-stderr af run --image "$T/empty" "$P" -- true
+	assert_error 2 "invalid image '$T/empty': no image for linux/"
+	echo '{"schemaVersion":2' >"$T/empty/index.json"
+	run --separate-stderr af run --image "$T/empty" "$P" -- true
+	assert_error 2 "invalid image '$T/empty': index.json is not a JSON object"
+}
