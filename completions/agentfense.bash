@@ -25,7 +25,7 @@ _agentfense()
     fi
 
     local commands="explain help preset run"
-    local run_opts="--changes --env --help --net --policy --preset --rule --seccomp --timeout --workdir -e -p -r -t -w"
+    local run_opts="--changes --cpus --env --help --memory --net --pids --policy --preset --rule --seccomp --timeout --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
 
     # The subcommand: the first word after the program name.
@@ -56,7 +56,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
-    -r | --rule | -e | --env | -t | --timeout | -w | --workdir)
+    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --cpus | --memory | --pids)
         return
         ;;
     esac
@@ -73,7 +73,7 @@ _agentfense()
             fi
             case ${words[i]} in
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
-                -t | --timeout | --changes | --net | --seccomp) ((i++)) ;;
+                -t | --timeout | --changes | --net | --seccomp | --memory | --cpus | --pids) ((i++)) ;;
             -*) ;;
             *) dir_at=$i ;;
             esac

@@ -8,6 +8,7 @@
  *   -> sync / discard / keep the delta. */
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "cli.h"
 #include "delta.h"
 #include "env.h"
+#include "reslimits.h"
 #include "policy.h"
 #include "sandbox.h"
 #include "view.h"
@@ -34,6 +36,7 @@ struct run_opts {
 	enum changes changes;
 	bool net_host;
 	bool seccomp_off;
+	struct limits_spec limits;
 	const char *dir;
 	char **argv;
 };
@@ -60,9 +63,17 @@ static void usage(FILE *f)
 		"      --net none|host        network: loopback only (default) or the host's\n"
 		"      --seccomp on|off       system call filter (default: on; see\n"
 		"                             agentfense(1), SECURITY)\n"
+		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512M,\n"
+		"                             2G (K, M, G, T: binary units)\n"
+		"      --cpus N               CPU time limit in CPUs, e.g. 1 or 0.5\n"
+		"      --pids N               at most N processes and threads (init included)\n"
 		"  -h, --help                 show this help\n"
 		"\n"
-		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N;\n"
+		"Limits use a writable cgroup, else rlimits with a warning: see\n"
+		"agentfense(1), LIMITS.\n"
+		"\n"
+		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N\n"
+		"(137 when the memory limit killed it);\n"
 		"126/127 if it cannot be executed / is not found; 2 for usage errors;\n"
 		"125 if agentfense itself fails.  See agentfense(1).\n");
 }
@@ -91,7 +102,8 @@ static double parse_timeout(const char *s)
 
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
-	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP };
+	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_MEMORY, OPT_CPUS,
+	       OPT_PIDS };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
 		{ "rule", required_argument, NULL, 'r' },
@@ -102,9 +114,13 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "pids", required_argument, NULL, OPT_PIDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct af_err err = { 0 };
 	int c;
 
 	opterr = 0;
@@ -161,6 +177,18 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 			else
 				usage_error("invalid value '%s' for --seccomp: expected on or off",
 					    optarg);
+			break;
+		case OPT_MEMORY:
+			if (limits_parse_memory(optarg, &o->limits.memory, &err) < 0)
+				usage_error("%s", err.msg);
+			break;
+		case OPT_CPUS:
+			if (limits_parse_cpus(optarg, &o->limits.cpu_quota, &err) < 0)
+				usage_error("%s", err.msg);
+			break;
+		case OPT_PIDS:
+			if (limits_parse_pids(optarg, &o->limits.pids, &err) < 0)
+				usage_error("%s", err.msg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -335,6 +363,52 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 	return 0;
 }
 
+/* Say how the command ended when agentfense ended it, or a limit
+ * touched it (the exit status alone cannot tell). */
+static void report_end(const struct run_opts *o, const struct sandbox_result *res)
+{
+	char mem[64];
+	limits_format_size(o->limits.memory, mem, sizeof(mem));
+	switch (res->end) {
+	case SANDBOX_END_TIMEOUT:
+		error_msg("command timed out after %gs", o->timeout);
+		break;
+	case SANDBOX_END_EXEC_FAILED:
+		error_msg("cannot run '%s': %s", o->argv[0], strerror(res->exec_errno));
+		break;
+	case SANDBOX_END_OOM:
+		error_msg("command was killed: out of memory (limit %s)", mem);
+		break;
+	case SANDBOX_END_EXITED:
+	case SANDBOX_END_SIGNALED:
+	case SANDBOX_END_PIDS:
+		break;
+	}
+	if (res->end != SANDBOX_END_OOM && res->usage.oom_kills)
+		error_msg("out of memory: %" PRIu64 " process%s in the sandbox killed (limit %s)",
+			  res->usage.oom_kills, res->usage.oom_kills == 1 ? "" : "es", mem);
+	if (res->usage.pids_refused)
+		error_msg("command hit the pids limit (%" PRIu32 ")", o->limits.pids);
+}
+
+/* Create the limits' cgroups (or choose the fallback) and say what the
+ * fallback does not enforce.  Dies with exit 2 or 125. */
+static struct limits *setup_limits(const struct limits_spec *spec)
+{
+	struct af_err err = { 0 };
+	struct limits *l;
+	size_t n;
+
+	if (limits_new(spec, &l, &err) < 0)
+		die_err(&err);
+	const struct limits_warning *w = limits_warnings(l, &n);
+	for (size_t i = 0; i < n; i++)
+		warn_msg("%s", w[i].msg);
+	if (n)
+		hint_msg("%s", w[0].hint);
+	return l;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { .changes = CHANGES_SYNC };
@@ -344,6 +418,7 @@ int cmd_run(int argc, char **argv)
 	struct delta *delta = NULL;
 	struct view *view = NULL;
 	struct sandbox *sb = NULL;
+	struct limits *limits = NULL;
 	int fuse_fd = -1, code;
 	bool ran = false;
 
@@ -363,6 +438,7 @@ int cmd_run(int argc, char **argv)
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
+	limits = setup_limits(&o.limits);
 
 	/* Before any thread exists (the view's inherit the mask): these
 	 * signals are read by sandbox_wait() and passed to the command. */
@@ -396,6 +472,7 @@ int cmd_run(int argc, char **argv)
 		.net_host = o.net_host,
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",
+		.limits = limits,
 	};
 	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
 		goto fail;
@@ -410,10 +487,7 @@ int cmd_run(int argc, char **argv)
 	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
 	view_stop(view);
 	view_free(steal_pointer(&view));
-	if (res.timed_out)
-		error_msg("command timed out after %gs", o.timeout);
-	else if (res.exec_errno)
-		error_msg("cannot run '%s': %s", o.argv[0], strerror(res.exec_errno));
+	report_end(&o, &res);
 	code = finish_changes(o.changes, delta, project_fd, o.dir);
 	if (code == 0)
 		code = res.exit_code;
@@ -438,6 +512,7 @@ fail:
 			print_err(&err);
 	}
 out:
+	limits_free(limits); /* after sandbox_free: its cgroups are empty */
 	delta_free(delta);
 	policy_free(policy);
 	policy_options_free(&o.po);

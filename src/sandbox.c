@@ -64,7 +64,7 @@ struct exec_fail {
 	int stage; /* enum exec_stage */
 };
 
-enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_SECCOMP };
+enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_SECCOMP, STAGE_LIMITS };
 
 /* Our own command line and environment, in memory the child inherits:
  * PID 1 blanks its copy, since /proc/1/cmdline is readable by anyone in
@@ -278,6 +278,9 @@ static AF_NORETURN void command_main(const struct sandbox_config *cfg,
 	} else if (setsid() < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SETSID;
+	} else if (limits_apply_rlimits(cfg->limits) < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_LIMITS;
 	} else if (filter->len && sysfilter_install(filter) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SECCOMP;
@@ -348,6 +351,9 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		case STAGE_SECCOMP:
 			af_err_set(&err, ef.errnum, "cannot install the seccomp filter");
 			af_err_hint(&err, "'--seccomp off' runs without it (less isolation)");
+			child_fail(sock, &err);
+		case STAGE_LIMITS:
+			af_err_set(&err, ef.errnum, "cannot set the resource limits");
 			child_fail(sock, &err);
 		case STAGE_EXEC:
 			break;
@@ -619,6 +625,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
 	sb->cfg.net_host = cfg->net_host;
 	sb->cfg.seccomp_off = cfg->seccomp_off;
+	sb->cfg.limits = cfg->limits;
 	read_proc_area(&sb->area);
 	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
 		sandbox_free(sb);
@@ -659,6 +666,10 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 		goto fail;
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
 	if ((r = write_proc(pid, "gid_map", map, err)) < 0)
+		goto fail;
+	/* into the limits' cgroups before it does anything: all it and
+	 * the command start is charged there */
+	if ((r = limits_attach(cfg->limits, pid, err)) < 0)
 		goto fail;
 	if ((r = send_msg(sb->sock, MSG_GO, 0, NULL, -1)) < 0) {
 		af_err_set(err, -r, "cannot start the sandbox: %s", strerror(-r));
@@ -717,6 +728,27 @@ static void forward_signals(struct sandbox *sb, int sfd)
 	}
 }
 
+/* Once PID 1 is reaped (the PID namespace, and so the cgroups, are
+ * empty): what the limits saw, and how the command ended.  An OOM kill
+ * is the command's end only if the command died of it; a refused fork
+ * only if the command then failed. */
+static void set_end(const struct sandbox *sb, struct sandbox_result *res)
+{
+	limits_usage(sb->cfg.limits, &res->usage);
+	if (res->timed_out)
+		res->end = SANDBOX_END_TIMEOUT;
+	else if (res->exec_errno)
+		res->end = SANDBOX_END_EXEC_FAILED;
+	else if (res->term_signal == SIGKILL && res->usage.oom_kills)
+		res->end = SANDBOX_END_OOM;
+	else if (res->exit_code != 0 && res->usage.pids_refused)
+		res->end = SANDBOX_END_PIDS;
+	else if (res->term_signal)
+		res->end = SANDBOX_END_SIGNALED;
+	else
+		res->end = SANDBOX_END_EXITED;
+}
+
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err)
 {
@@ -753,6 +785,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			sandbox_kill(sb);
 			res->timed_out = true;
 			res->exit_code = AF_EXIT_TIMEOUT;
+			set_end(sb, res);
 			return 0;
 		}
 		if (pfd[1].revents & POLLIN)
@@ -800,6 +833,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 	} else {
 		res->exit_code = WEXITSTATUS(status);
 	}
+	set_end(sb, res);
 	return 0;
 }
 
