@@ -12,6 +12,7 @@
  * ptyrelay_wait() in place of sandbox_wait(). */
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "env.h"
 #include "image.h"
 #include "mounts.h"
+#include "reslimits.h"
 #include "policy.h"
 #include "ptyrelay.h"
 #include "sandbox.h"
@@ -44,6 +46,7 @@ struct run_opts {
 	struct mount_list mounts;
 	const char *rootfs;
 	const char *image;
+	struct limits_spec limits;
 	const char *dir;
 	char **argv;
 	bool interactive; /* shell: a pty, and the command may be left out */
@@ -89,9 +92,17 @@ static void usage(FILE *f, bool interactive)
 		"                             filesystem instead of the host's\n"
 		"      --image OCI-DIR        unpack an OCI image layout (cached) and use it\n"
 		"                             as the root filesystem\n"
+		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512M,\n"
+		"                             2G (K, M, G, T: binary units)\n"
+		"      --cpus N               CPU time limit in CPUs, e.g. 1 or 0.5\n"
+		"      --pids N               at most N processes and threads (init included)\n"
 		"  -h, --help                 show this help\n"
 		"\n"
-		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N;\n"
+		"Limits use a writable cgroup, else rlimits with a warning: see\n"
+		"agentfense(1), LIMITS.\n"
+		"\n"
+		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N\n"
+		"(137 when the memory limit killed it);\n"
 		"126/127 if it cannot be executed / is not found; 2 for usage errors;\n"
 		"125 if agentfense itself fails.  See agentfense(1).\n");
 }
@@ -121,7 +132,7 @@ static double parse_timeout(const char *s)
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
-	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE };
+	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -138,6 +149,9 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "tmpfs", required_argument, NULL, OPT_TMPFS },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
 		{ "image", required_argument, NULL, OPT_IMAGE },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "pids", required_argument, NULL, OPT_PIDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -219,6 +233,18 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 				o->rootfs = optarg;
 			else
 				o->image = optarg;
+			break;
+		case OPT_MEMORY:
+			if (limits_parse_memory(optarg, &o->limits.memory, &err) < 0)
+				usage_error("%s", err.msg);
+			break;
+		case OPT_CPUS:
+			if (limits_parse_cpus(optarg, &o->limits.cpu_quota, &err) < 0)
+				usage_error("%s", err.msg);
+			break;
+		case OPT_PIDS:
+			if (limits_parse_pids(optarg, &o->limits.pids, &err) < 0)
+				usage_error("%s", err.msg);
 			break;
 		case 'h':
 			usage(stdout, o->interactive);
@@ -426,6 +452,52 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 	return 0;
 }
 
+/* Say how the command ended when agentfense ended it, or a limit
+ * touched it (the exit status alone cannot tell). */
+static void report_end(const struct run_opts *o, const struct sandbox_result *res)
+{
+	char mem[64];
+	limits_format_size(o->limits.memory, mem, sizeof(mem));
+	switch (res->end) {
+	case SANDBOX_END_TIMEOUT:
+		error_msg("command timed out after %gs", o->timeout);
+		break;
+	case SANDBOX_END_EXEC_FAILED:
+		error_msg("cannot run '%s': %s", o->argv[0], strerror(res->exec_errno));
+		break;
+	case SANDBOX_END_OOM:
+		error_msg("command was killed: out of memory (limit %s)", mem);
+		break;
+	case SANDBOX_END_EXITED:
+	case SANDBOX_END_SIGNALED:
+	case SANDBOX_END_PIDS:
+		break;
+	}
+	if (res->end != SANDBOX_END_OOM && res->usage.oom_kills)
+		error_msg("out of memory: %" PRIu64 " process%s in the sandbox killed (limit %s)",
+			  res->usage.oom_kills, res->usage.oom_kills == 1 ? "" : "es", mem);
+	if (res->usage.pids_refused)
+		error_msg("command hit the pids limit (%" PRIu32 ")", o->limits.pids);
+}
+
+/* Create the limits' cgroups (or choose the fallback) and say what the
+ * fallback does not enforce.  Dies with exit 2 or 125. */
+static struct limits *setup_limits(const struct limits_spec *spec)
+{
+	struct af_err err = { 0 };
+	struct limits *l;
+	size_t n;
+
+	if (limits_new(spec, &l, &err) < 0)
+		die_err(&err);
+	const struct limits_warning *w = limits_warnings(l, &n);
+	for (size_t i = 0; i < n; i++)
+		warn_msg("%s", w[i].msg);
+	if (n)
+		hint_msg("%s", w[0].hint);
+	return l;
+}
+
 /* The shell `agentfense shell` starts without a command: bash without
  * start-up files (the sandbox has none of the user's, and Debian's
  * would replace the prompt), else sh.  The sandbox shows the host's
@@ -460,6 +532,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	struct delta *delta = NULL;
 	struct view *view = NULL;
 	struct sandbox *sb = NULL;
+	struct limits *limits = NULL;
 	int fuse_fd = -1, pty = -1, code;
 	bool ran = false;
 
@@ -504,6 +577,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
+	limits = setup_limits(&o.limits);
 
 	/* Before any thread exists (the view's inherit the mask): these
 	 * signals are read by sandbox_wait() and passed to the command. */
@@ -543,6 +617,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		.root_dir = root_dir,
 		.mounts = o.mounts.v,
 		.n_mounts = o.mounts.n,
+		.limits = limits,
 	};
 	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
 		goto fail;
@@ -563,10 +638,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
 	view_stop(view);
 	view_free(steal_pointer(&view));
-	if (res.timed_out)
-		error_msg("command timed out after %gs", o.timeout);
-	else if (res.exec_errno)
-		error_msg("cannot run '%s': %s", o.argv[0], strerror(res.exec_errno));
+	report_end(&o, &res);
 	code = finish_changes(o.changes, delta, project_fd, o.dir);
 	if (code == 0)
 		code = res.exit_code;
@@ -594,6 +666,7 @@ fail:
 			print_err(&err);
 	}
 out:
+	limits_free(limits); /* after sandbox_free: its cgroups are empty */
 	delta_free(delta);
 	policy_free(policy);
 	policy_options_free(&o.po);

@@ -67,7 +67,7 @@ struct exec_fail {
 	int stage; /* enum exec_stage */
 };
 
-enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_TTY, STAGE_SECCOMP };
+enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_TTY, STAGE_SECCOMP, STAGE_LIMITS };
 
 /* Our own command line and environment, in memory the child inherits:
  * PID 1 blanks its copy, since /proc/1/cmdline is readable by anyone in
@@ -307,6 +307,9 @@ static AF_NORETURN void command_main(const struct sandbox_config *cfg,
 	} else if (pty_master >= 0 && attach_pty(pty_master) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_TTY;
+	} else if (limits_apply_rlimits(cfg->limits) < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_LIMITS;
 	} else if (filter->len && sysfilter_install(filter) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SECCOMP;
@@ -383,6 +386,9 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		case STAGE_SECCOMP:
 			af_err_set(&err, ef.errnum, "cannot install the seccomp filter");
 			af_err_hint(&err, "'--seccomp off' runs without it (less isolation)");
+			child_fail(sock, &err);
+		case STAGE_LIMITS:
+			af_err_set(&err, ef.errnum, "cannot set the resource limits");
 			child_fail(sock, &err);
 		case STAGE_EXEC:
 			break;
@@ -682,6 +688,7 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 	sb->cfg.mounts = sb->mounts.v;
 	sb->cfg.n_mounts = sb->mounts.n;
 	sb->mount_fds = xcalloc(sb->mounts.n + 1, sizeof(int));
+	sb->cfg.limits = cfg->limits;
 	read_proc_area(&sb->area);
 	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
 		sandbox_free(sb);
@@ -722,6 +729,10 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 		goto fail;
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
 	if ((r = write_proc(pid, "gid_map", map, err)) < 0)
+		goto fail;
+	/* into the limits' cgroups before it does anything: all it and
+	 * the command start is charged there */
+	if ((r = limits_attach(cfg->limits, pid, err)) < 0)
 		goto fail;
 	if ((r = send_msg(sb->sock, MSG_GO, 0, NULL, -1)) < 0) {
 		af_err_set(err, -r, "cannot start the sandbox: %s", strerror(-r));
@@ -793,6 +804,27 @@ static void forward_signals(struct sandbox *sb, int sfd)
 		sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
 }
 
+/* Once PID 1 is reaped (the PID namespace, and so the cgroups, are
+ * empty): what the limits saw, and how the command ended.  An OOM kill
+ * is the command's end only if the command died of it; a refused fork
+ * only if the command then failed. */
+static void set_end(const struct sandbox *sb, struct sandbox_result *res)
+{
+	limits_usage(sb->cfg.limits, &res->usage);
+	if (res->timed_out)
+		res->end = SANDBOX_END_TIMEOUT;
+	else if (res->exec_errno)
+		res->end = SANDBOX_END_EXEC_FAILED;
+	else if (res->term_signal == SIGKILL && res->usage.oom_kills)
+		res->end = SANDBOX_END_OOM;
+	else if (res->exit_code != 0 && res->usage.pids_refused)
+		res->end = SANDBOX_END_PIDS;
+	else if (res->term_signal)
+		res->end = SANDBOX_END_SIGNALED;
+	else
+		res->end = SANDBOX_END_EXITED;
+}
+
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err)
 {
@@ -829,6 +861,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			sandbox_kill(sb);
 			res->timed_out = true;
 			res->exit_code = AF_EXIT_TIMEOUT;
+			set_end(sb, res);
 			return 0;
 		}
 		if (pfd[1].revents & POLLIN)
@@ -876,6 +909,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 	} else {
 		res->exit_code = WEXITSTATUS(status);
 	}
+	set_end(sb, res);
 	return 0;
 }
 

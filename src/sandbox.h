@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "mounts.h"
+#include "reslimits.h"
 #include "util.h"
 
 struct sandbox_config {
@@ -52,15 +53,30 @@ struct sandbox_config {
 	 * (mounts_add, mounts_check); applied parents first. */
 	const struct mount_spec *mounts;
 	size_t n_mounts;
+	/* resource limits, or NULL; borrowed: must outlive the sandbox */
+	const struct limits *limits;
 };
 
 struct sandbox;
 
+/* How the command ended; one value, for a caller that reports it. */
+enum sandbox_end {
+	SANDBOX_END_EXITED,      /* exited by itself: exit_code is its status */
+	SANDBOX_END_SIGNALED,    /* died of term_signal */
+	SANDBOX_END_TIMEOUT,     /* killed by the timeout, with everything in the sandbox */
+	SANDBOX_END_OOM,         /* killed (SIGKILL) by the memory limit's OOM killer */
+	SANDBOX_END_PIDS,        /* failed (non-zero, or a signal) after the pids
+				  * limit refused a fork */
+	SANDBOX_END_EXEC_FAILED, /* could not be executed: exec_errno */
+};
+
 struct sandbox_result {
 	int exit_code;   /* what `run` should exit with (see agentfense(1)) */
+	enum sandbox_end end;
 	bool timed_out;  /* killed by the timeout */
 	int term_signal; /* the command died of this signal, else 0 */
 	int exec_errno;  /* the command could not be executed: errno, else 0 */
+	struct limits_usage usage; /* what the limits did (zeros without) */
 };
 
 /* Returns 0 with *fuse_fd set (ownership passes to the caller), or
