@@ -2,7 +2,8 @@
  * the delta, the view and the sandbox together around one command.
  *
  *   parse and check every input (exit 2), open the project
- *   -> delta_create -> view_new -> sandbox_start (FUSE fd)
+ *   -> sandbox_begin (the child builds its root meanwhile) -> delta_create
+ *   -> view_new -> sandbox_ready (FUSE fd)
  *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
  *   -> sandbox_free (nothing left in the namespace) -> view_stop
  *   -> sync / discard / keep the delta.
@@ -592,20 +593,6 @@ static int run_main(int argc, char **argv, bool interactive)
 		sigaddset(&set, SIGWINCH); /* read by ptyrelay_wait() */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	autofree char *state = delta_state_dir(&err);
-	if (!state || delta_create(state, real, &delta, &err) < 0)
-		goto fail;
-	/* default_permissions lets the kernel refuse forbidden opens from
-	 * the mode bits the view shows, sparing two round trips per file;
-	 * the view still checks every read and write itself. */
-	struct view_config vc = {
-		.project_fd = project_fd,
-		.delta = delta,
-		.policy = policy,
-		.kernel_permissions = true,
-	};
-	if (view_new(&vc, &view, &err) < 0)
-		goto fail;
 	struct sandbox_config sc = {
 		.argv = o.argv,
 		.envp = env.v,
@@ -619,7 +606,25 @@ static int run_main(int argc, char **argv, bool interactive)
 		.n_mounts = o.mounts.n,
 		.limits = limits,
 	};
-	if (sandbox_start(&sc, &sb, &fuse_fd, &err) < 0)
+	/* the child builds its root while the delta and the view are made */
+	autofree char *state = NULL;
+	if (sandbox_begin(&sc, &sb, &err) < 0)
+		goto fail;
+	state = delta_state_dir(&err);
+	if (!state || delta_create(state, real, &delta, &err) < 0)
+		goto fail;
+	/* default_permissions lets the kernel refuse forbidden opens from
+	 * the mode bits the view shows, sparing two round trips per file;
+	 * the view still checks every read and write itself. */
+	struct view_config vc = {
+		.project_fd = project_fd,
+		.delta = delta,
+		.policy = policy,
+		.kernel_permissions = true,
+	};
+	if (view_new(&vc, &view, &err) < 0)
+		goto fail;
+	if (sandbox_ready(sb, &fuse_fd, &err) < 0)
 		goto fail;
 	if (view_start(view, steal_fd(&fuse_fd), &err) < 0)
 		goto fail;

@@ -658,17 +658,14 @@ static int child_vanished(struct sandbox *sb, const char *when, struct af_err *e
 			  WEXITSTATUS(sb->status));
 }
 
-int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *fuse_fd,
-		  struct af_err *err)
+int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct af_err *err)
 {
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 	char map[64];
-	struct msg m;
-	int sv[2], fd, r;
+	int sv[2], r;
 
 	*out = NULL;
-	*fuse_fd = -1;
 	/* The child must not read our argv/environ memory (it blanks it):
 	 * give it copies, allocated now since it cannot malloc. */
 	struct sandbox *sb = xcalloc(1, sizeof(*sb));
@@ -738,15 +735,26 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 		af_err_set(err, -r, "cannot start the sandbox: %s", strerror(-r));
 		goto fail;
 	}
+	*out = sb;
+	return 0;
+fail:
+	sandbox_free(sb);
+	return r;
+}
 
+int sandbox_ready(struct sandbox *sb, int *fuse_fd, struct af_err *err)
+{
+	struct msg m;
+	int fd, r;
+
+	*fuse_fd = -1;
 	r = recv_msg(sb->sock, &m, &fd);
-	if (r > 0 && m.type == MSG_PTY && fd >= 0 && cfg->pty) {
+	if (r > 0 && m.type == MSG_PTY && fd >= 0 && sb->cfg.pty && sb->pty < 0) {
 		sb->pty = fd; /* owned by sb now */
 		r = recv_msg(sb->sock, &m, &fd);
 	}
-	if (r > 0 && m.type == MSG_READY && fd >= 0 && (!cfg->pty || sb->pty >= 0)) {
+	if (r > 0 && m.type == MSG_READY && fd >= 0 && (!sb->cfg.pty || sb->pty >= 0)) {
 		*fuse_fd = fd;
-		*out = sb;
 		return 0;
 	}
 	if (fd >= 0)
@@ -757,8 +765,19 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 		r = child_vanished(sb, "while setting up", err);
 	else
 		r = af_err_set(err, r < 0 ? -r : EPROTO, "unexpected message from the sandbox");
-fail:
-	sandbox_free(sb);
+	sandbox_kill(sb);
+	return r;
+}
+
+int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *fuse_fd,
+		  struct af_err *err)
+{
+	*fuse_fd = -1;
+	int r = sandbox_begin(cfg, out, err);
+	if (r == 0 && (r = sandbox_ready(*out, fuse_fd, err)) < 0) {
+		sandbox_free(*out);
+		*out = NULL;
+	}
 	return r;
 }
 

@@ -79,9 +79,17 @@ struct sandbox_result {
 	struct limits_usage usage; /* what the limits did (zeros without) */
 };
 
-/* Returns 0 with *fuse_fd set (ownership passes to the caller), or
- * -errno with *err filled (the child's own set-up error arrives verbatim,
- * with a hint when the cause is known, e.g. user namespaces disabled). */
+/* Start the sandbox: sandbox_begin() clones the child and lets it build
+ * its root, which it does while the caller prepares the view (the two
+ * run side by side on different CPUs); sandbox_ready() then waits for
+ * the FUSE fd (ownership passes to the caller).  sandbox_start() is
+ * both.  Each returns 0, or -errno with *err filled (the child's own
+ * set-up error arrives verbatim, with a hint when the cause is known,
+ * e.g. user namespaces disabled).  sandbox_begin() and sandbox_start()
+ * leave nothing behind on failure; after a failed sandbox_ready() the
+ * sandbox is dead, still to be sandbox_free()d. */
+int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct af_err *err);
+int sandbox_ready(struct sandbox *sb, int *fuse_fd, struct af_err *err);
 int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *fuse_fd,
 		  struct af_err *err);
 
