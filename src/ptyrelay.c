@@ -330,9 +330,7 @@ int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox
 		}
 		double now = now_sec();
 		if (deadline > 0 && now >= deadline) {
-			sandbox_kill(sb);
-			res->timed_out = true;
-			res->exit_code = AF_EXIT_TIMEOUT;
+			sandbox_time_up(sb, res);
 			goto out;
 		}
 		if (r.kill_at > 0 && now >= r.kill_at) {

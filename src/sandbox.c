@@ -844,6 +844,14 @@ static void set_end(const struct sandbox *sb, struct sandbox_result *res)
 		res->end = SANDBOX_END_EXITED;
 }
 
+void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res)
+{
+	sandbox_kill(sb);
+	res->timed_out = true;
+	res->exit_code = AF_EXIT_TIMEOUT;
+	set_end(sb, res);
+}
+
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err)
 {
@@ -877,10 +885,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			return af_err_set(err, errno, "cannot wait for the sandbox: %s", strerror(errno));
 		}
 		if (n == 0 && deadline > 0 && now_sec() >= deadline) {
-			sandbox_kill(sb);
-			res->timed_out = true;
-			res->exit_code = AF_EXIT_TIMEOUT;
-			set_end(sb, res);
+			sandbox_time_up(sb, res);
 			return 0;
 		}
 		if (pfd[1].revents & POLLIN)

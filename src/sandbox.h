@@ -116,6 +116,11 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err);
 
+/* The caller's own timeout fired (an event loop waiting without
+ * sandbox_wait()): kill the whole sandbox and fill *res as
+ * sandbox_wait() does for its timeout. */
+void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res);
+
 /* Building blocks for event loops holding many sandboxes (serve): the
  * sandbox's PID 1, and its control socket, readable when sandbox_wait()
  * would make progress. */
