@@ -188,8 +188,11 @@ clean:
 # bench/run: the view (and fuse-overlayfs, bindfs) against the plain
 # directory, start-up against bwrap, memory; a table on stdout and JSON
 # in $(BUILD)/bench.json.  BENCHFLAGS=--quick for a shorter run.
-bench: $(BUILD)/agentfense $(BUILD)/viewharness
-	AGENTFENSE=$(abspath $(BUILD)/agentfense) VIEWHARNESS=$(abspath $(BUILD)/viewharness) \
+# agentfense as it ships (static: no dynamic loading at each start-up);
+# BENCH_AF=build/agentfense measures the dynamic build instead.
+BENCH_AF ?= $(STATIC_BUILD)/agentfense
+bench: $(BENCH_AF) $(BUILD)/viewharness
+	AGENTFENSE=$(abspath $(BENCH_AF)) VIEWHARNESS=$(abspath $(BUILD)/viewharness) \
 		bench/run --out $(BUILD)/bench.json $(BENCHFLAGS)
 
 .PHONY: bench
