@@ -589,8 +589,14 @@ static int run_main(int argc, char **argv, bool interactive)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGCHLD);
-	if (interactive)
+	if (interactive) {
 		sigaddset(&set, SIGWINCH); /* read by ptyrelay_wait() */
+	} else {
+		/* job control, done by sandbox_wait() (with a terminal of its
+		 * own the command gets Ctrl-Z as a byte) */
+		sigaddset(&set, SIGTSTP);
+		sigaddset(&set, SIGCONT);
+	}
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	struct sandbox_config sc = {

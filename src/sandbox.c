@@ -328,6 +328,8 @@ static void pid1_sigset(sigset_t *set)
 	sigemptyset(set);
 	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
 		sigaddset(set, forwarded[i]);
+	sigaddset(set, SIGTSTP);
+	sigaddset(set, SIGCONT);
 	sigaddset(set, SIGCHLD);
 }
 
@@ -421,6 +423,16 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		int code = si.ssi_code;
 		if (!((code == SI_USER || code == SI_QUEUE || code == SI_TKILL) && si.ssi_pid == 0))
 			continue;
+		/* Job control from the caller's terminal.  The command's
+		 * group is orphaned (a session without a terminal, its
+		 * parent, us, outside it), and the kernel discards SIGTSTP
+		 * there: stop it with SIGSTOP, and continue it. */
+		if (si.ssi_signo == SIGTSTP || si.ssi_signo == SIGCONT) {
+			int sig = si.ssi_signo == SIGTSTP ? SIGSTOP : SIGCONT;
+			if (kill(-pid, sig) < 0)
+				kill(pid, sig);
+			continue;
+		}
 		if (code == SI_QUEUE && si.ssi_int == FORWARD_TO_GROUP && kill(-pid, (int)si.ssi_signo) == 0)
 			continue;
 		kill(pid, (int)si.ssi_signo);
@@ -819,8 +831,15 @@ void sandbox_forward_signal(struct sandbox *sb, int sig, int si_code)
 static void forward_signals(struct sandbox *sb, int sfd)
 {
 	struct signalfd_siginfo si;
-	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
+		/* Ctrl-Z: the command's whole group is stopped (by PID 1);
+		 * now stop ourselves, as the shell expects of its job.  Its
+		 * fg or bg continues us, and the SIGCONT that comes with it
+		 * is passed on the same way. */
+		if (si.ssi_signo == SIGTSTP)
+			raise(SIGSTOP);
+	}
 }
 
 /* Once PID 1 is reaped (the PID namespace, and so the cgroups, are
@@ -855,7 +874,7 @@ void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res)
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT };
 	bool have_status = false, failed = false;
 	int status = 0, r;
 	sigset_t set;

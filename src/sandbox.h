@@ -108,8 +108,10 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
 /* Wait for the command.  SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
  * process are forwarded: with kill(2), to the command; by the terminal
  * (the command, in its own session, is out of its reach), to the
- * command's whole process group; the caller must block them in every
- * thread beforehand, or they keep their default action.  timeout > 0
+ * command's whole process group.  SIGTSTP (Ctrl-Z) stops the command's
+ * whole group with SIGSTOP, then this process; SIGCONT continues the
+ * group.  The caller must block all six in every thread beforehand, or
+ * they keep their default action.  timeout > 0
  * kills the whole sandbox after that many seconds.  Returns 0 with *res
  * filled, or -errno with *err filled (e.g. the working directory does
  * not exist; exit code 125). */

@@ -225,3 +225,17 @@ PY
 	assert_output "4 True"
 	[ "$(cat "$P/output/int")" = got-int ]
 }
+
+@test "Ctrl-Z stops the command's whole group and agentfense; SIGCONT resumes both" {
+	# The command's group has no terminal and its parent outside its
+	# session: the kernel would drop a SIGTSTP there.  agentfense must
+	# stop the group itself, then stop, as a shell expects of its job.
+	local drive="$BATS_TEST_DIRNAME/../tools/ptydrive.py"
+	run timeout -k 5 60 env AF_TEST_MARK="$T" python3 "$drive" \
+		waitproc sleep send '\x1a' state - T state sleep T \
+		signal CONT state - SR state sleep SR \
+		kill sleep TERM -- \
+		"$AGENTFENSE" run --changes discard "$P" -- sh -c 'sleep 100 & sleep 100'
+	assert_status 0
+	assert_contains "$output" "@@ exit 143"
+}

@@ -17,6 +17,9 @@ the terminal not raw).  Steps, in order:
   waitproc COMM    wait until a process named COMM runs below the command
   kill COMM NAME   send signal NAME to the processes named COMM below it
   running          fail if the command is stopped (state T in /proc)
+  state COMM STATES  wait until the processes named COMM below the
+                   command (COMM "-": the command itself) are all in one
+                   of STATES, e.g. T (stopped) or SR (not stopped)
   raw              fail unless the terminal is in raw mode (no ICANON/ECHO)
 
 Then it waits for the command to exit and prints the output (escape
@@ -178,6 +181,21 @@ class Driver:
             os.kill(p, signum(name))
         self.pump(0.05)
 
+    def step_state(self, comm, states, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            pids = [self.pid] if comm == '-' else \
+                [p for p, c in descendants(self.pid) if c == comm]
+            try:
+                now = [proc_state(p) for p in pids]
+            except OSError:
+                now = []
+            if now and all(st in states for st in now):
+                return
+            if time.monotonic() > end:
+                raise Fail('%s: state %s, not in %r' % (comm, ''.join(now) or 'gone', states))
+            self.pump(0.05)
+
     def step_running(self):
         state = proc_state(self.pid)
         if state in ('T', 't'):
@@ -213,7 +231,7 @@ class Driver:
 
 
 ARITY = {'send': 1, 'expect': 1, 'sleep': 1, 'resize': 1, 'signal': 1, 'waitproc': 1,
-         'kill': 2, 'running': 0, 'raw': 0}
+         'kill': 2, 'state': 2, 'running': 0, 'raw': 0}
 
 
 def main():
