@@ -339,27 +339,45 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 {
 	struct stat st;
 	char *real = realpath(dir, NULL);
-	if (!real || stat(real, &st) < 0)
-		die(AF_EXIT_USAGE, "cannot use '%s' as %s: %s", dir, opt, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		die(AF_EXIT_USAGE, "cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
-	if (mounts_on_procfs(real))
-		die(AF_EXIT_USAGE, "cannot use '%s' as %s: it is on the host's /proc", dir, opt);
+	if (!real || stat(real, &st) < 0) {
+		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(errno));
+		goto bad;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
+		goto bad;
+	}
+	if (mounts_on_procfs(real)) {
+		error_msg("cannot use '%s' as %s: it is on the host's /proc", dir, opt);
+		goto bad;
+	}
 	if (mounts_path_under(real_project, real) || mounts_path_under(real, real_project)) {
 		error_msg("cannot use '%s' as %s: it %s the project '%s', which the sandbox shows "
 			  "only through the view", dir, opt,
 			  mounts_path_under(real_project, real) ? "holds" : "is inside",
 			  real_project);
 		hint_msg("unpack the root filesystem outside the project");
-		exit(AF_EXIT_USAGE);
+		goto bad;
 	}
 	if (mounts_path_under(state_real, real)) {
 		error_msg("cannot use '%s' as %s: it holds agentfense's state directory '%s'", dir,
 			  opt, state_real);
 		hint_msg("unpack the root filesystem in a directory of its own");
-		exit(AF_EXIT_USAGE);
+		goto bad;
+	}
+	/* the other way round too, as for binds: a run's directory there
+	 * holds what another sandbox wrote */
+	if (mounts_path_under(real, state_real)) {
+		error_msg("cannot use '%s' as %s: it is inside agentfense's state directory '%s'",
+			  dir, opt, state_real);
+		hint_msg("the state directory holds the changes of every run; unpack the root "
+			 "filesystem elsewhere");
+		goto bad;
 	}
 	return real;
+bad:
+	free(real); /* exit() runs no cleanup: the leak checker would see it */
+	exit(AF_EXIT_USAGE);
 }
 
 /* Fail early, with a hint, when FUSE cannot work at all. */
@@ -543,7 +561,11 @@ static int run_main(int argc, char **argv, bool interactive)
 
 	autofree char *real = NULL, *state_real = NULL, *root_dir = NULL;
 	autoclose int project_fd = open_project(o.dir, &real, &state_real);
-	if (mounts_check(&o.mounts, real, state_real, &err) < 0)
+	/* without a home there is no cache to protect (--image fails) */
+	struct af_err no_cache = { 0 };
+	autofree char *cache = image_cache_dir(&no_cache);
+	autofree char *cache_real = cache ? canonical_maybe(cache) : NULL;
+	if (mounts_check(&o.mounts, real, state_real, cache_real, &err) < 0)
 		die_err(&err);
 	mounts_sort(&o.mounts);
 	struct policy *policy = policy_options_build(&o.po);

@@ -17,6 +17,9 @@
 
 #define MAX_JSON (4u << 20) /* index, manifest and config are small */
 #define MAX_DEPTH 4         /* nested image indexes */
+#define MAX_INDEXES 64      /* image indexes read in all (a list may name one
+			     * index many times: 4 levels of 1000 would be
+			     * 10^12 reads) */
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -135,7 +138,9 @@ static int open_blob(int layout_fd, const char *layout, const struct desc *d, co
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "blobs/sha256/%s", d->hex);
-	int fd = openat(layout_fd, path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in the image's place would block the open
+	 * until a writer came; the type check below refuses it */
+	int fd = openat(layout_fd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return af_err_usage(err, errno, "invalid image '%s': cannot open %s '%s': %s",
 				    layout, what, path, strerror(errno));
@@ -238,7 +243,8 @@ static bool platform_fits(const cJSON *o)
 
 struct found {
 	struct desc d;
-	unsigned n; /* how many manifests fit */
+	unsigned n;       /* how many manifests fit */
+	unsigned indexes; /* image indexes read so far */
 };
 
 /* Collect the manifests of an index that fit this host, following
@@ -267,6 +273,11 @@ static int find_manifests(int layout_fd, const char *layout, const cJSON *index,
 				desc_clear(&d);
 				return af_err_usage(err, ELOOP, "invalid image '%s': image indexes "
 						    "nested too deeply", layout);
+			}
+			if (++f->indexes > MAX_INDEXES) {
+				desc_clear(&d);
+				return af_err_usage(err, E2BIG, "invalid image '%s': more than %d "
+						    "image indexes", layout, MAX_INDEXES);
 			}
 			cJSON *sub = read_json_blob(layout_fd, layout, &d, "image index", err);
 			desc_clear(&d);
@@ -501,10 +512,15 @@ int image_prepare(const char *layout, struct image_info *out, struct af_err *err
 				 "to --rootfs");
 		return r;
 	}
-	autoclose int index_fd = openat(layout_fd, "index.json", O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK, then a type check: a FIFO would block the open or
+	 * the read for ever */
+	autoclose int index_fd = openat(layout_fd, "index.json", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (index_fd < 0)
 		return af_err_usage(err, errno, "invalid image '%s': cannot open 'index.json': %s",
 				    layout, strerror(errno));
+	if (fstat(index_fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return af_err_usage(err, EINVAL, "invalid image '%s': 'index.json' is not a "
+				    "regular file", layout);
 	cJSON *index = read_json_fd(index_fd, layout, "index.json", err);
 	if (!index)
 		return -err->errnum;

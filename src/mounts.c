@@ -187,7 +187,7 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 }
 
 int mounts_check(const struct mount_list *l, const char *real_project, const char *state_real,
-		 struct af_err *err)
+		 const char *cache_real, struct af_err *err)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const struct mount_spec *m = &l->v[i];
@@ -214,6 +214,18 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "directory '%s'", m->src, mount_kind_option(m->kind), state_real);
 			af_err_hint(err, "the state directory holds the changes of every run; bind "
 					 "a directory outside it");
+			return r;
+		}
+		/* an image is unpacked once and reused as it is: a command
+		 * that could write there would choose what every later run
+		 * of that image executes */
+		if (m->kind == MOUNT_BIND && cache_real &&
+		    (mounts_path_under(m->src, cache_real) || mounts_path_under(cache_real, m->src))) {
+			r = af_err_usage(err, EINVAL,
+					 "cannot bind '%s' (%s): it overlaps agentfense's image "
+					 "cache '%s'", m->src, mount_kind_option(m->kind), cache_real);
+			af_err_hint(err, "runs with --image trust what is there; bind it read-only, "
+					 "or only the part you need");
 			return r;
 		}
 	}

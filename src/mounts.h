@@ -50,10 +50,12 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 /* Refuse binds that would show, outside the view, what the view is
  * there to filter or protect: the project (real_project, canonical),
  * any directory inside it or holding it, and agentfense's state
- * directory (state_real, canonical; NULL to skip).  Returns 0, or
- * -EINVAL with *err filled (exit code 2). */
+ * directory (state_real, canonical; NULL to skip); and writable binds
+ * that overlap the image cache (cache_real, canonical; NULL to skip),
+ * whose unpacked images later runs use as they find them.  Returns 0,
+ * or -EINVAL with *err filled (exit code 2). */
 int mounts_check(const struct mount_list *l, const char *real_project, const char *state_real,
-		 struct af_err *err);
+		 const char *cache_real, struct af_err *err);
 
 /* Order the list so that a mount comes after the one it lies in. */
 void mounts_sort(struct mount_list *l);

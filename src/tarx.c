@@ -166,11 +166,18 @@ static int parse_pax(const char *buf, size_t len, struct pending *p)
 	size_t off = 0;
 	while (off < len) {
 		char *end;
+		/* digits first: strtoul would skip white space (a newline
+		 * too) and take a sign, letting the length count fewer bytes
+		 * than it skipped, so the key would start past the record's
+		 * end and memchr run off the buffer */
+		if (buf[off] < '0' || buf[off] > '9')
+			return -EINVAL;
 		unsigned long rl = strtoul(buf + off, &end, 10);
-		if (end == buf + off || *end != ' ' || rl == 0 || rl > len - off ||
-		    buf[off + rl - 1] != '\n')
+		if (*end != ' ' || rl == 0 || rl > len - off || buf[off + rl - 1] != '\n')
 			return -EINVAL;
 		const char *kv = end + 1, *stop = buf + off + rl - 1;
+		if (kv > stop)
+			return -EINVAL; /* the length ends inside "LEN " itself */
 		const char *eq = memchr(kv, '=', (size_t)(stop - kv));
 		if (!eq)
 			return -EINVAL;
@@ -183,9 +190,17 @@ static int parse_pax(const char *buf, size_t len, struct pending *p)
 			free(p->linkpath);
 			p->linkpath = val;
 		} else if (klen == 4 && memcmp(kv, "size", 4) == 0) {
-			p->size = strtoull(val, NULL, 10);
-			p->has_size = true;
+			/* plain digits, below 2^62: strtoull would take "-1"
+			 * as 2^64-1, whose padding wraps round to a skip of 0 */
+			char *vend;
+			errno = 0;
+			p->size = strtoull(val, &vend, 10);
+			bool ok = val[0] >= '0' && val[0] <= '9' && !*vend && !errno &&
+				  p->size < (1ULL << 62);
 			free(val);
+			if (!ok)
+				return -EINVAL;
+			p->has_size = true;
 		} else {
 			free(val);
 		}

@@ -165,6 +165,32 @@ host data"
 	assert_error 2 "(--ro-bind): it overlaps agentfense's state directory"
 }
 
+@test "the image cache cannot be bound writable: a run would change later runs' root" {
+	local digest
+	export XDG_CACHE_HOME=$T/cache
+	"$BATS_TEST_DIRNAME"/../tools/mkrootfs "$T/rootfs"
+	digest=$("$BATS_TEST_DIRNAME"/../tools/mkoci "$T/oci" "$T/rootfs")
+	run --separate-stderr inside --image "$T/oci" -- 'cat /etc/af-rootfs-marker'
+	assert_output "af-rootfs"
+	# the cache, a directory holding it, or one of its images
+	run --separate-stderr af run --changes discard --bind "$XDG_CACHE_HOME:/c" "$P" -- \
+		sh -c "echo poisoned >/c/agentfense/images/${digest#sha256:}/etc/af-rootfs-marker"
+	assert_error 2 "cannot bind '$(realpath "$XDG_CACHE_HOME")' (--bind): it overlaps agentfense's image cache '$(realpath "$XDG_CACHE_HOME")/agentfense/images'"
+	assert_eq "hint: runs with --image trust what is there; bind it read-only, or only the part you need" "${stderr_lines[1]}"
+	run --separate-stderr af run --changes discard \
+		--bind "$XDG_CACHE_HOME/agentfense/images/${digest#sha256:}/etc:/e" "$P" -- true
+	assert_error 2 "it overlaps agentfense's image cache"
+	run --separate-stderr inside --image "$T/oci" -- 'cat /etc/af-rootfs-marker'
+	assert_output "af-rootfs"
+	# read-only, or beside it, is fine
+	mkdir "$XDG_CACHE_HOME/pip"
+	run --separate-stderr inside --ro-bind "$XDG_CACHE_HOME:/c" --bind "$XDG_CACHE_HOME/pip:/pip" -- \
+		"cat /c/agentfense/images/${digest#sha256:}/etc/af-rootfs-marker; touch /pip/ok"
+	assert_status 0
+	assert_output "af-rootfs"
+	[ -e "$XDG_CACHE_HOME/pip/ok" ]
+}
+
 @test "a mount point in a read-only directory or through a symlink: exit 2" {
 	run --separate-stderr af run --changes discard --bind "$D:/usr/af-missing" "$P" -- true
 	assert_error 2 "cannot create mount point '/usr/af-missing': Read-only file system"

@@ -118,6 +118,17 @@ ok"
 	assert_error 2 "only one of --rootfs and --image"
 }
 
+@test "--rootfs: not in agentfense's state directory (other runs' changes)" {
+	mkdir -p "$RUNS/other-run/upper"
+	echo "$SECRET_MARK" >"$RUNS/other-run/upper/kept"
+	run --separate-stderr af run --rootfs "$RUNS/other-run" "$P" -- cat /upper/kept
+	assert_error 2 "cannot use '$RUNS/other-run' as --rootfs: it is inside agentfense's state directory '$(realpath "$RUNS")'"
+	assert_eq "hint: the state directory holds the changes of every run; unpack the root filesystem elsewhere" "${stderr_lines[1]}"
+	refute_contains "$output$stderr" "$SECRET_MARK"
+	run --separate-stderr af run --rootfs "$XDG_STATE_HOME" "$P" -- true
+	assert_error 2 "as --rootfs: it holds agentfense's state directory"
+}
+
 # --- OCI image layouts ---------------------------------------------------------
 
 @test "--image: layers in order, whiteouts and opaque directories applied" {
@@ -220,4 +231,69 @@ new-in-l2"
 	echo '{"schemaVersion":2' >"$T/empty/index.json"
 	run --separate-stderr af run --image "$T/empty" "$P" -- true
 	assert_error 2 "invalid image '$T/empty': index.json is not a JSON object"
+}
+
+# --- hostile images (tests/tools/mkevil-oci) ------------------------------------
+
+# evil CASE [STATUS]: build the hostile layout $T/evil for CASE; run it
+# with a time limit (a hang is a failure too), changes discarded,
+# expecting STATUS if given.
+evil() {
+	"$TOOLS"/mkevil-oci "$T/evil" "$1" >/dev/null
+	run ${2:+-$2} --separate-stderr timeout 20 env AF_TEST_MARK="$T" "$AGENTFENSE" run \
+		--changes discard --image "$T/evil" "$P" -- true
+}
+
+@test "--image: malformed layers are refused with one line, exit 2, nothing cached" {
+	local c
+	for c in pax-ws pax-huge-size base256-size truncated wh-dotdot dir-to-symlink; do
+		rm -rf "$T/evil"
+		evil "$c"
+		case $c in
+		pax-*) assert_error 2 "cannot read layer 1 (sha256:" "malformed pax record" ;;
+		base256-size | truncated) assert_error 2 "cannot read layer 1 (sha256:" "truncated archive" ;;
+		wh-dotdot) assert_error 2 "refusing layer 2 (sha256:" "bad whiteout '.wh...'" ;;
+		dir-to-symlink) assert_error 2 "refusing layer 2 (sha256:" "entry 'd/x' lies below 'd', which is not a directory" ;;
+		esac
+		assert_eq "" "$(ls -A "$CACHE")"
+	done
+}
+
+@test "--image: hostile entries stay inside the image: names, links, modes" {
+	local c root
+	for c in longname-nul opq-root hardlink-sym setid-fifo; do
+		rm -rf "$T/evil" "$XDG_CACHE_HOME"
+		# no 'true' in these images: what matters is what was unpacked
+		evil "$c" 127
+		root=$CACHE/$(ls "$CACHE")
+		case $c in
+		longname-nul) assert_eq "ok" "$(ls -A "$root")" ;; # cut at the NUL
+		opq-root) assert_eq "new" "$(ls -A "$root")" ;;
+		hardlink-sym)
+			# a hard link to the symlink itself, both inside the image
+			assert_eq "/etc/passwd /etc/passwd" "$(readlink "$root/h") $(readlink "$root/s")"
+			assert_eq "$(stat -c %i "$root/s")" "$(stat -c %i "$root/h")" ;;
+		setid-fifo)
+			assert_eq "755 fifo" "$(stat -c %a "$root/suid") $(stat -c %F "$root/fifo")"
+			assert_contains "$stderr" "skipped 1 device node" ;;
+		esac
+	done
+	[ ! -e "$T/escape" ] && [ ! -e "$XDG_CACHE_HOME/escape" ]
+}
+
+@test "--image: a FIFO in the layout or an index fan-out fails at once, exit 2" {
+	evil blob-fifo
+	assert_error 2 "invalid image '$T/evil': layer 'blobs/sha256/" "is not a regular file of 5 bytes"
+	rm -rf "$T/evil"
+	"$TOOLS"/mkoci "$T/evil" "$R" >/dev/null
+	rm "$T/evil/index.json"
+	mkfifo "$T/evil/index.json"
+	run --separate-stderr timeout 20 env AF_TEST_MARK="$T" "$AGENTFENSE" run \
+		--changes discard --image "$T/evil" "$P" -- true
+	assert_error 2 "invalid image '$T/evil': 'index.json' is not a regular file"
+	rm -rf "$T/evil"
+	evil index-fanout
+	assert_error 2 "invalid image '$T/evil': more than 64 image indexes"
+	evil digest-dotdot
+	assert_error 2 "invalid image '$T/evil': a layer: unsupported digest 'sha256:../../../etc/passwd'"
 }
