@@ -186,6 +186,39 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 	return 0;
 }
 
+/* Is a cgroup file system mounted at or below path, or path inside
+ * one?  A writable bind of it would hand the command the limit files
+ * of its own cgroup, which the invoking user owns. */
+static bool touches_cgroupfs(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char *line = NULL;
+	size_t cap = 0;
+	bool hit = false;
+	while (!hit && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [FIELDS...] - FSTYPE ... */
+		char *sep = strstr(line, " - ");
+		char *mnt = NULL, *save = NULL, *tok = strtok_r(line, " ", &save);
+		for (int i = 1; tok && i < 5; i++)
+			tok = strtok_r(NULL, " ", &save);
+		mnt = tok;
+		if (!mnt || !sep || mnt > sep)
+			continue;
+		char fstype[32] = "";
+		if (sscanf(sep + 3, "%31s", fstype) != 1)
+			continue;
+		if (strcmp(fstype, "cgroup") != 0 && strcmp(fstype, "cgroup2") != 0)
+			continue;
+		mountinfo_unescape(mnt);
+		hit = mounts_path_under(mnt, path) || mounts_path_under(path, mnt);
+	}
+	free(line);
+	fclose(f);
+	return hit;
+}
+
 int mounts_check(const struct mount_list *l, const char *real_project, const char *state_real,
 		 const char *cache_real, struct af_err *err)
 {
@@ -226,6 +259,14 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "cache '%s'", m->src, mount_kind_option(m->kind), cache_real);
 			af_err_hint(err, "runs with --image trust what is there; bind it read-only, "
 					 "or only the part you need");
+			return r;
+		}
+		if (m->kind == MOUNT_BIND && touches_cgroupfs(m->src)) {
+			r = af_err_usage(err, EINVAL,
+					 "cannot bind '%s' (%s): it shows a cgroup file system "
+					 "writable, where the command could lift its own --memory, "
+					 "--cpus and --pids limits", m->src, mount_kind_option(m->kind));
+			af_err_hint(err, "use --ro-bind to show it read-only");
 			return r;
 		}
 	}

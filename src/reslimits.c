@@ -224,22 +224,6 @@ static int cg_writable(const char *dir, int version)
 	return 0;
 }
 
-/* Undo the octal escapes of a mountinfo field, in place. */
-static void unescape(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
 /* Our cgroup directory in the v2 hierarchy (ctl NULL) or in the v1
  * hierarchy of controller ctl: the hierarchy's mount point plus our
  * path in it.  *top gets the mount point (the highest directory we may
@@ -291,8 +275,8 @@ static int own_cgroup(const char *ctl, char *dir, size_t len, char *top, size_t 
 			: strcmp(fstype, "cgroup2") != 0)
 			continue;
 		char *root = field[3], *mnt = field[4];
-		unescape(root);
-		unescape(mnt);
+		mountinfo_unescape(root);
+		mountinfo_unescape(mnt);
 		size_t n = strcmp(root, "/") == 0 ? 0 : strlen(root);
 		if (strncmp(path, root, n) != 0 || (path[n] != '\0' && path[n] != '/'))
 			continue;

@@ -105,4 +105,8 @@ static inline int steal_fd(int *fd)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Undo the octal escapes (\040 for a space, ...) of a field of
+ * /proc/self/mountinfo, in place.  Cannot fail. */
+void mountinfo_unescape(char *s);
+
 #endif

@@ -136,6 +136,21 @@ host data"
 	assert_error 2 "cannot use '/proc' as --rootfs: it is on the host's /proc"
 }
 
+@test "no cgroup file system can be bound writable: the command would lift its own limits" {
+	local cg
+	cg=$(awk '$0 ~ / - cgroup2? / { print $5; exit }' /proc/self/mountinfo)
+	[ -n "$cg" ] || skip "no cgroup file system is mounted here"
+	for src in /sys "$cg" "$(dirname "$cg")"; do
+		run --separate-stderr af run --changes discard --bind "$src:/x" "$P" -- true
+		assert_error 2 "cannot bind '$src' (--bind): it shows a cgroup file system writable"
+	done
+	run --separate-stderr af run --changes discard --bind "$cg/:/x" "$P" -- true
+	assert_error 2 "it shows a cgroup file system writable"
+	# read-only is fine: nothing there can be changed
+	run af run --changes discard --ro-bind "/sys:/x" "$P" -- sh -c 'test -d /x/fs && ! touch /x/fs/t'
+	assert_status 0
+}
+
 @test "the same destination twice is refused" {
 	run --separate-stderr af run --changes discard --tmpfs /x --bind "$D:/x/" "$P" -- true
 	assert_error 2 "invalid --bind '$D:/x/': destination '/x' is already used by --tmpfs"
