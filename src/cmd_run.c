@@ -600,6 +600,11 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
+	/* the filter is what keeps the command from making a user and a
+	 * cgroup namespace of its own and mounting its cgroup writable */
+	if (o.seccomp_off && (o.limits.memory || o.limits.cpu_quota || o.limits.pids))
+		warn_msg("with --seccomp off the command may lift its own --memory, --cpus "
+			 "and --pids limits (new namespaces are not refused)");
 	limits = setup_limits(&o.limits);
 
 	/* Before any thread exists (the view's inherit the mask): these

@@ -189,6 +189,11 @@ No such device or address"
 	run --separate-stderr af run --changes discard --seccomp on "$P" -- true
 	assert_status 0
 	assert_eq "" "$stderr"
+	# limits too: the filter is what keeps the command from mounting its
+	# own cgroup writable in namespaces of its own
+	run --separate-stderr af run --changes discard --seccomp off --pids 64 "$P" -- true
+	assert_status 0
+	assert_contains "$stderr" "agentfense: warning: with --seccomp off the command may lift its own --memory, --cpus and --pids limits"
 }
 
 @test "--seccomp takes on or off only" {
