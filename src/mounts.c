@@ -186,37 +186,42 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 	return 0;
 }
 
-/* Is a cgroup file system mounted at or below path, or path inside
- * one?  A writable bind of it would hand the command the limit files
- * of its own cgroup, which the invoking user owns. */
-static bool touches_cgroupfs(const char *path)
+/* A file system at or below path (or holding path) that a bind must
+ * not carry into the sandbox, or NULL.  A bind is recursive: "proc"
+ * (another procfs, say a chroot's, shows the host's processes), and for
+ * a writable bind "cgroup" (the cgroups agentfense makes for the limits
+ * belong to the invoking user: the command could lift its own). */
+static const char *bad_fs_at(const char *path, bool writable)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
-		return false;
+		return NULL;
 	char *line = NULL;
 	size_t cap = 0;
-	bool hit = false;
-	while (!hit && getline(&line, &cap, f) > 0) {
+	const char *bad = NULL;
+	while (!bad && getline(&line, &cap, f) > 0) {
 		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [FIELDS...] - FSTYPE ... */
 		char *sep = strstr(line, " - ");
-		char *mnt = NULL, *save = NULL, *tok = strtok_r(line, " ", &save);
-		for (int i = 1; tok && i < 5; i++)
-			tok = strtok_r(NULL, " ", &save);
-		mnt = tok;
-		if (!mnt || !sep || mnt > sep)
-			continue;
+		char *save = NULL, *mnt = strtok_r(line, " ", &save);
+		for (int i = 1; mnt && i < 5; i++)
+			mnt = strtok_r(NULL, " ", &save);
 		char fstype[32] = "";
-		if (sscanf(sep + 3, "%31s", fstype) != 1)
+		if (!mnt || !sep || mnt > sep || sscanf(sep + 3, "%31s", fstype) != 1)
 			continue;
-		if (strcmp(fstype, "cgroup") != 0 && strcmp(fstype, "cgroup2") != 0)
+		const char *kind = strcmp(fstype, "proc") == 0 ? "proc"
+				   : writable && (strcmp(fstype, "cgroup") == 0 ||
+						  strcmp(fstype, "cgroup2") == 0)
+					   ? "cgroup"
+					   : NULL;
+		if (!kind)
 			continue;
 		mountinfo_unescape(mnt);
-		hit = mounts_path_under(mnt, path) || mounts_path_under(path, mnt);
+		if (mounts_path_under(mnt, path) || mounts_path_under(path, mnt))
+			bad = kind;
 	}
 	free(line);
 	fclose(f);
-	return hit;
+	return bad;
 }
 
 int mounts_check(const struct mount_list *l, const char *real_project, const char *state_real,
@@ -261,12 +266,21 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "or only the part you need");
 			return r;
 		}
-		if (m->kind == MOUNT_BIND && touches_cgroupfs(m->src)) {
+		const char *bad = m->kind == MOUNT_TMPFS ? NULL : bad_fs_at(m->src, m->kind == MOUNT_BIND);
+		if (bad && strcmp(bad, "cgroup") == 0) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it shows a cgroup file system "
 					 "writable, where the command could lift its own --memory, "
 					 "--cpus and --pids limits", m->src, mount_kind_option(m->kind));
 			af_err_hint(err, "use --ro-bind to show it read-only");
+			return r;
+		}
+		if (bad) {
+			r = af_err_usage(err, EINVAL,
+					 "cannot bind '%s' (%s): a proc file system is mounted in it, "
+					 "which shows the host's processes", m->src,
+					 mount_kind_option(m->kind));
+			af_err_hint(err, "bind the directories you need, not the one holding it");
 			return r;
 		}
 	}

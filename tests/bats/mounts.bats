@@ -151,6 +151,19 @@ host data"
 	assert_status 0
 }
 
+@test "a directory with a proc file system mounted in it cannot be bound" {
+	# a chroot's /proc shows the host's processes; a bind is recursive
+	# and would carry it in.  The proc is mounted in a namespace of our
+	# own, as an ordinary user can.
+	local real
+	mkdir -p "$T/chroot/proc"
+	real=$(realpath "$T/chroot")
+	run --separate-stderr env AF_TEST_MARK="$T" unshare -Urmpf sh -c \
+		'mount -t proc proc "$1/proc" && exec "$2" run --changes discard --ro-bind "$1:/c" "$3" -- true' \
+		sh "$real" "$AGENTFENSE" "$P"
+	assert_error 2 "cannot bind '$real' (--ro-bind): a proc file system is mounted in it"
+}
+
 @test "the same destination twice is refused" {
 	run --separate-stderr af run --changes discard --tmpfs /x --bind "$D:/x/" "$P" -- true
 	assert_error 2 "invalid --bind '$D:/x/': destination '/x' is already used by --tmpfs"
