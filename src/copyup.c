@@ -4,11 +4,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/fs.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -37,48 +35,6 @@ void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
 {
 	autofree char *path = node_path(c->table, dir, name);
 	delta_note_base(c->delta, path, lst);
-}
-
-/* Copy len bytes from in to out: reflink, then copy_file_range, then
- * read/write.  Returns 0 or -errno. */
-static int copy_data(int in, int out, off_t len)
-{
-	if (len == 0)
-		return 0;
-	if (ioctl(out, FICLONE, in) == 0)
-		return 0;
-	off_t done = 0;
-	while (done < len) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(len - done), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (done == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-					  errno == EOPNOTSUPP || errno == EPERM))
-				break;
-			return -errno;
-		}
-		if (n == 0)
-			return 0; /* the file shrank meanwhile */
-		done += n;
-	}
-	if (done >= len)
-		return 0;
-	static const size_t bufsize = 1 << 17;
-	autofree char *buf = xmalloc(bufsize);
-	for (;;) {
-		ssize_t n = read(in, buf, bufsize);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return 0;
-		int r = write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
 }
 
 /* Copy the user.* extended attributes of the object at path from to
@@ -189,7 +145,7 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 	}
 	int r = 0;
 	if (in >= 0)
-		r = copy_data(in, out, st->st_size);
+		r = copy_fd_data(in, out, st->st_size);
 	if (r == 0) {
 		if (fchown(out, st->st_uid, st->st_gid) < 0) {
 			/* best effort: only root may give files away */

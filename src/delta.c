@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -260,39 +259,7 @@ static int fsync_at(int dirfd, const char *name)
 
 char *delta_state_dir(struct af_err *err)
 {
-	const char *xdg = getenv("XDG_STATE_HOME");
-	if (xdg && xdg[0] == '/')
-		return xasprintf("%s/agentfense/runs", xdg);
-	const char *home = getenv("HOME");
-	if (!home || home[0] != '/') {
-		struct passwd *pw = getpwuid(getuid());
-		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
-	}
-	if (!home) {
-		af_err_set(err, ENOENT, "cannot find the state directory: HOME is not set");
-		af_err_hint(err, "set XDG_STATE_HOME or HOME to an absolute path");
-		return NULL;
-	}
-	return xasprintf("%s/.local/state/agentfense/runs", home);
-}
-
-/* mkdir -p with mode 0700 for every directory created.  Returns 0 or
- * -errno. */
-static int mkdir_p(const char *path)
-{
-	autofree char *p = xstrdup(path);
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*s = c;
-		if (!c)
-			break;
-	}
-	return 0;
+	return xdg_dir("XDG_STATE_HOME", ".local/state", "agentfense/runs", "state directory", err);
 }
 
 static void delta_init_table(struct delta *d)

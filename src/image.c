@@ -4,7 +4,6 @@
 #include <cJSON.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -64,38 +63,8 @@ const char *image_host_arch(void)
 
 char *image_cache_dir(struct af_err *err)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	if (xdg && xdg[0] == '/')
-		return xasprintf("%s/agentfense/images", xdg);
-	const char *home = getenv("HOME");
-	if (!home || home[0] != '/') {
-		struct passwd *pw = getpwuid(getuid());
-		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
-	}
-	if (!home) {
-		af_err_set(err, ENOENT, "cannot find the image cache directory: HOME is not set");
-		af_err_hint(err, "set XDG_CACHE_HOME or HOME to an absolute path");
-		return NULL;
-	}
-	return xasprintf("%s/.cache/agentfense/images", home);
-}
-
-/* mkdir -p, mode 0700 for what it creates.  Returns 0 or -errno. */
-static int mkdir_p(const char *path)
-{
-	autofree char *p = xstrdup(path);
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*s = c;
-		if (!c)
-			break;
-	}
-	return 0;
+	return xdg_dir("XDG_CACHE_HOME", ".cache", "agentfense/images", "image cache directory",
+		       err);
 }
 
 /* Read a descriptor object.  Returns 0, or -EINVAL with *err filled. */

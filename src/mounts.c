@@ -58,31 +58,16 @@ static char *normalise_dst(const char *dst, const char **why)
 		*why = "it is too long";
 		return NULL;
 	}
-	char *out = xmalloc(len + 2);
-	size_t o = 0;
-	for (const char *p = dst; *p;) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *end = strchrnul(p, '/');
-		size_t n = (size_t)(end - p);
-		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-			free(out);
-			*why = "'.' and '..' are not allowed in it";
-			return NULL;
-		}
-		out[o++] = '/';
-		memcpy(out + o, p, n);
-		o += n;
-		p = end;
+	char *out = path_clean(dst, true, false);
+	if (!out) {
+		*why = "'.' and '..' are not allowed in it";
+		return NULL;
 	}
-	if (o == 0) {
+	if (!*out) {
 		free(out);
 		*why = "it would cover the whole root";
 		return NULL;
 	}
-	out[o] = '\0';
 	return out;
 }
 

@@ -12,10 +12,8 @@
 #include "delta.h"
 
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -110,47 +108,6 @@ static void tmp_name(char buf[32])
 	*p = '\0';
 }
 
-/* Copy all of in to out: reflink, then copy_file_range, then read/write.
- * Returns 0 or -errno. */
-static int copy_data(int in, int out, off_t size)
-{
-	if (size == 0 || ioctl(out, FICLONE, in) == 0)
-		return 0;
-	bool cfr = true;
-	off_t done = 0;
-	while (cfr) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-			      errno == EOPNOTSUPP || errno == EBADF)) {
-			cfr = false;
-			break;
-		}
-		if (n < 0)
-			return -errno;
-		/* some filesystems report 0 instead of an error: fall back */
-		if (n == 0 && done == 0)
-			break;
-		if (n == 0)
-			return 0;
-		done += n;
-	}
-	autofree char *buf = xmalloc(1 << 17);
-	for (;;) {
-		ssize_t n = read(in, buf, 1 << 17);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		int r = write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
-}
-
 /* Create, under a temp name in project directory pfd, a copy of the
  * non-directory upper entry name (in ufd, described by ust): data, mode
  * and times, fsync'ed.  Returns 0 with the name in tmp, or -errno. */
@@ -175,7 +132,7 @@ static int make_tmp_copy(int ufd, const char *name, const struct stat *ust, int 
 		} while (out < 0 && errno == EEXIST && ++tries < 100);
 		if (out < 0)
 			return -errno;
-		r = copy_data(in, out, ust->st_size);
+		r = copy_fd_data(in, out, ust->st_size);
 		if (r == 0 && fchmod(out, mode) < 0)
 			r = -errno;
 		if (r == 0 && futimens(out, times) < 0)

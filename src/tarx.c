@@ -97,30 +97,7 @@ static bool parse_num(const char *f, size_t len, uint64_t *out)
  * NULL for a name with '..'. */
 static char *normalise(const char *name)
 {
-	size_t len = strlen(name);
-	char *out = xmalloc(len + 1);
-	size_t o = 0;
-	for (const char *p = name; *p;) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *end = strchrnul(p, '/');
-		size_t n = (size_t)(end - p);
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			free(out);
-			return NULL;
-		}
-		if (!(n == 1 && p[0] == '.')) {
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, p, n);
-			o += n;
-		}
-		p = end;
-	}
-	out[o] = '\0';
-	return out;
+	return path_clean(name, false, true);
 }
 
 /* Read a metadata record (pax header, GNU long name) of size bytes plus

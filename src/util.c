@@ -3,8 +3,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 
 static int err_vset(struct af_err *err, int code, int errnum, const char *fmt, va_list ap)
 {
@@ -239,4 +243,104 @@ void mountinfo_unescape(char *s)
 		}
 	}
 	*w = '\0';
+}
+
+int copy_fd_data(int in, int out, off_t size)
+{
+	if (size == 0 || ioctl(out, FICLONE, in) == 0)
+		return 0;
+	off_t done = 0;
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n > 0) {
+			done += n;
+			continue;
+		}
+		if (n == 0 && done > 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* not across these file systems, or (0 at once) a file system
+		 * that reports nothing instead of an error: plain copy */
+		if (n == 0 || errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+		    errno == EOPNOTSUPP || errno == EPERM || errno == EBADF)
+			break;
+		return -errno;
+	}
+	static const size_t bufsize = 1 << 17;
+	autofree char *buf = xmalloc(bufsize);
+	for (;;) {
+		ssize_t n = read(in, buf, bufsize);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		int r = write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+char *path_clean(const char *path, bool absolute, bool dot_ok)
+{
+	char *out = xmalloc(strlen(path) + 2);
+	size_t o = 0;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *end = strchrnul(p, '/');
+		size_t n = (size_t)(end - p);
+		bool dot = n == 1 && p[0] == '.';
+		if ((n == 2 && p[0] == '.' && p[1] == '.') || (dot && !dot_ok)) {
+			free(out);
+			return NULL;
+		}
+		if (!dot) {
+			if (o || absolute)
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p = end;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int mkdir_p(const char *path)
+{
+	autofree char *p = xstrdup(path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = c;
+		if (!c)
+			break;
+	}
+	return 0;
+}
+
+char *xdg_dir(const char *var, const char *home_rel, const char *sub, const char *what,
+	      struct af_err *err)
+{
+	const char *xdg = getenv(var);
+	if (xdg && xdg[0] == '/')
+		return xasprintf("%s/%s", xdg, sub);
+	const char *home = getenv("HOME");
+	if (!home || home[0] != '/') {
+		struct passwd *pw = getpwuid(getuid());
+		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+	}
+	if (!home) {
+		af_err_set(err, ENOENT, "cannot find the %s: HOME is not set", what);
+		af_err_hint(err, "set %s or HOME to an absolute path", var);
+		return NULL;
+	}
+	return xasprintf("%s/%s/%s", home, home_rel, sub);
 }

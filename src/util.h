@@ -64,6 +64,26 @@ char *xasprintf(const char *fmt, ...) AF_PRINTF(1, 2);
 
 /* Write all of buf; returns 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
+
+/* Copy in to out from their current offsets to in's end: a reflink if
+ * the file system can (size: in's size, 0 meaning nothing to copy), else
+ * copy_file_range, else read/write.  Returns 0 or -errno. */
+int copy_fd_data(int in, int out, off_t size);
+
+/* path with empty components dropped, and '.' ones too if dot_ok, as
+ * "a/b" (absolute: "/a/b"; "" for no component at all), malloc'd; NULL
+ * if a component is '..' (or '.' without dot_ok).  Nothing is resolved. */
+char *path_clean(const char *path, bool absolute, bool dot_ok);
+
+/* mkdir -p, mode 0700 for every directory it creates.  Returns 0 or
+ * -errno. */
+int mkdir_p(const char *path);
+
+/* $VAR/SUB if VAR is an absolute path, else $HOME/HOME_REL/SUB (HOME
+ * from the password database if unset), malloc'd; NULL with *err filled
+ * (naming WHAT) if there is no home.  For the XDG base directories. */
+char *xdg_dir(const char *var, const char *home_rel, const char *sub, const char *what,
+	      struct af_err *err);
 /* Read up to len bytes, retrying on EINTR; returns bytes read or -errno. */
 ssize_t read_full(int fd, void *buf, size_t len);
 

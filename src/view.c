@@ -866,8 +866,9 @@ static int io_cached(struct view *v, struct node *n, bool write, struct io_ref *
 	if (!fh || n->level < (write ? LEVEL_WRITE : LEVEL_READ))
 		return -1;
 	/* a copy-up since the fd was opened makes a lower fd stale */
-	unsigned need = write ? FH_WRITE : FH_READ | (node_has_upper(n) ? FH_UPPER : 0);
-	unsigned refuse = write || node_has_upper(n) ? 0 : FH_UPPER;
+	bool upper = node_has_upper(n);
+	unsigned need = write ? FH_WRITE : FH_READ | (upper ? FH_UPPER : 0);
+	unsigned refuse = write || upper ? 0 : FH_UPPER;
 	int fd = vw_fh_get_cached(&v->fht, fh, n, need, refuse);
 	if (fd >= 0)
 		ref->fh = fh;
