@@ -1147,10 +1147,15 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	policy_decide(cfg->policy, "", true, &dec);
 
 	struct view *v = xcalloc(1, sizeof(*v));
+	v->max_threads = cfg->max_threads ? cfg->max_threads : DEFAULT_THREADS;
+	int r = view_loop_init(v, cfg->spin_us);
+	if (r < 0) {
+		free(v);
+		return af_err_set(err, -r, "cannot set up the FUSE server loop: %s", strerror(-r));
+	}
 	v->delta = cfg->delta;
 	v->policy = cfg->policy;
 	v->timeout = cfg->cache_timeout > 0 ? cfg->cache_timeout : DEFAULT_TIMEOUT;
-	v->max_threads = cfg->max_threads ? cfg->max_threads : DEFAULT_THREADS;
 	v->kperm = cfg->kernel_permissions;
 	v->uid = getuid();
 	v->gid = getgid();
@@ -1248,8 +1253,7 @@ static void inval_stop(struct view *v)
 static void *loop_thread(void *arg)
 {
 	struct view *v = arg;
-	struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = v->max_threads };
-	v->loop_ret = fuse_session_loop_mt(v->se, &cfg);
+	v->loop_ret = view_loop_run(v);
 	return NULL;
 }
 
@@ -1294,7 +1298,7 @@ void view_stop(struct view *v)
 {
 	if (!v || !v->running)
 		return;
-	fuse_session_exit(v->se);
+	view_loop_stop(v);
 	pthread_join(v->thread, NULL);
 	inval_stop(v);
 	v->running = false;
@@ -1307,6 +1311,7 @@ void view_free(struct view *v)
 	view_stop(v);
 	if (v->se)
 		fuse_session_destroy(v->se);
+	view_loop_destroy(v);
 	node_table_destroy(&v->table);
 	pthread_rwlock_destroy(&v->tree_lock);
 	pthread_mutex_destroy(&v->inval.lock);

@@ -24,6 +24,11 @@ struct view_config {
 	const struct policy *policy;  /* finalized; borrowed */
 	double cache_timeout;         /* entry/attr timeout in seconds (0: default) */
 	unsigned max_threads;         /* 0: default */
+	/* How long (microseconds) a server thread polls for the next request
+	 * before it sleeps, while requests come back to back: 0 for the
+	 * default (50), negative never to poll.  Polling saves the wake-up
+	 * of an idle CPU per request (view_loop.c). */
+	int spin_us;
 	/* The mount has the default_permissions option: the view then shows
 	 * each file's level in its mode bits (view: no rwx, read: no w) so
 	 * the kernel refuses a forbidden open by itself, and answers the

@@ -3,7 +3,7 @@
  * The view is split by concern: view.c (lookup, attributes, creation,
  * I/O, the session), view_dir.c (directory walking and listings),
  * view_move.c (unlink, rmdir, rename, link), view_xattr.c (extended
- * attributes).  Helpers used across them carry a vw_ prefix and follow
+ * attributes), view_fh.c (file handles), view_loop.c (the request loop).  Helpers used across them carry a vw_ prefix and follow
  * the view's contract: 0 (or a value) on success, -errno on failure. */
 #ifndef AF_VIEW_INT_H
 #define AF_VIEW_INT_H
@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -53,6 +54,24 @@ struct fh_table {
 	uint64_t clock;
 };
 
+/* The request loop's state (view_loop.c). */
+struct view_loop {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;  /* idle threads wait here to be the standby */
+	unsigned threads;     /* loop threads: the first and the started ones */
+	pthread_t *tids;      /* the started ones, to join */
+	unsigned idle;        /* of them, waiting on cond */
+	bool leader;          /* a thread is reading the device */
+	bool standby;         /* a thread waits for the timer */
+	bool done;            /* every thread is to leave */
+	bool hot;             /* requests come in a burst: spin first (leader only) */
+	atomic_bool stopping; /* view_loop_stop() was called */
+	int stop_fd;          /* eventfd: wakes every sleeping thread to leave */
+	int timer_fd;         /* fires when a request is served for too long */
+	uint64_t spin_ns;     /* busy-poll budget per wait; 0: never */
+	int err;              /* -errno of a device failure */
+};
+
 struct view {
 	struct delta *delta;
 	const struct policy *policy;
@@ -72,6 +91,7 @@ struct view {
 	struct inval_queue inval;
 	struct fh_table fht; /* created files' handles, with kperm */
 	struct fuse_session *se;
+	struct view_loop loop;
 	pthread_t thread;
 	bool running;
 	int loop_ret;
@@ -225,5 +245,18 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		    size_t size, int flags);
 void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- view_loop.c ---- */
+
+/* Set up the loop of v; spin_us as in view_config.  Returns 0 or -errno. */
+int view_loop_init(struct view *v, int spin_us);
+/* Serve v->se until the connection ends or view_loop_stop(); runs in
+ * the calling thread and the ones it starts.  Returns 0 or -errno of a
+ * device failure. */
+int view_loop_run(struct view *v);
+/* Make view_loop_run() return soon; any thread may call it. */
+void view_loop_stop(struct view *v);
+/* After view_loop_run() returned (or was never called). */
+void view_loop_destroy(struct view *v);
 
 #endif

@@ -1,8 +1,9 @@
 /* viewharness - serve the view of a project to one command, without the
  * rest of the sandbox (a development and test tool; not installed).
  *
- *   viewharness [-k] [-r SPEC]... [-p PRESET] [--policy FILE] PROJECT STATE_DIR -- CMD [ARG...]
+ *   viewharness [-k] [-r SPEC]... [-p PRESET] [--policy FILE] [--spin US] PROJECT STATE_DIR -- CMD [ARG...]
  *
+ * --spin sets view_config.spin_us (negative: never poll), to measure it.
  * -k mounts with default_permissions and sets the view's
  * kernel_permissions (the kernel checks opens against the level-carrying
  * mode bits; no FUSE open/release per file).
@@ -138,10 +139,12 @@ int main(int argc, char **argv)
 		{ "rule", required_argument, NULL, 'r' },
 		{ "preset", required_argument, NULL, 'p' },
 		{ "policy", required_argument, NULL, 'P' },
+		{ "spin", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	bool kperm = false;
+	int spin_us = 0;
 	while ((c = getopt_long(argc, argv, "+kr:p:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
@@ -155,6 +158,9 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			policy_options_add(&po, POPT_POLICY, optarg);
+			break;
+		case 'S':
+			spin_us = atoi(optarg);
 			break;
 		default:
 			return 2;
@@ -185,7 +191,7 @@ int main(int argc, char **argv)
 		hdie(real);
 	struct view *view = NULL;
 	struct view_config vc = { .project_fd = pfd, .delta = delta, .policy = policy,
-				  .kernel_permissions = kperm };
+				  .kernel_permissions = kperm, .spin_us = spin_us };
 	if (view_new(&vc, &view, &err) < 0)
 		die_err(&err);
 
