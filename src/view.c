@@ -978,6 +978,80 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_write(req, (size_t)r);
 }
 
+/* Copy up to len bytes from in at *ioff to out at *ooff with pread and
+ * pwrite, advancing both; for file systems (or pairs of them: the
+ * project and the delta) copy_file_range() cannot serve.  Returns the
+ * bytes copied (a short copy is a valid answer), or -errno. */
+static ssize_t copy_by_hand(int in, off_t *ioff, int out, off_t *ooff, size_t len)
+{
+	char buf[64 * 1024];
+	size_t done = 0;
+	/* one MiB per request at most: the caller loops for the rest */
+	len = len < (1u << 20) ? len : (1u << 20);
+	while (done < len) {
+		size_t want = len - done < sizeof(buf) ? len - done : sizeof(buf);
+		ssize_t n = pread(in, buf, want, *ioff);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return done ? (ssize_t)done : -errno;
+		if (n == 0)
+			break;
+		for (ssize_t put = 0; put < n;) {
+			ssize_t w = pwrite(out, buf + put, (size_t)(n - put), *ooff);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return done ? (ssize_t)done : -errno;
+			put += w;
+			*ooff += w;
+			done += (size_t)w;
+		}
+		*ioff += n;
+	}
+	return (ssize_t)done;
+}
+
+/* copy_file_range() in the sandbox: the data moves between the backing
+ * files without passing through the kernel's FUSE pages twice (cp of a
+ * project file is one request instead of a READ and a WRITE per chunk,
+ * and a reflink where the file system has them).  The source needs
+ * `read` and the destination `write`, checked and copied up as for any
+ * read and write. */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct view *v = req_view(req);
+	if (flags != 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct io_ref rin, rout;
+	int in = io_fd(v, ino_in, fi_in, O_RDONLY, off_in, &rin);
+	if (in < 0) {
+		fuse_reply_err(req, -in);
+		return;
+	}
+	int out = io_fd(v, ino_out, fi_out, O_WRONLY, off_out, &rout);
+	if (out < 0) {
+		io_done(v, &rin, in);
+		fuse_reply_err(req, -out);
+		return;
+	}
+	ssize_t r = copy_file_range(in, &off_in, out, &off_out, len, 0);
+	if (r < 0)
+		r = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL
+			    ? copy_by_hand(in, &off_in, out, &off_out, len)
+			    : -errno;
+	io_done(v, &rout, out);
+	io_done(v, &rin, in);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -1104,6 +1178,7 @@ static const struct fuse_lowlevel_ops view_ops = {
 	.create = op_create,
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
 };
 
 static void raise_nofile(void)

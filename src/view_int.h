@@ -3,8 +3,9 @@
  * The view is split by concern: view.c (lookup, attributes, creation,
  * I/O, the session), view_dir.c (directory walking and listings),
  * view_move.c (unlink, rmdir, rename, link), view_xattr.c (extended
- * attributes), view_fh.c (file handles), view_loop.c (the request loop).  Helpers used across them carry a vw_ prefix and follow
- * the view's contract: 0 (or a value) on success, -errno on failure. */
+ * attributes), view_fh.c (file handles), view_loop.c (the request
+ * loop).  Helpers used across them carry a vw_ prefix and follow the
+ * view's contract: 0 (or a value) on success, -errno on failure. */
 #ifndef AF_VIEW_INT_H
 #define AF_VIEW_INT_H
 

@@ -225,3 +225,74 @@ two"
 	[ "$(cat "$P/output/two")" = two ]
 	[ "$(runs_count)" = 0 ]
 }
+
+# cfr SCRIPT: python3 in the sandbox (development preset) with cp(SRC,
+# DST, [SRC_OFF, DST_OFF, COUNT]) doing the copy with copy_file_range(2)
+# alone, in a loop until COUNT bytes (default: all of SRC) are copied.
+CFR_PY='import os, sys
+def cp(src, dst, soff=0, doff=0, count=None, trunc=True):
+    i = os.open(src, os.O_RDONLY)
+    o = os.open(dst, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if trunc else 0), 0o644)
+    left = os.fstat(i).st_size - soff if count is None else count
+    while left > 0:
+        n = os.copy_file_range(i, o, left, soff, doff)
+        if n == 0:
+            break
+        soff += n; doff += n; left -= n
+    os.close(i); os.close(o)
+'
+
+@test "copy_file_range: copies of project and new files, at offsets, sync back" {
+	head -c 3000000 /dev/urandom >"$P/docs/big.bin"
+	printf '0123456789abcdef' >"$P/docs/digits.txt"
+	run --separate-stderr af run -p development "$P" -- python3 -c "$CFR_PY"'
+cp("/workspace/README.md", "/workspace/copy.md")
+cp("/workspace/docs/big.bin", "/workspace/output/big.copy")
+cp("/workspace/output/big.copy", "/workspace/output/big.copy2")
+# into the middle of an existing project file: copied up first
+cp("/workspace/README.md", "/workspace/docs/digits.txt", 0, 4, 5, trunc=False)
+print("done")'
+	assert_status 0
+	assert_eq done "$output"
+	cmp "$P/README.md" "$P/copy.md"
+	cmp "$P/docs/big.bin" "$P/output/big.copy"
+	cmp "$P/docs/big.bin" "$P/output/big.copy2"
+	assert_eq "0123hello9abcdef" "$(cat "$P/docs/digits.txt")"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "copy_file_range: a read-only file is no destination, a hidden one no source" {
+	run af run -p agent-safe -r 'docs/**=read' "$P" -- python3 -c "$CFR_PY"'
+import errno
+for src, dst in (("/workspace/README.md", "/workspace/docs/guide.txt"),
+                 ("/workspace/.env", "/workspace/output/x")):
+    try:
+        cp(src, dst)
+        print("copied", dst)
+    except OSError as e:
+        print(errno.errorcode[e.errno], os.path.basename(src))
+print(open("/workspace/docs/guide.txt").read().strip())'
+	assert_status 0
+	assert_eq "EACCES README.md
+ENOENT .env
+guide" "$output"
+	assert_eq guide "$(cat "$P/docs/guide.txt")"
+	[ ! -e "$P/output/x" ]
+}
+
+@test "copy_file_range: project and delta on different file systems" {
+	local shm
+	shm=$(mktemp -d /dev/shm/af-cfr.XXXXXX 2>/dev/null) || skip "no /dev/shm to put the project on"
+	if [ "$(stat -c %d "$shm")" = "$(stat -c %d "$T")" ]; then
+		rm -rf "$shm"
+		skip "/dev/shm and $T are one file system"
+	fi
+	head -c 2500000 /dev/urandom >"$shm/big.bin"
+	run af run -p development "$shm" -- python3 -c "$CFR_PY"'
+cp("/workspace/big.bin", "/workspace/big.copy")
+print("done")'
+	local st=$status out=$output
+	cmp "$shm/big.bin" "$shm/big.copy" && local same=1
+	rm -rf "$shm"
+	[ "$st" = 0 ] && [ "$out" = done ] && [ "${same:-}" = 1 ]
+}
