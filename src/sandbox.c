@@ -7,12 +7,14 @@
  *                   (rootfs.c), then stays as PID 1: reaps, forwards
  *                   signals, reports the command's wait status;
  *   the command     forked by C, capabilities dropped, no_new_privs,
- *                   seccomp filter (built by P before the clone), in a
- *                   session and process group of its own.
+ *                   seccomp filter (built by P while C builds the
+ *                   root, sent with EXEC), in a session and process
+ *                   group of its own.
  * P and C talk over a SOCK_SEQPACKET socketpair, one struct msg per
  * packet: GO (P: the id maps are written), PTY (C, with cfg.pty only:
  * the pseudo-terminal's master attached), READY (C: root built, the
- * FUSE fd attached), EXEC (P: the view serves, start the command), and
+ * FUSE fd attached), EXEC (P: the view serves, start the command; value
+ * is the filter's length, its instructions follow in one packet), and
  * from C: ERROR (errno + message, P appends strerror), EXEC_FAILED,
  * EXIT (raw wait status).  EOF on either side means the other is gone.
  *
@@ -454,8 +456,31 @@ static void blank_proc_area(const struct proc_area *a)
 
 /* The sandbox child: wait for the id maps, build the root, hand over
  * the FUSE fd, wait for the go, become PID 1. */
+/* The seccomp filter C receives with EXEC (it cannot malloc). */
+static struct sock_filter child_filter[BPF_MAXINSNS];
+
+/* In C: the filter that follows an EXEC of len instructions, into
+ * child_filter.  Returns 0 or -1. */
+static int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
+{
+	prog->len = 0;
+	prog->filter = child_filter;
+	if (len == 0)
+		return 0;
+	if (len > BPF_MAXINSNS)
+		return -1;
+	ssize_t n;
+	while ((n = recv(sock, child_filter, sizeof(child_filter), MSG_TRUNC)) < 0)
+		if (errno != EINTR)
+			return -1;
+	if ((size_t)n != len * sizeof(struct sock_filter))
+		return -1;
+	prog->len = (unsigned short)len;
+	return 0;
+}
+
 static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struct proc_area *area,
-				   const struct sock_fprog *filter, int *mount_fds, int sock,
+				   int *mount_fds, int sock,
 				   uid_t uid, gid_t gid)
 {
 	struct af_err err = { 0 };
@@ -520,9 +545,11 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	if (send_msg(sock, MSG_READY, 0, NULL, fuse_fd) < 0)
 		_exit(AF_EXIT_FAILURE);
 	close(fuse_fd); /* owned by the caller now */
-	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC)
+	struct sock_fprog filter;
+	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC ||
+	    recv_filter(sock, (unsigned)m.value, &filter) < 0)
 		_exit(AF_EXIT_FAILURE);
-	pid1_main(cfg, filter, pty_master, sock);
+	pid1_main(cfg, &filter, pty_master, sock);
 }
 
 /* --- the caller's side ------------------------------------------------------ */
@@ -699,10 +726,6 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->mount_fds = xcalloc(sb->mounts.n + 1, sizeof(int));
 	sb->cfg.limits = cfg->limits;
 	read_proc_area(&sb->area);
-	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0) {
-		sandbox_free(sb);
-		return r;
-	}
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = af_err_set(err, errno, "cannot create a socket pair: %s", strerror(errno));
@@ -725,7 +748,7 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_main(&sb->cfg, &sb->area, &sb->filter, sb->mount_fds, sv[1], uid, gid);
+		child_main(&sb->cfg, &sb->area, sb->mount_fds, sv[1], uid, gid);
 	}
 	close(sv[1]);
 	sb->pid = pid;
@@ -747,6 +770,11 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 		af_err_set(err, -r, "cannot start the sandbox: %s", strerror(-r));
 		goto fail;
 	}
+	/* while the child builds the root: compiling the filter costs a
+	 * few milliseconds the first time in a process (libseccomp probes
+	 * the kernel), which would otherwise delay every start-up */
+	if (!cfg->seccomp_off && (r = sysfilter_build(&sb->filter, err)) < 0)
+		goto fail;
 	*out = sb;
 	return 0;
 fail:
@@ -800,7 +828,15 @@ int sandbox_pty(struct sandbox *sb)
 
 int sandbox_exec(struct sandbox *sb, struct af_err *err)
 {
-	int r = send_msg(sb->sock, MSG_EXEC, 0, NULL, -1);
+	int r = send_msg(sb->sock, MSG_EXEC, sb->filter.len, NULL, -1);
+	if (r == 0 && sb->filter.len) {
+		size_t n = sb->filter.len * sizeof(struct sock_filter);
+		while (send(sb->sock, sb->filter.filter, n, MSG_NOSIGNAL) < 0)
+			if (errno != EINTR) {
+				r = -errno;
+				break;
+			}
+	}
 	if (r < 0)
 		return af_err_set(err, -r, "cannot start the command: %s", strerror(-r));
 	return 0;
