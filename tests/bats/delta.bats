@@ -296,3 +296,27 @@ print("done")'
 	rm -rf "$shm"
 	[ "$st" = 0 ] && [ "$out" = done ] && [ "${same:-}" = 1 ]
 }
+
+@test "a slow copy-up does not hold up the other requests" {
+	# a copy-up is one request that takes as long as the copy; the view
+	# must go on serving everything else meanwhile
+	head -c 512M /dev/zero >"$P/docs/big.bin"
+	run af run -p development --changes discard "$P" -- sh -c 'cd /workspace
+now() { date +%s%N; }
+t0=$(now)
+( echo x >> docs/big.bin; echo "copyup $(( ($(now) - t0) / 1000000 ))" ) &
+sleep 0.05
+cat README.md >/dev/null && echo "read $(( ($(now) - t0) / 1000000 ))"
+wait'
+	assert_status 0
+	local copy read
+	copy=$(sed -n 's/^copyup //p' <<<"$output")
+	read=$(sed -n 's/^read //p' <<<"$output")
+	[ -n "$copy" ] && [ -n "$read" ]
+	if [ "$copy" -lt 150 ]; then
+		skip "the copy-up took ${copy} ms: too fast to tell (reflinks, or a fast disk)"
+	fi
+	# the read started 50 ms in; it must not have waited for the copy
+	echo "copy-up ${copy} ms, read done at ${read} ms" >&2
+	[ $((read + 25)) -lt "$copy" ]
+}
