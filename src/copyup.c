@@ -93,20 +93,17 @@ int copyup_open_regular(int dirfd, const char *name, int flags)
 	int fd = openat(dirfd, name, flags | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	return copyup_check_regular(fd, flags);
+	return copyup_check_regular(fd);
 }
 
-int copyup_check_regular(int fd, int flags)
+int copyup_check_regular(int fd)
 {
 	struct stat st;
 	int r = fstat(fd, &st) < 0 ? -errno : 0;
 	if (r == 0 && !S_ISREG(st.st_mode))
 		r = -EIO; /* swapped for something else since it was looked up */
-	if (r == 0 && !(flags & O_NONBLOCK)) {
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-			r = -errno;
-	}
+	/* O_NONBLOCK is left set: on a regular file it changes nothing
+	 * (open(2)), and clearing it cost two system calls per open */
 	if (r < 0) {
 		close(fd);
 		return r;

@@ -36,9 +36,9 @@ void copyup_tmpname(struct copyup_ctx *c, char *buf, size_t size);
  * Returns the fd or -errno (-EIO when it is no longer a regular file). */
 int copyup_open_regular(int dirfd, const char *name, int flags);
 /* The second half of that for an fd opened with O_NONBLOCK added: checks
- * it is a regular file and clears O_NONBLOCK unless flags has it.
+ * it is a regular file (O_NONBLOCK stays set: it has no effect on one).
  * Returns fd, or -errno with fd closed. */
-int copyup_check_regular(int fd, int flags);
+int copyup_check_regular(int fd);
 
 /* Make sure the directory node has an upper directory, creating missing
  * ancestors first (mode of the project directory, owner rwx added so the

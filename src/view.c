@@ -778,7 +778,7 @@ static int do_open(struct view *v, struct node *n, int flags)
 	/* the sandbox's own objects cannot change type, but the check costs
 	 * one fstat and keeps both paths alike */
 	int fd = vw_upper_open(n, oflags | O_NONBLOCK | O_NOCTTY);
-	return fd < 0 ? fd : copyup_check_regular(fd, oflags);
+	return fd < 0 ? fd : copyup_check_regular(fd);
 }
 
 static void set_open_flags(struct fuse_file_info *fi, struct node *n, const struct stat *st)
