@@ -235,6 +235,8 @@ int view_loop_run(struct view *v)
 	struct fuse_buf buf = { 0 };
 	pthread_mutex_lock(&l->lock);
 	l->threads = 1;
+	/* the standby now, not on the way of the first request */
+	want_standby(v);
 	serve(v, false, &buf);
 	unsigned started = l->threads - 1;
 	int r = l->err;
