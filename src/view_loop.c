@@ -104,7 +104,7 @@ static void *standby_main(void *arg);
 static void want_standby(struct view *v)
 {
 	struct view_loop *l = &v->loop;
-	if (l->standby || l->done)
+	if (l->standby || l->done || atomic_load(&l->stopping))
 		return;
 	if (l->idle > 0) {
 		pthread_cond_signal(&l->cond);
@@ -238,6 +238,10 @@ int view_loop_run(struct view *v)
 	/* the standby now, not on the way of the first request */
 	want_standby(v);
 	serve(v, false, &buf);
+	/* this thread may leave first (as the standby, on a stop): no
+	 * thread may be started after the count below is taken */
+	l->done = true;
+	pthread_cond_broadcast(&l->cond);
 	unsigned started = l->threads - 1;
 	int r = l->err;
 	pthread_mutex_unlock(&l->lock);
