@@ -988,6 +988,13 @@ static ssize_t copy_by_hand(int in, off_t *ioff, int out, off_t *ooff, size_t le
 	size_t done = 0;
 	/* one MiB per request at most: the caller loops for the rest */
 	len = len < (1u << 20) ? len : (1u << 20);
+	/* overlapping ranges of one file: refused, as copy_file_range() does */
+	struct stat si, so;
+	if (fstat(in, &si) < 0 || fstat(out, &so) < 0)
+		return -errno;
+	if (si.st_dev == so.st_dev && si.st_ino == so.st_ino && *ioff < *ooff + (off_t)len &&
+	    *ooff < *ioff + (off_t)len)
+		return -EINVAL;
 	while (done < len) {
 		size_t want = len - done < sizeof(buf) ? len - done : sizeof(buf);
 		ssize_t n = pread(in, buf, want, *ioff);
@@ -1040,8 +1047,13 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		return;
 	}
 	ssize_t r = copy_file_range(in, &off_in, out, &off_out, len, 0);
+	/* EXDEV: project and delta on two file systems; EOPNOTSUPP and
+	 * ENOSYS: a file system or kernel without it.  Not EINVAL: that is
+	 * also the answer for overlapping ranges of one file (two names of
+	 * it are two nodes here, so the sandbox's kernel cannot tell), which
+	 * a forward copy would garble. */
 	if (r < 0)
-		r = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL
+		r = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS
 			    ? copy_by_hand(in, &off_in, out, &off_out, len)
 			    : -errno;
 	io_done(v, &rout, out);

@@ -280,6 +280,28 @@ guide" "$output"
 	[ ! -e "$P/output/x" ]
 }
 
+@test "copy_file_range: overlapping ranges of one file through two names are refused" {
+	# two names of one file are two inodes to the sandbox's kernel, so
+	# only the view can see the overlap
+	run af run -p development "$P" -- python3 -c '
+import errno, os
+os.chdir("/workspace/output")
+data = bytes(range(256)) * 1024
+with open("a", "wb") as f:
+    f.write(data)
+os.link("a", "b")
+i = os.open("a", os.O_RDONLY)
+o = os.open("b", os.O_WRONLY)
+try:
+    print("copied", os.copy_file_range(i, o, 200000, 0, 10))
+except OSError as e:
+    print(errno.errorcode[e.errno])
+print("intact" if open("a", "rb").read() == data else "garbled")'
+	assert_status 0
+	assert_eq "EINVAL
+intact" "$output"
+}
+
 @test "copy_file_range: project and delta on different file systems" {
 	local shm
 	shm=$(mktemp -d /dev/shm/af-cfr.XXXXXX 2>/dev/null) || skip "no /dev/shm to put the project on"
