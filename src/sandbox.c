@@ -11,7 +11,7 @@
  *                   root, sent with EXEC), in a session and process
  *                   group of its own.
  * P and C talk over a SOCK_SEQPACKET socketpair, one struct msg per
- * packet: GO (P: the id maps are written), PTY (C, with cfg.pty only:
+ * packet (and the filter's instructions, right after EXEC): GO (P: the id maps are written), PTY (C, with cfg.pty only:
  * the pseudo-terminal's master attached), READY (C: root built, the
  * FUSE fd attached), EXEC (P: the view serves, start the command; value
  * is the filter's length, its instructions follow in one packet), and
@@ -454,13 +454,12 @@ static void blank_proc_area(const struct proc_area *a)
 		memset((void *)a->env_start, 0, a->env_end - a->env_start);
 }
 
-/* The sandbox child: wait for the id maps, build the root, hand over
- * the FUSE fd, wait for the go, become PID 1. */
 /* The seccomp filter C receives with EXEC (it cannot malloc). */
 static struct sock_filter child_filter[BPF_MAXINSNS];
 
 /* In C: the filter that follows an EXEC of len instructions, into
- * child_filter.  Returns 0 or -1. */
+ * child_filter (len 0: none).  Returns 0 or -errno (-EPROTO: not one
+ * packet of exactly len instructions). */
 static int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
 {
 	prog->len = 0;
@@ -468,16 +467,19 @@ static int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
 	if (len == 0)
 		return 0;
 	if (len > BPF_MAXINSNS)
-		return -1;
+		return -EPROTO;
 	ssize_t n;
 	while ((n = recv(sock, child_filter, sizeof(child_filter), MSG_TRUNC)) < 0)
 		if (errno != EINTR)
-			return -1;
+			return -errno;
 	if ((size_t)n != len * sizeof(struct sock_filter))
-		return -1;
+		return -EPROTO;
 	prog->len = (unsigned short)len;
 	return 0;
 }
+
+/* The sandbox child: wait for the id maps, build the root, hand over
+ * the FUSE fd, wait for the go and the seccomp filter, become PID 1. */
 
 static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struct proc_area *area,
 				   int *mount_fds, int sock,
@@ -546,9 +548,13 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 		_exit(AF_EXIT_FAILURE);
 	close(fuse_fd); /* owned by the caller now */
 	struct sock_fprog filter;
-	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC ||
-	    recv_filter(sock, (unsigned)m.value, &filter) < 0)
-		_exit(AF_EXIT_FAILURE);
+	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC)
+		_exit(AF_EXIT_FAILURE); /* the caller is gone */
+	int r = recv_filter(sock, (unsigned)m.value, &filter);
+	if (r < 0) {
+		af_err_set(&err, -r, "cannot receive the seccomp filter");
+		child_fail(sock, &err);
+	}
 	pid1_main(cfg, &filter, pty_master, sock);
 }
 
