@@ -43,6 +43,11 @@ bool mounts_path_under(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+bool mounts_paths_overlap(const char *a, const char *b)
+{
+	return mounts_path_under(a, b) || mounts_path_under(b, a);
+}
+
 /* Normalise an absolute path inside the sandbox: collapse '//', drop a
  * trailing '/', refuse '.' and '..' (the sandbox's layout is not known
  * here, so they cannot be resolved honestly).  Returns a malloc'd string,
@@ -201,7 +206,7 @@ static const char *bad_fs_at(const char *path, bool writable)
 		if (!kind)
 			continue;
 		mountinfo_unescape(mnt);
-		if (mounts_path_under(mnt, path) || mounts_path_under(path, mnt))
+		if (mounts_paths_overlap(mnt, path))
 			bad = kind;
 	}
 	free(line);
@@ -217,7 +222,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 		int r;
 		if (!m->src)
 			continue;
-		if (mounts_path_under(m->src, real_project) || mounts_path_under(real_project, m->src)) {
+		if (mounts_paths_overlap(m->src, real_project)) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it %s the project '%s', which the "
 					 "sandbox shows only through the view",
@@ -230,8 +235,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "a directory outside it");
 			return r;
 		}
-		if (state_real &&
-		    (mounts_path_under(m->src, state_real) || mounts_path_under(state_real, m->src))) {
+		if (state_real && mounts_paths_overlap(m->src, state_real)) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it overlaps agentfense's state "
 					 "directory '%s'", m->src, mount_kind_option(m->kind), state_real);
@@ -242,8 +246,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 		/* an image is unpacked once and reused as it is: a command
 		 * that could write there would choose what every later run
 		 * of that image executes */
-		if (m->kind == MOUNT_BIND && cache_real &&
-		    (mounts_path_under(m->src, cache_real) || mounts_path_under(cache_real, m->src))) {
+		if (m->kind == MOUNT_BIND && cache_real && mounts_paths_overlap(m->src, cache_real)) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it overlaps agentfense's image "
 					 "cache '%s'", m->src, mount_kind_option(m->kind), cache_real);

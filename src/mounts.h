@@ -72,5 +72,7 @@ bool mounts_on_procfs(const char *path);
 
 /* True if path equals dir or lies below it (both canonical, absolute). */
 bool mounts_path_under(const char *path, const char *dir);
+/* True if a and b are one directory or one lies below the other. */
+bool mounts_paths_overlap(const char *a, const char *b);
 
 #endif
