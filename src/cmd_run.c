@@ -33,7 +33,7 @@
 #include "sandbox.h"
 #include "view.h"
 
-enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP };
+enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes lists them */
 
 struct run_opts {
 	struct policy_options po;
@@ -120,6 +120,23 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 	exit(AF_EXIT_USAGE);
 }
 
+/* The index in names (NULL-terminated) of the value arg of option opt;
+ * anything else is a usage error listing the values. */
+static int parse_choice(const char *opt, const char *arg, const char *const *names)
+{
+	char expected[128] = "";
+	size_t n = 0;
+	for (; names[n]; n++)
+		if (strcmp(arg, names[n]) == 0)
+			return (int)n;
+	for (size_t i = 0; i < n; i++) {
+		const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+		size_t len = strlen(expected);
+		snprintf(expected + len, sizeof(expected) - len, "%s%s", sep, names[i]);
+	}
+	usage_error("invalid value '%s' for %s: expected %s", arg, opt, expected);
+}
+
 static double parse_timeout(const char *s)
 {
 	char *end;
@@ -184,35 +201,22 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case 't':
 			o->timeout = parse_timeout(optarg);
 			break;
-		case OPT_CHANGES:
-			if (strcmp(optarg, "sync") == 0)
-				o->changes = CHANGES_SYNC;
-			else if (strcmp(optarg, "discard") == 0)
-				o->changes = CHANGES_DISCARD;
-			else if (strcmp(optarg, "keep") == 0)
-				o->changes = CHANGES_KEEP;
-			else
-				usage_error("invalid value '%s' for --changes: expected sync, discard "
-					    "or keep", optarg);
+		case OPT_CHANGES: {
+			/* in the order of enum changes */
+			static const char *const changes[] = { "sync", "discard", "keep", NULL };
+			o->changes = (enum changes)parse_choice("--changes", optarg, changes);
 			break;
-		case OPT_NET:
-			if (strcmp(optarg, "none") == 0)
-				o->net_host = false;
-			else if (strcmp(optarg, "host") == 0)
-				o->net_host = true;
-			else
-				usage_error("invalid value '%s' for --net: expected none or host",
-					    optarg);
+		}
+		case OPT_NET: {
+			static const char *const nets[] = { "none", "host", NULL };
+			o->net_host = parse_choice("--net", optarg, nets) == 1;
 			break;
-		case OPT_SECCOMP:
-			if (strcmp(optarg, "on") == 0)
-				o->seccomp_off = false;
-			else if (strcmp(optarg, "off") == 0)
-				o->seccomp_off = true;
-			else
-				usage_error("invalid value '%s' for --seccomp: expected on or off",
-					    optarg);
+		}
+		case OPT_SECCOMP: {
+			static const char *const onoff[] = { "on", "off", NULL };
+			o->seccomp_off = parse_choice("--seccomp", optarg, onoff) == 1;
 			break;
+		}
 		case OPT_BIND:
 		case OPT_RO_BIND:
 		case OPT_TMPFS:
@@ -351,7 +355,7 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 		error_msg("cannot use '%s' as %s: it is on the host's /proc", dir, opt);
 		goto bad;
 	}
-	if (mounts_path_under(real_project, real) || mounts_path_under(real, real_project)) {
+	if (mounts_paths_overlap(real, real_project)) {
 		error_msg("cannot use '%s' as %s: it %s the project '%s', which the sandbox shows "
 			  "only through the view", dir, opt,
 			  mounts_path_under(real_project, real) ? "holds" : "is inside",
