@@ -8,35 +8,18 @@
 
 load helper
 
+# The raw calls (t, cerr, rename2, ...) are in tests/tools/rawsys.py.
+RAWSYS_PY=$(cat "$BATS_TEST_DIRNAME/../tools/rawsys.py")
+
 # py [RUN-OPTION...] -- SCRIPT [ARG...]: python3 -c SCRIPT inside a
 # sandbox over $P (cwd /workspace), changes synced.  SCRIPT gets t(NAME,
 # FN), printing "NAME: OK" or the errno name, and the libc helpers.
 py() {
 	split_opts "$@"
-	af run -e LC_ALL=C "${OPTS[@]}" "$P" -- python3 -c "$ESC_PY
+	af run -e LC_ALL=C "${OPTS[@]}" "$P" -- python3 -c "$RAWSYS_PY
+os.chdir('/workspace')
 ${ARGS[0]}" "${ARGS[@]:1}"
 }
-
-ESC_PY='
-import ctypes, errno, mmap, os, sys
-os.chdir("/workspace")
-libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD = -100
-def cerr(r):
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return r
-def t(name, fn):
-    try:
-        r = fn()
-        r = "OK" if r is None or isinstance(r, int) else r
-    except OSError as e:
-        r = errno.errorcode.get(e.errno, str(e.errno))
-    print("%s: %s" % (name, r), flush=True)
-def rename2(a, b, flags):
-    cerr(libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), flags))
-'
 
 @test "/proc/self/fd cannot reopen a read-only file for writing" {
 	run --separate-stderr py -- '
@@ -333,7 +316,8 @@ secret: ENOENT"
 	# node_modules) on a normal one: the view must not need an open
 	# descriptor per file the sandbox created or touched
 	run --separate-stderr bash -c 'ulimit -n 512 && "$@"' _ \
-		env AF_TEST_MARK="$T" "$AGENTFENSE" run -e LC_ALL=C "$P" -- python3 -c "$ESC_PY"'
+		env AF_TEST_MARK="$T" "$AGENTFENSE" run -e LC_ALL=C "$P" -- python3 -c "$RAWSYS_PY
+os.chdir('/workspace')"'
 os.chdir("output")
 open("f", "w").write("x")
 bad = None

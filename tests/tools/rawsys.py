@@ -1,4 +1,4 @@
-# rawsys.py - raw system calls for the escape tests (tests/bats/escape2.bats).
+# rawsys.py - raw system calls for the escape tests (tests/bats/escape*.bats).
 #
 # Not imported: the bats file reads it and passes it, followed by the
 # test's own lines, to `python3 -c` inside the sandbox (the tests tree is
@@ -42,6 +42,11 @@ def sys_call(name, *args):
     """The raw system call NAME; returns its result or raises OSError."""
     conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     return cerr(libc.syscall(ctypes.c_long(NR[name]), *conv))
+
+
+def rename2(a, b, flags):
+    """renameat2(2) with flags, relative to the working directory."""
+    cerr(libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), flags))
 
 
 def t(name, fn):
