@@ -17,10 +17,10 @@
  *   poll().  Spinning at most as long as blocking would have cost bounds
  *   the waste, and a wait that ran out ends the burst.
  * - A request must not hold up the others when it is slow (a copy-up, a
- *   read from a cold disk): serving arms a timer, and a standby thread
- *   sleeping on it becomes the leader when it fires.  Arming and
- *   disarming a timer wakes nobody; a libfuse-style loop instead wakes a
- *   thread per request.
+ *   read from a cold disk): serving (re)arms a timer, and a standby
+ *   thread sleeping on it becomes the leader when it fires and nobody
+ *   leads.  Arming a timer wakes nobody; a libfuse-style loop instead
+ *   wakes a thread per request.
  *
  * Every other thread sleeps on a condition variable, so a request never
  * wakes more than one thread.  At most max_threads run; the device fd is
@@ -54,10 +54,11 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void arm_timer(struct view_loop *l, uint64_t ns)
+/* Let the standby lead SLOW_NS from now unless somebody does. */
+static void arm_timer(struct view_loop *l)
 {
-	struct itimerspec it = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u),
-					       .tv_nsec = (long)(ns % 1000000000u) } };
+	struct itimerspec it = { .it_value = { .tv_sec = SLOW_NS / 1000000000,
+					       .tv_nsec = SLOW_NS % 1000000000 } };
 	/* cannot fail with a valid fd and value; a lost timer only costs
 	 * concurrency */
 	(void)timerfd_settime(l->timer_fd, 0, &it, NULL);
@@ -169,7 +170,10 @@ static void serve(struct view *v, bool standby, struct fuse_buf *buf)
 		}
 		standby = false;
 		l->leader = true;
-		arm_timer(l, 0); /* somebody leads: nothing to take over */
+		/* the timer stays armed: while requests come, each one
+		 * pushes it back; after the last it fires once and finds a
+		 * leader, which costs the standby one wake-up instead of a
+		 * system call on every request */
 		pthread_mutex_unlock(&l->lock);
 		int r = lead_receive(v, buf);
 		pthread_mutex_lock(&l->lock);
@@ -185,7 +189,7 @@ static void serve(struct view *v, bool standby, struct fuse_buf *buf)
 			view_loop_stop(v); /* wakes the standby */
 			return;
 		}
-		arm_timer(l, SLOW_NS);
+		arm_timer(l);
 		want_standby(v);
 		pthread_mutex_unlock(&l->lock);
 		fuse_session_process_buf(v->se, buf);
