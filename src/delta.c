@@ -115,45 +115,38 @@ char *delta_unescape(const char *s)
 	return steal_pointer(&out);
 }
 
+struct name_list {
+	char **v;
+	size_t n, cap;
+};
+
+static int add_name(int dirfd, const struct dirent *de, void *arg)
+{
+	(void)dirfd;
+	struct name_list *l = arg;
+	if (l->n + 2 > l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = xstrdup(de->d_name);
+	l->v[l->n] = NULL;
+	return 0;
+}
+
 /* List the names in directory fd (not "." and ".."), sorted; the fd is
  * not consumed.  Returns 0 and a NULL-terminated array in *out, or -errno. */
 int delta_list_dir(int fd, char ***out)
 {
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	DIR *dir = fdopendir(dfd);
-	if (!dir) {
-		int e = errno;
-		close(dfd);
-		return -e;
+	struct name_list l = { 0 };
+	int r = for_each_dir_entry(fd, add_name, &l);
+	if (r < 0) {
+		delta_free_names(l.v);
+		return r;
 	}
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(dir))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n + 2 > cap) {
-			cap = cap ? cap * 2 : 16;
-			names = xrealloc(names, cap * sizeof(*names));
-		}
-		names[n++] = xstrdup(de->d_name);
-		names[n] = NULL;
-		errno = 0;
-	}
-	int e = errno;
-	closedir(dir);
-	if (e) {
-		delta_free_names(names);
-		return -e;
-	}
-	if (!names)
-		names = xcalloc(1, sizeof(*names));
-	names[n] = NULL;
-	qsort(names, n, sizeof(*names), delta_cmp_names);
-	*out = names;
+	if (!l.v)
+		l.v = xcalloc(1, sizeof(*l.v));
+	qsort(l.v, l.n, sizeof(*l.v), delta_cmp_names);
+	*out = l.v;
 	return 0;
 }
 

@@ -219,13 +219,15 @@ int for_each_dir_entry(int fd, dir_entry_fn fn, void *arg)
 	}
 	int r = 0;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	for (errno = 0; (de = readdir(d)); errno = 0) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		r = fn(dirfd(d), de, arg);
 		if (r != 0)
 			break;
 	}
+	if (!de && errno)
+		r = -errno; /* readdir failed */
 	closedir(d);
 	return r;
 }
