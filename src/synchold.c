@@ -329,14 +329,16 @@ static bool hold_why(struct resolver *r, char *why)
 	return true;
 }
 
-/* Is path, at the given type, below read in the policy? */
+/* Is path, at the given type, below read in the policy?  A directory
+ * shown only for its visible descendants is not: what is hidden below it
+ * is found by name. */
 static bool hidden(const struct hold_ctx *h, const char *path, bool is_dir)
 {
 	struct decision d;
 	if (!h->policy)
 		return false;
 	policy_decide(h->policy, path, is_dir, &d);
-	return d.level < LEVEL_READ;
+	return d.level < LEVEL_READ && !(is_dir && d.traversable);
 }
 
 static bool check_path(struct resolver *r, const char *from, const char *rel);

@@ -334,3 +334,25 @@ cat g; echo "cat=$?"'
 $(held output/g "is a symlink to '../docs/guide.txt': it leads to 'docs/guide.txt', which the policy hides")
 $(summary 1)" "$stderr"
 }
+
+@test "links: a directory shown only for a visible path in it does not hold a link through it" {
+	user_preset src-only '[preset]
+description = src only
+
+[rules]
+/src/** = write
+/src/lib/ = none'
+	run --separate-stderr af run -p src-only "$P" -- sh -c 'cd /workspace/src
+ln -s main.c m
+ln -s ../src/main.c m2
+ln -s lib l
+ln -s ../README.md r
+ln -s . self'
+	assert_status 0
+	assert_eq "$(held src/l "is a symlink to 'lib': it leads to 'src/lib', which the policy hides")
+$(held src/r "is a symlink to '../README.md': it leads to 'README.md', which the policy hides")
+$(held src/self "is a symlink to '.': it leads to 'src/lib', which the policy hides")
+$(summary 3)" "$stderr"
+	assert_eq "main.c" "$(readlink "$P/src/m")"
+	assert_eq "../src/main.c" "$(readlink "$P/src/m2")"
+}
