@@ -424,7 +424,8 @@ static char *make_workdir(const char *w)
 
 /* Apply --changes to the delta once the sandbox is gone.  Returns 0,
  * or the exit code to use when agentfense failed. */
-static int finish_changes(enum changes ch, struct delta *d, int project_fd, const char *dir)
+static int finish_changes(enum changes ch, struct delta *d, int project_fd, const char *dir,
+			  const struct policy *policy)
 {
 	struct af_err err = { 0 };
 	struct sync_report rep = { 0 };
@@ -446,7 +447,7 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 	case CHANGES_SYNC:
 		break;
 	}
-	if (delta_sync(d, project_fd, &rep, &err) < 0) {
+	if (delta_sync(d, project_fd, policy, &rep, &err) < 0) {
 		print_err(&err);
 		if (delta_save(d, &err) < 0)
 			print_err(&err);
@@ -463,7 +464,8 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 			print_err(&err);
 			return AF_EXIT_FAILURE;
 		}
-		error_msg("%lu conflict%s not synced: the sandbox's version%s kept in '%s'",
+		error_msg("%lu change%s not synced (conflicting or held): the sandbox's version%s "
+			  "kept in '%s'",
 			  rep.conflicts, rep.conflicts == 1 ? "" : "s",
 			  rep.conflicts == 1 ? " is" : "s are", delta_path(d));
 		return 0;
@@ -681,7 +683,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	view_stop(view);
 	view_free(steal_pointer(&view));
 	report_end(&o, &res);
-	code = finish_changes(o.changes, delta, project_fd, o.dir);
+	code = finish_changes(o.changes, delta, project_fd, o.dir, policy);
 	if (code == 0)
 		code = res.exit_code;
 	goto out;
@@ -703,7 +705,7 @@ fail:
 	 * --changes; if it never ran there is nothing to keep. */
 	if (delta) {
 		if (ran)
-			finish_changes(o.changes, delta, project_fd, o.dir);
+			finish_changes(o.changes, delta, project_fd, o.dir, policy);
 		else if (delta_remove(delta, &err) < 0)
 			print_err(&err);
 	}

@@ -91,11 +91,16 @@ struct sync_report {
 };
 
 /* Apply the delta to the project (project_fd: O_DIRECTORY fd of the
- * project root).  Conflicts are reported on stderr, one line each, and
- * the sandbox's version stays in the delta; entries that synced are
- * removed from the delta.  Returns 0 (conflicts are not errors) or
- * -errno with *err filled on an I/O failure; never leaves a half-written
- * file in the project (temp file + rename). */
-int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct af_err *err);
+ * project root).  Conflicts, and entries held back (a repository or its
+ * configuration for git or Mercurial, a symlink out of the project or to
+ * a path policy hides below read; NULL policy: nothing is hidden), are
+ * reported on stderr, one line each, counted in rep->conflicts, and the
+ * sandbox's version stays in the delta; entries that synced are removed
+ * from the delta.  Returns 0 (conflicts are not errors) or -errno with
+ * *err filled on an I/O failure; never leaves a half-written file in the
+ * project (temp file + rename). */
+struct policy;
+int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
+	       struct sync_report *rep, struct af_err *err);
 
 #endif

@@ -8,7 +8,8 @@
  * is ever traversed through a symlink (single-component openat with
  * O_NOFOLLOW, AT_SYMLINK_NOFOLLOW), and every file lands in the project
  * through a temp file + rename, so the project never sees a half-written
- * file. */
+ * file.  Besides conflicts, sync holds back what synchold.c names: what a
+ * tool on the host would obey, and symlinks to what the policy hides. */
 #include "delta.h"
 
 #include <fcntl.h>
@@ -25,6 +26,8 @@ struct sync_ctx {
 	struct sync_report *rep;
 	struct af_err *err;
 	int first; /* first I/O error (-errno), 0 if none */
+	struct hold_ctx hold;
+	bool hinted; /* the hint on links out of the project was given */
 };
 
 static char *join(const char *dir, const char *name)
@@ -68,6 +71,72 @@ static void conflict(struct sync_ctx *c, const char *path)
 		  "the sandbox's version is kept in '%s/upper/%s'",
 		  e, delta_path(c->d), e);
 	c->rep->conflicts++;
+}
+
+/* Hold path back: one line saying why (what: "is ..."), counted with
+ * the conflicts, the sandbox's version staying in the delta. */
+static void held(struct sync_ctx *c, const char *path, const char *what)
+{
+	autofree char *e = delta_escape(path);
+	autofree char *w = delta_escape(what);
+	error_msg("held: '%s' %s; the sandbox's version is kept in '%s/upper/%s'", e, w,
+		  delta_path(c->d), e);
+	c->rep->conflicts++;
+}
+
+static void held_kind(struct sync_ctx *c, const char *path, const char *dir, enum hold_kind k)
+{
+	autofree char *what = NULL;
+	const char *d = dir[0] ? dir : ".";
+	switch (k) {
+	case HOLD_DOTGIT:
+		what = xasprintf("is a name git takes for '.git' (a repository or a 'gitdir:' "
+				 "link), whose configuration git on the host would run");
+		break;
+	case HOLD_GITDIR:
+		what = xasprintf("would make '%s' a git repository, whose configuration git on "
+				 "the host would run", d);
+		break;
+	case HOLD_GITCONFIG:
+		what = xasprintf("is configuration or hooks of the git repository '%s', which git "
+				 "on the host would run", d);
+		break;
+	case HOLD_HG:
+		what = xasprintf("is a name Mercurial takes for '.hg' (a repository), whose "
+				 "configuration hg on the host would run");
+		break;
+	case HOLD_HGCONFIG:
+		what = xasprintf("is configuration of the Mercurial repository '%s', which hg on "
+				 "the host would run", d);
+		break;
+	case HOLD_NONE:
+		return;
+	}
+	held(c, path, what);
+}
+
+/* Hold a symlink of the sandbox that leads out of the project or to what
+ * the policy hides.  Returns true if held. */
+static bool hold_link(struct sync_ctx *c, int ufd, const char *name, const char *path,
+		      const struct stat *ust)
+{
+	size_t cap = (size_t)ust->st_size + 2;
+	autofree char *target = xmalloc(cap);
+	ssize_t n = readlinkat(ufd, name, target, cap);
+	if (n < 0 || (size_t)n >= cap)
+		return false; /* make_tmp_copy reports it */
+	target[n] = '\0';
+	autofree char *why = NULL;
+	if (!hold_check_link(&c->hold, path, target, &why))
+		return false;
+	autofree char *what = xasprintf("is a symlink to '%s': %s", target, why);
+	held(c, path, what);
+	if (!c->hinted && (target[0] == '/' || strstr(why, "outside the project"))) {
+		hint_msg("a symlink out of the project is never synced, the host's files being "
+			 "other than the sandbox's; make it on the host if it is wanted");
+		c->hinted = true;
+	}
+	return true;
 }
 
 static bool ts_eq(const struct timespec *a, const struct timespec *b)
@@ -331,6 +400,8 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 		conflict(c, path);
 		return;
 	}
+	if (S_ISLNK(ust->st_mode) && hold_link(c, ufd, name, path, ust))
+		return;
 	if (present && S_ISDIR(pst->st_mode)) {
 		/* the sandbox deleted a directory and put something else there:
 		 * only if it deleted all of it */
@@ -441,7 +512,7 @@ static void sync_subdir(struct sync_ctx *c, int ufd, int pfd, const char *name, 
 }
 
 static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, const char *path,
-		       bool *dirty)
+		       const char *dir, enum hold_kind hold, bool *dirty)
 {
 	struct stat ust, pst;
 	if (fstatat(ufd, name, &ust, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -454,7 +525,9 @@ static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, c
 		return;
 	}
 
-	if (delta_is_whiteout(&ust))
+	if (hold != HOLD_NONE && !delta_is_whiteout(&ust))
+		held_kind(c, path, dir, hold);
+	else if (delta_is_whiteout(&ust))
 		sync_whiteout(c, ufd, pfd, name, path, present, &pst, dirty);
 	else if (S_ISDIR(ust.st_mode))
 		sync_subdir(c, ufd, pfd, name, path, &ust, present, &pst, dirty);
@@ -474,23 +547,28 @@ static void sync_dir(struct sync_ctx *c, int ufd, int pfd, const char *path)
 		delta_fail(c, r, "read directory", path);
 		return;
 	}
+	size_t n = 0;
+	while (names[n])
+		n++;
+	autofree enum hold_kind *holds = xcalloc(n + 1, sizeof(*holds));
+	hold_scan_dir(ufd, pfd, path, names, holds);
 	bool dirty = false;
 	for (size_t i = 0; names[i]; i++) {
 		autofree char *cpath = join(path, names[i]);
-		sync_entry(c, ufd, pfd, names[i], cpath, &dirty);
+		sync_entry(c, ufd, pfd, names[i], cpath, path, holds[i], &dirty);
 	}
 	delta_free_names(names);
 	if (dirty && fsync(pfd) < 0)
 		sync_fail(c, -errno, "sync directory", path);
 }
 
-int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct af_err *err)
+int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
+	       struct sync_report *rep, struct af_err *err)
 {
 	struct sync_report local;
 	if (!rep)
 		rep = &local;
 	memset(rep, 0, sizeof(*rep));
-	struct sync_ctx c = { .d = d, .rep = rep, .err = err, .first = 0 };
 
 	struct stat ust, pst;
 	/* our own fd: the caller's may be O_PATH, which cannot be fsync'ed */
@@ -498,6 +576,10 @@ int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct 
 	if (pfd < 0 || fstat(delta_upper_fd(d), &ust) < 0 || fstat(pfd, &pst) < 0)
 		return af_err_set(err, errno, "cannot sync '%s' to the project: %s", delta_path(d),
 				  strerror(errno));
+	struct sync_ctx c = {
+		.d = d, .rep = rep, .err = err, .first = 0,
+		.hold = { .upper_fd = delta_upper_fd(d), .project_fd = pfd, .policy = policy },
+	};
 
 	/* the sandbox may have taken our own permissions away from upper/
 	 * itself (chmod 0 /workspace): we must list and empty it */

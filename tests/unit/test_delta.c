@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "delta.h"
+#include "delta_int.h"
 #include "tap.h"
 
 static char *tmproot;
@@ -484,7 +485,7 @@ static void test_sync_clean(void)
 	xmkdir(u_newdir_y, 0755);
 	wfile(u_newdir_y_z, "z", 0444);
 	utimensat(AT_FDCWD, u_newdir, t, 0);
-	xsymlink("../target", u_newlink);
+	xsymlink("nowhere/../target", u_newlink);
 	mkfifo(u_fifo, 0620);
 	chmod(u_fifo, 0620);
 	wfile(u_suid, "#!/bin/sh\n", 04755);
@@ -497,7 +498,7 @@ static void test_sync_clean(void)
 	int pfd = open(proj, O_RDONLY | O_DIRECTORY);
 	struct sync_report rep = { 0 };
 	capture_start();
-	int r = delta_sync(d, pfd, &rep, &err);
+	int r = delta_sync(d, pfd, NULL, &rep, &err);
 	autofree char *errout = capture_end();
 	close(pfd);
 
@@ -533,7 +534,7 @@ static void test_sync_clean(void)
 		       st.st_mtim.tv_sec == 1000000000,
 	       "new directory has the delta's mode and mtime");
 	buf[0] = '\0';
-	TAP_OK(readlink(p_newlink, buf, sizeof(buf) - 1) > 0 && strcmp(buf, "../target") == 0,
+	TAP_OK(readlink(p_newlink, buf, sizeof(buf) - 1) > 0 && strcmp(buf, "nowhere/../target") == 0,
 	       "new dangling symlink created, not resolved");
 	TAP_OK(lstat(p_fifo, &st) == 0 && S_ISFIFO(st.st_mode) && (st.st_mode & 0777) == 0620,
 	       "fifo created");
@@ -605,7 +606,7 @@ static void test_sync_conflicts(void)
 	int pfd = open(proj, O_RDONLY | O_DIRECTORY);
 	struct sync_report rep = { 0 };
 	capture_start();
-	int r = delta_sync(d, pfd, &rep, &err);
+	int r = delta_sync(d, pfd, NULL, &rep, &err);
 	autofree char *errout = capture_end();
 	close(pfd);
 
@@ -666,7 +667,7 @@ static void test_sync_error(void)
 	int pfd = open(proj, O_PATH | O_DIRECTORY);
 	struct sync_report rep = { 0 };
 	capture_start();
-	int r = delta_sync(d, pfd, &rep, &err);
+	int r = delta_sync(d, pfd, NULL, &rep, &err);
 	autofree char *errout = capture_end();
 	close(pfd);
 	STREQ(rfile(p_tmpf), "host's own", "whiteout of a path the sandbox created keeps the host's");
@@ -684,6 +685,29 @@ static void test_sync_error(void)
 	delta_remove(d, NULL);
 	delta_free(d);
 	chmod(p_ro, 0755);
+}
+
+/* The names git, or a file system git's repository may end up on, takes
+ * for ".git"; sync holds an entry by any of them. */
+static void test_dotgit_names(void)
+{
+	static const char *const yes[] = {
+		".git", ".GIT", ".Git", ".git.", ".git ", ".git. . ", ".git::$INDEX_ALLOCATION",
+		"git~1", "GIT~1", "Git~1.", ".g\xe2\x80\x8cit", "\xef\xbb\xbf.git",
+		".\xe2\x81\xaaGIT\xe2\x80\xae", "x\\.git", ".git\\x", NULL,
+	};
+	static const char *const no[] = {
+		"git", ".gitignore", ".github", ".gitmodules", ".git2", "git~2", "x.git", "..git",
+		".g it", ".gi\xe2\x80\x8bt", "", ".", "gi~1", NULL,
+	};
+	for (size_t i = 0; yes[i]; i++) {
+		autofree char *e = delta_escape(yes[i]);
+		TAP_OK(hold_is_dotgit(yes[i]), "'%s' is taken for .git", e);
+	}
+	for (size_t i = 0; no[i]; i++) {
+		autofree char *e = delta_escape(no[i]);
+		TAP_OK(!hold_is_dotgit(no[i]), "'%s' is not taken for .git", e);
+	}
 }
 
 int main(void)
@@ -705,6 +729,7 @@ int main(void)
 	test_sync_clean();
 	test_sync_conflicts();
 	test_sync_error();
+	test_dotgit_names();
 
 	autofree char *cmd = xasprintf("chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", tmproot, tmproot);
 	if (system(cmd) != 0)
