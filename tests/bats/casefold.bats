@@ -200,3 +200,12 @@ cat: secrets/readme.txt: No such file or directory
 cat: SECRETS/key.txt: No such file or directory
 cat: .ENV: No such file or directory"
 }
+
+@test "casefold: explain decides as the view does on a case-insensitive project" {
+	run --separate-stderr af explain "$P" .ENV Secrets/token.txt output/x.KEY README.md
+	assert_status 0
+	assert_output "/.ENV               none  .env* = none @100 (preset agent-safe)
+/Secrets/token.txt  none  secrets/ = none @100 (preset agent-safe)
+/output/x.KEY       none  *.key = none @100 (preset agent-safe)
+/README.md          read  ** = read @0 (preset agent-safe)"
+}
