@@ -116,8 +116,11 @@ bool casefold_dir_may_fold(int fd)
 	case MAGIC_TMPFS: {
 		/* casefolding is an attribute of each directory there */
 		autoclose int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+		/* A directory we may not read (mode 0311) does not say: it
+		 * took the attribute of its parent when made, which is what
+		 * the caller assumes then. */
 		if (dfd < 0)
-			return true;
+			return errno != EACCES && errno != EPERM;
 		int flags = 0;
 		if (ioctl(dfd, FS_IOC_GETFLAGS, &flags) < 0)
 			return errno != ENOTTY && errno != EOPNOTSUPP && errno != ENOSYS;

@@ -21,8 +21,11 @@ char *casefold_dup(const char *s);
  * another spelling?  True for file system types known to fold case, for
  * ext4/f2fs/tmpfs directories with the casefold attribute, and for any
  * other type unless a probe of an entry shows that this directory tells
- * case apart; also true when the answer cannot be found (fail closed).
- * Cannot fail. */
+ * case apart; also true when the answer cannot be found (fail closed),
+ * but for an ext4/f2fs/tmpfs directory the caller may not read, which
+ * has its parent's attribute as far as anyone can tell.  Callers treat
+ * every directory below one that may fold as folding too.  Cannot
+ * fail. */
 bool casefold_dir_may_fold(int fd);
 
 /* The names of one directory, kept while its times say it is unchanged,

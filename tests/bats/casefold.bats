@@ -120,7 +120,8 @@ rc=1"
 	run --separate-stderr ops -- create output/SERVER.KEY mkdir output/Secrets \
 		create output/.ENV create output/Credentials.yml create output/ok.txt \
 		symlink x output/Id.PEM mkfifo output/.Env.fifo mv output/ok.txt output/OK.KEY \
-		ls output
+		link output/Notes.txt output/n.KEY mkdir output/d mv output/d output/Secrets \
+		mv output/d output/a.Pem ls output
 	assert_status 0
 	assert_output "create output/SERVER.KEY: EACCES
 mkdir output/Secrets: EACCES
@@ -130,7 +131,11 @@ create output/ok.txt: OK
 symlink x output/Id.PEM: EACCES
 mkfifo output/.Env.fifo: EACCES
 mv output/ok.txt output/OK.KEY: EACCES
-ls output: Notes.txt,ok.txt"
+link output/Notes.txt output/n.KEY: EACCES
+mkdir output/d: OK
+mv output/d output/Secrets: EACCES
+mv output/d output/a.Pem: EACCES
+ls output: Notes.txt,d,ok.txt"
 }
 
 @test "casefold: another spelling of a visible entry cannot be created, renamed to, or opened" {
