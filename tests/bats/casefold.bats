@@ -214,3 +214,24 @@ cat: .ENV: No such file or directory"
 /output/x.KEY       none  *.key = none @100 (preset agent-safe)
 /README.md          read  ** = read @0 (preset agent-safe)"
 }
+
+@test "casefold: --ro-bind and --bind of a project directory under another spelling are refused" {
+	# the project is a directory of the case-insensitive mount, so
+	# another spelling of its path is not below it as a string
+	local proj=$M/a/b
+	run --separate-stderr af run --ro-bind "$M/A/B/SECRETS:/s" "$proj" -- cat /s/deep.txt
+	assert_error 2 "cannot bind '$M/A/B/SECRETS' (--ro-bind): it is inside the project '$proj'"
+	run --separate-stderr af run --bind "$M/a/B/secrets:/s" "$proj" -- cat /s/deep.txt
+	assert_error 2 "cannot bind '$M/a/B/secrets' (--bind): it is inside the project '$proj'"
+	run --separate-stderr af run --ro-bind "$M/A:/s" "$proj" -- cat /s/b/secrets/deep.txt
+	assert_error 2 "cannot bind '$M/A' (--ro-bind): it holds the project '$proj'"
+	run --separate-stderr af run --ro-bind "$M/A/b:/s" "$proj" -- cat /s/secrets/deep.txt
+	assert_error 2 "cannot bind '$M/A/b' (--ro-bind): it is the project '$proj'"
+	assert_eq 0 "$(runs_count)"
+}
+
+@test "casefold: --rootfs inside the project under another spelling is refused" {
+	local proj=$M/a
+	run --separate-stderr af run --rootfs "$M/A/B" "$proj" -- true
+	assert_error 2 "cannot use '$M/A/B' as --rootfs: it is inside the project '$proj'"
+}
