@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -133,6 +134,25 @@ bool casefold_dir_may_fold(int fd)
 	 * ASCII letters, so one entry found again under its swapped
 	 * spelling settles it; without such an entry it may fold. */
 	return for_each_dir_entry(fd, probe_cb, NULL) != 2;
+}
+
+int casefold_dir_probe(int fd)
+{
+	char name[64], other[64];
+	snprintf(name, sizeof(name), ".agentfense-Case-Probe.%ld", (long)getpid());
+	snprintf(other, sizeof(other), ".AGENTFENSE-cASE-pROBE.%ld", (long)getpid());
+	int pfd = openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (pfd < 0 && errno == EEXIST) { /* left by a process of this pid */
+		unlinkat(fd, name, 0);
+		pfd = openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (pfd < 0)
+		return -errno;
+	close(pfd);
+	struct stat st;
+	int r = fstatat(fd, other, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+	unlinkat(fd, name, 0);
+	return r;
 }
 
 struct casefold_names {

@@ -28,6 +28,11 @@ char *casefold_dup(const char *s);
  * fail. */
 bool casefold_dir_may_fold(int fd);
 
+/* Does directory fd, which the caller may write, find an entry under a
+ * spelling of another case?  A probe entry is made and removed.  Returns
+ * 1, 0, or -errno. */
+int casefold_dir_probe(int fd);
+
 /* The names of one directory, kept while its times say it is unchanged,
  * for casefold_names_has(); any number of threads may share one. */
 struct casefold_names;

@@ -1292,6 +1292,18 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	if (upper < 0)
 		return af_err_set(err, errno, "cannot open '%s/upper': %s", delta_path(cfg->delta),
 				  strerror(errno));
+	/* Names in the delta must mean what they mean to the view: two
+	 * spellings the project keeps apart would be one object there. */
+	int probe = casefold_dir_probe(wfd);
+	if (probe < 0)
+		return af_err_set(err, -probe, "cannot use the delta '%s': %s", delta_path(cfg->delta),
+				  strerror(-probe));
+	if (probe > 0) {
+		int e = af_err_set(err, EINVAL, "cannot use the delta '%s': its file system ignores case",
+				   delta_path(cfg->delta));
+		af_err_hint(err, "set XDG_STATE_HOME to a directory on a file system that tells case apart");
+		return e;
+	}
 	struct stat st;
 	if (fstat(lower, &st) < 0)
 		return af_err_set(err, errno, "cannot stat the project directory: %s", strerror(errno));

@@ -235,3 +235,18 @@ cat: .ENV: No such file or directory"
 	run --separate-stderr af run --rootfs "$M/A/B" "$proj" -- true
 	assert_error 2 "cannot use '$M/A/B' as --rootfs: it is inside the project '$proj'"
 }
+
+@test "casefold: a state directory that ignores case is refused before the command runs" {
+	# two project names that differ in case only would be one object in
+	# such a delta
+	export XDG_STATE_HOME=$M/output/state
+	mkdir "$T"/cs
+	printf 'public\n' >"$T"/cs/a
+	printf 'hidden\n' >"$T"/cs/A
+	run --separate-stderr af run --rule 'a=write' --rule 'A=none' "$T"/cs -- sh -c 'cat a; echo x >a; echo ran'
+	assert_error 125 "cannot use the delta '$M/output/state/agentfense/runs/" "': its file system ignores case"
+	assert_contains "${stderr_lines[1]}" "hint: set XDG_STATE_HOME to a directory on a file system that tells case apart"
+	assert_eq "public" "$(cat "$T"/cs/a)"
+	assert_eq "hidden" "$(cat "$T"/cs/A)"
+	assert_eq "" "$(ls -A "$B"/output/state/agentfense/runs)"
+}
