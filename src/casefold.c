@@ -105,7 +105,6 @@ bool casefold_dir_may_fold(int fd)
 	switch ((unsigned long)sf.f_type) {
 	case MAGIC_XFS:
 	case MAGIC_BTRFS:
-	case MAGIC_OVERLAY: /* refuses casefolded layers */
 		return false;
 	case MAGIC_MSDOS:
 	case MAGIC_EXFAT:
@@ -114,7 +113,9 @@ bool casefold_dir_may_fold(int fd)
 		return true;
 	case MAGIC_EXT4:
 	case MAGIC_F2FS:
-	case MAGIC_TMPFS: {
+	case MAGIC_TMPFS:
+	case MAGIC_OVERLAY: /* shows its layers' attribute (casefolded ones since Linux 6.17) */
+	{
 		/* casefolding is an attribute of each directory there */
 		autoclose int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 		/* A directory we may not read (mode 0311) does not say: it

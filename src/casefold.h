@@ -19,13 +19,13 @@ char *casefold_dup(const char *s);
 
 /* May names in directory fd (O_PATH is enough) resolve to an entry of
  * another spelling?  True for file system types known to fold case, for
- * ext4/f2fs/tmpfs directories with the casefold attribute, and for any
- * other type unless a probe of an entry shows that this directory tells
- * case apart; also true when the answer cannot be found (fail closed),
- * but for an ext4/f2fs/tmpfs directory the caller may not read, which
- * has its parent's attribute as far as anyone can tell.  Callers treat
- * every directory below one that may fold as folding too.  Cannot
- * fail. */
+ * ext4, f2fs, tmpfs and overlayfs directories with the casefold
+ * attribute, and for any other type unless a probe of an entry shows
+ * that this directory tells case apart; also true when the answer cannot
+ * be found (fail closed), but for a directory of the former types that
+ * the caller may not read, which has its parent's attribute as far as
+ * anyone can tell.  Callers treat every directory below one that may fold
+ * as folding too.  Cannot fail. */
 bool casefold_dir_may_fold(int fd);
 
 /* Does directory fd, which the caller may write, find an entry under a
