@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "casefold.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -75,6 +76,31 @@ static bool is_dir_at(int dirfd, const char *path)
 		const char *slash = strchr(p, '/');
 		if (!slash)
 			return fstatat(at, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		autofree char *name = xstrndup(p, (size_t)(slash - p));
+		int nfd = openat(at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+		if (nfd < 0)
+			return false;
+		af_closep(&fd);
+		fd = nfd;
+		at = fd;
+		p = slash + 1;
+	}
+}
+
+/* Does a directory on the way to path (the project's root included) fold
+ * case?  Then the view decides path as policy_decide_folded() does. */
+static bool folds_at(int dirfd, const char *path)
+{
+	autoclose int fd = -1;
+	int at = dirfd;
+	const char *p = path;
+
+	for (;;) {
+		if (casefold_dir_may_fold(at))
+			return true;
+		const char *slash = strchr(p, '/');
+		if (!slash)
+			return false;
 		autofree char *name = xstrndup(p, (size_t)(slash - p));
 		int nfd = openat(at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 		if (nfd < 0)
@@ -164,7 +190,10 @@ int cmd_explain(int argc, char **argv)
 			die(AF_EXIT_USAGE, "invalid path '%s': outside the project", arg);
 		bool is_dir = force_dir || is_dir_at(dirfd, path);
 		struct decision d;
-		policy_decide(p, path, is_dir, &d);
+		if (folds_at(dirfd, path))
+			policy_decide_folded(p, path, is_dir, &d);
+		else
+			policy_decide(p, path, is_dir, &d);
 
 		struct line *l = &lines[i];
 		l->path = xasprintf("/%s", path);

@@ -355,15 +355,15 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 		error_msg("cannot use '%s' as %s: it is on the host's /proc", dir, opt);
 		goto bad;
 	}
-	if (mounts_paths_overlap(real, real_project)) {
+	if (mounts_host_overlap(real, real_project)) {
 		error_msg("cannot use '%s' as %s: it %s the project '%s', which the sandbox shows "
 			  "only through the view", dir, opt,
-			  mounts_path_under(real_project, real) ? "holds" : "is inside",
+			  mounts_host_under(real_project, real) ? "holds" : "is inside",
 			  real_project);
 		hint_msg("unpack the root filesystem outside the project");
 		goto bad;
 	}
-	if (mounts_path_under(state_real, real)) {
+	if (mounts_host_under(state_real, real)) {
 		error_msg("cannot use '%s' as %s: it holds agentfense's state directory '%s'", dir,
 			  opt, state_real);
 		hint_msg("unpack the root filesystem in a directory of its own");
@@ -371,7 +371,7 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 	}
 	/* the other way round too, as for binds: a run's directory there
 	 * holds what another sandbox wrote */
-	if (mounts_path_under(real, state_real)) {
+	if (mounts_host_under(real, state_real)) {
 		error_msg("cannot use '%s' as %s: it is inside agentfense's state directory '%s'",
 			  dir, opt, state_real);
 		hint_msg("the state directory holds the changes of every run; unpack the root "

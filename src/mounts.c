@@ -1,6 +1,7 @@
 /* mounts.c - parse and check --bind, --ro-bind and --tmpfs (see mounts.h). */
 #include "mounts.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,49 @@ bool mounts_path_under(const char *path, const char *dir)
 bool mounts_paths_overlap(const char *a, const char *b)
 {
 	return mounts_path_under(a, b) || mounts_path_under(b, a);
+}
+
+bool mounts_host_under(const char *path, const char *dir)
+{
+	if (mounts_path_under(path, dir))
+		return true;
+	/* Spelling is not identity: on a file system that ignores case
+	 * "/p/SECRETS" is "/p/secrets", and a directory may be mounted at
+	 * more than one place.  Walk up from path by "..", which crosses
+	 * mount points as a lookup does, looking for dir itself. */
+	struct stat want, root, st;
+	if (stat(dir, &want) < 0 || stat("/", &root) < 0)
+		return false;
+	autoclose int fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return false;
+	for (unsigned i = 0; i < PATH_MAX / 2; i++) {
+		if (st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+			return true;
+		if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+			return false;
+		/* ".." of a file is refused: its directory comes from the path */
+		int up;
+		if (i == 0 && !S_ISDIR(st.st_mode)) {
+			const char *slash = strrchr(path, '/');
+			autofree char *parent = xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
+			up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		} else {
+			up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		}
+		if (up < 0)
+			return false;
+		close(fd);
+		fd = up;
+		if (fstat(fd, &st) < 0)
+			return false;
+	}
+	return false;
+}
+
+bool mounts_host_overlap(const char *a, const char *b)
+{
+	return mounts_host_under(a, b) || mounts_host_under(b, a);
 }
 
 /* Normalise an absolute path inside the sandbox: collapse '//', drop a
@@ -222,20 +266,19 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 		int r;
 		if (!m->src)
 			continue;
-		if (mounts_paths_overlap(m->src, real_project)) {
+		if (mounts_host_overlap(m->src, real_project)) {
+			bool in = mounts_host_under(m->src, real_project);
+			bool holds = mounts_host_under(real_project, m->src);
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it %s the project '%s', which the "
 					 "sandbox shows only through the view",
 					 m->src, mount_kind_option(m->kind),
-					 strcmp(m->src, real_project) == 0 ? "is"
-					 : mounts_path_under(m->src, real_project) ? "is inside"
-										   : "holds",
-					 real_project);
+					 in && holds ? "is" : in ? "is inside" : "holds", real_project);
 			af_err_hint(err, "the project is at /workspace, filtered by the policy; bind "
 					 "a directory outside it");
 			return r;
 		}
-		if (state_real && mounts_paths_overlap(m->src, state_real)) {
+		if (state_real && mounts_host_overlap(m->src, state_real)) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it overlaps agentfense's state "
 					 "directory '%s'", m->src, mount_kind_option(m->kind), state_real);
@@ -246,7 +289,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 		/* an image is unpacked once and reused as it is: a command
 		 * that could write there would choose what every later run
 		 * of that image executes */
-		if (m->kind == MOUNT_BIND && cache_real && mounts_paths_overlap(m->src, cache_real)) {
+		if (m->kind == MOUNT_BIND && cache_real && mounts_host_overlap(m->src, cache_real)) {
 			r = af_err_usage(err, EINVAL,
 					 "cannot bind '%s' (%s): it overlaps agentfense's image "
 					 "cache '%s'", m->src, mount_kind_option(m->kind), cache_real);

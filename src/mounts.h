@@ -74,5 +74,10 @@ bool mounts_on_procfs(const char *path);
 bool mounts_path_under(const char *path, const char *dir);
 /* True if a and b are one directory or one lies below the other. */
 bool mounts_paths_overlap(const char *a, const char *b);
+/* The same for existing host paths (canonical, absolute), decided also
+ * by identity: true as well if path is dir or lies below it under any
+ * spelling (a file system that ignores case, another mount of it). */
+bool mounts_host_under(const char *path, const char *dir);
+bool mounts_host_overlap(const char *a, const char *b);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "casefold.h"
 #include "util.h"
 
 static size_t hash_key(const struct node *parent, const char *name)
@@ -47,6 +48,7 @@ static void node_free_one(struct node_table *t, struct node *n)
 {
 	if (n->listing && t->listing_free)
 		t->listing_free(n->listing);
+	casefold_names_free(n->spellings);
 	if (n->name != n->lname)
 		free(n->name);
 	free(n->lname);
@@ -74,6 +76,7 @@ void node_table_destroy(struct node_table *t)
 	t->buckets = NULL;
 	if (t->root.listing && t->listing_free)
 		t->listing_free(t->root.listing);
+	casefold_names_free(t->root.spellings);
 	if (t->root.lower_fd >= 0)
 		close(t->root.lower_fd);
 	if (t->root.upper_fd >= 0)
@@ -212,7 +215,7 @@ bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, 
 
 struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
 			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
-			 int upper_fd, bool in_upper)
+			 int upper_fd, bool in_upper, bool folds)
 {
 	struct node *n = xcalloc(1, sizeof(*n));
 	pthread_mutex_init(&n->lock, NULL);
@@ -226,6 +229,7 @@ struct node *node_insert(struct node_table *t, struct node *parent, const char *
 	n->merge_fd = lower_fd;
 	n->upper_fd = upper_fd;
 	n->in_upper = in_upper;
+	n->folds = folds;
 
 	pthread_mutex_lock(&t->lock);
 	struct node *old = chain_find(t, parent, name);

@@ -74,6 +74,14 @@ struct node {
 	                         or -1, set once; non-directory: the pin (see
 	                         above) or -1, set once under lock */
 	bool in_upper;        /* the upper object exists (set once) */
+	bool folds;           /* directory: the project may resolve names in
+	                         it to an entry of another spelling
+	                         (casefold.h); set before the node is
+	                         published, later only false -> true with
+	                         the view's tree lock held exclusively */
+	struct casefold_names *spellings; /* directory that folds: its
+	                         project side's names (casefold.h), made
+	                         once, then shared */
 	void *listing;        /* directory read without a FUSE opendir: the
 	                         view's snapshot, guarded by lock */
 	uint64_t iofh;        /* file: handle of its cached I/O fd in the
@@ -106,12 +114,13 @@ struct node *node_find_lookup(struct node_table *t, struct node *parent, const c
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino);
 
 /* Insert a fresh node (fds owned by the node; in_upper: the upper object
- * exists, upper_fd then its fd for a directory) with one kernel lookup, or,
- * if another thread inserted (parent, name) meanwhile, free the fresh one
- * and return the existing one with a lookup added. */
+ * exists, upper_fd then its fd for a directory; folds: see struct node)
+ * with one kernel lookup, or, if another thread inserted (parent, name)
+ * meanwhile, free the fresh one and return the existing one with a
+ * lookup added. */
 struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
 			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
-			 int upper_fd, bool in_upper);
+			 int upper_fd, bool in_upper, bool folds);
 
 /* Find the live node (parent, name) and take a reference to it (not a
  * kernel lookup); release with node_put().  Returns NULL if absent. */
@@ -158,6 +167,11 @@ void node_set_merge(struct node *node, int fd);
  * before children, each with a reference taken (node_put() them), as a
  * malloc'd array of *n entries. */
 struct node **node_subtree_dirs(struct node_table *t, struct node *node, size_t *n);
+
+static inline bool node_folds(const struct node *node)
+{
+	return __atomic_load_n(&node->folds, __ATOMIC_ACQUIRE);
+}
 
 static inline bool node_visible(const struct node *n)
 {

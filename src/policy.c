@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "casefold.h"
 #include "pattern.h"
 
 #define PRIORITY_MIN (-1000000)
@@ -25,6 +26,8 @@
 
 struct rule {
 	struct pattern pat;
+	struct pattern fpat; /* pat case-folded (casefold_dup), if has_fpat */
+	bool has_fpat;
 	char *pattern;
 	char *origin;
 	enum level level;
@@ -83,6 +86,8 @@ static void rule_free(struct rule *r)
 	if (!r)
 		return;
 	pattern_clear(&r->pat);
+	if (r->has_fpat)
+		pattern_clear(&r->fpat);
 	free(r->pattern);
 	free(r->origin);
 	free(r);
@@ -120,6 +125,12 @@ static int rule_add(struct policy *p, const char *pattern, enum level level, int
 		free(r);
 		return ret;
 	}
+	/* for names on case-insensitive file systems: a folded pattern that
+	 * does not compile (a range turned backwards) matches as written */
+	autofree char *folded = casefold_dup(pattern);
+	const char *fwhy;
+	if (strcmp(folded, pattern) != 0 && pattern_compile(&r->fpat, folded, &fwhy) == 0)
+		r->has_fpat = true;
 	r->pattern = xstrdup(pattern);
 	r->origin = xstrdup(origin ? origin : "");
 	r->level = level;
@@ -254,7 +265,14 @@ int policy_finalize(struct policy *p)
 	return 0;
 }
 
-void policy_decide(const struct policy *p, const char *path, bool is_dir, struct decision *out)
+static const struct pattern *rule_pat(const struct rule *r, bool folded)
+{
+	return folded && r->has_fpat ? &r->fpat : &r->pat;
+}
+
+/* The decision for path, with the rules' folded patterns if folded. */
+static void decide(const struct policy *p, const char *path, bool is_dir, bool folded,
+		   struct decision *out)
 {
 	size_t d;
 
@@ -266,7 +284,7 @@ void policy_decide(const struct policy *p, const char *path, bool is_dir, struct
 	out->traversable = false;
 	out->rule = NULL;
 	for (d = 0; d < p->n; d++)
-		if (pattern_covers(&p->rules[d]->pat, path, is_dir))
+		if (pattern_covers(rule_pat(p->rules[d], folded), path, is_dir))
 			break;
 	if (d < p->n) {
 		out->rule = p->rules[d];
@@ -287,7 +305,7 @@ void policy_decide(const struct policy *p, const char *path, bool is_dir, struct
 	for (size_t i = 0; i <= d && i < p->n; i++) {
 		const struct rule *r = p->rules[i];
 		struct pattern_match m;
-		pattern_eval(&r->pat, path, true, true, &m);
+		pattern_eval(rule_pat(r, folded), path, true, true, &m);
 		if (r->level >= LEVEL_VIEW && m.descendant) {
 			out->traversable = true;
 			return;
@@ -295,6 +313,28 @@ void policy_decide(const struct policy *p, const char *path, bool is_dir, struct
 		if (m.covers || m.all_children)
 			return;
 	}
+}
+
+void policy_decide(const struct policy *p, const char *path, bool is_dir, struct decision *out)
+{
+	decide(p, path, is_dir, false, out);
+}
+
+/* none < none but traversable < view < read < write */
+static int rank(const struct decision *d)
+{
+	return 2 * (int)d->level + (d->level == LEVEL_NONE && d->traversable);
+}
+
+void policy_decide_folded(const struct policy *p, const char *path, bool is_dir,
+			  struct decision *out)
+{
+	struct decision f;
+	decide(p, path, is_dir, false, out);
+	autofree char *folded = casefold_dup(path);
+	decide(p, folded, is_dir, true, &f);
+	if (rank(&f) < rank(out))
+		*out = f;
 }
 
 size_t policy_rule_count(const struct policy *p)

@@ -74,6 +74,14 @@ int policy_finalize(struct policy *p);
  * match directories).  Thread-safe on a finalized policy; never fails. */
 void policy_decide(const struct policy *p, const char *path, bool is_dir, struct decision *out);
 
+/* The decision for path where the file system may resolve names without
+ * regard to case (casefold.h): the more restrictive of policy_decide()
+ * and the decision for the folded path (casefold_dup) under the rules'
+ * folded patterns, so "SECRETS/x" gets what a rule for "secrets/" says
+ * wherever the two may be one entry.  Thread-safe; never fails. */
+void policy_decide_folded(const struct policy *p, const char *path, bool is_dir,
+			  struct decision *out);
+
 /* Number of rules, and the i-th rule in precedence order (highest first). */
 size_t policy_rule_count(const struct policy *p);
 const struct rule *policy_rule_at(const struct policy *p, size_t i);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "casefold.h"
 #include "delta_int.h"
 
 struct sync_ctx {
@@ -137,6 +138,33 @@ static bool hold_link(struct sync_ctx *c, int ufd, const char *name, const char 
 		c->hinted = true;
 	}
 	return true;
+}
+
+/* The project keeps name under another spelling, in a directory that
+ * folds case: writing name would land in that entry. */
+static void conflict_spelling(struct sync_ctx *c, const char *path)
+{
+	autofree char *e = delta_escape(path);
+	error_msg("conflict: the project has '%s' under another spelling (its file system "
+		  "ignores case); the sandbox's version is kept in '%s/upper/%s'",
+		  e, delta_path(c->d), e);
+	c->rep->conflicts++;
+}
+
+/* The real spellings in a project directory that may fold case. */
+struct spellings {
+	bool folds;
+	char **names; /* sorted; NULL if they could not be read */
+	size_t n;
+};
+
+/* Is name, which the project resolves, spelled so there? */
+static bool spelled(const struct spellings *sp, const char *name)
+{
+	if (!sp->folds)
+		return true;
+	return sp->names && bsearch(&name, sp->names, sp->n, sizeof(*sp->names),
+				    delta_cmp_names) != NULL;
 }
 
 static bool ts_eq(const struct timespec *a, const struct timespec *b)
@@ -512,7 +540,8 @@ static void sync_subdir(struct sync_ctx *c, int ufd, int pfd, const char *name, 
 }
 
 static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, const char *path,
-		       const char *dir, enum hold_kind hold, bool *dirty)
+		       const char *dir, enum hold_kind hold, const struct spellings *sp,
+		       bool *dirty)
 {
 	struct stat ust, pst;
 	if (fstatat(ufd, name, &ust, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -522,6 +551,13 @@ static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, c
 	bool present = fstatat(pfd, name, &pst, AT_SYMLINK_NOFOLLOW) == 0;
 	if (!present && errno != ENOENT) {
 		sync_fail(c, -errno, "stat", path);
+		return;
+	}
+	/* Only the entry of this very spelling is the one the sandbox saw
+	 * (the view serves no other); names the project lists after this
+	 * directory was read, this sync's own included, count as others. */
+	if (present && !spelled(sp, name)) {
+		conflict_spelling(c, path);
 		return;
 	}
 
@@ -552,12 +588,17 @@ static void sync_dir(struct sync_ctx *c, int ufd, int pfd, const char *path)
 		n++;
 	autofree enum hold_kind *holds = xcalloc(n + 1, sizeof(*holds));
 	hold_scan_dir(ufd, pfd, path, names, holds);
+	struct spellings sp = { .folds = casefold_dir_may_fold(pfd) };
+	if (sp.folds && delta_list_dir(pfd, &sp.names) == 0)
+		while (sp.names[sp.n])
+			sp.n++;
 	bool dirty = false;
 	for (size_t i = 0; names[i]; i++) {
 		autofree char *cpath = join(path, names[i]);
-		sync_entry(c, ufd, pfd, names[i], cpath, path, holds[i], &dirty);
+		sync_entry(c, ufd, pfd, names[i], cpath, path, holds[i], &sp, &dirty);
 	}
 	delta_free_names(names);
+	delta_free_names(sp.names);
 	if (dirty && fsync(pfd) < 0)
 		sync_fail(c, -errno, "sync directory", path);
 }

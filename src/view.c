@@ -28,11 +28,20 @@
 #define DEFAULT_THREADS 16
 #define MAX_IO (1U << 20)
 
+void vw_policy_decide(struct view *v, bool folds, const char *path, bool is_dir,
+		      struct decision *out)
+{
+	if (folds)
+		policy_decide_folded(v->policy, path, is_dir, out);
+	else
+		policy_decide(v->policy, path, is_dir, out);
+}
+
 bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,
 		  struct decision *dec)
 {
 	autofree char *path = node_path(&v->table, dir, name);
-	policy_decide(v->policy, path, is_dir, dec);
+	vw_policy_decide(v, node_folds(dir), path, is_dir, dec);
 	if (dec->level != LEVEL_WRITE)
 		return false;
 	if (is_dir)
@@ -44,7 +53,7 @@ bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_di
 	 * a name that would not be writable as a directory is not given to
 	 * anything else either. */
 	struct decision as_dir;
-	policy_decide(v->policy, path, true, &as_dir);
+	vw_policy_decide(v, node_folds(dir), path, true, &as_dir);
 	return as_dir.level == LEVEL_WRITE;
 }
 
@@ -64,7 +73,48 @@ void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
 		   struct decision *out)
 {
 	autofree char *path = node_path(&v->table, dir, name);
-	policy_decide(v->policy, path, is_dir, out);
+	vw_policy_decide(v, node_folds(dir), path, is_dir, out);
+}
+
+/* The part of vw_merged_stat() for a directory whose project side may
+ * fold case (casefold.h).  Returns 0 or -errno. */
+static int fold_alias(struct node *dir, const char *name, struct merged *m)
+{
+	int r;
+	if (m->lower) {
+		/* found, but maybe only through the file system's folding */
+		struct casefold_names *sp = __atomic_load_n(&dir->spellings, __ATOMIC_ACQUIRE);
+		if (!sp) {
+			struct casefold_names *fresh = casefold_names_new(), *none = NULL;
+			if (__atomic_compare_exchange_n(&dir->spellings, &none, fresh, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				sp = fresh;
+			} else {
+				casefold_names_free(fresh);
+				sp = none;
+			}
+		}
+		r = casefold_names_has(sp, node_merge(dir), name);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			m->lower = false;
+			/* the sandbox's own entry of this spelling stays its
+			 * own (sync then finds the project's other spelling in
+			 * the way, a conflict) */
+			m->alias = !m->upper && !m->whiteout;
+		}
+		return 0;
+	}
+	int pu = node_upper(dir);
+	if (pu < 0 || m->upper || m->whiteout)
+		return 0;
+	/* another spelling the sandbox made: the project would take both
+	 * for one name at sync */
+	r = casefold_dir_has_clash(pu, name);
+	if (r > 0)
+		m->alias = true;
+	return r < 0 ? r : 0;
 }
 
 /* Returns 0 or -errno. */
@@ -89,6 +139,13 @@ int vw_merged_stat(struct node *dir, const char *name, struct merged *m)
 		else if (errno != ENOENT && errno != ENOTDIR)
 			return -errno;
 	}
+	/* Where the project folds case, an entry is served under its own
+	 * spelling only: the policy decides on the name the host resolves,
+	 * whatever folding the file system does (ASCII on vfat, Unicode on
+	 * ext4, where KELVIN SIGN is k).  An alias looks absent and nothing
+	 * may be created over it. */
+	if (node_folds(dir))
+		return fold_alias(dir, name, m);
 	return 0;
 }
 
@@ -280,6 +337,7 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 	if (!vw_dec_visible(&dec))
 		goto fail;
 	int lfd = -1, ufd = -1;
+	bool folds = false;
 	/* only directories keep fds (see node.h) */
 	if (m.upper && is_dir) {
 		ufd = openat(node_upper(dir), name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
@@ -297,8 +355,12 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 			goto fail;
 		}
 	}
+	/* casefolding is inherited by new directories on ext4, and the whole
+	 * file system folds on vfat: below a folding directory, always */
+	if (is_dir)
+		folds = node_folds(dir) || (lfd >= 0 && casefold_dir_may_fold(lfd));
 	return node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec, lfd,
-			   ufd, m.upper);
+			   ufd, m.upper, folds);
 fail:
 	*err = r;
 	return NULL;
@@ -571,8 +633,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* Check that (dir, name) may be created as a new object of the given
  * type: fills *m and *dec.  Returns 0, -EEXIST for a visible entry,
- * -EACCES for a path below `write` or one holding a hidden entry, or
- * -errno.  On success the parent has an upper directory. */
+ * -EACCES for a path below `write`, one holding a hidden entry or
+ * another spelling of an entry (see vw_merged_stat), or -errno.  On
+ * success the parent has an upper directory. */
 int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
 			  struct merged *m, struct decision *dec)
 {
@@ -582,6 +645,8 @@ int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool i
 	r = vw_merged_stat(dir, name, m);
 	if (r < 0)
 		return r;
+	if (m->alias)
+		return -EACCES; /* as for a hidden entry: it may be one */
 	if (merged_exists(m)) {
 		struct decision old;
 		vw_decide(v, dir, name, S_ISDIR(merged_st(m)->st_mode), &old);
@@ -1227,11 +1292,24 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	if (upper < 0)
 		return af_err_set(err, errno, "cannot open '%s/upper': %s", delta_path(cfg->delta),
 				  strerror(errno));
+	/* Names in the delta must mean what they mean to the view: two
+	 * spellings the project keeps apart would be one object there. */
+	int probe = casefold_dir_probe(wfd);
+	if (probe < 0)
+		return af_err_set(err, -probe, "cannot use the delta '%s': %s", delta_path(cfg->delta),
+				  strerror(-probe));
+	if (probe > 0) {
+		int e = af_err_set(err, EINVAL, "cannot use the delta '%s': its file system ignores case",
+				   delta_path(cfg->delta));
+		af_err_hint(err, "set XDG_STATE_HOME to a directory on a file system that tells case apart");
+		return e;
+	}
 	struct stat st;
 	if (fstat(lower, &st) < 0)
 		return af_err_set(err, errno, "cannot stat the project directory: %s", strerror(errno));
 	struct decision dec;
 	policy_decide(cfg->policy, "", true, &dec);
+	bool folds = casefold_dir_may_fold(lower);
 
 	struct view *v = xcalloc(1, sizeof(*v));
 	v->max_threads = cfg->max_threads ? cfg->max_threads : DEFAULT_THREADS;
@@ -1247,6 +1325,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	v->uid = getuid();
 	v->gid = getgid();
 	node_table_init(&v->table, steal_fd(&lower), steal_fd(&upper), st.st_ino, &dec);
+	v->table.root.folds = folds;
 	v->table.listing_free = vw_listing_free;
 	v->cu.delta = cfg->delta;
 	v->cu.table = &v->table;

@@ -149,7 +149,7 @@ static void snap_add(struct snap_ctx *c, const char *name, uint64_t ino, int typ
 	size_t nlen = strlen(name);
 	memcpy(c->path + c->plen, name, nlen + 1);
 	struct decision d;
-	policy_decide(c->v->policy, c->path, type == S_IFDIR, &d);
+	vw_policy_decide(c->v, node_folds(c->dir), c->path, type == S_IFDIR, &d);
 	if (!vw_dec_visible(&d))
 		return;
 	uint64_t known;

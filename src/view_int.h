@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "casefold.h"
 #include "copyup.h"
 #include "node.h"
 #include "view.h"
@@ -103,6 +104,8 @@ struct merged {
 	bool upper;    /* a non-whiteout upper entry */
 	bool whiteout; /* upper holds a whiteout */
 	bool lower;    /* the project has the name (hidden or not) */
+	bool alias;    /* the name is another spelling of an entry in a
+	                  directory that folds case: all else is false */
 	struct stat ust, lst;
 };
 
@@ -141,13 +144,18 @@ static inline void proc_path(char *buf, size_t size, int fd)
 
 /* Returns 0 or -errno for a name the kernel passed. */
 int vw_check_name(const char *name);
+/* The policy's decision for path; folds: a directory on the way may fold
+ * case (node_folds()), so the folded decision applies too. */
+void vw_policy_decide(struct view *v, bool folds, const char *path, bool is_dir,
+		      struct decision *out);
 void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
 	       struct decision *out);
 /* May a new entry (is_dir: a directory) be placed at (dir, name)?  Fills
  * *dec with the decision for its path. */
 bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,
 		  struct decision *dec);
-/* Returns 0 or -errno. */
+/* Returns 0 or -errno; an alias (in a directory that folds case) is
+ * reported as absent, with m->alias set. */
 int vw_merged_stat(struct node *dir, const char *name, struct merged *m);
 /* Returns 0 or -errno. */
 int vw_node_stat(struct view *v, struct node *n, struct stat *st);

@@ -118,6 +118,7 @@ void vw_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 struct move_ctx {
 	struct view *v;
+	bool folds; /* either end may fold case: decide folded too */
 	size_t entries;
 	long long bytes;
 };
@@ -226,12 +227,12 @@ static int move_check(struct move_ctx *c, int ufd, int lfd, const char *oldp, co
 		autofree char *o = join_path(oldp, name);
 		autofree char *n = join_path(newp, name);
 		struct decision d;
-		policy_decide(c->v->policy, o, is_dir, &d);
+		vw_policy_decide(c->v, c->folds, o, is_dir, &d);
 		if (d.level != LEVEL_WRITE) {
 			r = -EACCES;
 			break;
 		}
-		policy_decide(c->v->policy, n, is_dir, &d);
+		vw_policy_decide(c->v, c->folds, n, is_dir, &d);
 		if (d.level != LEVEL_WRITE) {
 			r = -EACCES;
 			break;
@@ -410,7 +411,7 @@ static int prepare_dir_move(struct view *v, struct node *p, const char *name, st
 {
 	autofree char *oldp = node_path(&v->table, p, name);
 	autofree char *newp = node_path(&v->table, np, newname);
-	struct move_ctx c = { .v = v };
+	struct move_ctx c = { .v = v, .folds = node_folds(sn) || node_folds(np) };
 	int lfd = node_merge(sn);
 	int r = move_check(&c, node_upper(sn), lfd, oldp, newp, 0);
 	if (r < 0)
@@ -468,6 +469,11 @@ static void repoint_merge(struct view *v, struct node *sn)
 		int pl = hashed ? node_merge(d->parent) : -1;
 		int fd = pl >= 0 ? openat(pl, d->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 				 : -1;
+		/* names below now go where the new place's project side
+		 * puts them (parents come first: theirs is up to date) */
+		if (!node_folds(d) && hashed &&
+		    (node_folds(d->parent) || (fd >= 0 && casefold_dir_may_fold(fd))))
+			__atomic_store_n(&d->folds, true, __ATOMIC_RELEASE);
 		node_set_merge(d, fd);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -495,6 +501,8 @@ static int rename_node(struct view *v, struct node *p, const char *name, struct 
 	r = vw_merged_stat(np, newname, &dm);
 	if (r < 0)
 		return r;
+	if (dm.alias)
+		return -EACCES; /* another spelling of an entry, maybe hidden */
 	bool dexists = merged_exists(&dm);
 	if (dexists) {
 		bool ddir = S_ISDIR(merged_st(&dm)->st_mode);

@@ -439,6 +439,66 @@ static void test_agent_safe(void)
 	policy_free(p);
 }
 
+/* Like lv(), for a path on a file system that may fold case. */
+static const char *lvf(const struct policy *p, const char *path, bool is_dir)
+{
+	struct decision d;
+	policy_decide_folded(p, path, is_dir, &d);
+	if (d.traversable)
+		return d.level == LEVEL_NONE ? "trav" : "BAD-traversable";
+	return level_name(d.level);
+}
+
+#define LVF(p, path, dir, want)                                                  \
+	TAP_STREQ(lvf(p, path, dir), want, "%s: folded '%s'%s is %s", name, path, \
+		  dir ? "/" : "", want)
+
+static void test_folded(void)
+{
+	const char *name = "folded agent-safe";
+	struct policy *p = mk("agent-safe", NULL);
+
+	LVF(p, ".ENV", false, "none");
+	LVF(p, "SECRETS", true, "none");
+	LVF(p, "Secrets/token.txt", false, "none");
+	LVF(p, "server.KEY", false, "none");
+	LVF(p, "Credentials.json", false, "none");
+	LVF(p, ".GIT/Hooks/pre-commit", false, "none");
+	LVF(p, "\xc5\xbf" "ecrets/x", false, "none");    /* LONG S */
+	LVF(p, "server.\xe2\x84\xaa" "ey", false, "none"); /* KELVIN SIGN */
+	LVF(p, "output/x", false, "write");
+	LVF(p, "OUTPUT/x", false, "read"); /* not the write of output/ */
+	LVF(p, "README.md", false, "read");
+	LV(p, "Secrets/token.txt", false, "read"); /* byte for byte where nothing folds */
+	policy_free(p);
+
+	name = "folded: the more restrictive decision";
+	p = mk(NULL, (const char *[]){ "**=write", "/Build/=read", "/build/=none", NULL });
+	LVF(p, "Build/x", false, "none"); /* exact says read, folded none */
+	LVF(p, "BUILD", true, "none");
+	LVF(p, "src/x", false, "write");
+	LV(p, "Build/x", false, "read");
+	policy_free(p);
+
+	name = "folded: rules written in capitals";
+	p = mk(NULL, (const char *[]){ "**=read", "Makefile=none", "/Docs/[A-Z]*=none", NULL });
+	LVF(p, "makefile", false, "none");
+	LVF(p, "MAKEFILE", false, "none");
+	LVF(p, "docs/readme", false, "none");
+	LVF(p, "docs/1", false, "read");
+	LV(p, "makefile", false, "read");
+	policy_free(p);
+
+	name = "folded: traversable";
+	p = mk(NULL, (const char *[]){ "/a/=none", "/a/pub=read@1", "/A/PUB/x=none@2", NULL });
+	LVF(p, "a", true, "trav");
+	LVF(p, "a/pub", false, "read");
+	LVF(p, "a/pub/y", false, "read");
+	LVF(p, "a/pub/x", false, "none"); /* the capitals' rule */
+	LV(p, "a/pub/x", false, "read");
+	policy_free(p);
+}
+
 static void test_presets(void)
 {
 	static const struct {
@@ -702,6 +762,7 @@ int main(void)
 	test_precedence();
 	test_traversable();
 	test_agent_safe();
+	test_folded();
 	test_presets();
 	test_specs();
 	test_files();
