@@ -169,7 +169,7 @@ cat output/Notes.txt: 'notes\nW\n'"
 Notes.txt
 café"
 	assert_contains "$stderr" "conflict: the project has 'output/café' under another spelling"
-	assert_contains "$stderr" "1 conflict not synced"
+	assert_contains "$stderr" "1 change not synced"
 	assert_eq "one" "$(cat "$B"/output/CAFÉ/x)"
 	assert_eq "x" "$(ls "$B"/output/CAFÉ)"
 	assert_eq "CAFÉ
