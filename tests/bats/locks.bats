@@ -29,7 +29,7 @@ LISTMOVE_OK='ops list1: ok
 ops list2: ok
 ops stat: ok
 ops move: ok
-slowest op: 0 s'
+every op answered within 10 s'
 
 @test "listing a 3000-file directory while it is renamed does not hang the view" {
 	many "$P/output/d1" 3000
@@ -52,4 +52,28 @@ slowest op: 0 s'
 	run race --changes discard --preset full-access --timeout 40 -- listmove 5 src/big src/big2
 	assert_status 0
 	assert_output "$LISTMOVE_OK"
+}
+
+@test "random races of listings, lookups, renames, unlinks and copy-ups leave a consistent delta" {
+	mkdir -p "$P/stress/a" "$P/stress/b" "$P/stress/churn"
+	many "$P/stress/m" 50
+	many "$P/stress/a/sub" 50
+	many "$P/stress/w" 20
+	run race --preset full-access --timeout 50 -- stress 10
+	assert_status 0
+	local inside=$output
+	# every worker got through, nothing failed but name races, and the
+	# view answered throughout
+	assert_eq 'ops list: ok
+ops stat: ok
+ops move: ok
+ops cross: ok
+ops churn: ok
+ops write: ok
+ops write2: ok
+every op answered within 10 s' "$(head -n 8 <<<"$inside")"
+	# the synced project is exactly what the sandbox saw last
+	[ -n "$(tail -n +9 <<<"$inside")" ]
+	assert_eq "$(tail -n +9 <<<"$inside")" "$(cd "$P" && python3 -c "$VIEWRACE_PY" sig)"
+	assert_eq 0 "$(runs_count)"
 }
