@@ -92,6 +92,8 @@ struct view_loop {
 	int timer_fd;         /* fires when a request is served for too long */
 	uint64_t spin_ns;     /* busy-poll budget per wait; 0: never */
 	int err;              /* -errno of a device failure */
+	atomic_uint busy;     /* requests being served */
+	atomic_uint_fast64_t answered_ns; /* when the last one was served */
 };
 
 struct view {

@@ -77,3 +77,92 @@ every op answered within 10 s' "$(head -n 8 <<<"$inside")"
 	assert_eq "$(tail -n +9 <<<"$inside")" "$(cd "$P" && python3 -c "$VIEWRACE_PY" sig)"
 	assert_eq 0 "$(runs_count)"
 }
+
+# wedged [RUN-OPTION...] -- SCRIPT: run SCRIPT in a sandbox over $P
+# through wedge.py, which stops the view in the request that names
+# wedge-me; SIGTERM after $SIGTERM_AFTER seconds if set.  Bounded to 60 s.
+wedged() {
+	split_opts "$@"
+	AF_TEST_MARK="$T" timeout -k 5 60 python3 "$BATS_TEST_DIRNAME/../tools/wedge.py" \
+		wedge-me "$T/af.out" "${SIGTERM_AFTER:-0}" -- \
+		"$AGENTFENSE" run "${OPTS[@]}" "$P" -- sh -c "${ARGS[0]}"
+}
+
+# wedge_setup: the project file wedged() stops the view on; the tree
+# signature of the project, after it, in $BEFORE.
+wedge_setup() {
+	printf 'x\n' >"$P/wedge-me"
+	BEFORE=$(tree_sig "$P")
+}
+
+# The run's delta, kept: its one directory under $RUNS.
+kept_delta() {
+	[ "$(runs_count)" = 1 ]
+	echo "$RUNS"/*
+}
+
+@test "--timeout ends a run whose view stopped answering; the delta is kept, not synced" {
+	wedge_setup
+	run wedged --timeout 3 -- 'echo w >output/new.txt; echo ready; sleep 1; cat wedge-me; echo never'
+	assert_status 0
+	assert_eq 'wedged
+exit 124' "$(head -n 2 <<<"$output")"
+	# the timeout, plus a grace for the sandbox to die of SIGKILL
+	[[ "${lines[2]}" =~ ^after\ [1-5]\ s$ ]]
+	local d
+	d=$(kept_delta)
+	assert_eq "ready
+agentfense: command timed out after 3s
+agentfense: the view stopped answering: changes kept in '$d', not synced" "$(cat "$T/af.out")"
+	assert_eq w "$(cat "$d/upper/output/new.txt")"
+	assert_eq "$BEFORE" "$(tree_sig "$P")"
+}
+
+@test "SIGTERM ends a run whose command hangs on a view that stopped answering" {
+	wedge_setup
+	SIGTERM_AFTER=1 run wedged -- 'mkdir output/made; echo ready; sleep 1; exec cat wedge-me'
+	assert_status 0
+	# 128+15, once the view answered nothing for 5 s after the signal
+	# and the sandbox was cut off from it
+	assert_eq 'wedged
+exit 143' "$(head -n 2 <<<"$output")"
+	[[ "${lines[2]}" =~ ^after\ [6-9]\ s$ ]]
+	local d
+	d=$(kept_delta)
+	assert_eq "ready
+agentfense: the view stopped answering: changes kept in '$d', not synced" "$(cat "$T/af.out")"
+	[ -d "$d/upper/output/made" ]
+	assert_eq "$BEFORE" "$(tree_sig "$P")"
+}
+
+@test "a background process left hanging on the view does not keep a finished run alive" {
+	wedge_setup
+	run wedged --changes discard -- 'echo w >output/new.txt; echo ready; sleep 1; cat wedge-me & sleep 2; exit 3'
+	assert_status 0
+	assert_eq 'wedged
+exit 3' "$(head -n 2 <<<"$output")"
+	[[ "${lines[2]}" =~ ^after\ [1-5]\ s$ ]]
+	# kept even with --changes discard: the view may still write to it
+	local d
+	d=$(kept_delta)
+	assert_eq "ready
+agentfense: the view stopped answering: changes kept in '$d', not synced" "$(cat "$T/af.out")"
+	assert_eq w "$(cat "$d/upper/output/new.txt")"
+	assert_eq "$BEFORE" "$(tree_sig "$P")"
+}
+
+@test "SIGTERM to a run whose view answers is passed on and nothing more" {
+	# a command that ignores SIGTERM and keeps using the view is not
+	# cut off: the run ends when the command does
+	bg_af "$T/out" run --changes discard "$P" -- sh -c \
+		'trap "echo got-term" TERM; echo ready; i=0; while [ $i -lt 40 ]; do ls >/dev/null; sleep 0.2; i=$((i+1)); done; echo done'
+	wait_for_line "$T/out" ready
+	kill -TERM "$BG_PID"
+	wait_for_line "$T/out" got-term
+	local st=0
+	wait "$BG_PID" || st=$?
+	assert_eq 0 "$st"
+	assert_eq 'ready
+got-term
+done' "$(cat "$T/out")"
+}
