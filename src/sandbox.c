@@ -1008,7 +1008,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 * has been serving a request without answering any all the
 		 * while, the command may be waiting for it and unable to
 		 * end, so end the sandbox as the timeout does. */
-		if (n == 0 && term_check > 0 && now_sec() >= term_check) {
+		if (term_check > 0 && now_sec() >= term_check) {
 			if (sb->server.stuck(sb->server.arg, TERM_GRACE)) {
 				sandbox_kill(sb);
 				res->term_signal = term;

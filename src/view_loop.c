@@ -271,9 +271,12 @@ void view_loop_stop(struct view *v)
 bool view_stuck(struct view *v, double secs)
 {
 	struct view_loop *l = &v->loop;
-	/* busy first: a request answered in between then counts as one */
+	/* busy first, then the last answer, then the time: a request
+	 * answered in between counts as an answer, never as a future one */
 	bool busy = atomic_load(&l->busy) > 0;
-	return busy && now_ns() - atomic_load(&l->answered_ns) >= (uint64_t)(secs * 1e9);
+	uint64_t answered = atomic_load(&l->answered_ns);
+	uint64_t now = now_ns();
+	return busy && now - answered >= (uint64_t)(secs * 1e9);
 }
 
 void view_loop_destroy(struct view *v)
