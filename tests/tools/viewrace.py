@@ -8,8 +8,14 @@
 #       threads list DIR (and MOVED) with os.listdir, others stat every
 #       entry, while one thread renames WHAT (default DIR) to its
 #       MOVED-counterpart and back
+#   listmany PREFIX N
+#       for each directory PREFIX0 .. PREFIX<N-1> in turn, its first
+#       listing, lookups and rename (to PREFIXi.moved and back, which
+#       copies it up) all at once
 #   stress SECONDS
-#       listings, lookups, renames of directories back and forth,
+#       listings, lookups, renames of directories back and forth (the
+#       first of each of 10 project directories, which copies it up,
+#       with its first listing),
 #       creation and unlinking, and appends to project files (copied up
 #       on the first) on stress/, then the final tree's signature
 #
@@ -91,12 +97,60 @@ def listmove(seconds, d, moved, what=None):
     run([("list1", lister), ("list2", lister), ("stat", stater), ("move", mover)], seconds)
 
 
+def listmany(prefix, n):
+    dirs = ["%s%d" % (prefix, i) for i in range(int(n))]
+    # one round per directory, its first listing and its first rename
+    # (which copies it up) started together
+    barrier = threading.Barrier(3)
+
+    def lister(name, stop):
+        for x in dirs:
+            barrier.wait()
+            op(name, os.listdir, x)
+            op(name, os.listdir, x + ".moved")
+
+    def stater(name, stop):
+        for x in dirs:
+            barrier.wait()
+            op(name, stat_all, x)
+
+    def mover(name, stop):
+        for x in dirs:
+            barrier.wait()
+            op(name, os.rename, x, x + ".moved")
+            op(name, os.rename, x + ".moved", x)
+
+    run([("list", lister), ("stat", stater), ("move", mover)], 0)
+
+
 def stress(seconds):
     def lister(n, stop):
         while time.monotonic() < stop:
             for root, dirs, files in os.walk("stress"):
                 pass
             op(n, os.listdir, "stress")
+
+    # the first listing and the first rename (a copy-up) of each project
+    # directory under stress/fresh, started together, then more of both
+    fresh = threading.Barrier(2)
+
+    def fresh_lister(n, stop):
+        for i in range(10):
+            fresh.wait()
+            op(n, os.listdir, "stress/fresh/d%d" % i)
+            op(n, os.listdir, "stress/fresh/e%d" % i)
+        while time.monotonic() < stop:
+            for i in range(10):
+                op(n, os.listdir, "stress/fresh/d%d" % i)
+
+    def fresh_mover(n, stop):
+        i = 0
+        while i < 10 or time.monotonic() < stop:
+            if i < 10:
+                fresh.wait()
+            op(n, os.rename, "stress/fresh/d%d" % (i % 10), "stress/fresh/e%d" % (i % 10))
+            op(n, os.rename, "stress/fresh/e%d" % (i % 10), "stress/fresh/d%d" % (i % 10))
+            i += 1
 
     def stater(n, stop):
         i = 0
@@ -133,7 +187,8 @@ def stress(seconds):
             i += 1
 
     run([("list", lister), ("stat", stater), ("move", mover), ("cross", crosser),
-         ("churn", churn), ("write", writer), ("write2", writer)], seconds)
+         ("churn", churn), ("write", writer), ("write2", writer),
+         ("fresh-list", fresh_lister), ("fresh-move", fresh_mover)], seconds)
     signature()
 
 
@@ -150,6 +205,8 @@ def signature():
 a = sys.argv[1:]
 if a[0] == "listmove":
     listmove(float(a[1]), *a[2:])
+elif a[0] == "listmany":
+    listmany(*a[1:])
 elif a[0] == "stress":
     stress(float(a[1]))
 else:
