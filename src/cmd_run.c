@@ -6,7 +6,8 @@
  *   -> view_new -> sandbox_ready (FUSE fd)
  *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
  *   -> sandbox_free (nothing left in the namespace) -> view_stop
- *   -> sync / discard / keep the delta.
+ *   -> sync / discard / keep the delta; or, when the view stopped
+ *   answering and was cut off, keep the delta and _exit.
  *
  * `shell` is the same with a pseudo-terminal for the command (an
  * interactive shell by default), relayed to the user's terminal by
@@ -477,6 +478,49 @@ static int finish_changes(enum changes ch, struct delta *d, int project_fd, cons
 	return 0;
 }
 
+/* The view stopped answering and its connection was cut: what the
+ * command did is kept for the user to look at, never synced (the run
+ * did not finish as it should have), nor discarded (a thread of the
+ * view may still be writing to it).  Returns 0, or the exit code of a
+ * failure. */
+static int keep_unsynced(struct delta *d)
+{
+	struct af_err err = { 0 };
+	if (delta_save(d, &err) < 0) {
+		print_err(&err);
+		return AF_EXIT_FAILURE;
+	}
+	error_msg("the view stopped answering: changes kept in '%s', not synced", delta_path(d));
+	return 0;
+}
+
+/* How long the view's threads may take to finish once the sandbox is
+ * gone (the connection ended with it) before they count as blocked. */
+#define VIEW_STOP_GRACE 2.0
+
+/* End the view once the sandbox is gone.  Returns true if it is
+ * stopped and freed; false if its threads are blocked (the connection
+ * was cut, or they did not finish): they may hold the view, the delta
+ * and the policy, so the caller frees none of them and leaves through
+ * _exit(). */
+static bool end_view(struct view *v, bool cut)
+{
+	if (cut || view_stop_within(v, VIEW_STOP_GRACE) < 0)
+		return false;
+	view_free(v);
+	return true;
+}
+
+static bool view_stuck_cb(void *arg, double secs)
+{
+	return view_stuck(arg, secs);
+}
+
+static int view_abort_cb(void *arg)
+{
+	return view_abort(arg);
+}
+
 /* Say how the command ended when agentfense ended it, or a limit
  * touched it (the exit status alone cannot tell). */
 static void report_end(const struct run_opts *o, const struct sandbox_result *res)
@@ -559,7 +603,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	struct sandbox *sb = NULL;
 	struct limits *limits = NULL;
 	int fuse_fd = -1, pty = -1, code;
-	bool ran = false;
+	bool ran = false, cut = false;
 
 	subcmd = interactive ? "shell" : "run";
 	ensure_stdio();
@@ -667,6 +711,9 @@ static int run_main(int argc, char **argv, bool interactive)
 		goto fail;
 	if (view_start(view, steal_fd(&fuse_fd), &err) < 0)
 		goto fail;
+	sandbox_set_server(sb, &(struct sandbox_server){ .stuck = view_stuck_cb,
+							 .abort = view_abort_cb,
+							 .arg = view });
 	if (interactive && ((pty = sandbox_pty(sb)) < 0 || ptyrelay_begin(pty, &err) < 0))
 		goto fail;
 	if (sandbox_exec(sb, &err) < 0)
@@ -679,9 +726,14 @@ static int run_main(int argc, char **argv, bool interactive)
 		goto fail;
 	}
 
-	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
-	view_stop(view);
-	view_free(steal_pointer(&view));
+	sandbox_kill(sb); /* nothing runs in the namespace now */
+	cut = sandbox_server_cut(sb);
+	sandbox_free(steal_pointer(&sb));
+	if (!end_view(steal_pointer(&view), cut)) {
+		report_end(&o, &res);
+		code = keep_unsynced(delta);
+		goto stuck;
+	}
 	report_end(&o, &res);
 	code = finish_changes(o.changes, delta, project_fd, o.dir, policy);
 	if (code == 0)
@@ -692,14 +744,17 @@ fail:
 	ptyrelay_restore(); /* messages print on a terminal in its usual mode */
 	print_err(&err);
 	code = err.exit_code ? err.exit_code : AF_EXIT_FAILURE;
+	sandbox_kill(sb);
+	cut = sb && sandbox_server_cut(sb);
 	sandbox_free(steal_pointer(&sb));
 	if (fuse_fd >= 0)
 		close(fuse_fd);
 	if (pty >= 0)
 		close(pty);
-	if (view) {
-		view_stop(view);
-		view_free(steal_pointer(&view));
+	if (view && !end_view(steal_pointer(&view), cut)) {
+		if (delta && keep_unsynced(delta) != 0)
+			code = AF_EXIT_FAILURE;
+		goto stuck;
 	}
 	/* The command may have written before agentfense failed: honour
 	 * --changes; if it never ran there is nothing to keep. */
@@ -718,6 +773,13 @@ out:
 	free(o.envs);
 	mounts_free(&o.mounts);
 	return code;
+
+stuck:
+	if (code == 0)
+		code = res.exit_code;
+	limits_free(limits); /* after sandbox_free: its cgroups are empty */
+	fflush(NULL);
+	_exit(code);
 }
 
 int cmd_run(int argc, char **argv)

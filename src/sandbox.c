@@ -89,6 +89,8 @@ struct sandbox {
 	struct proc_area area;
 	struct sock_fprog filter; /* len 0: no seccomp filter */
 	int pty; /* the pty master until sandbox_pty() hands it over, or -1 */
+	struct sandbox_server server;
+	bool server_cut; /* its connection was cut to end the sandbox */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -665,6 +667,47 @@ static int write_proc(pid_t pid, const char *name, const char *text, struct af_e
 	return r;
 }
 
+static double now_sec(void);
+
+/* How long PID 1 may take to die once killed (or once it ended the
+ * command) before its processes count as hanging on the view: a process
+ * waiting for a request the view has read does not die even of SIGKILL
+ * until the request ends. */
+#define KILL_GRACE 2.0
+/* How long the command may take to end after a terminating signal
+ * before agentfense looks whether the view still answers. */
+#define TERM_GRACE 5.0
+
+/* Reap PID 1 if it ends within secs.  Returns true once it is reaped. */
+static bool reap_within(struct sandbox *sb, double secs)
+{
+	double end = now_sec() + secs;
+	while (!sb->reaped) {
+		pid_t p = waitpid(sb->pid, &sb->status, WNOHANG);
+		if (p == sb->pid || (p < 0 && errno != EINTR)) {
+			if (p < 0)
+				sb->status = 0;
+			sb->reaped = true;
+			break;
+		}
+		if (now_sec() >= end)
+			return false;
+		struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+/* PID 1 does not die: its processes wait for requests the view does
+ * not answer, and only ending the connection ends those waits. */
+static void cut_server(struct sandbox *sb)
+{
+	if (!sb->server.abort)
+		return;
+	(void)sb->server.abort(sb->server.arg);
+	sb->server_cut = true;
+}
+
 static void reap(struct sandbox *sb)
 {
 	if (sb->reaped)
@@ -870,11 +913,17 @@ void sandbox_forward_signal(struct sandbox *sb, int sig, int si_code)
 	}
 }
 
-static void forward_signals(struct sandbox *sb, int sfd)
+/* Pass on the signals waiting in sfd.  Returns the last of them that
+ * asks to end (SIGINT, SIGTERM, SIGHUP), or 0. */
+static int forward_signals(struct sandbox *sb, int sfd)
 {
 	struct signalfd_siginfo si;
+	int term = 0;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
+		int sig = (int)si.ssi_signo;
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+			term = sig;
+		sandbox_forward_signal(sb, sig, si.ssi_code);
 		/* Ctrl-Z: the command's whole group is stopped (by PID 1);
 		 * now stop ourselves, as the shell expects of its job.  Its
 		 * fg or bg continues us, and the SIGCONT that comes with it
@@ -882,6 +931,7 @@ static void forward_signals(struct sandbox *sb, int sfd)
 		if (si.ssi_signo == SIGTSTP)
 			raise(SIGSTOP);
 	}
+	return term;
 }
 
 /* Once PID 1 is reaped (the PID namespace, and so the cgroups, are
@@ -931,12 +981,17 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		return af_err_set(err, errno, "cannot create a signalfd: %s", strerror(errno));
 
 	double deadline = timeout > 0 ? now_sec() + timeout : 0;
+	/* after a terminating signal: when to look whether the view hangs */
+	double term_check = 0;
+	int term = 0;
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = sb->sock, .events = POLLIN },
 					 { .fd = sfd, .events = POLLIN } };
 		int ms = -1;
-		if (deadline > 0) {
-			double left = deadline - now_sec();
+		double next = deadline > 0 && (term_check == 0 || deadline < term_check) ? deadline
+											: term_check;
+		if (next > 0) {
+			double left = next - now_sec();
 			ms = left <= 0 ? 0 : (int)(left * 1000) + 1;
 		}
 		int n = poll(pfd, 2, ms);
@@ -949,8 +1004,27 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			sandbox_time_up(sb, res);
 			return 0;
 		}
-		if (pfd[1].revents & POLLIN)
-			forward_signals(sb, sfd);
+		/* The command got the signal and has not ended: if the view
+		 * has been serving a request without answering any all the
+		 * while, the command may be waiting for it and unable to
+		 * end, so end the sandbox as the timeout does. */
+		if (term_check > 0 && now_sec() >= term_check) {
+			if (sb->server.stuck(sb->server.arg, TERM_GRACE)) {
+				sandbox_kill(sb);
+				res->term_signal = term;
+				res->exit_code = 128 + term;
+				set_end(sb, res);
+				return 0;
+			}
+			term_check = now_sec() + 1;
+		}
+		if (pfd[1].revents & POLLIN) {
+			int sig = forward_signals(sb, sfd);
+			if (sig && sb->server.stuck && !term) {
+				term = sig;
+				term_check = now_sec() + TERM_GRACE;
+			}
+		}
 		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		r = recv_msg(sb->sock, &m, NULL);
@@ -976,6 +1050,12 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		default:
 			break;
 		}
+	}
+	/* PID 1 is ending; whatever still hangs in it on the view ends
+	 * with the view's connection */
+	if (!reap_within(sb, KILL_GRACE)) {
+		kill(sb->pid, SIGKILL);
+		cut_server(sb);
 	}
 	reap(sb);
 	if (failed)
@@ -1021,7 +1101,19 @@ void sandbox_kill(struct sandbox *sb)
 		return;
 	/* PID 1 dying takes the whole PID namespace with it */
 	kill(sb->pid, SIGKILL);
+	if (!reap_within(sb, KILL_GRACE))
+		cut_server(sb);
 	reap(sb);
+}
+
+void sandbox_set_server(struct sandbox *sb, const struct sandbox_server *srv)
+{
+	sb->server = *srv;
+}
+
+bool sandbox_server_cut(const struct sandbox *sb)
+{
+	return sb->server_cut;
 }
 
 void sandbox_free(struct sandbox *sb)

@@ -112,7 +112,8 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
  * whole group with SIGSTOP, then this process; SIGCONT continues the
  * group.  The caller must block all six in every thread beforehand, or
  * they keep their default action.  timeout > 0
- * kills the whole sandbox after that many seconds.  Returns 0 with *res
+ * kills the whole sandbox after that many seconds (see also
+ * sandbox_set_server() for a command that hangs on the view).  Returns 0 with *res
  * filled, or -errno with *err filled (e.g. the working directory does
  * not exist; exit code 125). */
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
@@ -134,6 +135,22 @@ int sandbox_signal(struct sandbox *sb, int sig);
  * terminal (si_code SI_KERNEL) to the command's process group, else to
  * the command. */
 void sandbox_forward_signal(struct sandbox *sb, int sig, int si_code);
+
+/* What serves the sandbox's FUSE mount (the view), which its processes
+ * may hang on. */
+struct sandbox_server {
+	bool (*stuck)(void *arg, double secs); /* as view_stuck() */
+	int (*abort)(void *arg);  /* as view_abort(): 0 or -errno */
+	void *arg;
+};
+/* Tell the sandbox what serves its mount.  Then a sandbox whose PID 1
+ * does not die within a grace of SIGKILL (its processes wait for
+ * requests in vain) gets its server's connection cut, and a command
+ * that has not ended a grace after SIGINT, SIGTERM or SIGHUP while the
+ * server answered nothing is killed like that (exit 128+N). */
+void sandbox_set_server(struct sandbox *sb, const struct sandbox_server *srv);
+/* Did ending the sandbox take cutting its server's connection? */
+bool sandbox_server_cut(const struct sandbox *sb);
 
 /* Kill everything in the sandbox now (SIGKILL to its PID 1) and reap. */
 void sandbox_kill(struct sandbox *sb);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT 86400.0
@@ -1468,6 +1469,42 @@ void view_stop(struct view *v)
 	pthread_join(v->thread, NULL);
 	inval_stop(v);
 	v->running = false;
+}
+
+int view_abort(struct view *v)
+{
+	if (!v || !v->se)
+		return -EINVAL;
+	/* The connection ends when its last /dev/fuse file is released.
+	 * Replacing the session's fd (not closing it: a loop thread may be
+	 * about to poll or read that number) drops the view's only one; the
+	 * threads then read end-of-file from /dev/null and leave, if they
+	 * can. */
+	autoclose int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return -errno;
+	if (dup3(null, fuse_session_fd(v->se), O_CLOEXEC) < 0)
+		return -errno;
+	view_loop_stop(v);
+	return 0;
+}
+
+int view_stop_within(struct view *v, double secs)
+{
+	if (!v || !v->running)
+		return 0;
+	view_loop_stop(v);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + secs;
+	ts.tv_sec = (time_t)end;
+	ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+	int r = pthread_timedjoin_np(v->thread, NULL, &ts);
+	if (r != 0)
+		return -r;
+	inval_stop(v);
+	v->running = false;
+	return 0;
 }
 
 void view_free(struct view *v)

@@ -8,7 +8,8 @@
  *
  * Life cycle: view_new() -> view_start(fuse_fd) -> (sandbox runs) ->
  * view_stop() once the connection is gone (the mount namespace died) ->
- * view_free(). */
+ * view_free().  A view that stopped answering is cut off instead
+ * (view_abort()) and left for the process's exit. */
 #ifndef AF_VIEW_H
 #define AF_VIEW_H
 
@@ -53,5 +54,22 @@ int view_start(struct view *v, int fuse_fd, struct af_err *err);
 void view_stop(struct view *v);
 
 void view_free(struct view *v);
+
+/* Has the view stopped answering: is a request being served now, and
+ * was none answered for the last secs seconds?  Lock-free; any thread. */
+bool view_stuck(struct view *v, double secs);
+
+/* Cut the FUSE connection now, as the kernel does when the mount goes:
+ * every request in the kernel or being served fails, so processes
+ * blocked on one (which even SIGKILL does not end) go on, and die.  For
+ * a view that stopped answering: its threads may stay blocked for good,
+ * so it is then left to the process's exit, neither stopped nor freed.
+ * Lock-free; any thread.  Returns 0 or -errno. */
+int view_abort(struct view *v);
+
+/* view_stop() waiting at most secs for the server threads.  Returns 0,
+ * or -ETIMEDOUT when they did not finish: some are blocked, and the
+ * view is to be left as after view_abort(). */
+int view_stop_within(struct view *v, double secs);
 
 #endif

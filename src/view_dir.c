@@ -265,6 +265,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		/* no opendir: a listing per directory node, taken at offset 0
 		 * and dropped once read to the end */
 		shared = true;
+		/* the lookups below take tree_lock, which comes before any
+		 * node's lock (view_int.h): take it first, or a directory's
+		 * rename, holding it and copying this directory up, waits
+		 * for the lock held here while this waits for it */
+		vw_tree_rdlock(v);
 		pthread_mutex_lock(&dir->lock);
 		if (off == 0 || !dir->listing) {
 			if (dir->listing)
@@ -275,6 +280,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				dh_free(dir->listing);
 				dir->listing = NULL;
 				pthread_mutex_unlock(&dir->lock);
+				vw_tree_rdunlock(v);
 				fuse_reply_err(req, -r);
 				return;
 			}
@@ -315,6 +321,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			dir->listing = NULL;
 		}
 		pthread_mutex_unlock(&dir->lock);
+		vw_tree_rdunlock(v);
 	}
 	fuse_reply_buf(req, buf, pos);
 }

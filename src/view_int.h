@@ -5,7 +5,28 @@
  * view_move.c (unlink, rmdir, rename, link), view_xattr.c (extended
  * attributes), view_fh.c (file handles), view_loop.c (the request
  * loop).  Helpers used across them carry a vw_ prefix and follow the
- * view's contract: 0 (or a value) on success, -errno on failure. */
+ * view's contract: 0 (or a value) on success, -errno on failure.
+ *
+ * Lock order.  A thread takes the view's locks only in this order, and
+ * never waits for a lock earlier in it while holding a later one:
+ *   1. tree_lock, shared or exclusive, before any other; taking it
+ *      shared again while holding it is free (vw_tree_rdlock nests), but
+ *      it is never taken exclusively by a thread holding it at all.
+ *   2. node locks (node->lock), a directory's before those of its
+ *      entries: a listing (dir->listing) holds the directory's while it
+ *      looks up and stats the entries.  Directories are locked one at a
+ *      time: copyup_dir() copies the ancestors up first, each under its
+ *      own lock alone.  Under an entry's lock, copyup_dir() is called
+ *      only on a parent already copied up, where it takes no lock.  Two
+ *      entries' locks are never held together.
+ *   3. leaf locks, held for short sections that take no other lock: the
+ *      node table's, the delta's base table, the fh table's, the inval
+ *      queue's, the request loop's (never held while a request is
+ *      served).
+ * The kernel holds inode locks (i_rwsem) around the requests it sends,
+ * so a request may never wait for the kernel: notifications that can
+ * need such a lock go through the inval queue's thread, which holds no
+ * view lock while it sends them. */
 #ifndef AF_VIEW_INT_H
 #define AF_VIEW_INT_H
 
@@ -72,6 +93,8 @@ struct view_loop {
 	int timer_fd;         /* fires when a request is served for too long */
 	uint64_t spin_ns;     /* busy-poll budget per wait; 0: never */
 	int err;              /* -errno of a device failure */
+	atomic_uint busy;     /* requests being served */
+	atomic_uint_fast64_t answered_ns; /* when the last one was served */
 };
 
 struct view {

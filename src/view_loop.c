@@ -192,7 +192,10 @@ static void serve(struct view *v, bool standby, struct fuse_buf *buf)
 		arm_timer(l);
 		want_standby(v);
 		pthread_mutex_unlock(&l->lock);
+		atomic_fetch_add(&l->busy, 1);
 		fuse_session_process_buf(v->se, buf);
+		atomic_store(&l->answered_ns, now_ns());
+		atomic_fetch_sub(&l->busy, 1);
 		pthread_mutex_lock(&l->lock);
 	}
 }
@@ -263,6 +266,17 @@ void view_loop_stop(struct view *v)
 	atomic_store(&l->stopping, true);
 	uint64_t one = 1;
 	(void)!write(l->stop_fd, &one, sizeof(one));
+}
+
+bool view_stuck(struct view *v, double secs)
+{
+	struct view_loop *l = &v->loop;
+	/* busy first, then the last answer, then the time: a request
+	 * answered in between counts as an answer, never as a future one */
+	bool busy = atomic_load(&l->busy) > 0;
+	uint64_t answered = atomic_load(&l->answered_ns);
+	uint64_t now = now_ns();
+	return busy && now - answered >= (uint64_t)(secs * 1e9);
 }
 
 void view_loop_destroy(struct view *v)
