@@ -37,6 +37,12 @@ void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
 	delta_note_base(c->delta, path, lst);
 }
 
+void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
+{
+	autofree char *path = node_path(c->table, dir, name);
+	delta_drop_base(c->delta, path);
+}
+
 /* Copy the user.* extended attributes of the object at path from to
  * the object open as fd (any fd, O_PATH included).  follow: from is a
  * /proc/self/fd/N magic link naming the object itself; else from's last

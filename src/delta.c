@@ -463,6 +463,33 @@ void delta_note_base(struct delta *d, const char *path, const struct stat *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void delta_drop_base(struct delta *d, const char *path)
+{
+	uint64_t h = hash_path(path);
+	pthread_mutex_lock(&d->lock);
+	struct base_slot *s = find_slot(d->slots, d->nslots, path, h);
+	if (!s->path) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	free(s->path);
+	s->path = NULL;
+	d->count--;
+	/* linear probing: move later members of the run back into the hole
+	 * (each only if the hole lies on its way from its home slot), so
+	 * find_slot() still reaches them without tombstones */
+	size_t mask = d->nslots - 1, hole = (size_t)(s - d->slots);
+	for (size_t i = (hole + 1) & mask; d->slots[i].path; i = (i + 1) & mask) {
+		size_t home = (size_t)d->slots[i].hash & mask;
+		if (((i - home) & mask) >= ((i - hole) & mask)) {
+			d->slots[hole] = d->slots[i];
+			d->slots[i].path = NULL;
+			hole = i;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 bool delta_get_base(const struct delta *cd, const char *path, struct delta_base *out)
 {
 	/* the table is logically const here; only the lock is taken */

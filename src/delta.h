@@ -58,6 +58,11 @@ int delta_work_fd(const struct delta *d);       /* O_DIRECTORY fd of work/ */
  * recorded already: the first touch wins.  st == NULL records "did not
  * exist".  Thread-safe. */
 void delta_note_base(struct delta *d, const char *path, const struct stat *st);
+/* Forget the base of path: the path left the delta (a sandbox's own
+ * entry deleted, no whiteout left), so sync will never ask for it and
+ * the record would only grow the table for as long as the run lasts.
+ * Thread-safe. */
+void delta_drop_base(struct delta *d, const char *path);
 /* Look up a base record; returns true and fills *out if one exists. */
 bool delta_get_base(const struct delta *d, const char *path, struct delta_base *out);
 
