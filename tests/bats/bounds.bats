@@ -83,3 +83,61 @@ done()'
 	echo "RSS growth: $output KiB" >&2
 	[ "$output" -lt 8192 ]
 }
+
+# blocks FILE: the KiB FILE has allocated on disk.
+blocks() {
+	echo $(($(stat -c '%b * %B' "$1") / 1024))
+}
+
+@test "sparse: truncate -s 2G in the sandbox syncs as a sparse file, fast" {
+	SECONDS=0
+	run af run "$P" -- truncate -s 2G /workspace/output/big
+	assert_status 0
+	[ "$SECONDS" -lt 10 ]
+	assert_eq 2147483648 "$(stat -c %s "$P/output/big")"
+	assert_eq 0 "$(blocks "$P/output/big")"
+	assert_eq "" "$(ls "$RUNS" 2>/dev/null)"
+}
+
+@test "sparse: data islands in a sparse file keep their data and their holes through sync" {
+	run af run "$P" -- python3 -c '
+import os
+fd = os.open("/workspace/output/islands", os.O_CREAT | os.O_WRONLY, 0o644)
+os.pwrite(fd, b"A" * 8192, 0)
+os.pwrite(fd, b"B" * 100, 1 << 30)
+os.pwrite(fd, b"C" * 5000, (3 << 30) - 5000)
+os.close(fd)'
+	assert_status 0
+	python3 -c '
+import os
+fd = os.open("'"$T"'/expected", os.O_CREAT | os.O_WRONLY, 0o644)
+os.pwrite(fd, b"A" * 8192, 0)
+os.pwrite(fd, b"B" * 100, 1 << 30)
+os.pwrite(fd, b"C" * 5000, (3 << 30) - 5000)
+os.close(fd)'
+	cmp "$T/expected" "$P/output/islands"
+	# three islands: a few blocks each, nowhere near 3 GiB
+	[ "$(blocks "$P/output/islands")" -le 64 ]
+}
+
+@test "sparse: a copy-up of a sparse project file keeps its holes in the delta and at sync" {
+	truncate -s 1G "$P/output/disk.img"
+	printf 'head' | dd of="$P/output/disk.img" conv=notrunc status=none
+	printf 'tail' | dd of="$P/output/disk.img" bs=1 seek=$((1 << 29)) conv=notrunc status=none
+	cp --sparse=always "$P/output/disk.img" "$T/expected"
+	printf 'more' | dd of="$T/expected" bs=1 seek=$((1 << 30)) conv=notrunc status=none
+	# kept: the copy-up in the delta can be looked at
+	run af run --changes keep "$P" -- sh -c 'printf more >>/workspace/output/disk.img'
+	assert_status 0
+	local up
+	up=$(echo "$RUNS"/*/upper/output/disk.img)
+	assert_eq $(((1 << 30) + 4)) "$(stat -c %s "$up")"
+	[ "$(blocks "$up")" -le 64 ]
+	cmp "$T/expected" "$up"
+	# and the same file through a sync
+	rm -rf "$RUNS"
+	run af run "$P" -- sh -c 'printf more >>/workspace/output/disk.img'
+	assert_status 0
+	cmp "$T/expected" "$P/output/disk.img"
+	[ "$(blocks "$P/output/disk.img")" -le 64 ]
+}
