@@ -52,6 +52,8 @@ static void node_free_one(struct node_table *t, struct node *n)
 	free(n->lname);
 	if (n->lower_fd >= 0)
 		close(n->lower_fd);
+	if (n->upper_fd >= 0 && !S_ISDIR(n->type) && t->pin_freed)
+		t->pin_freed(t->pin_arg, n->upper_fd);
 	if (n->upper_fd >= 0)
 		close(n->upper_fd);
 	for (size_t i = 0; i < n->nextra; i++)

@@ -89,6 +89,10 @@ struct node_table {
 	size_t count;
 	struct node *all; /* every node but the root */
 	void (*listing_free)(void *listing); /* frees node->listing */
+	/* told of a non-directory's pin (see above) just before it is
+	 * closed with the node, or NULL */
+	void (*pin_freed)(void *arg, int fd);
+	void *pin_arg;
 	struct node root;
 };
 

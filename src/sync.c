@@ -25,6 +25,8 @@ struct sync_ctx {
 	struct sync_report *rep;
 	struct af_err *err;
 	int first; /* first I/O error (-errno), 0 if none */
+	uint64_t limit;   /* the delta's disk limit (0: none) */
+	uint64_t written; /* bytes of file data allocated in the project so far */
 };
 
 static char *join(const char *dir, const char *name)
@@ -331,6 +333,13 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 		conflict(c, path);
 		return;
 	}
+	/* what the project is given is bounded like the delta itself: a
+	 * file past the disk limit stays in the delta, unwritten */
+	uint64_t cost = S_ISREG(ust->st_mode) ? (uint64_t)ust->st_blocks * 512 : 0;
+	if (c->limit && (cost > c->limit || c->written > c->limit - cost)) {
+		sync_fail(c, -ENOSPC, "write", path);
+		return;
+	}
 	if (present && S_ISDIR(pst->st_mode)) {
 		/* the sandbox deleted a directory and put something else there:
 		 * only if it deleted all of it */
@@ -360,6 +369,7 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 	}
 	*dirty = true;
 	c->rep->written++;
+	c->written += cost;
 	drop_upper(c, ufd, name, path);
 }
 
@@ -490,7 +500,8 @@ int delta_sync(struct delta *d, int project_fd, struct sync_report *rep, struct 
 	if (!rep)
 		rep = &local;
 	memset(rep, 0, sizeof(*rep));
-	struct sync_ctx c = { .d = d, .rep = rep, .err = err, .first = 0 };
+	struct sync_ctx c = { .d = d, .rep = rep, .err = err, .first = 0,
+			      .limit = delta_disk_limit(d) };
 
 	struct stat ust, pst;
 	/* our own fd: the caller's may be O_PATH, which cannot be fsync'ed */

@@ -141,3 +141,123 @@ os.close(fd)'
 	cmp "$T/expected" "$P/output/disk.img"
 	[ "$(blocks "$P/output/disk.img")" -le 64 ]
 }
+
+@test "disk-limit: writing past --disk-limit fails with ENOSPC in the sandbox, and says so" {
+	run --separate-stderr af run --disk-limit 16M "$P" -- sh -c \
+		'dd if=/dev/zero of=/workspace/output/fill bs=1M count=64 2>/dev/null; echo "dd: $?"'
+	assert_status 0
+	assert_output "dd: 1"
+	assert_eq "agentfense: the sandbox reached its disk limit (16 MiB): writes past it failed with 'No space left on device'" \
+		"${stderr_lines[0]}"
+	assert_eq "hint: give it more with --disk-limit SIZE" "${stderr_lines[1]}"
+	# what did fit was synced, and no more than the limit
+	size=$(stat -c %s "$P/output/fill")
+	[ "$size" -gt 0 ] && [ "$size" -le $((16 << 20)) ]
+}
+
+@test "disk-limit: fallocate, copy_file_range and the copy-up of a big project file are charged too" {
+	head -c $((24 << 20)) /dev/urandom >"$P/output/big.bin"
+	run af run --changes discard --disk-limit 16M "$P" -- python3 -c '
+import errno, os
+def try_(what, f):
+    try:
+        f()
+        print(what, "OK")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+def falloc():
+    fd = os.open("/workspace/output/fa", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 32 << 20)
+    finally:
+        os.close(fd)
+def cfr():
+    i = os.open("/workspace/output/big.bin", os.O_RDONLY)
+    o = os.open("/workspace/output/copy", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        while os.copy_file_range(i, o, 1 << 30):
+            pass
+    finally:
+        os.close(i)
+        os.close(o)
+def append():
+    fd = os.open("/workspace/output/big.bin", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+try_("fallocate", falloc)
+try_("copy_file_range", cfr)
+try_("copy-up", append)
+print("copy size ok:", os.stat("/workspace/output/copy").st_size <= 16 << 20)
+try_("small write", lambda: open("/workspace/output/small", "w").write("fits\n"))
+'
+	assert_status 0
+	assert_eq "fallocate ENOSPC
+copy_file_range ENOSPC
+copy-up ENOSPC
+copy size ok: True
+small write OK" "$(grep -v '^agentfense:\|^hint:' <<<"$output")"
+}
+
+@test "disk-limit: a deleted file gives its room back, one held open after unlink does not" {
+	run af run --changes discard --disk-limit 16M "$P" -- python3 -c '
+import errno, os, time
+def fill(path, mib):
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        for _ in range(mib):
+            os.write(fd, b"\1" * (1 << 20))
+        return "OK"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+for i in range(5):
+    print("fill", i, fill("/workspace/output/f", 12))
+    os.unlink("/workspace/output/f")
+    time.sleep(0.2)
+held = os.open("/workspace/output/held", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(held, b"\1" * (12 << 20))
+os.unlink("/workspace/output/held")
+time.sleep(0.2)
+print("while held", fill("/workspace/output/g", 12))
+'
+	assert_status 0
+	assert_eq "fill 0 OK
+fill 1 OK
+fill 2 OK
+fill 3 OK
+fill 4 OK
+while held ENOSPC" "$(grep -v '^agentfense:\|^hint:' <<<"$output")"
+}
+
+@test "disk-limit: a sparse file costs what it holds, and df in the sandbox shows the limit" {
+	run af run --disk-limit 1M "$P" -- sh -c \
+		'truncate -s 100G /workspace/output/huge && df -B1 --output=size /workspace | tail -1'
+	assert_status 0
+	assert_eq 1048576 "$(tr -d ' ' <<<"$output")"
+	assert_eq $((100 << 30)) "$(stat -c %s "$P/output/huge")"
+	assert_eq 0 "$(blocks "$P/output/huge")"
+}
+
+@test "disk-limit: by default the sandbox may fill at most half of the free space" {
+	local free
+	free=$(df -B1 --output=avail "$XDG_STATE_HOME" | tail -1)
+	run af run --changes discard "$P" -- df -B1 --output=size,avail /workspace
+	assert_status 0
+	read -r size avail <<<"$(tail -1 <<<"$output")"
+	# half of it then, give or take what other programs wrote meanwhile
+	[ "$size" -le $((free / 2 + (256 << 20))) ]
+	[ "$size" -ge $((free / 2 - (256 << 20))) ]
+	[ "$avail" -le "$size" ]
+}
+
+@test "disk-limit: a bad size is a usage error" {
+	run --separate-stderr af run --disk-limit 10X "$P" -- true
+	assert_error 2 "invalid value '10X' for --disk-limit: expected a size such as 512M or 2G"
+	run --separate-stderr af run --disk-limit 512K "$P" -- true
+	assert_error 2 "invalid value '512K' for --disk-limit: the sandbox needs at least 1M"
+	run --separate-stderr af run --disk-limit 99999999T "$P" -- true
+	assert_error 2 "invalid value '99999999T' for --disk-limit: too large"
+}
