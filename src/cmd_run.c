@@ -721,8 +721,12 @@ static int run_main(int argc, char **argv, bool interactive)
 
 	sandbox_free(steal_pointer(&sb)); /* nothing runs in the namespace now */
 	view_stop(view);
+	size_t nodes = view_nodes_refused(view);
 	view_free(steal_pointer(&view));
 	report_end(&o, &res);
+	if (nodes)
+		error_msg("the view reached its limit of %zu inodes held by the kernel: "
+			  "lookups past it failed with 'Too many open files in system'", nodes);
 	report_disk(delta);
 	code = finish_changes(o.changes, delta, project_fd, o.dir);
 	if (code == 0)

@@ -153,6 +153,7 @@ static void node_put_locked(struct node_table *t, struct node *n, struct node **
 			n->all_next->all_prev = n->all_prev;
 		n->hnext = *dead;
 		*dead = n;
+		t->live--;
 		/* lparent first (recursion bounded by depth), then parent */
 		if (lp != p)
 			node_put_locked(t, lp, dead);
@@ -202,6 +203,14 @@ void node_put(struct node_table *t, struct node *node)
 	free_dead(t, dead);
 }
 
+bool node_table_full(struct node_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool full = t->max_live && t->live >= t->max_live;
+	pthread_mutex_unlock(&t->lock);
+	return full;
+}
+
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino)
 {
 	pthread_mutex_lock(&t->lock);
@@ -238,6 +247,12 @@ struct node *node_insert(struct node_table *t, struct node *parent, const char *
 		node_free_one(t, n);
 		return old;
 	}
+	if (t->max_live && t->live >= t->max_live) {
+		pthread_mutex_unlock(&t->lock);
+		node_free_one(t, n);
+		return NULL;
+	}
+	t->live++;
 	n->parent = parent;
 	n->lparent = parent;
 	parent->refs += 2;

@@ -297,8 +297,14 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 			goto fail;
 		}
 	}
-	return node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec, lfd,
-			   ufd, m.upper);
+	struct node *n = node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT,
+				     &dec, lfd, ufd, m.upper);
+	if (n)
+		return n;
+	/* the kernel holds max_nodes inodes and forgets none: refuse this
+	 * one request rather than grow without bound */
+	r = -ENFILE;
+	__atomic_store_n(&v->nodes_full, true, __ATOMIC_RELAXED);
 fail:
 	*err = r;
 	return NULL;
@@ -739,6 +745,11 @@ static int create_locked(struct view *v, struct node *dir, const char *name, str
 {
 	struct merged m;
 	struct decision dec;
+	/* no node for it at the cap: refuse before the entry is made */
+	if (node_table_full(&v->table)) {
+		__atomic_store_n(&v->nodes_full, true, __ATOMIC_RELAXED);
+		return -ENFILE;
+	}
 	int r = vw_prepare_create(v, dir, name, S_ISDIR(s->mode), &m, &dec);
 	if (r < 0)
 		return r;
@@ -1347,6 +1358,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	v->gid = getgid();
 	node_table_init(&v->table, steal_fd(&lower), steal_fd(&upper), st.st_ino, &dec);
 	v->table.listing_free = vw_listing_free;
+	v->table.max_live = cfg->max_nodes ? cfg->max_nodes : VIEW_MAX_NODES;
 	v->cu.delta = cfg->delta;
 	v->cu.table = &v->table;
 	v->cu.work_fd = wfd;
@@ -1492,6 +1504,11 @@ void view_stop(struct view *v)
 	pthread_join(v->thread, NULL);
 	inval_stop(v);
 	v->running = false;
+}
+
+size_t view_nodes_refused(const struct view *v)
+{
+	return __atomic_load_n(&v->nodes_full, __ATOMIC_RELAXED) ? v->table.max_live : 0;
 }
 
 void view_free(struct view *v)

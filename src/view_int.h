@@ -106,6 +106,7 @@ struct view {
 	struct inval_queue inval;
 	struct fh_table fht; /* created files' handles, with kperm */
 	pthread_mutex_t disk_lock[DISK_STRIPES];
+	bool nodes_full; /* the node cap refused a lookup (atomic) */
 	struct fuse_session *se;
 	struct view_loop loop;
 	pthread_t thread;

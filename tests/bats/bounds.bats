@@ -261,3 +261,85 @@ while held ENOSPC" "$(grep -v '^agentfense:\|^hint:' <<<"$output")"
 	run --separate-stderr af run --disk-limit 99999999T "$P" -- true
 	assert_error 2 "invalid value '99999999T' for --disk-limit: too large"
 }
+
+# harness [OPTION...] -- CMD...: the view alone, served by viewharness
+# (its --max-nodes sets a cap a test can reach), over $P.
+harness() {
+	split_opts "$@"
+	AF_TEST_MARK="$T" "${AF_BUILD:-$(dirname "$AGENTFENSE")}/viewharness" "${OPTS[@]}" \
+		"$P" "$T/hstate" -- "${ARGS[@]}"
+}
+
+# Python run in the harness's view (cwd: the view's root): hold N
+# lookups of project files, count the ENFILE refusals.
+NODES_PY='
+import errno, os, sys
+names = sorted(os.listdir("output/many"))
+held, refused = [], 0
+for n in names:
+    try:
+        os.stat("output/many/" + n)
+        held.append(n)
+    except OSError as e:
+        if e.errno != errno.ENFILE:
+            raise
+        refused += 1
+print("held", len(held) > 0, "refused", refused > 0)
+'
+
+@test "nodes: lookups past the node cap fail with ENFILE and the view goes on serving" {
+	mkdir -p "$P/output/many"
+	for i in $(seq 300); do : >"$P/output/many/f$i"; done
+	run --separate-stderr harness --max-nodes 100 -- python3 -c 'open("README.md").read()'"$NODES_PY"'
+# an inode the kernel holds is served as before
+print("readme:", open("README.md").read().strip())
+'
+	assert_status 0
+	assert_output "held True refused True
+readme: hello agentfense"
+	assert_contains "$stderr" "viewharness: node cap 100 reached"
+}
+
+@test "nodes: creating entries past the node cap fails with ENFILE, never the server" {
+	mkdir -p "$P/output/many"
+	run --separate-stderr harness --max-nodes 100 -- python3 -c '
+import errno, os
+fds, codes = [], set()
+for i in range(300):
+    try:
+        fds.append(os.open("output/n%d" % i, os.O_CREAT | os.O_WRONLY, 0o644))
+    except OSError as e:
+        codes.add(errno.errorcode[e.errno])
+print("opened some:", len(fds) > 10, sorted(codes))
+for fd in fds:
+    os.write(fd, b"x")
+    os.close(fd)
+print(open("output/n0").read())
+'
+	assert_status 0
+	assert_output "opened some: True ['ENFILE']
+x"
+	# a refused create left nothing behind in the delta
+	assert_eq "$(ls "$T"/hstate/*/upper/output | grep -c '^n')" \
+		"$(ls "$T"/hstate/*/upper/output | grep '^n' | while read -r f; do [ -s "$T"/hstate/*/upper/output/"$f" ] && echo; done | wc -l)"
+	assert_contains "$stderr" "viewharness: node cap 100 reached"
+}
+
+@test "nodes: inodes the kernel lets go of make room under the cap again" {
+	mkdir -p "$P/output/many"
+	for i in $(seq 300); do : >"$P/output/many/f$i"; done
+	run --separate-stderr harness --max-nodes 100 -- python3 -c "$NODES_PY"'
+# an unlinked file is forgotten at once: its node is freed
+for n in held:
+    os.unlink("output/many/" + n)
+again = [n for n in names if n not in held]
+ok = 0
+for n in again[:len(held) // 2]:
+    os.stat("output/many/" + n)
+    ok += 1
+print("stat after unlinks:", ok > 0)
+'
+	assert_status 0
+	assert_output "held True refused True
+stat after unlinks: True"
+}
