@@ -860,8 +860,26 @@ static int do_open(struct view *v, struct node *n, int flags)
 		return copyup_open_regular(n->lparent->lower_fd, n->lname, oflags);
 	/* the sandbox's own objects cannot change type, but the check costs
 	 * one fstat and keeps both paths alike */
-	int fd = vw_upper_open(n, oflags | O_NONBLOCK | O_NOCTTY);
-	return fd < 0 ? fd : copyup_check_regular(fd);
+	int fd = vw_upper_open(n, (oflags & ~O_TRUNC) | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0)
+		fd = copyup_check_regular(fd);
+	if (fd < 0 || !(oflags & O_TRUNC))
+		return fd;
+	/* an O_TRUNC (FUSE_CAP_ATOMIC_O_TRUNC) frees blocks: measured */
+	struct disk_op dop;
+	int r = vw_disk_begin(v, fd, 0, &dop);
+	if (r == 0) {
+		/* by path: O_RDONLY | O_TRUNC truncates too */
+		char proc[64];
+		proc_path(proc, sizeof(proc), fd);
+		r = truncate(proc, 0) < 0 ? -errno : 0;
+		vw_disk_end(v, &dop);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 static void set_open_flags(struct fuse_file_info *fi, struct node *n, const struct stat *st)
