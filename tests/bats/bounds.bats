@@ -370,3 +370,25 @@ and again"
 	assert_output "rewrote 6 size 0
 and again"
 }
+
+@test "disk-limit: sync writes no more than the limit to the project, hard links included" {
+	# one 12 MiB file under three names is 12 MiB in the delta, but
+	# sync writes each name as a file of its own: 36 MiB
+	run --separate-stderr af run --disk-limit 16M "$P" -- python3 -c '
+import os
+with open("/workspace/output/a", "wb") as f:
+    f.write(os.urandom(12 << 20))
+os.link("/workspace/output/a", "/workspace/output/l1")
+os.link("/workspace/output/a", "/workspace/output/l2")
+print("linked")'
+	assert_status 125
+	assert_output "linked"
+	assert_eq "agentfense: warning: cannot write 'output/l2' in the project: No space left on device" \
+		"${stderr_lines[0]}"
+	assert_eq "agentfense: cannot write 'output/l1' in the project: No space left on device" \
+		"${stderr_lines[1]}"
+	assert_contains "$stderr" "changes not synced are kept in '$RUNS/"
+	assert_eq $((12 << 20)) "$(stat -c %s "$P/output/a")"
+	[ ! -e "$P/output/l1" ] && [ ! -e "$P/output/l2" ]
+	cmp "$P/output/a" "$RUNS"/*/upper/output/l1
+}
