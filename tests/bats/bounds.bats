@@ -20,8 +20,9 @@ def done():
     time.sleep(0.5)
 '
 
-# rss_growth N PYTHON: run PYTHON (after DEEP_PY; it calls warm() once
-# the loop is under way and done() at the end, and loops over range(N))
+# rss_growth N PYTHON: run PYTHON (after DEEP_PY; it calls warm() a third
+# of the way through its loop over range(N), once allocators are warm even
+# under AddressSanitizer, and done() at the end)
 # in a sandbox and print how many KiB agentfense's peak RSS grew from
 # warm() to done().
 rss_growth() {
@@ -47,7 +48,7 @@ for i in range(N):
     p = d + "/file-%08d" % i
     os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
     os.unlink(p)
-    if i == 1000: warm()
+    if i == N // 3: warm()
 done()'
 	assert_status 0
 	echo "RSS growth: $output KiB" >&2
@@ -62,7 +63,7 @@ for i in range(N):
     os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
     os.rename(p, q)
     os.unlink(q)
-    if i == 1000: warm()
+    if i == N // 3: warm()
 done()'
 	assert_status 0
 	echo "RSS growth: $output KiB" >&2
@@ -77,7 +78,7 @@ for i in range(N):
     os.symlink("target", p + "/link")
     os.unlink(p + "/link")
     os.rmdir(p)
-    if i == 1000: warm()
+    if i == N // 3: warm()
 done()'
 	assert_status 0
 	echo "RSS growth: $output KiB" >&2
