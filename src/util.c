@@ -301,8 +301,12 @@ static int copy_range(int in, int out, off_t off, off_t end, bool *by_hand)
 			off += n;
 			continue;
 		}
-		if (n == 0)
-			return 0; /* shrank meanwhile */
+		/* 0: the file shrank meanwhile, or a file system that says
+		 * nothing instead of failing; the copy by hand tells them apart */
+		if (n == 0) {
+			*by_hand = true;
+			break;
+		}
 		if (errno == EINTR)
 			continue;
 		/* not across these file systems, or not on this one */
