@@ -27,8 +27,9 @@ def done():
 # warm() to done().
 rss_growth() {
 	local warm=0 hwm=0 i
-	# freed memory must be reused, not parked, under AddressSanitizer too
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1 \
+	# freed memory must be reused, not parked in AddressSanitizer's
+	# quarantines (the global one and each thread's)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:thread_local_quarantine_size_kb=0 \
 		bg_af "$T/out" run --changes discard "$P" -- python3 -c "$DEEP_PY
 N = $1
 $2"
