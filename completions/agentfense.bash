@@ -25,7 +25,7 @@ _agentfense()
     fi
 
     local commands="explain help preset run shell"
-    local run_opts="--bind --changes --cpus --env --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
+    local run_opts="--bind --changes --cpus --disk-limit --env --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
 
     # The subcommand: the first word after the program name.
@@ -62,7 +62,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
-    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --tmpfs | --cpus | --memory | --pids)
+    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --tmpfs | --cpus | --disk-limit | --memory | --pids)
         return
         ;;
     esac
@@ -80,7 +80,8 @@ _agentfense()
             case ${words[i]} in
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
                 -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
-                --tmpfs | --rootfs | --image | --memory | --cpus | --pids) ((i++)) ;;
+                --tmpfs | --rootfs | --image | --memory | --cpus | --pids | \
+                --disk-limit) ((i++)) ;;
             -*) ;;
             *) dir_at=$i ;;
             esac

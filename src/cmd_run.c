@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -49,6 +50,7 @@ struct run_opts {
 	const char *rootfs;
 	const char *image;
 	struct limits_spec limits;
+	uint64_t disk_limit; /* --disk-limit; 0: the default */
 	const char *dir;
 	char **argv;
 	bool interactive; /* shell: a pty, and the command may be left out */
@@ -98,6 +100,8 @@ static void usage(FILE *f, bool interactive)
 		"                             2G (K, M, G, T: binary units)\n"
 		"      --cpus N               CPU time limit in CPUs, e.g. 1 or 0.5\n"
 		"      --pids N               at most N processes and threads (init included)\n"
+		"      --disk-limit SIZE      bytes the changes may take on disk, e.g. 10G\n"
+		"                             (default: half the free space there)\n"
 		"  -h, --help                 show this help\n"
 		"\n"
 		"Limits use a writable cgroup, else rlimits with a warning: see\n"
@@ -151,7 +155,8 @@ static double parse_timeout(const char *s)
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
-	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS };
+	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
+	       OPT_DISK_LIMIT };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -171,6 +176,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "pids", required_argument, NULL, OPT_PIDS },
+		{ "disk-limit", required_argument, NULL, OPT_DISK_LIMIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -250,6 +256,10 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_PIDS:
 			if (limits_parse_pids(optarg, &o->limits.pids, &err) < 0)
+				usage_error("%s", err.msg);
+			break;
+		case OPT_DISK_LIMIT:
+			if (limits_parse_disk(optarg, &o->disk_limit, &err) < 0)
 				usage_error("%s", err.msg);
 			break;
 		case 'h':
@@ -502,11 +512,13 @@ static int keep_unsynced(struct delta *d)
  * stopped and freed; false if its threads are blocked (the connection
  * was cut, or they did not finish): they may hold the view, the delta
  * and the policy, so the caller frees none of them and leaves through
- * _exit(). */
-static bool end_view(struct view *v, bool cut)
+ * _exit().  *nodes_refused (if not NULL): view_nodes_refused(). */
+static bool end_view(struct view *v, bool cut, size_t *nodes_refused)
 {
 	if (cut || view_stop_within(v, VIEW_STOP_GRACE) < 0)
 		return false;
+	if (nodes_refused)
+		*nodes_refused = view_nodes_refused(v);
 	view_free(v);
 	return true;
 }
@@ -547,6 +559,37 @@ static void report_end(const struct run_opts *o, const struct sandbox_result *re
 			  res->usage.oom_kills, res->usage.oom_kills == 1 ? "" : "es", mem);
 	if (res->usage.pids_refused)
 		error_msg("command hit the pids limit (%" PRIu32 ")", o->limits.pids);
+}
+
+/* The delta's disk budget: --disk-limit, else half of what is free on
+ * its file system now, so a sandbox never fills the user's disk by
+ * default and the limit still scales with the machine.  Returns 0 or
+ * -errno with *err filled. */
+static int set_disk_limit(struct delta *d, uint64_t limit, struct af_err *err)
+{
+	if (!limit) {
+		struct statvfs sv;
+		if (fstatvfs(delta_upper_fd(d), &sv) < 0)
+			return af_err_set(err, errno, "cannot read the free space of '%s': %s",
+					  delta_path(d), strerror(errno));
+		limit = (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+		if (limit < (1 << 20))
+			limit = 1 << 20; /* the smallest --disk-limit: ENOSPC soon */
+	}
+	delta_set_disk_limit(d, limit);
+	return 0;
+}
+
+/* The sandbox was refused writes by the disk budget: say so, once. */
+static void report_disk(const struct delta *d)
+{
+	if (!delta_disk_full(d))
+		return;
+	char lim[64];
+	limits_format_size(delta_disk_limit(d), lim, sizeof(lim));
+	error_msg("the sandbox reached its disk limit (%s): writes past it failed with "
+		  "'No space left on device'", lim);
+	hint_msg("give it more with --disk-limit SIZE");
 }
 
 /* Create the limits' cgroups (or choose the fallback) and say what the
@@ -694,7 +737,8 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (sandbox_begin(&sc, &sb, &err) < 0)
 		goto fail;
 	state = delta_state_dir(&err);
-	if (!state || delta_create(state, real, &delta, &err) < 0)
+	if (!state || delta_create(state, real, &delta, &err) < 0 ||
+	    set_disk_limit(delta, o.disk_limit, &err) < 0)
 		goto fail;
 	/* default_permissions lets the kernel refuse forbidden opens from
 	 * the mode bits the view shows, sparing two round trips per file;
@@ -729,12 +773,17 @@ static int run_main(int argc, char **argv, bool interactive)
 	sandbox_kill(sb); /* nothing runs in the namespace now */
 	cut = sandbox_server_cut(sb);
 	sandbox_free(steal_pointer(&sb));
-	if (!end_view(steal_pointer(&view), cut)) {
+	size_t nodes = 0;
+	if (!end_view(steal_pointer(&view), cut, &nodes)) {
 		report_end(&o, &res);
 		code = keep_unsynced(delta);
 		goto stuck;
 	}
 	report_end(&o, &res);
+	if (nodes)
+		error_msg("the view reached its limit of %zu inodes held by the kernel: "
+			  "lookups past it failed with 'Too many open files in system'", nodes);
+	report_disk(delta);
 	code = finish_changes(o.changes, delta, project_fd, o.dir, policy);
 	if (code == 0)
 		code = res.exit_code;
@@ -751,7 +800,7 @@ fail:
 		close(fuse_fd);
 	if (pty >= 0)
 		close(pty);
-	if (view && !end_view(steal_pointer(&view), cut)) {
+	if (view && !end_view(steal_pointer(&view), cut, NULL)) {
 		if (delta && keep_unsynced(delta) != 0)
 			code = AF_EXIT_FAILURE;
 		goto stuck;

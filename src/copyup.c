@@ -37,6 +37,12 @@ void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
 	delta_note_base(c->delta, path, lst);
 }
 
+void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
+{
+	autofree char *path = node_path(c->table, dir, name);
+	delta_drop_base(c->delta, path);
+}
+
 /* Copy the user.* extended attributes of the object at path from to
  * the object open as fd (any fd, O_PATH included).  follow: from is a
  * /proc/self/fd/N magic link naming the object itself; else from's last
@@ -140,7 +146,14 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 		if (out < 0)
 			return -errno;
 	}
-	int r = 0;
+	/* the copy costs what the project's file holds (holes stay holes) */
+	uint64_t want = in >= 0 ? (uint64_t)st->st_blocks * 512 : 0;
+	int r = delta_disk_reserve(c->delta, want);
+	if (r < 0) {
+		if (named)
+			unlinkat(c->work_fd, tmp, 0);
+		return r;
+	}
 	if (in >= 0)
 		r = copy_fd_data(in, out, st->st_size);
 	if (r == 0) {
@@ -169,6 +182,9 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 	}
 	if (r < 0 && named)
 		unlinkat(c->work_fd, tmp, 0);
+	struct stat ost;
+	int64_t got = r < 0 ? 0 : fstat(out, &ost) < 0 ? (int64_t)want : (int64_t)ost.st_blocks * 512;
+	delta_disk_settle(c->delta, want, got);
 	return r;
 }
 

@@ -64,6 +64,10 @@ int copyup_raw(struct copyup_ctx *c, int lpfd, const char *name, const struct st
 void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
 		      const struct stat *lst);
 
+/* Forget the base of (dir, name): the delta holds nothing at that path
+ * any more (see delta_drop_base()). */
+void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name);
+
 /* Hide the project entry name in dir: a whiteout takes the place of the
  * upper entry if there is one (moved to work/ atomically and removed
  * there), else is created.  Returns 0 or -errno. */

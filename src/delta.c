@@ -45,6 +45,10 @@ struct delta {
 	pthread_mutex_t lock; /* guards the base table */
 	struct base_slot *slots;
 	size_t nslots, count;
+
+	uint64_t disk_limit; /* bytes; 0: none (set before the view starts) */
+	uint64_t disk_used;  /* charged and reserved bytes (atomic) */
+	bool disk_full;      /* a reservation was refused (atomic) */
 };
 
 /* ---- small helpers shared with sync.c --------------------------------- */
@@ -463,6 +467,33 @@ void delta_note_base(struct delta *d, const char *path, const struct stat *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void delta_drop_base(struct delta *d, const char *path)
+{
+	uint64_t h = hash_path(path);
+	pthread_mutex_lock(&d->lock);
+	struct base_slot *s = find_slot(d->slots, d->nslots, path, h);
+	if (!s->path) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	free(s->path);
+	s->path = NULL;
+	d->count--;
+	/* linear probing: move later members of the run back into the hole
+	 * (each only if the hole lies on its way from its home slot), so
+	 * find_slot() still reaches them without tombstones */
+	size_t mask = d->nslots - 1, hole = (size_t)(s - d->slots);
+	for (size_t i = (hole + 1) & mask; d->slots[i].path; i = (i + 1) & mask) {
+		size_t home = (size_t)d->slots[i].hash & mask;
+		if (((i - home) & mask) >= ((i - hole) & mask)) {
+			d->slots[hole] = d->slots[i];
+			d->slots[i].path = NULL;
+			hole = i;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 bool delta_get_base(const struct delta *cd, const char *path, struct delta_base *out)
 {
 	/* the table is logically const here; only the lock is taken */
@@ -484,6 +515,53 @@ size_t delta_base_count(const struct delta *cd)
 	size_t n = d->count;
 	pthread_mutex_unlock(&d->lock);
 	return n;
+}
+
+/* ---- disk budget ------------------------------------------------------- */
+
+void delta_set_disk_limit(struct delta *d, uint64_t bytes)
+{
+	d->disk_limit = bytes;
+}
+
+uint64_t delta_disk_limit(const struct delta *d)
+{
+	return d->disk_limit;
+}
+
+int delta_disk_reserve(struct delta *d, uint64_t bytes)
+{
+	uint64_t used = __atomic_load_n(&d->disk_used, __ATOMIC_RELAXED);
+	do {
+		if (d->disk_limit && (bytes > d->disk_limit || used > d->disk_limit - bytes)) {
+			__atomic_store_n(&d->disk_full, true, __ATOMIC_RELAXED);
+			return -ENOSPC;
+		}
+	} while (!__atomic_compare_exchange_n(&d->disk_used, &used, used + bytes, true,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return 0;
+}
+
+void delta_disk_settle(struct delta *d, uint64_t reserved, int64_t actual)
+{
+	uint64_t used = __atomic_load_n(&d->disk_used, __ATOMIC_RELAXED), next;
+	do {
+		/* what another file freed may be counted below zero here
+		 * when it was charged before a limit applied: never wrap */
+		int64_t diff = actual - (int64_t)reserved;
+		next = diff < 0 && (uint64_t)-diff > used ? 0 : used + (uint64_t)diff;
+	} while (!__atomic_compare_exchange_n(&d->disk_used, &used, next, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+}
+
+uint64_t delta_disk_used(const struct delta *d)
+{
+	return __atomic_load_n(&d->disk_used, __ATOMIC_RELAXED);
+}
+
+bool delta_disk_full(const struct delta *d)
+{
+	return __atomic_load_n(&d->disk_full, __ATOMIC_RELAXED);
 }
 
 /* ---- manifest ------------------------------------------------------------ */

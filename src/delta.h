@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "util.h"
@@ -58,11 +59,34 @@ int delta_work_fd(const struct delta *d);       /* O_DIRECTORY fd of work/ */
  * recorded already: the first touch wins.  st == NULL records "did not
  * exist".  Thread-safe. */
 void delta_note_base(struct delta *d, const char *path, const struct stat *st);
+/* Forget the base of path: the path left the delta (a sandbox's own
+ * entry deleted, no whiteout left), so sync will never ask for it and
+ * the record would only grow the table for as long as the run lasts.
+ * Thread-safe. */
+void delta_drop_base(struct delta *d, const char *path);
 /* Look up a base record; returns true and fills *out if one exists. */
 bool delta_get_base(const struct delta *d, const char *path, struct delta_base *out);
 
 /* Number of base records.  Thread-safe. */
 size_t delta_base_count(const struct delta *d);
+
+/* The disk budget: how many bytes of allocated blocks (st_blocks, not
+ * st_size: a sparse file costs what it holds) the sandbox may put in the
+ * delta, 0 for no limit (the default of a fresh delta).  The view
+ * reserves what an operation may allocate before it, then settles with
+ * what the file actually grew or shrank by; sync writes no more than the
+ * limit to the project.  Thread-safe. */
+void delta_set_disk_limit(struct delta *d, uint64_t bytes);
+uint64_t delta_disk_limit(const struct delta *d);
+/* Reserve bytes.  Returns 0, or -ENOSPC (noted, see delta_disk_full())
+ * when the limit would be passed. */
+int delta_disk_reserve(struct delta *d, uint64_t bytes);
+/* Replace a reservation by what the operation really allocated (freed,
+ * if negative). */
+void delta_disk_settle(struct delta *d, uint64_t reserved, int64_t actual);
+/* Bytes charged now; whether a reservation was ever refused. */
+uint64_t delta_disk_used(const struct delta *d);
+bool delta_disk_full(const struct delta *d);
 
 /* Escape a path for one line of text (manifest, info, messages):
  * backslash, newline, tab and other control bytes become \\ \n \t

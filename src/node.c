@@ -54,6 +54,8 @@ static void node_free_one(struct node_table *t, struct node *n)
 	free(n->lname);
 	if (n->lower_fd >= 0)
 		close(n->lower_fd);
+	if (n->upper_fd >= 0 && !S_ISDIR(n->type) && t->pin_freed)
+		t->pin_freed(t->pin_arg, n->upper_fd);
 	if (n->upper_fd >= 0)
 		close(n->upper_fd);
 	for (size_t i = 0; i < n->nextra; i++)
@@ -154,6 +156,7 @@ static void node_put_locked(struct node_table *t, struct node *n, struct node **
 			n->all_next->all_prev = n->all_prev;
 		n->hnext = *dead;
 		*dead = n;
+		t->live--;
 		/* lparent first (recursion bounded by depth), then parent */
 		if (lp != p)
 			node_put_locked(t, lp, dead);
@@ -203,6 +206,14 @@ void node_put(struct node_table *t, struct node *node)
 	free_dead(t, dead);
 }
 
+bool node_table_full(struct node_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool full = t->max_live && t->live >= t->max_live;
+	pthread_mutex_unlock(&t->lock);
+	return full;
+}
+
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino)
 {
 	pthread_mutex_lock(&t->lock);
@@ -240,6 +251,12 @@ struct node *node_insert(struct node_table *t, struct node *parent, const char *
 		node_free_one(t, n);
 		return old;
 	}
+	if (t->max_live && t->live >= t->max_live) {
+		pthread_mutex_unlock(&t->lock);
+		node_free_one(t, n);
+		return NULL;
+	}
+	t->live++;
 	n->parent = parent;
 	n->lparent = parent;
 	parent->refs += 2;

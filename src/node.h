@@ -95,8 +95,14 @@ struct node_table {
 	struct node **buckets;
 	size_t nbuckets;
 	size_t count;
+	size_t live;      /* nodes allocated, the root aside */
+	size_t max_live;  /* node_insert() refuses past it; 0: no cap */
 	struct node *all; /* every node but the root */
 	void (*listing_free)(void *listing); /* frees node->listing */
+	/* told of a non-directory's pin (see above) just before it is
+	 * closed with the node, or NULL */
+	void (*pin_freed)(void *arg, int fd);
+	void *pin_arg;
 	struct node root;
 };
 
@@ -109,6 +115,8 @@ void node_table_destroy(struct node_table *t);
 /* Find the live node (parent, name) and add one kernel lookup to it.
  * Returns NULL if absent. */
 struct node *node_find_lookup(struct node_table *t, struct node *parent, const char *name);
+/* Are max_live nodes allocated (a racy hint, for refusing early)? */
+bool node_table_full(struct node_table *t);
 /* Find without taking a lookup (for readdir's inode numbers); copies
  * the node's ino into *ino.  Returns true if present. */
 bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, uint64_t *ino);
@@ -117,7 +125,8 @@ bool node_peek_ino(struct node_table *t, struct node *parent, const char *name, 
  * exists, upper_fd then its fd for a directory; folds: see struct node)
  * with one kernel lookup, or, if another thread inserted (parent, name)
  * meanwhile, free the fresh one and return the existing one with a
- * lookup added. */
+ * lookup added.  Returns NULL (the fds closed) when max_live nodes are
+ * allocated already. */
 struct node *node_insert(struct node_table *t, struct node *parent, const char *name,
 			 uint64_t ino, mode_t type, const struct decision *dec, int lower_fd,
 			 int upper_fd, bool in_upper, bool folds);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define MEMORY_MIN (4ULL << 20)
+#define DISK_MIN (1ULL << 20)
 #define PIDS_MAX 4194304 /* PID_MAX_LIMIT */
 #define CPUS_MAX 1024
 
@@ -63,7 +64,10 @@ static AF_PRINTF(3, 4) void sfmt(char *buf, size_t len, const char *fmt, ...)
 
 /* --- parsing --------------------------------------------------------------- */
 
-int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err)
+/* A size for option opt, at least min (min_text: it as written, e.g.
+ * "4M").  Returns 0, or -EINVAL with *err filled (exit code 2). */
+static int parse_size(const char *s, const char *opt, uint64_t min, const char *min_text,
+		      uint64_t *out, struct af_err *err)
 {
 	const char *p = s;
 	uint64_t v = 0;
@@ -89,16 +93,26 @@ int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err)
 	if (v > ((uint64_t)INT64_MAX >> shift))
 		goto big;
 	v <<= shift;
-	if (v < MEMORY_MIN)
-		return af_err_usage(err, EINVAL, "invalid value '%s' for --memory: the sandbox "
-				    "needs at least 4M", s);
+	if (v < min)
+		return af_err_usage(err, EINVAL, "invalid value '%s' for %s: the sandbox "
+				    "needs at least %s", s, opt, min_text);
 	*out = v;
 	return 0;
 big:
-	return af_err_usage(err, EINVAL, "invalid value '%s' for --memory: too large", s);
+	return af_err_usage(err, EINVAL, "invalid value '%s' for %s: too large", s, opt);
 bad:
-	return af_err_usage(err, EINVAL, "invalid value '%s' for --memory: expected a size "
-			    "such as 512M or 2G (bytes, or K, M, G, T in binary units)", s);
+	return af_err_usage(err, EINVAL, "invalid value '%s' for %s: expected a size "
+			    "such as 512M or 2G (bytes, or K, M, G, T in binary units)", s, opt);
+}
+
+int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err)
+{
+	return parse_size(s, "--memory", MEMORY_MIN, "4M", out, err);
+}
+
+int limits_parse_disk(const char *s, uint64_t *out, struct af_err *err)
+{
+	return parse_size(s, "--disk-limit", DISK_MIN, "1M", out, err);
 }
 
 int limits_parse_cpus(const char *s, uint32_t *quota, struct af_err *err)

@@ -71,6 +71,8 @@ struct limits;
  * Parse "--pids N" (2 to 4194304: the sandbox's init counts).  Return 0,
  * or -EINVAL with *err filled (exit code 2). */
 int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err);
+/* Parse "--disk-limit SIZE": the forms of --memory, at least 1 MiB. */
+int limits_parse_disk(const char *s, uint64_t *out, struct af_err *err);
 int limits_parse_cpus(const char *s, uint32_t *quota, struct af_err *err);
 int limits_parse_pids(const char *s, uint32_t *out, struct af_err *err);
 

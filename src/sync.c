@@ -29,6 +29,8 @@ struct sync_ctx {
 	int first; /* first I/O error (-errno), 0 if none */
 	struct hold_ctx hold;
 	bool hinted; /* the hint on links out of the project was given */
+	uint64_t limit;   /* the delta's disk limit (0: none) */
+	uint64_t written; /* bytes of file data allocated in the project so far */
 };
 
 static char *join(const char *dir, const char *name)
@@ -430,6 +432,13 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 	}
 	if (S_ISLNK(ust->st_mode) && hold_link(c, ufd, name, path, ust))
 		return;
+	/* what the project is given is bounded like the delta itself: a
+	 * file past the disk limit stays in the delta, unwritten */
+	uint64_t cost = S_ISREG(ust->st_mode) ? (uint64_t)ust->st_blocks * 512 : 0;
+	if (c->limit && (cost > c->limit || c->written > c->limit - cost)) {
+		sync_fail(c, -ENOSPC, "write", path);
+		return;
+	}
 	if (present && S_ISDIR(pst->st_mode)) {
 		/* the sandbox deleted a directory and put something else there:
 		 * only if it deleted all of it */
@@ -459,6 +468,7 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 	}
 	*dirty = true;
 	c->rep->written++;
+	c->written += cost;
 	drop_upper(c, ufd, name, path);
 }
 
@@ -610,7 +620,6 @@ int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	if (!rep)
 		rep = &local;
 	memset(rep, 0, sizeof(*rep));
-
 	struct stat ust, pst;
 	/* our own fd: the caller's may be O_PATH, which cannot be fsync'ed */
 	autoclose int pfd = openat(project_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -620,6 +629,7 @@ int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	struct sync_ctx c = {
 		.d = d, .rep = rep, .err = err, .first = 0,
 		.hold = { .upper_fd = delta_upper_fd(d), .project_fd = pfd, .policy = policy },
+		.limit = delta_disk_limit(d),
 	};
 
 	/* the sandbox may have taken our own permissions away from upper/

@@ -247,40 +247,110 @@ void mountinfo_unescape(char *s)
 	*w = '\0';
 }
 
+/* Is buf[0..n) all zero bytes? */
+static bool all_zero(const char *buf, size_t n)
+{
+	return n == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0);
+}
+
+/* Copy [off, end) of in to the same offsets of out with pread/pwrite,
+ * leaving 4 KiB blocks of zeros unwritten (holes of out, which the
+ * caller sizes at the end): a source on a file system that reports no
+ * holes must not come out inflated.  Returns 0 or -errno. */
+static int copy_range_by_hand(int in, int out, off_t off, off_t end)
+{
+	static const size_t bufsize = 1 << 17, blk = 4096;
+	autofree char *buf = xmalloc(bufsize);
+	while (off < end) {
+		size_t want = end - off < (off_t)bufsize ? (size_t)(end - off) : bufsize;
+		ssize_t n = pread(in, buf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0; /* shrank meanwhile */
+		for (size_t i = 0; i < (size_t)n; i += blk) {
+			size_t len = (size_t)n - i < blk ? (size_t)n - i : blk;
+			if (all_zero(buf + i, len))
+				continue;
+			for (size_t put = 0; put < len;) {
+				ssize_t w = pwrite(out, buf + i + put, len - put, off + (off_t)(i + put));
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w < 0)
+					return -errno;
+				put += (size_t)w;
+			}
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Copy [off, end) of in to the same offsets of out: copy_file_range
+ * where the pair of file systems allows it, else by hand.  Returns 0 or
+ * -errno. */
+static int copy_range(int in, int out, off_t off, off_t end, bool *by_hand)
+{
+	while (!*by_hand && off < end) {
+		off_t ioff = off, ooff = off;
+		size_t len = end - off < (1 << 30) ? (size_t)(end - off) : 1 << 30;
+		ssize_t n = copy_file_range(in, &ioff, out, &ooff, len, 0);
+		if (n > 0) {
+			off += n;
+			continue;
+		}
+		/* 0: the file shrank meanwhile, or a file system that says
+		 * nothing instead of failing; the copy by hand tells them apart */
+		if (n == 0) {
+			*by_hand = true;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		/* not across these file systems, or not on this one */
+		if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+		    errno == EPERM || errno == EBADF)
+			*by_hand = true;
+		else
+			return -errno;
+	}
+	return off < end ? copy_range_by_hand(in, out, off, end) : 0;
+}
+
 int copy_fd_data(int in, int out, off_t size)
 {
 	if (size == 0 || ioctl(out, FICLONE, in) == 0)
 		return 0;
-	off_t done = 0;
-	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n > 0) {
-			done += n;
-			continue;
-		}
-		if (n == 0 && done > 0)
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* not across these file systems, or (0 at once) a file system
-		 * that reports nothing instead of an error: plain copy */
-		if (n == 0 || errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-		    errno == EOPNOTSUPP || errno == EPERM || errno == EBADF)
-			break;
+	struct stat st;
+	if (fstat(in, &st) < 0)
 		return -errno;
-	}
-	static const size_t bufsize = 1 << 17;
-	autofree char *buf = xmalloc(bufsize);
-	for (;;) {
-		ssize_t n = read(in, buf, bufsize);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : 0;
-		int r = write_all(out, buf, (size_t)n);
+	off_t end = st.st_size, off = 0;
+	bool by_hand = false;
+	/* only the data segments: a hole is never read, let alone written,
+	 * so a sparse file costs what it holds in the copy as well (a
+	 * `truncate -s 2G` file is one ftruncate below) */
+	while (off < end) {
+		off_t data = lseek(in, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* only a hole is left */
+		off_t hole = data < 0 ? end : lseek(in, data, SEEK_HOLE);
+		if (data < 0) {
+			if (errno != EINVAL && errno != EOPNOTSUPP)
+				return -errno;
+			data = off; /* no SEEK_DATA here: all of it is data */
+		}
+		if (hole < 0)
+			return -errno;
+		if (hole > end)
+			hole = end;
+		int r = copy_range(in, out, data, hole, &by_hand);
 		if (r < 0)
 			return r;
+		off = hole;
 	}
+	return ftruncate(out, end) < 0 ? -errno : 0;
 }
 
 char *path_clean(const char *path, bool absolute, bool dot_ok)

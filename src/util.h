@@ -65,9 +65,10 @@ char *xasprintf(const char *fmt, ...) AF_PRINTF(1, 2);
 /* Write all of buf; returns 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 
-/* Copy in to out from their current offsets to in's end: a reflink if
- * the file system can (size: in's size, 0 meaning nothing to copy), else
- * copy_file_range, else read/write.  Returns 0 or -errno. */
+/* Copy all of in into out, an empty file: a reflink if the file system
+ * can (size: in's size, 0 meaning nothing to copy), else its data
+ * segments (SEEK_DATA/SEEK_HOLE) by copy_file_range, else by read/write
+ * skipping blocks of zeros, so holes stay holes.  Returns 0 or -errno. */
 int copy_fd_data(int in, int out, off_t size);
 
 /* path with empty components dropped, and '.' ones too if dot_ok, as

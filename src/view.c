@@ -360,8 +360,14 @@ static struct node *lookup_new(struct view *v, struct node *dir, const char *nam
 	 * file system folds on vfat: below a folding directory, always */
 	if (is_dir)
 		folds = node_folds(dir) || (lfd >= 0 && casefold_dir_may_fold(lfd));
-	return node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT, &dec, lfd,
-			   ufd, m.upper, folds);
+	struct node *n = node_insert(&v->table, dir, name, merged_ino(&m), st->st_mode & S_IFMT,
+				     &dec, lfd, ufd, m.upper, folds);
+	if (n)
+		return n;
+	/* the kernel holds max_nodes inodes and forgets none: refuse this
+	 * one request rather than grow without bound */
+	r = -ENFILE;
+	__atomic_store_n(&v->nodes_full, true, __ATOMIC_RELAXED);
 fail:
 	*err = r;
 	return NULL;
@@ -508,9 +514,16 @@ static int do_setattr(struct view *v, struct node *n, const struct stat *attr, i
 	if (valid & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(n->type))
 			return S_ISDIR(n->type) ? -EISDIR : -EINVAL;
-		r = truncate(proc, attr->st_size);
+		/* growing a file makes a hole: nothing to reserve, and what a
+		 * file system without holes allocates is charged after */
+		struct disk_op dop;
+		r = vw_disk_begin(v, ufd, 0, &dop);
 		if (r < 0)
-			return -errno;
+			return r;
+		r = truncate(proc, attr->st_size) < 0 ? -errno : 0;
+		vw_disk_end(v, &dop);
+		if (r < 0)
+			return r;
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
@@ -544,6 +557,60 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_attr(req, &st, vw_attr_timeout(v, n, &st));
+}
+
+/* ---- the disk budget ------------------------------------------------------ */
+
+int vw_disk_begin(struct view *v, int fd, uint64_t grow, struct disk_op *op)
+{
+	op->fd = -1;
+	if (!delta_disk_limit(v->delta))
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int r = delta_disk_reserve(v->delta, grow);
+	if (r < 0)
+		return r;
+	op->lock = &v->disk_lock[st.st_ino % DISK_STRIPES];
+	pthread_mutex_lock(op->lock);
+	/* again under the lock: another operation may have just changed it */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		pthread_mutex_unlock(op->lock);
+		delta_disk_settle(v->delta, grow, 0);
+		return r;
+	}
+	op->fd = fd;
+	op->reserved = grow;
+	op->before = st.st_blocks;
+	return 0;
+}
+
+void vw_disk_end(struct view *v, struct disk_op *op)
+{
+	if (op->fd < 0)
+		return;
+	struct stat st;
+	/* unmeasurable: keep the reservation, erring on the safe side */
+	int64_t actual = fstat(op->fd, &st) < 0 ? (int64_t)op->reserved
+						 : ((int64_t)st.st_blocks - (int64_t)op->before) * 512;
+	pthread_mutex_unlock(op->lock);
+	delta_disk_settle(v->delta, op->reserved, actual);
+	op->fd = -1;
+}
+
+/* The table frees a node that pinned its upper file (unlinked, or
+ * replaced by a rename): the file's blocks go back to the budget if no
+ * name of it is left.  Only now: a file unlinked while open keeps its
+ * blocks on disk until the kernel lets go of it. */
+static void unpin_credit(void *arg, int fd)
+{
+	struct view *v = arg;
+	struct stat st;
+	if (delta_disk_limit(v->delta) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 0)
+		delta_disk_settle(v->delta, 0, -(int64_t)st.st_blocks * 512);
 }
 
 /* ---- readlink, access, statfs, xattrs ------------------------------------ */
@@ -624,10 +691,21 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	struct view *v = req_view(req);
 	struct statvfs sv;
-	if (fstatvfs(node_upper(&v->table.root), &sv) < 0)
+	if (fstatvfs(node_upper(&v->table.root), &sv) < 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_statfs(req, &sv);
+		return;
+	}
+	/* the disk limit is the sandbox's disk: df shows it, and tools
+	 * that check for room before writing see what they may write */
+	uint64_t lim = delta_disk_limit(v->delta), used = delta_disk_used(v->delta);
+	if (lim && sv.f_frsize) {
+		fsblkcnt_t total = lim / sv.f_frsize;
+		fsblkcnt_t avail = (lim > used ? lim - used : 0) / sv.f_frsize;
+		sv.f_blocks = total < sv.f_blocks ? total : sv.f_blocks;
+		sv.f_bfree = avail < sv.f_bfree ? avail : sv.f_bfree;
+		sv.f_bavail = avail < sv.f_bavail ? avail : sv.f_bavail;
+	}
+	fuse_reply_statfs(req, &sv);
 }
 
 /* ---- creating entries ---------------------------------------------------- */
@@ -733,6 +811,11 @@ static int create_locked(struct view *v, struct node *dir, const char *name, str
 {
 	struct merged m;
 	struct decision dec;
+	/* no node for it at the cap: refuse before the entry is made */
+	if (node_table_full(&v->table)) {
+		__atomic_store_n(&v->nodes_full, true, __ATOMIC_RELAXED);
+		return -ENFILE;
+	}
 	int r = vw_prepare_create(v, dir, name, S_ISDIR(s->mode), &m, &dec);
 	if (r < 0)
 		return r;
@@ -843,8 +926,26 @@ static int do_open(struct view *v, struct node *n, int flags)
 		return copyup_open_regular(n->lparent->lower_fd, n->lname, oflags);
 	/* the sandbox's own objects cannot change type, but the check costs
 	 * one fstat and keeps both paths alike */
-	int fd = vw_upper_open(n, oflags | O_NONBLOCK | O_NOCTTY);
-	return fd < 0 ? fd : copyup_check_regular(fd);
+	int fd = vw_upper_open(n, (oflags & ~O_TRUNC) | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0)
+		fd = copyup_check_regular(fd);
+	if (fd < 0 || !(oflags & O_TRUNC))
+		return fd;
+	/* an O_TRUNC (FUSE_CAP_ATOMIC_O_TRUNC) frees blocks: measured */
+	struct disk_op dop;
+	int r = vw_disk_begin(v, fd, 0, &dop);
+	if (r == 0) {
+		/* by path: O_RDONLY | O_TRUNC truncates too */
+		char proc[64];
+		proc_path(proc, sizeof(proc), fd);
+		r = truncate(proc, 0) < 0 ? -errno : 0;
+		vw_disk_end(v, &dop);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 static void set_open_flags(struct fuse_file_info *fi, struct node *n, const struct stat *st)
@@ -1036,7 +1137,12 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
-	ssize_t r = fuse_buf_copy(&out, in, 0);
+	struct disk_op dop;
+	ssize_t r = vw_disk_begin(v, fd, fuse_buf_size(in), &dop);
+	if (r == 0) {
+		r = fuse_buf_copy(&out, in, 0);
+		vw_disk_end(v, &dop);
+	}
 	io_done(v, &ref, fd);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -1112,7 +1218,21 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, -out);
 		return;
 	}
-	ssize_t r = copy_file_range(in, &off_in, out, &off_out, len, 0);
+	/* what may land in out: no more than in has from off_in on (a
+	 * copy asks for far more than that, cp up to SSIZE_MAX) */
+	struct stat ist;
+	uint64_t grow = len;
+	if (fstat(in, &ist) == 0)
+		grow = ist.st_size <= off_in ? 0 : (uint64_t)(ist.st_size - off_in) < len ? (uint64_t)(ist.st_size - off_in) : len;
+	struct disk_op dop;
+	ssize_t r = vw_disk_begin(v, out, grow, &dop);
+	if (r < 0) {
+		io_done(v, &rout, out);
+		io_done(v, &rin, in);
+		fuse_reply_err(req, (int)-r);
+		return;
+	}
+	r = copy_file_range(in, &off_in, out, &off_out, len, 0);
 	/* EXDEV: project and delta on two file systems; EOPNOTSUPP and
 	 * ENOSYS: a file system or kernel without it.  Not EINVAL: that is
 	 * also the answer for overlapping ranges of one file (two names of
@@ -1122,6 +1242,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		r = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS
 			    ? copy_by_hand(in, &off_in, out, &off_out, len)
 			    : -errno;
+	vw_disk_end(v, &dop);
 	io_done(v, &rout, out);
 	io_done(v, &rin, in);
 	if (r < 0)
@@ -1169,7 +1290,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	int r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
+	/* punching or collapsing a range frees blocks, the rest may take len */
+	bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
+	struct disk_op dop;
+	int r = off < 0 || len <= 0 ? EINVAL : -vw_disk_begin(v, fd, frees ? 0 : (uint64_t)len, &dop);
+	if (r == 0) {
+		r = fallocate(fd, mode, off, len) < 0 ? errno : 0;
+		vw_disk_end(v, &dop);
+	}
 	io_done(v, &ref, fd);
 	fuse_reply_err(req, r);
 }
@@ -1328,6 +1456,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	node_table_init(&v->table, steal_fd(&lower), steal_fd(&upper), st.st_ino, &dec);
 	v->table.root.folds = folds;
 	v->table.listing_free = vw_listing_free;
+	v->table.max_live = cfg->max_nodes ? cfg->max_nodes : VIEW_MAX_NODES;
 	v->cu.delta = cfg->delta;
 	v->cu.table = &v->table;
 	v->cu.work_fd = wfd;
@@ -1340,6 +1469,10 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	pthread_mutex_init(&v->inval.lock, NULL);
 	pthread_cond_init(&v->inval.cond, NULL);
 	vw_fh_init(&v->fht, fh_slots());
+	for (unsigned i = 0; i < DISK_STRIPES; i++)
+		pthread_mutex_init(&v->disk_lock[i], NULL);
+	v->table.pin_freed = unpin_credit;
+	v->table.pin_arg = v;
 	*out = v;
 	return 0;
 }
@@ -1507,6 +1640,11 @@ int view_stop_within(struct view *v, double secs)
 	return 0;
 }
 
+size_t view_nodes_refused(const struct view *v)
+{
+	return __atomic_load_n(&v->nodes_full, __ATOMIC_RELAXED) ? v->table.max_live : 0;
+}
+
 void view_free(struct view *v)
 {
 	if (!v)
@@ -1521,6 +1659,8 @@ void view_free(struct view *v)
 	pthread_cond_destroy(&v->inval.cond);
 	free(v->inval.ino);
 	vw_fh_destroy(&v->fht);
+	for (unsigned i = 0; i < DISK_STRIPES; i++)
+		pthread_mutex_destroy(&v->disk_lock[i]);
 	free(v);
 }
 

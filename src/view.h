@@ -19,6 +19,11 @@
 #include "policy.h"
 #include "util.h"
 
+/* The default cap on the inodes a view keeps for the kernel (a few
+ * hundred bytes each): the kernel decides when to forget them, and one
+ * that never does must not grow the server without bound. */
+#define VIEW_MAX_NODES 1000000
+
 struct view_config {
 	int project_fd;               /* O_DIRECTORY fd of the project root; borrowed */
 	struct delta *delta;          /* borrowed */
@@ -37,6 +42,9 @@ struct view_config {
 	 * (two round trips per file).  Reads and writes stay checked in the
 	 * view.  Without the option, every open is checked in the view. */
 	bool kernel_permissions;
+	/* Inodes the view keeps at most (0: VIEW_MAX_NODES); a lookup past
+	 * it fails with ENFILE. */
+	size_t max_nodes;
 };
 
 struct view;
@@ -52,6 +60,9 @@ int view_start(struct view *v, int fuse_fd, struct af_err *err);
 /* Wait for the server to finish: call after every process using the
  * mount is gone (the kernel then aborts the connection).  Idempotent. */
 void view_stop(struct view *v);
+
+/* The node cap (max_nodes) if it ever refused a lookup, else 0. */
+size_t view_nodes_refused(const struct view *v);
 
 void view_free(struct view *v);
 

@@ -97,6 +97,20 @@ struct view_loop {
 	atomic_uint_fast64_t answered_ns; /* when the last one was served */
 };
 
+/* Locks that serialize the size-changing operations on one upper file
+ * (by inode number, so two names of it share one), for the disk budget:
+ * each measures the file before and after itself, and two at once would
+ * count each other's blocks. */
+#define DISK_STRIPES 64
+
+/* One size-changing operation on an upper file (vw_disk_begin()). */
+struct disk_op {
+	int fd;                /* the file, or -1: no limit to keep */
+	uint64_t reserved;     /* bytes reserved for it */
+	blkcnt_t before;       /* st_blocks before */
+	pthread_mutex_t *lock; /* its stripe, held */
+};
+
 struct view {
 	struct delta *delta;
 	const struct policy *policy;
@@ -115,6 +129,8 @@ struct view {
 	pthread_rwlock_t tree_lock;
 	struct inval_queue inval;
 	struct fh_table fht; /* created files' handles, with kperm */
+	pthread_mutex_t disk_lock[DISK_STRIPES];
+	bool nodes_full; /* the node cap refused a lookup (atomic) */
 	struct fuse_session *se;
 	struct view_loop loop;
 	pthread_t thread;
@@ -202,6 +218,14 @@ int vw_lookup(struct view *v, struct node *dir, const char *name, const struct d
 int vw_prepare_create(struct view *v, struct node *dir, const char *name, bool is_dir,
 		      struct merged *m, struct decision *dec);
 void vw_reply_entry(fuse_req_t req, int r, const struct fuse_entry_param *e);
+
+/* Before an operation that may grow the upper file fd (any fd of it,
+ * O_PATH included) by up to grow allocated bytes: reserve them in the
+ * delta's disk budget and measure the file.  vw_disk_end() after the
+ * operation, whatever its outcome, settles with what it allocated.
+ * Returns 0, or -ENOSPC past the limit or -errno (nothing to end then). */
+int vw_disk_begin(struct view *v, int fd, uint64_t grow, struct disk_op *op);
+void vw_disk_end(struct view *v, struct disk_op *op);
 
 /* Shared hold of tree_lock; nests within one thread. */
 void vw_tree_rdlock(struct view *v);

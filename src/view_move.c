@@ -52,6 +52,10 @@ static int unlink_node(struct view *v, struct node *dir, const char *name, struc
 		} else {
 			r = unlinkat(pu, name, 0) < 0 ? -errno : 0;
 		}
+		/* nothing of the path is left in the delta: its base record
+		 * would only outlive it (a create-delete loop, unbounded) */
+		if (r == 0)
+			copyup_drop_base(&v->cu, dir, name);
 	}
 	if (!is_dir)
 		pthread_mutex_unlock(&n->lock);
@@ -585,6 +589,8 @@ static int move_entry(struct view *v, struct node *p, const char *name, struct n
 				     : (unlinkat(pu, name, 0) < 0 ? -errno : 0);
 			if (r < 0)
 				return r;
+			if (!sm.lower)
+				copyup_drop_base(&v->cu, p, name);
 			node_move(&v->table, sn, np, newname);
 			return 0;
 		}
@@ -600,6 +606,9 @@ static int move_entry(struct view *v, struct node *p, const char *name, struct n
 		if (r < 0)
 			return r;
 	}
+	/* the old path is empty in the delta now unless a whiteout holds it */
+	if (!sm.lower)
+		copyup_drop_base(&v->cu, p, name);
 	node_move(&v->table, sn, np, newname);
 	if (src_dir)
 		repoint_merge(v, sn);

@@ -1,9 +1,13 @@
 /* viewharness - serve the view of a project to one command, without the
  * rest of the sandbox (a development and test tool; not installed).
  *
- *   viewharness [-k] [-r SPEC]... [-p PRESET] [--policy FILE] [--spin US] PROJECT STATE_DIR -- CMD [ARG...]
+ *   viewharness [-k] [-r SPEC]... [-p PRESET] [--policy FILE] [--spin US] [--max-nodes N] [--disk-limit BYTES] PROJECT STATE_DIR -- CMD [ARG...]
  *
  * --spin sets view_config.spin_us (negative: never poll), to measure it.
+ * --max-nodes sets view_config.max_nodes, to test the cap without a
+ * million files; when it refused a lookup, "viewharness: node cap N
+ * reached" is printed on stderr.  --disk-limit sets the delta's disk
+ * budget (none by default).
  * -k mounts with default_permissions and sets the view's
  * kernel_permissions (the kernel checks opens against the level-carrying
  * mode bits; no FUSE open/release per file).
@@ -140,11 +144,15 @@ int main(int argc, char **argv)
 		{ "preset", required_argument, NULL, 'p' },
 		{ "policy", required_argument, NULL, 'P' },
 		{ "spin", required_argument, NULL, 'S' },
+		{ "max-nodes", required_argument, NULL, 'N' },
+		{ "disk-limit", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	bool kperm = false;
 	int spin_us = 0;
+	size_t max_nodes = 0;
+	uint64_t disk_limit = 0;
 	while ((c = getopt_long(argc, argv, "+kr:p:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
@@ -161,6 +169,12 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			spin_us = atoi(optarg);
+			break;
+		case 'N':
+			max_nodes = strtoul(optarg, NULL, 10);
+			break;
+		case 'D':
+			disk_limit = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			return 2;
@@ -186,12 +200,14 @@ int main(int argc, char **argv)
 		hdie(project);
 	if (delta_create(state, real, &delta, &err) < 0)
 		die_err(&err);
+	delta_set_disk_limit(delta, disk_limit);
 	int pfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0)
 		hdie(real);
 	struct view *view = NULL;
 	struct view_config vc = { .project_fd = pfd, .delta = delta, .policy = policy,
-				  .kernel_permissions = kperm, .spin_us = spin_us };
+				  .kernel_permissions = kperm, .spin_us = spin_us,
+				  .max_nodes = max_nodes };
 	if (view_new(&vc, &view, &err) < 0)
 		die_err(&err);
 
@@ -230,6 +246,8 @@ int main(int argc, char **argv)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	view_stop(view);
+	if (view_nodes_refused(view))
+		fprintf(stderr, H ": node cap %zu reached\n", view_nodes_refused(view));
 	view_free(view);
 	rmdir(mnt);
 	if (delta_save(delta, &err) < 0)
