@@ -89,3 +89,27 @@ print("keys:", len(open("/proc/keys").read()))
 	assert_contains "$output" "/proc/keys umount: EPERM"
 	assert_contains "$output" $'new proc: EPERM\nkeys: 0'
 }
+
+@test "proc: AF_ALG sockets are refused: socket, socketpair, a family with high bits set" {
+	run af run "$P" -- python3 -c "$(cat "$RAWSYS")"'
+import socket
+def alg():
+    socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET, 0)
+t("socket", alg)
+def pair():
+    socket.socketpair(socket.AF_ALG, socket.SOCK_SEQPACKET, 0)
+t("socketpair", pair)
+def raw():
+    cerr(libc.syscall(41 if MACHINE == "x86_64" else 198, ctypes.c_long((1 << 32) | 38),
+                      socket.SOCK_SEQPACKET, 0))
+t("raw", raw)
+def unix():
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+t("unix", unix)'
+	assert_status 0
+	# EPERM from the filter: a kernel without AF_ALG says EAFNOSUPPORT
+	assert_output "socket: EPERM
+socketpair: EPERM
+raw: EPERM
+unix: OK"
+}
