@@ -137,6 +137,18 @@ print(\"own:\", os.ttyname(0), os.readlink(\"/proc/self/fd/0\"))"
 	assert_contains "$output" $'run:130\n@@ exit 0\n@@ termios same'
 }
 
+@test "tty: Ctrl-Z gives the terminal back in its mode until fg, which resumes the relay" {
+	term expect '^READY$' raw send '\x1a' expect '^COOKED$' \
+		send 'typed\r' expect '^got:typed$' -- '
+		$AF run --changes discard "$P" -- sh -c "echo READY; read x; echo got:\$x"
+		echo "stopped:$?"
+		stty -a | grep -q " icanon" && echo COOKED
+		fg; echo "run:$?"'
+	assert_status 0
+	assert_contains "$output" $'stopped:147\n'
+	assert_contains "$output" $'got:typed\nrun:0\n@@ exit 0\n@@ termios same'
+}
+
 @test "tty: stdin that is no terminal is the command's as before; the output still goes through a pty" {
 	term -- '
 		echo piped | $AF run --changes discard "$P" -- sh -c "test -t 0 || cat; test -t 1 && echo OUT-TTY"
