@@ -11,8 +11,9 @@
  * with all capabilities dropped, no_new_privs set, the seccomp filter
  * of sysfilter.h installed, in a session of its own (setsid: it has no
  * controlling terminal, so it cannot push keystrokes into the one that
- * started it; stdin stays whatever it was, unless cfg->pty gives it a
- * terminal of the sandbox's own); the child stays as
+ * started it; stdin, stdout and stderr stay whatever they were, unless
+ * cfg->pty gives those of cfg->pty_fds a terminal of the sandbox's
+ * own); the child stays as
  * PID 1 of the namespace, reaping and forwarding signals.  If the calling
  * process dies, even by SIGKILL, the whole sandbox dies with it.
  *
