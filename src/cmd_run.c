@@ -11,7 +11,11 @@
  *
  * `shell` is the same with a pseudo-terminal for the command (an
  * interactive shell by default), relayed to the user's terminal by
- * ptyrelay_wait() in place of sandbox_wait(). */
+ * ptyrelay_wait() in place of sandbox_wait().  `run` relays the same
+ * way those of stdin, stdout and stderr that are terminals: the command
+ * never holds the user's terminal, whose settings and flags it could
+ * change for good, and a run in the background cannot read what is
+ * typed for the foreground. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -647,9 +651,15 @@ static int run_main(int argc, char **argv, bool interactive)
 	struct limits *limits = NULL;
 	int fuse_fd = -1, pty = -1, code;
 	bool ran = false, cut = false;
+	unsigned tty_fds = 0; /* run: the standard streams that are terminals */
 
 	subcmd = interactive ? "shell" : "run";
 	ensure_stdio();
+	for (int fd = 0; fd < 3 && !interactive; fd++)
+		if (isatty(fd))
+			tty_fds |= 1U << fd;
+	bool relay = interactive || tty_fds;
+	enum ptyrelay_mode mode = interactive ? PTYRELAY_SHELL : PTYRELAY_RUN;
 	parse_args(argc, argv, &o);
 
 	autofree char *real = NULL, *state_real = NULL, *root_dir = NULL;
@@ -709,11 +719,11 @@ static int run_main(int argc, char **argv, bool interactive)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGCHLD);
-	if (interactive) {
+	if (relay)
 		sigaddset(&set, SIGWINCH); /* read by ptyrelay_wait() */
-	} else {
-		/* job control, done by sandbox_wait() (with a terminal of its
-		 * own the command gets Ctrl-Z as a byte) */
+	if (!interactive) {
+		/* job control, done by sandbox_wait() or ptyrelay_wait()
+		 * (in a shell the command gets Ctrl-Z as a byte) */
 		sigaddset(&set, SIGTSTP);
 		sigaddset(&set, SIGCONT);
 	}
@@ -726,7 +736,8 @@ static int run_main(int argc, char **argv, bool interactive)
 		.net_host = o.net_host,
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",
-		.pty = interactive,
+		.pty = relay,
+		.pty_fds = tty_fds, /* 0 for shell: all three */
 		.root_dir = root_dir,
 		.mounts = o.mounts.v,
 		.n_mounts = o.mounts.n,
@@ -758,13 +769,13 @@ static int run_main(int argc, char **argv, bool interactive)
 	sandbox_set_server(sb, &(struct sandbox_server){ .stuck = view_stuck_cb,
 							 .abort = view_abort_cb,
 							 .arg = view });
-	if (interactive && ((pty = sandbox_pty(sb)) < 0 || ptyrelay_begin(pty, &err) < 0))
+	if (relay && ((pty = sandbox_pty(sb)) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
 		goto fail;
 	if (sandbox_exec(sb, &err) < 0)
 		goto fail;
 	ran = true;
-	if (interactive) {
-		if (ptyrelay_wait(sb, steal_fd(&pty), o.timeout, &res, &err) < 0)
+	if (relay) {
+		if (ptyrelay_wait(sb, steal_fd(&pty), mode, o.timeout, &res, &err) < 0)
 			goto fail;
 	} else if (sandbox_wait(sb, o.timeout, &res, &err) < 0) {
 		goto fail;

@@ -27,6 +27,11 @@
 #define EOF_TICK 0.05
 #define EOF_REPEAT 0.5
 
+/* PTYRELAY_RUN in the background: how often to look whether the shell
+ * brought us to the foreground (its fg sends no SIGCONT to a job that
+ * runs). */
+#define FOREGROUND_TICK 0.1
+
 /* Window size of a pty whose user has no terminal. */
 #define DEFAULT_ROWS 24
 #define DEFAULT_COLS 80
@@ -86,32 +91,31 @@ static void catch_fatal_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Give the pty the terminal's current window size. */
-static void copy_winsize(int master)
+/* Give the pty the window size terminal tty has now. */
+static void copy_winsize(int tty, int master)
 {
 	struct winsize ws;
-	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+	if (ioctl(tty, TIOCGWINSZ, &ws) == 0)
 		ioctl(master, TIOCSWINSZ, &ws);
 }
 
-int ptyrelay_begin(int master, struct af_err *err)
+int ptyrelay_terminal(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (isatty(fd))
+			return fd;
+	return -1;
+}
+
+/* Put the terminal on stdin in raw mode, saving its settings for
+ * ptyrelay_restore().  Returns 0, or -errno with *err filled. */
+static int enter_raw(struct af_err *err)
 {
 	struct termios t;
 
-	catch_fatal_signals();
-	if (tcgetattr(STDIN_FILENO, &t) < 0) {
-		/* no terminal: the pty keeps the kernel's settings */
-		struct winsize ws = { .ws_row = DEFAULT_ROWS, .ws_col = DEFAULT_COLS };
-		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
-			return af_err_set(err, errno, "cannot set the terminal's size: %s",
-					  strerror(errno));
-		return 0;
-	}
-	/* The user's erase, kill and interrupt characters work inside
-	 * (on a pty master, these ioctls act on the slave's settings). */
-	if (tcsetattr(master, TCSANOW, &t) < 0)
-		return af_err_set(err, errno, "cannot set up the terminal: %s", strerror(errno));
-	copy_winsize(master);
+	if (tcgetattr(STDIN_FILENO, &t) < 0)
+		return af_err_set(err, errno, "cannot read the terminal's settings: %s",
+				  strerror(errno));
 	saved_termios = t;
 	cfmakeraw(&t);
 	raw_fd = STDIN_FILENO;
@@ -123,6 +127,51 @@ int ptyrelay_begin(int master, struct af_err *err)
 	return 0;
 }
 
+/* Whether our process group may read the terminal on stdin: it is the
+ * terminal's foreground group, or the terminal is not our controlling
+ * one (no job control applies to it). */
+static bool in_foreground(void)
+{
+	pid_t pg = tcgetpgrp(STDIN_FILENO);
+	return pg < 0 ? errno == ENOTTY : pg == getpgrp();
+}
+
+/* PTYRELAY_RUN: raw while in the foreground, when stdin is a terminal.
+ * A background job that changed the terminal's settings would be
+ * stopped (SIGTTOU), and must leave them to the foreground one. */
+static void raw_if_foreground(void)
+{
+	struct af_err ignored = { 0 };
+	if (raw_fd < 0 && isatty(STDIN_FILENO) && in_foreground())
+		(void)enter_raw(&ignored); /* without it: the terminal stays as it is */
+}
+
+int ptyrelay_begin(int master, enum ptyrelay_mode mode, struct af_err *err)
+{
+	struct termios t;
+	int tty = mode == PTYRELAY_RUN ? ptyrelay_terminal() : STDIN_FILENO;
+
+	catch_fatal_signals();
+	if (tty < 0 || tcgetattr(tty, &t) < 0) {
+		/* no terminal: the pty keeps the kernel's settings */
+		struct winsize ws = { .ws_row = DEFAULT_ROWS, .ws_col = DEFAULT_COLS };
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			return af_err_set(err, errno, "cannot set the terminal's size: %s",
+					  strerror(errno));
+		return 0;
+	}
+	/* The user's erase, kill and interrupt characters work inside
+	 * (on a pty master, these ioctls act on the slave's settings). */
+	if (tcsetattr(master, TCSANOW, &t) < 0)
+		return af_err_set(err, errno, "cannot set up the terminal: %s", strerror(errno));
+	copy_winsize(tty, master);
+	if (mode == PTYRELAY_RUN) {
+		raw_if_foreground();
+		return 0;
+	}
+	return enter_raw(err);
+}
+
 static double now_sec(void)
 {
 	struct timespec ts;
@@ -131,6 +180,10 @@ static double now_sec(void)
 }
 
 struct relay {
+	enum ptyrelay_mode mode;
+	int tty;         /* the user's terminal, for its window size */
+	int out;         /* where the pty's output goes */
+	bool suspend;    /* PTYRELAY_RUN: Ctrl-Z was typed */
 	int master;      /* -1 once hung up */
 	bool master_eof; /* every slave fd is closed: nothing more to read */
 	bool in_eof;     /* stdin is done */
@@ -159,7 +212,7 @@ static bool pump_output(struct relay *r)
 			r->master_eof = true;
 		return false;
 	}
-	if (r->out_ok && write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+	if (r->out_ok && write_all(r->out, buf, (size_t)n) < 0)
 		r->out_ok = false; /* keep reading: the command must not block */
 	r->last_out = buf[n - 1];
 	return true;
@@ -183,17 +236,36 @@ static void hang_up(struct relay *r)
 	r->kill_at = now_sec() + HANGUP_GRACE;
 }
 
+/* PTYRELAY_RUN: keep what comes before the pty's suspend character,
+ * if it generates signals, and note the Ctrl-Z.  Inside, the command's
+ * group has no job control (its parent is outside its session): the
+ * kernel would drop the SIGTSTP.  Returns the length to keep. */
+static size_t find_suspend(struct relay *r, size_t n)
+{
+	struct termios t;
+	if (r->mode != PTYRELAY_RUN || tcgetattr(r->master, &t) < 0 || !(t.c_lflag & ISIG) ||
+	    t.c_cc[VSUSP] == _POSIX_VDISABLE)
+		return n;
+	char *z = memchr(r->in, t.c_cc[VSUSP], n);
+	if (!z)
+		return n;
+	r->suspend = true;
+	return (size_t)(z - r->in); /* typed after it: dropped, as a terminal flushes */
+}
+
 static void read_input(struct relay *r)
 {
 	ssize_t n = read(STDIN_FILENO, r->in, sizeof(r->in) - 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n > 0) {
-		r->in_len = (size_t)n;
+		r->in_len = find_suspend(r, (size_t)n);
 		r->in_off = 0;
 		return;
 	}
 	r->in_eof = true;
+	if (r->mode == PTYRELAY_RUN)
+		return; /* the terminal is gone: its SIGHUP is forwarded */
 	if (r->in_tty) {
 		/* a raw terminal reads 0 or EIO only once it is gone */
 		hang_up(r);
@@ -252,18 +324,40 @@ static void write_input(struct relay *r)
 		r->in_len = r->in_off = 0;
 }
 
+/* PTYRELAY_RUN, Ctrl-Z or SIGTSTP: stop the command's whole group (PID
+ * 1 does), give the terminal back as it was, and stop, as the shell
+ * expects of its job.  Its fg or bg continues us with a SIGCONT, read
+ * by handle_signals(). */
+static void stop_run(struct relay *r, struct sandbox *sb)
+{
+	r->suspend = false;
+	sandbox_forward_signal(sb, SIGTSTP, SI_USER);
+	ptyrelay_restore();
+	raise(SIGSTOP);
+}
+
 static void handle_signals(struct relay *r, struct sandbox *sb, int sfd)
 {
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGWINCH:
-			if (r->in_tty && r->master >= 0)
-				copy_winsize(r->master);
+			if ((r->in_tty || r->mode == PTYRELAY_RUN) && r->tty >= 0 && r->master >= 0)
+				copy_winsize(r->tty, r->master);
+			break;
+		case SIGTSTP:
+			stop_run(r, sb);
+			break;
+		case SIGCONT:
+			sandbox_forward_signal(sb, SIGCONT, si.ssi_code);
+			raw_if_foreground();
 			break;
 		case SIGTERM:
 		case SIGHUP:
-			hang_up(r);
+			if (r->mode == PTYRELAY_RUN)
+				sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
+			else
+				hang_up(r);
 			break;
 		default:
 			sandbox_forward_signal(sb, (int)si.ssi_signo, si.ssi_code);
@@ -272,13 +366,24 @@ static void handle_signals(struct relay *r, struct sandbox *sb, int sfd)
 	}
 }
 
-int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox_result *res,
-		  struct af_err *err)
+int ptyrelay_wait(struct sandbox *sb, int master, enum ptyrelay_mode mode, double timeout,
+		  struct sandbox_result *res, struct af_err *err)
 {
-	struct relay r = { .master = master, .in_tty = isatty(STDIN_FILENO), .out_ok = true,
+	struct relay r = { .mode = mode, .tty = STDIN_FILENO, .out = STDOUT_FILENO,
+			   .master = master, .in_tty = isatty(STDIN_FILENO), .out_ok = true,
 			   .slave = -1 };
 	sigset_t set;
 	int ret = 0;
+
+	if (mode == PTYRELAY_RUN) {
+		/* stdin that is no terminal is the command's own */
+		r.in_eof = !r.in_tty;
+		r.tty = ptyrelay_terminal();
+		/* no terminal for output: the echo of typing goes to stdin's */
+		r.out = isatty(STDOUT_FILENO) ? STDOUT_FILENO
+			: isatty(STDERR_FILENO) ? STDERR_FILENO
+						: STDIN_FILENO;
+	}
 
 	memset(res, 0, sizeof(*res));
 	sigemptyset(&set);
@@ -287,6 +392,10 @@ int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGWINCH);
+	if (mode == PTYRELAY_RUN) {
+		sigaddset(&set, SIGTSTP);
+		sigaddset(&set, SIGCONT);
+	}
 	/* ours alone, unlike stdin and stdout, which we share */
 	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 	autoclose int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -303,14 +412,20 @@ int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = r.master >= 0 && !r.master_eof ? r.master : -1,
 			  .events = (short)(POLLIN | (r.in_len ? POLLOUT : 0)) },
-			{ .fd = !r.in_eof && !r.in_len && !r.master_eof ? STDIN_FILENO : -1,
+			/* a run reads only in the foreground (raw): a job in the
+			 * background must leave the typing to the foreground */
+			{ .fd = !r.in_eof && !r.in_len && !r.master_eof &&
+						(mode == PTYRELAY_SHELL || raw_fd >= 0)
+					? STDIN_FILENO
+					: -1,
 			  .events = POLLIN },
 		};
 		double until = deadline;
 		if (r.kill_at > 0 && (until == 0 || r.kill_at < until))
 			until = r.kill_at;
-		if (r.slave >= 0 && r.master >= 0) {
-			double tick = now_sec() + EOF_TICK;
+		bool waiting_fg = mode == PTYRELAY_RUN && r.in_tty && !r.in_eof && raw_fd < 0;
+		if ((r.slave >= 0 && r.master >= 0) || waiting_fg) {
+			double tick = now_sec() + (waiting_fg ? FOREGROUND_TICK : EOF_TICK);
 			if (until == 0 || tick < until)
 				until = tick;
 		}
@@ -345,7 +460,11 @@ int ptyrelay_wait(struct sandbox *sb, int master, double timeout, struct sandbox
 			write_input(&r);
 		if (pfd[3].revents & (POLLIN | POLLHUP | POLLERR))
 			read_input(&r);
+		if (r.suspend)
+			stop_run(&r, sb);
 		feed_eof(&r);
+		if (waiting_fg)
+			raw_if_foreground();
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
 			break; /* the command is over, or could not start */
 	}
@@ -357,7 +476,8 @@ out:
 	drain_output(&r); /* the sandbox is gone: this ends */
 	ptyrelay_restore();
 	/* what agentfense says next starts on a line of its own */
-	if (r.last_out && r.last_out != '\n' && r.out_ok && isatty(STDOUT_FILENO))
+	if (mode == PTYRELAY_SHELL && r.last_out && r.last_out != '\n' && r.out_ok &&
+	    isatty(STDOUT_FILENO))
 		(void)!write(STDOUT_FILENO, "\n", 1);
 	if (r.master >= 0)
 		close(r.master);

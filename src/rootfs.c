@@ -50,8 +50,19 @@ static const struct {
 };
 
 /* /proc entries that could change host state if they were writable;
- * covered by read-only binds of themselves, as bubblewrap does. */
-static const char *const proc_ro[] = { "sys", "sysrq-trigger", "irq", "bus", NULL };
+ * covered by read-only binds of themselves, as bubblewrap does (and
+ * runc, with fs). */
+static const char *const proc_ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs", NULL };
+
+/* /proc entries that show the host, not the sandbox, hidden as runc and
+ * crun hide them: the keys of the user's keyrings (shared with the
+ * host's sessions: names, serials, payload sizes), kernel memory, timers
+ * and the scheduler's state of every host task, hardware.  A file is
+ * covered with /dev/null (reads give nothing), a directory with an
+ * empty read-only tmpfs. */
+static const char *const proc_masked[] = { "acpi", "asound", "kcore", "keys", "latency_stats",
+					   "sched_debug", "scsi", "timer_list", "timer_stats",
+					   NULL };
 
 #define fail(err, ...) af_err_set(err, errno, __VA_ARGS__)
 
@@ -463,7 +474,8 @@ static int add_dev(struct af_err *err)
 }
 
 /* A fresh procfs for the new PID namespace, with the entries that could
- * touch the host made read-only.  Returns 0 or -errno. */
+ * touch the host made read-only and those that show it hidden.  Returns
+ * 0 or -errno. */
 static int add_proc(struct af_err *err)
 {
 	char path[PATH_MAX];
@@ -483,6 +495,19 @@ static int add_proc(struct af_err *err)
 		if (access(path, F_OK) < 0)
 			continue;
 		if ((r = bind_ro(path, path, err)) < 0)
+			return r;
+	}
+	for (const char *const *p = proc_masked; *p; p++) {
+		struct stat st;
+		snprintf(path, sizeof(path), NEWROOT "/proc/%s", *p);
+		if (lstat(path, &st) < 0)
+			continue; /* not in this kernel */
+		if (S_ISDIR(st.st_mode))
+			r = do_mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				     "mode=0555,size=4k", err);
+		else
+			r = do_mount("/dev/null", path, NULL, MS_BIND, NULL, err);
+		if (r < 0)
 			return r;
 	}
 	return 0;

@@ -267,10 +267,11 @@ static int drop_caps(void)
 }
 
 /* Make the slave of pty_master (allocated by PID 1 in the sandbox's
- * devpts) our stdin, stdout, stderr and controlling terminal; we lead a
- * new session.  TIOCGPTPEER opens the slave without a path lookup.
- * Returns 0 or -1 with errno. */
-static int attach_pty(int pty_master)
+ * devpts) our controlling terminal, and those of fds 0-2 in the mask
+ * fds (0: all) our stdin, stdout, stderr; we lead a new session.
+ * TIOCGPTPEER opens the slave without a path lookup.  Returns 0 or -1
+ * with errno. */
+static int attach_pty(int pty_master, unsigned fds)
 {
 	int fd = ioctl(pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (fd < 0)
@@ -278,7 +279,7 @@ static int attach_pty(int pty_master)
 	if (ioctl(fd, TIOCSCTTY, 0) < 0)
 		return -1;
 	for (int i = 0; i < 3; i++)
-		if (dup2(fd, i) < 0)
+		if ((!fds || (fds & (1U << i))) && dup2(fd, i) < 0)
 			return -1;
 	if (fd > 2)
 		close(fd);
@@ -308,7 +309,7 @@ static AF_NORETURN void command_main(const struct sandbox_config *cfg,
 	} else if (setsid() < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SETSID;
-	} else if (pty_master >= 0 && attach_pty(pty_master) < 0) {
+	} else if (pty_master >= 0 && attach_pty(pty_master, cfg->pty_fds) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_TTY;
 	} else if (limits_apply_rlimits(cfg->limits) < 0) {
@@ -768,6 +769,7 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->cfg.net_host = cfg->net_host;
 	sb->cfg.seccomp_off = cfg->seccomp_off;
 	sb->cfg.pty = cfg->pty;
+	sb->cfg.pty_fds = cfg->pty_fds;
 	sb->cfg.root_dir = cfg->root_dir ? xstrdup(cfg->root_dir) : NULL;
 	mounts_copy(&sb->mounts, cfg->mounts, cfg->n_mounts);
 	sb->cfg.mounts = sb->mounts.v;

@@ -11,8 +11,9 @@
  * with all capabilities dropped, no_new_privs set, the seccomp filter
  * of sysfilter.h installed, in a session of its own (setsid: it has no
  * controlling terminal, so it cannot push keystrokes into the one that
- * started it; stdin stays whatever it was, unless cfg->pty gives it a
- * terminal of the sandbox's own); the child stays as
+ * started it; stdin, stdout and stderr stay whatever they were, unless
+ * cfg->pty gives those of cfg->pty_fds a terminal of the sandbox's
+ * own); the child stays as
  * PID 1 of the namespace, reaping and forwarding signals.  If the calling
  * process dies, even by SIGKILL, the whole sandbox dies with it.
  *
@@ -45,6 +46,9 @@ struct sandbox_config {
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
 	bool seccomp_off;   /* no seccomp filter (--seccomp off; see sysfilter.h) */
 	bool pty;           /* give the command a pseudo-terminal (see sandbox_pty) */
+	/* With pty: which of fds 0-2 (bit n for fd n) become its slave;
+	 * the others stay as they were.  0: all three. */
+	unsigned pty_fds;
 	/* Another root filesystem, a canonical host directory (--rootfs,
 	 * --image): its top-level entries are shown read-only instead of
 	 * the host's system directories; NULL for the host's. */
@@ -95,7 +99,8 @@ int sandbox_start(const struct sandbox_config *cfg, struct sandbox **out, int *f
 
 /* With cfg->pty: the master side of the command's pseudo-terminal,
  * allocated in the sandbox's own devpts instance; its slave is the
- * command's stdin, stdout, stderr and controlling terminal, the command
+ * command's controlling terminal and its stdin, stdout and stderr (those
+ * of cfg->pty_fds), the command
  * leading the session (job control works).  Ownership passes to the
  * caller: closing it hangs the terminal up.  Returns the fd once, then
  * -1 (and always -1 without cfg->pty). */

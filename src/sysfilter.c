@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -97,6 +98,19 @@ static int add_rules(scmp_filter_ctx ctx, const char **what)
 		};
 		*what = "ioctl";
 		if ((r = add_rule(ctx, eperm, "ioctl", 1, req)) < 0)
+			return r;
+	}
+	/* AF_ALG sockets reach the kernel's crypto code, and since Linux 6.2
+	 * can load a key of the user's keyrings (shared with the host's
+	 * sessions) by its serial: refused, like the keyring calls.  The
+	 * family is an int: the low 32 bits only. */
+	static const char *const alg_calls[] = { "socket", "socketpair" };
+	for (size_t i = 0; i < ARRAY_SIZE(alg_calls); i++) {
+		struct scmp_arg_cmp family[] = {
+			SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, AF_ALG),
+		};
+		*what = alg_calls[i];
+		if ((r = add_rule(ctx, eperm, alg_calls[i], 1, family)) < 0)
 			return r;
 	}
 	/* personality flags turn off address randomisation
