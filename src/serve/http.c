@@ -58,7 +58,15 @@ struct http_conn {
 	int src_fd;
 	uint64_t src_left;
 	uint64_t deadline;
+	/* a client we will not serve: its request is read, then answered
+	 * with this error (a reply before the request confuses clients) */
+	int refuse_status;
+	const char *refuse_code, *refuse_msg;
 };
+
+/* Clients being refused may exceed max_conns by this many; past that
+ * they are closed without a word. */
+#define REFUSING_MAX 16
 
 struct http_server {
 	struct ev_loop *loop;
@@ -525,11 +533,21 @@ static int on_headers_complete(http_parser *p)
 	c->req.query = q ? q : c->req.path + strlen(c->req.path);
 	c->keep_alive = http_should_keep_alive(p);
 	c->body_cap = s->lim.max_body;
-	s->h.on_head(c, &c->req, s->h.arg);
+	if (c->refuse_status) {
+		c->keep_alive = false;
+		http_respond_error(c, c->refuse_status, c->refuse_code, "%s", c->refuse_msg);
+	} else {
+		s->h.on_head(c, &c->req, s->h.arg);
+	}
 	if (c->responded) {
-		/* answered from the headers alone: the body is not wanted */
-		c->close_after = true;
-		http_parser_pause(p, 1);
+		/* answered from the headers alone; a body is not wanted, so a
+		 * request that has one ends the connection */
+		bool bodyless = !(p->flags & F_CHUNKED) &&
+				(p->content_length == 0 || p->content_length == ULLONG_MAX);
+		if (!bodyless) {
+			c->close_after = true;
+			http_parser_pause(p, 1);
+		}
 		return 0;
 	}
 	uint64_t cap = c->req.body_fd >= 0 ? c->sink_limit : c->body_cap;
@@ -708,25 +726,7 @@ static void conn_event(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t e
 
 /* --- accepting ----------------------------------------------------------- */
 
-/* A short reply to a client we will not serve, then close: best effort,
- * never blocks. */
-static void refuse(int fd, int status, const char *code, const char *msg)
-{
-	char buf[512];
-	char body[256];
-	int bl = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}\n", code, msg);
-	int n = snprintf(buf, sizeof(buf),
-			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			 "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-			 status, http_status_text(status), bl, body);
-	if (n > 0)
-		(void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	/* let the client read the reply before it sees the close */
-	shutdown(fd, SHUT_WR);
-	close(fd);
-}
-
-int http_server_adopt(struct http_server *s, int fd)
+static int adopt(struct http_server *s, int fd, int status, const char *code, const char *msg)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -738,6 +738,9 @@ int http_server_adopt(struct http_server *s, int fd)
 	http_parser_init(&c->p, HTTP_REQUEST);
 	c->p.data = c;
 	c->deadline = ev_now_ms() + s->lim.idle_ms;
+	c->refuse_status = status;
+	c->refuse_code = code;
+	c->refuse_msg = msg;
 	int r = ev_fd_add(s->loop, fd, EPOLLIN | EPOLLRDHUP, conn_event, c);
 	if (r < 0) {
 		free(c);
@@ -753,6 +756,11 @@ int http_server_adopt(struct http_server *s, int fd)
 	return 0;
 }
 
+int http_server_adopt(struct http_server *s, int fd)
+{
+	return adopt(s, fd, 0, NULL, NULL);
+}
+
 static void on_accept(struct ev_loop *l AF_UNUSED, int lfd, uint32_t events AF_UNUSED, void *arg)
 {
 	struct http_server *s = arg;
@@ -762,17 +770,20 @@ static void on_accept(struct ev_loop *l AF_UNUSED, int lfd, uint32_t events AF_U
 			return; /* EAGAIN, or out of fds: the next round retries */
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
+		int status = 0;
+		const char *code = NULL, *msg = NULL;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.uid != s->owner) {
-			refuse(fd, 403, "permission_denied",
-			       "this agentfense serve belongs to another user");
-			continue;
+			status = 403;
+			code = "permission_denied";
+			msg = "this agentfense serve belongs to another user";
+		} else if (s->nconns >= s->lim.max_conns) {
+			status = 503;
+			code = "resource_exhausted";
+			msg = "too many connections";
 		}
-		if (s->nconns >= s->lim.max_conns) {
-			refuse(fd, 503, "resource_exhausted", "too many connections");
-			continue;
-		}
-		if (http_server_adopt(s, fd) < 0)
-			refuse(fd, 503, "resource_exhausted", "out of memory");
+		if ((status && s->nconns >= s->lim.max_conns + REFUSING_MAX) ||
+		    adopt(s, fd, status, code, msg) < 0)
+			close(fd);
 	}
 }
 
