@@ -434,3 +434,135 @@ EOF
 	run api GET "/v1/codebases/$(jget "${output#* }" 'j["codebases"][0]["id"]')/files?path=/&recursive=false"
 	assert_output '200 {"files":[]}'
 }
+
+# --- the CLI -------------------------------------------------------------------
+
+# cli ARG...: agentfense codebase ARG... on this test's socket.
+cli() {
+	af codebase "$@"
+}
+
+# stop_autostarted: stop the serve the CLI started on $SOCK.
+stop_autostarted() {
+	[ -S "$SOCK" ] || return 0
+	local pid
+	pid=$(python3 "$HTTPRAW" pid "$SOCK") || return 0
+	kill -TERM "$pid"
+	wait_gone "$pid"
+}
+
+@test "cli: starts serve in the background when nothing answers, with an idle exit" {
+	[ ! -e "$SOCK" ]
+	run --separate-stderr cli ls
+	assert_status 0
+	assert_output 'ID                                   NAME                  OWNER           FILES     SIZE  CREATED'
+	[ -S "$SOCK" ]
+	local pid
+	pid=$(python3 "$HTTPRAW" pid "$SOCK")
+	assert_eq "agentfense serve --socket $SOCK --idle-exit 300" "$(tr '\0' ' ' </proc/"$pid"/cmdline | sed 's/ $//')"
+	# detached: not a child of this shell, its own session
+	assert_eq "$pid" "$(ps -o sid= -p "$pid" | tr -d ' ')"
+	# the next command uses the same serve
+	run cli ls
+	assert_eq "$pid" "$(python3 "$HTTPRAW" pid "$SOCK")"
+	stop_autostarted
+}
+
+@test "cli: create, ls, info, files, put, get, rm with exact outputs" {
+	start_serve
+	run --separate-stderr cli create --from "$P" --owner alice --label team=x --label env=dev \
+		--ignore 'secrets/' demo
+	assert_status 0
+	[[ "$output" =~ ^cb_[0-9a-f]{32}$ ]]
+	assert_eq "" "$stderr"
+	local id=$output
+	run cli ls --owner alice
+	assert_status 0
+	assert_eq 2 "${#lines[@]}"
+	local n
+	n=$(cd "$P" && find . \( -type f -o -type l \) -not -path './secrets/*' -not -path './*/secrets/*' | wc -l)
+	[[ "${lines[1]}" =~ ^$id\ \ demo\ +alice\ +$n\ +[0-9.]+[KMG]?\ \ 20[0-9-]+T[0-9:]+Z$ ]]
+	run cli ls --label env=prod
+	assert_eq 1 "${#lines[@]}"
+	run cli info "$id"
+	assert_eq "id          $id
+name        demo
+owner_id    alice" "$(printf '%s\n' "${lines[@]:0:3}")"
+	assert_eq "file_count  $n" "${lines[5]}"
+	assert_eq "label       env=dev
+label       team=x" "$(printf '%s\n' "${lines[@]:7}" | sort)"
+	run cli files "$id" a
+	assert_status 0
+	assert_eq "- 0644 a/.env.local;d 0755 a/b/;- 0644 a/readme.txt" \
+		"$(printf '%s\n' "${lines[@]}" | awk '{ printf "%s%s %s %s", (NR > 1 ? ";" : ""), $1, $2, $5 }')"
+	run cli files -r "$id" a/b
+	assert_eq "a/b/c/ a/b/c/.env a/b/c/code.py" "$(printf '%s\n' "${lines[@]}" | awk '{ print $5 }' | xargs)"
+	printf 'new\0bin' >"$T/n.bin"
+	chmod 600 "$T/n.bin"
+	run --separate-stderr cli put "$id" "$T/n.bin" x/n.bin
+	assert_status 0
+	assert_eq "" "$output$stderr"
+	run cli files "$id" x/n.bin
+	assert_eq "- 0600 7" "$(awk '{ print $1, $2, $3 }' <<<"$output")"
+	cli get "$id" x/n.bin "$T/back.bin"
+	cmp "$T/n.bin" "$T/back.bin"
+	run cli get "$id" README.md
+	assert_output 'hello agentfense'
+	echo piped | cli put "$id" - p.txt
+	run cli get "$id" p.txt -
+	assert_output piped
+	run --separate-stderr cli rm "$id"
+	assert_status 0
+	assert_eq "" "$output$stderr"
+	run cli ls
+	assert_eq 1 "${#lines[@]}"
+}
+
+@test "cli: --json gives serve's JSON; create reports skipped files on stderr" {
+	start_serve
+	truncate -s 3000 "$P/big.bin"
+	run --separate-stderr cli create --json --from "$P" --max-file-size 2000 j
+	assert_status 0
+	assert_eq "j 1" "$(jget "$output" '"%s %d" % (j["name"], len(j["skipped"]))')"
+	assert_eq "agentfense: warning: skipped 'big.bin': too_large (3000 bytes)" \
+		"$(cli create --from "$P" --max-file-size 2000 j2 2>&1 >/dev/null)"
+	run cli ls --json
+	assert_eq "j j2" "$(jget "$output" '" ".join(x["name"] for x in j)')"
+	local id
+	id=$(jget "$output" 'j[0]["id"]')
+	run cli files --json "$id" a
+	assert_eq "a/.env.local a/b a/readme.txt" "$(jget "$output" '" ".join(x["path"] for x in j)')"
+}
+
+@test "cli: stable exit codes and one-line errors" {
+	start_serve
+	run --separate-stderr cli info cb_00000000000000000000000000000000
+	assert_error 1 "no codebase 'cb_00000000000000000000000000000000'"
+	run --separate-stderr cli rm cb_nope
+	assert_error 1 "no codebase 'cb_nope'"
+	local id
+	id=$(cli create e)
+	run --separate-stderr cli get "$id" ../../etc/passwd
+	assert_error 2 "has a '..' component"
+	run --separate-stderr cli get "$id" missing "$T/out"
+	assert_error 1 "'missing' does not exist in the codebase"
+	[ ! -e "$T/out" ]
+	assert_eq "" "$(ls "$T" | grep agentfense- || true)"
+	run --separate-stderr cli put "$id" "$T/nope"
+	assert_error 1 "cannot open '$T/nope'"
+	run --separate-stderr cli put "$id" "$P"
+	assert_error 2 "is a directory"
+	run --separate-stderr cli create --label novalue x
+	assert_error 2 "invalid label 'novalue'"
+	run --separate-stderr cli frobnicate
+	assert_error 2 "unknown subcommand 'codebase frobnicate'"
+	run --separate-stderr cli
+	assert_error 2 "missing subcommand"
+	run --separate-stderr cli info
+	assert_error 2 "wrong number of arguments for 'codebase info'"
+	run --separate-stderr cli --bogus ls
+	assert_error 2 "unknown option '--bogus'"
+	# serve unreachable and impossible to start: agentfense's own failure
+	run --separate-stderr cli --socket "$T/no/such/dir/s.sock" ls
+	assert_error 125 "cannot start agentfense serve on '$T/no/such/dir/s.sock'"
+}

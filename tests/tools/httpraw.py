@@ -11,6 +11,8 @@
 #   httpraw.py slow SOCK SECONDS          send half a request, print
 #       "sent", wait up to SECONDS for the server to close: print
 #       "closed after S" (S rounded to whole seconds) or "still open".
+#   httpraw.py pid SOCK                   print the pid of the serve listening
+#       on SOCK (SO_PEERCRED), for tests that did not start it themselves.
 #   httpraw.py load SOCK CLIENTS REQUESTS LIMIT  CLIENTS threads, each
 #       REQUESTS keep-alive GET /v1/version on one connection; prints
 #       "ok N" with the number of correct replies, or the first error;
@@ -89,6 +91,11 @@ def main():
         t0 = time.time()
         out, closed = read_all(s, secs)
         print("closed after %d" % round(time.time() - t0) if closed else "still open")
+    elif cmd == "pid":
+        import struct
+        s = conn(path)
+        cred = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        print(struct.unpack("3i", cred)[0])
     elif cmd == "load":
         clients, reqs, limit = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
         good = [0] * clients
