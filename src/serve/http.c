@@ -75,6 +75,9 @@ struct http_server {
 	struct http_limits lim;
 	struct http_handler h;
 	struct http_conn *conns;
+	/* closed, freed once no caller up the stack can still hold them */
+	struct http_conn *dead;
+	int64_t reap_timer;
 	unsigned nconns;
 	int64_t sweep_timer;
 };
@@ -319,6 +322,20 @@ static void req_clear(struct http_conn *c)
 	c->sink_limit = 0;
 }
 
+static void reap(struct ev_loop *l AF_UNUSED, void *arg)
+{
+	struct http_server *s = arg;
+	s->reap_timer = 0;
+	while (s->dead) {
+		struct http_conn *c = s->dead;
+		s->dead = c->next;
+		free(c->out);
+		free(c);
+	}
+}
+
+/* Close the client.  Its memory stays valid (fd -1) until the loop is
+ * back at the top: a handler may close the connection it was given. */
 static void conn_close(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
@@ -337,7 +354,13 @@ static void conn_close(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c->out);
-	free(c);
+	c->out = NULL;
+	c->out_len = c->out_off = c->out_cap = 0;
+	c->src_fd = -1;
+	c->next = s->dead;
+	s->dead = c;
+	if (!s->reap_timer)
+		s->reap_timer = ev_timer_add(s->loop, 0, reap, s);
 	s->nconns--;
 	if (s->h.on_count)
 		s->h.on_count(s->nconns, s->h.count_arg);
@@ -420,7 +443,7 @@ static void dispatch(struct http_conn *c)
 	struct http_server *s = c->srv;
 	c->req.body_size = c->req.body_fd >= 0 ? c->req.body_size : c->req.body_len;
 	s->h.on_request(c, &c->req, s->h.arg);
-	if (!c->responded)
+	if (c->fd >= 0 && !c->responded)
 		http_respond_error(c, 500, "internal", "no reply for this request");
 }
 
@@ -834,6 +857,9 @@ void http_server_free(struct http_server *s)
 		return;
 	while (s->conns)
 		conn_close(s->conns);
+	if (s->reap_timer > 0)
+		ev_timer_del(s->loop, s->reap_timer);
+	reap(s->loop, s);
 	if (s->lfd >= 0)
 		ev_fd_del(s->loop, s->lfd);
 	ev_timer_del(s->loop, s->sweep_timer);
