@@ -170,9 +170,10 @@ static-objs: $(STATIC_OBJS)
 # --- install ---------------------------------------------------------------
 install: $(BUILD)/agentfense
 	install -Dm755 $(BUILD)/agentfense $(DESTDIR)$(BINDIR)/agentfense
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/
 	$(if $(wildcard man/*.5),install -m644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(wildcard man/*.7),install -m644 $(wildcard man/*.7) $(DESTDIR)$(MANDIR)/man7/)
 	install -Dm644 completions/agentfense.bash $(DESTDIR)$(BASHCOMPDIR)/agentfense
 	install -Dm644 completions/_agentfense $(DESTDIR)$(ZSHCOMPDIR)/_agentfense
 	install -d $(DESTDIR)$(DATADIR)/agentfense/presets
@@ -183,6 +184,7 @@ uninstall:
 		$(DESTDIR)$(ZSHCOMPDIR)/_agentfense
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1))
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard man/*.5))
+	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man7/%,$(wildcard man/*.7))
 	rm -rf $(DESTDIR)$(DATADIR)/agentfense
 
 clean:
