@@ -84,7 +84,7 @@ static void put_pad(const char *s, size_t w)
 }
 
 /* Exit with serve's error reply, its message as ours. */
-static AF_NORETURN void die_reply(const struct client_reply *rep)
+static AF_NORETURN void die_reply(struct client_reply *rep)
 {
 	cJSON *j = cJSON_Parse(rep->body);
 	const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(j, "code"));
@@ -102,6 +102,8 @@ static AF_NORETURN void die_reply(const struct client_reply *rep)
 	else
 		fprintf(stderr, "agentfense serve answered %d", rep->status);
 	fputc('\n', stderr);
+	cJSON_Delete(j);
+	client_reply_free(rep);
 	exit(ex);
 }
 

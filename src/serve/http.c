@@ -784,13 +784,26 @@ int http_server_adopt(struct http_server *s, int fd)
 	return adopt(s, fd, 0, NULL, NULL);
 }
 
+static void relisten(struct ev_loop *l, void *arg)
+{
+	struct http_server *s = arg;
+	ev_fd_mod(l, s->lfd, EPOLLIN);
+}
+
 static void on_accept(struct ev_loop *l AF_UNUSED, int lfd, uint32_t events AF_UNUSED, void *arg)
 {
 	struct http_server *s = arg;
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return; /* EAGAIN, or out of fds: the next round retries */
+		if (fd < 0) {
+			/* out of fds: the pending client would wake us again
+			 * at once, so stop listening for a moment */
+			if ((errno == EMFILE || errno == ENFILE) &&
+			    ev_fd_mod(s->loop, lfd, 0) == 0 &&
+			    ev_timer_add(s->loop, 100, relisten, s) < 0)
+				ev_fd_mod(s->loop, lfd, EPOLLIN);
+			return;
+		}
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
 		int status = 0;

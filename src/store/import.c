@@ -41,6 +41,7 @@ struct ign_set {
 };
 
 struct imp {
+	const struct stat *store;
 	const struct cb_create *req;
 	struct import_result *res;
 	struct ign_set *sets; /* a stack: root first */
@@ -233,6 +234,12 @@ static int walk_entry(int sfd, const struct dirent *de, void *arg)
 		im->res->ignored++;
 		goto out;
 	}
+	if (is_dir && st.st_dev == im->store->st_dev && st.st_ino == im->store->st_ino) {
+		/* the store below the source: copying it into itself would
+		 * never end */
+		r = skip(im, im->path, -1, "agentfense_store");
+		goto out;
+	}
 	if (is_dir) {
 		if (mkdirat(wa->dfd, de->d_name, 0700) < 0) {
 			r = af_err_set(im->err, errno, "cannot create directory '%s': %s", im->path,
@@ -327,10 +334,10 @@ static int walk(struct imp *im, int sfd, int dfd, size_t plen, unsigned depth)
 	return r;
 }
 
-int store_import(int src_fd, int dst_fd, const struct cb_create *req,
+int store_import(int src_fd, int dst_fd, const struct stat *store, const struct cb_create *req,
 		 struct import_result *res, struct af_err *err)
 {
-	struct imp im = { .req = req, .res = res, .err = err };
+	struct imp im = { .store = store, .req = req, .res = res, .err = err };
 	err->msg[0] = '\0';
 	for (size_t i = 0; i < req->nignore; i++) {
 		autofree char *line = strdup(req->ignore[i]);

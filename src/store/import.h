@@ -13,10 +13,12 @@ struct import_result {
 	struct cJSON *skipped;  /* array of {path, size, reason} */
 };
 
-/* Copy the tree of src_fd into dst_fd (an empty directory).  res->skipped
- * must be an array the import appends to.  Returns 0, or -errno with
- * *err filled. */
-int store_import(int src_fd, int dst_fd, const struct cb_create *req,
+/* Copy the tree of src_fd into dst_fd (an empty directory), leaving out
+ * the directory store (the store itself, when the source holds it).
+ * res->skipped must be an array the import appends to.  Returns 0, or
+ * -errno with *err filled. */
+struct stat;
+int store_import(int src_fd, int dst_fd, const struct stat *store, const struct cb_create *req,
 		 struct import_result *res, struct af_err *err);
 
 #endif

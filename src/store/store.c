@@ -17,6 +17,7 @@
 #define ID_PREFIX "cb_"
 #define ID_HEX 32
 #define LIST_MAX 1000000
+#define META_MAX 60000
 
 struct store {
 	char *root;
@@ -95,13 +96,16 @@ static bool valid_id(const char *id)
 	return true;
 }
 
+/* Now in RFC 3339, UTC, with microseconds: creation times order the
+ * codebases created within one second too. */
 static void now_rfc3339(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%06uZ", (unsigned)(ts.tv_nsec / 1000) % 1000000u);
 }
 
 int store_clean_path(const char *path, char **out, struct af_err *err)
@@ -260,6 +264,10 @@ static int meta_write(struct store *s, const char *dir, const cJSON *meta, struc
 	autofree char *text = cJSON_PrintUnformatted(meta);
 	if (!text)
 		return oom(err);
+	/* meta_read reads at most 64 KiB */
+	if (strlen(text) > META_MAX)
+		return af_err_usage(err, EINVAL, "the name and labels take %zu bytes; at most %d",
+				    strlen(text), META_MAX);
 	autoclose int dfd = openat(s->cbfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return af_err_set(err, errno, "cannot open codebase '%s': %s", dir, strerror(errno));
@@ -326,7 +334,7 @@ static int meta_refresh(struct store *s, const char *id, struct af_err *err)
 	}
 	struct tally t = { 0 };
 	for_each_dir_entry(fd, tally_entry, &t);
-	char now[32];
+	char now[64];
 	now_rfc3339(now, sizeof(now));
 	cJSON_DeleteItemFromObject(meta, "file_count");
 	cJSON_DeleteItemFromObject(meta, "size");
@@ -398,11 +406,16 @@ int store_cb_create(struct store *s, const struct cb_create *req, cJSON **info,
 		struct cb_create rq = *req;
 		if (!rq.max_file_size)
 			rq.max_file_size = STORE_MAX_FILE_DEFAULT;
-		r = store_import(src, files, &rq, &res, err);
+		struct stat self;
+		if (fstat(s->cbfd, &self) < 0) {
+			r = af_err_set(err, errno, "cannot stat the store: %s", strerror(errno));
+			goto fail;
+		}
+		r = store_import(src, files, &self, &rq, &res, err);
 		if (r < 0)
 			goto fail;
 	}
-	char now[32];
+	char now[64];
 	now_rfc3339(now, sizeof(now));
 	meta = cJSON_CreateObject();
 	cJSON *labels = req->labels ? cJSON_Duplicate(req->labels, 1) : cJSON_CreateObject();

@@ -21,7 +21,7 @@ files() {
 	id=$(jget "$j" 'j["id"]')
 	[[ "$id" =~ ^cb_[0-9a-f]{32}$ ]]
 	assert_eq "proj alice {'team': 'x'} 0 0" "$(jget "$j" '" ".join(map(str, [j["name"], j["owner_id"], j["labels"], j["file_count"], j["size"]]))')"
-	[[ "$(jget "$j" 'j["created_at"]')" =~ ^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z$ ]]
+	[[ "$(jget "$j" 'j["created_at"]')" =~ ^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}\.[0-9]{6}Z$ ]]
 	run api GET "/v1/codebases/$id"
 	assert_output "200 $j"
 	# the metadata is on disk, and survives a restart of serve
@@ -47,10 +47,8 @@ files() {
 	start_serve
 	new_codebase '{"name": "a", "owner_id": "alice", "labels": {"env": "dev"}}'
 	local a=$CB
-	sleep 1.1 # created_at has a resolution of one second
 	new_codebase '{"name": "b", "owner_id": "bob", "labels": {"env": "prod"}}'
 	local b=$CB
-	sleep 1.1
 	new_codebase '{"name": "c", "owner_id": "alice"}'
 	local c=$CB
 	names() { jget "${output#* }" '" ".join(x["name"] for x in j["codebases"])'; }
@@ -240,6 +238,23 @@ tmp dir 0'
 	run api GET /v1/codebases
 	assert_eq 1 "$(jget "${output#* }" 'len(j["codebases"])')"
 	assert_eq "" "$(ls -A "$XDG_DATA_HOME/agentfense/codebases" | grep -v '^cb_')"
+}
+
+@test "import of a tree that holds the store leaves the store out; metadata is bounded" {
+	export XDG_DATA_HOME=$P/.local/share
+	start_serve
+	new_codebase '{"name": "one"}'
+	run api POST /v1/codebases -d "{\"name\": \"self\", \"source_path\": \"$P\"}"
+	assert_eq 200 "${output%% *}"
+	assert_eq "[{'path': '.local/share/agentfense/codebases', 'reason': 'agentfense_store'}]" \
+		"$(jget "${output#* }" 'j["skipped"]')"
+	local big
+	big=$(head -c 70000 /dev/zero | tr '\0' v)
+	run api POST /v1/codebases -d "{\"name\": \"x\", \"labels\": {\"k\": \"$big\"}}"
+	assert_eq 400 "${output%% *}"
+	assert_contains "$output" "the name and labels take"
+	run api GET /v1/codebases
+	assert_eq "one self" "$(jget "${output#* }" '" ".join(x["name"] for x in j["codebases"])')"
 }
 
 @test "import of 5,000 files / 60 MB takes well under a second" {
@@ -481,7 +496,7 @@ stop_autostarted() {
 	assert_eq 2 "${#lines[@]}"
 	local n
 	n=$(cd "$P" && find . \( -type f -o -type l \) -not -path './secrets/*' -not -path './*/secrets/*' | wc -l)
-	[[ "${lines[1]}" =~ ^$id\ \ demo\ +alice\ +$n\ +[0-9.]+[KMG]?\ \ 20[0-9-]+T[0-9:]+Z$ ]]
+	[[ "${lines[1]}" =~ ^$id\ \ demo\ +alice\ +$n\ +[0-9.]+[KMG]?\ \ 20[0-9-]+T[0-9:.]+Z$ ]]
 	run cli ls --label env=prod
 	assert_eq 1 "${#lines[@]}"
 	run cli info "$id"
