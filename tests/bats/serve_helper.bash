@@ -17,8 +17,10 @@ setup() {
 }
 
 teardown() {
-	stop_serve
-	af_teardown
+	local rc=0
+	stop_serve || rc=1
+	af_teardown || rc=1
+	return $rc
 }
 
 # start_serve [OPTION...]: start serve in the background and wait for its
@@ -41,13 +43,20 @@ start_serve() {
 	return 1
 }
 
-# stop_serve: SIGTERM to the serve of this test, and wait for it.
+# stop_serve: SIGTERM to the serve of this test and wait for it; fails
+# unless it exits 0 without a word (a sanitizer report, a leak at exit).
 stop_serve() {
+	local st=0
 	if [ -n "${SERVE_PID:-}" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
 		kill -TERM "$SERVE_PID"
-		wait_gone "$SERVE_PID"
+		wait "$SERVE_PID" || st=$?
 	fi
 	SERVE_PID=
+	if [ "$st" != 0 ] || grep -q . "$T/serve.log" 2>/dev/null; then
+		echo "serve exited with status $st; its output:" >&2
+		cat "$T/serve.log" >&2
+		return 1
+	fi
 }
 
 # api METHOD PATH [CURL-ARG...]: one request; prints "STATUS BODY" (the
