@@ -479,10 +479,11 @@ static void codebase(struct http_conn *c, const struct http_req *r, struct store
 static void list_files(struct http_conn *c, const struct http_req *r, struct store *st,
 		       const struct ctx *x)
 {
-	bool bad = false, recursive = false;
+	bool bad = false, recursive = false, stream = false;
 	autofree char *path = query_get(r->query, "path", &bad);
-	if (query_bool(r->query, "recursive", &recursive, &bad) < 0 || bad) {
-		bad_request(c, "malformed query: path is a string, recursive true or false");
+	if (query_bool(r->query, "recursive", &recursive, &bad) < 0 ||
+	    query_bool(r->query, "stream", &stream, &bad) < 0 || bad) {
+		bad_request(c, "malformed query: path is a string, recursive and stream true or false");
 		return;
 	}
 	cJSON *files;
@@ -491,8 +492,6 @@ static void list_files(struct http_conn *c, const struct http_req *r, struct sto
 		respond_err(c, &e);
 		return;
 	}
-	bool stream = false;
-	query_bool(r->query, "stream", &stream, &bad);
 	if (stream) {
 		/* one entry per line, as it would come from a long listing */
 		if (http_stream_begin(c, 200, "application/x-ndjson") == 0) {

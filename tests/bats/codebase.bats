@@ -302,7 +302,9 @@ EOF
 	run api GET "/v1/codebases/$CB/files?path=nope"
 	assert_output "404 {\"code\":\"not_found\",\"message\":\"'nope' does not exist in the codebase\"}"
 	run api GET "/v1/codebases/$CB/files?recursive=perhaps"
-	assert_output '400 {"code":"invalid_argument","message":"malformed query: path is a string, recursive true or false"}'
+	assert_output '400 {"code":"invalid_argument","message":"malformed query: path is a string, recursive and stream true or false"}'
+	run api GET "/v1/codebases/$CB/files?stream=yes"
+	assert_eq 400 "${output%% *}"
 	# the same listing streamed as NDJSON, one entry per line
 	run curl -sS --unix-socket "$SOCK" -D "$T/head" "http://x/v1/codebases/$CB/files?path=a&recursive=true&stream=true"
 	assert_eq 8 "${#lines[@]}"
