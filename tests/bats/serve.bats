@@ -33,6 +33,8 @@ load serve_helper
 	assert_eq 200 "${output%% *}"
 	stop_serve
 	[ ! -e "$SOCK" ]
+	rm -f "$SOCK.lock"
+	rmdir "$d" 2>/dev/null || true
 }
 
 @test "a socket directory others may enter is refused" {
