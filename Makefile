@@ -46,9 +46,15 @@ AF_CFLAGS := $(EXTRA_CPPFLAGS) -std=gnu11 -D_GNU_SOURCE -DFUSE_USE_VERSION=35 \
 	-DAF_VERSION='"$(VERSION)"' \
 	$(WARN) $(SANFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
 	-I$(BUILD) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
-LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
+# http-parser ships no .pc file; Debian's libhttp-parser-dev has both
+# the shared library and a static archive.
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser
 
-SRCS := $(sort $(wildcard src/*.c))
+# src/*.c and one level of folders (src/serve, src/store, src/cli...);
+# objects go to matching folders of the build directory, and code
+# includes a folder's headers with the folder's name ("serve/http.h").
+SRCS := $(sort $(wildcard src/*.c src/*/*.c))
+HDRS := $(wildcard src/*.h src/*/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/presets.o
 PRESETS := $(sort $(wildcard presets/*.ini))
 
@@ -58,8 +64,9 @@ $(BUILD)/agentfense: $(OBJS)
 	$(quiet) LINK $@
 	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
+$(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)
 	$(quiet) CC $<
+	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(AF_CFLAGS) -c -o $@ $<
 
 # Built-in presets: each presets/NAME.ini becomes a C string, so the
@@ -125,7 +132,7 @@ CJSON_DIR := $(STATIC_BUILD)/cjson-src
 CJSON_INC := $(STATIC_BUILD)/include
 STATIC_OBJDIR := $(STATIC_BUILD)/obj
 STATIC_OBJS := $(SRCS:src/%.c=$(STATIC_OBJDIR)/%.o) $(STATIC_OBJDIR)/presets.o
-STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs fuse3 libcap inih libseccomp)
+STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs fuse3 libcap inih libseccomp) -lhttp_parser
 
 static: $(STATIC_BUILD)/agentfense
 
@@ -146,7 +153,7 @@ $(STATIC_BUILD)/libcjson.a: $(CJSON_DIR)/cJSON.c
 	$(quiet) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $(STATIC_BUILD)/cJSON.o
 
-$(STATIC_BUILD)/agentfense: $(SRCS) $(wildcard src/*.h) $(PRESETS) Makefile $(STATIC_BUILD)/libcjson.a
+$(STATIC_BUILD)/agentfense: $(SRCS) $(HDRS) $(PRESETS) Makefile $(STATIC_BUILD)/libcjson.a
 	@$(MAKE) --no-print-directory BUILD=$(STATIC_OBJDIR) SAN= \
 		EXTRA_CPPFLAGS="-I$(CJSON_INC) -I$(CJSON_INC)/cjson" static-objs
 	$(quiet) LINK "$@ (static)"
@@ -163,9 +170,10 @@ static-objs: $(STATIC_OBJS)
 # --- install ---------------------------------------------------------------
 install: $(BUILD)/agentfense
 	install -Dm755 $(BUILD)/agentfense $(DESTDIR)$(BINDIR)/agentfense
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/
 	$(if $(wildcard man/*.5),install -m644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(wildcard man/*.7),install -m644 $(wildcard man/*.7) $(DESTDIR)$(MANDIR)/man7/)
 	install -Dm644 completions/agentfense.bash $(DESTDIR)$(BASHCOMPDIR)/agentfense
 	install -Dm644 completions/_agentfense $(DESTDIR)$(ZSHCOMPDIR)/_agentfense
 	install -d $(DESTDIR)$(DATADIR)/agentfense/presets
@@ -176,6 +184,7 @@ uninstall:
 		$(DESTDIR)$(ZSHCOMPDIR)/_agentfense
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1))
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard man/*.5))
+	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man7/%,$(wildcard man/*.7))
 	rm -rf $(DESTDIR)$(DATADIR)/agentfense
 
 clean:

@@ -24,9 +24,12 @@ _agentfense()
         fi
     fi
 
-    local commands="explain help preset run shell"
+    local commands="codebase explain help preset run serve shell"
     local run_opts="--bind --changes --cpus --disk-limit --env --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
+    local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
+    local codebase_cmds="create files get info ls put rm"
+    local codebase_opts="--force --from --help --ignore --json --label --max-file-size --owner --recursive --socket --tar -r"
 
     # The subcommand: the first word after the program name.
     if ((cword == 1)); then
@@ -40,12 +43,12 @@ _agentfense()
         COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
         return
         ;;
-    --policy | --bind | --ro-bind)
+    --policy | --bind | --ro-bind | --socket)
         COMPREPLY=($(compgen -f -- "$cur"))
         compopt -o filenames 2>/dev/null
         return
         ;;
-    --image | --rootfs)
+    --image | --rootfs | --from)
         COMPREPLY=($(compgen -d -- "$cur"))
         compopt -o filenames 2>/dev/null
         return
@@ -63,6 +66,10 @@ _agentfense()
         return
         ;;
     -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --tmpfs | --cpus | --disk-limit | --memory | --pids)
+        [[ $cmd == codebase && $prev == -r ]] || return
+        ;;
+    --client-timeout | --idle-exit | --max-connections | --max-upload | --ignore | --label | \
+        --max-file-size | --owner)
         return
         ;;
     esac
@@ -139,6 +146,29 @@ _agentfense()
             else
                 COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
             fi
+        fi
+        ;;
+    serve)
+        COMPREPLY=($(compgen -W "$serve_opts" -- "$cur"))
+        ;;
+    codebase)
+        # codebase [OPTIONS] SUBCOMMAND ARG...: the first word that is not
+        # an option (or an option's value) is the subcommand.
+        local i sub=
+        for ((i = 2; i < cword; i++)); do
+            case ${words[i]} in
+            --socket | --from | --owner | --label | --ignore | --max-file-size) ((i++)) ;;
+            -*) ;;
+            *) sub=${words[i]}; break ;;
+            esac
+        done
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$codebase_opts" -- "$cur"))
+        elif [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "$codebase_cmds" -- "$cur"))
+        elif [[ $sub == put || $sub == get ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            compopt -o filenames 2>/dev/null
         fi
         ;;
     help)

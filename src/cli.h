@@ -16,6 +16,8 @@ int cmd_run(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 int cmd_preset(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_codebase(int argc, char **argv);
 
 /* Options every policy-taking subcommand accepts (run, explain, later
  * shell/serve).  Collected in order, applied by policy_options_build(). */

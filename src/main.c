@@ -16,6 +16,8 @@ static const struct cmd commands[] = {
 	{ "shell", cmd_shell, "start an interactive shell in a sandbox over DIR" },
 	{ "preset", cmd_preset, "list presets or show one" },
 	{ "explain", cmd_explain, "show the level of paths and the rule that decided it" },
+	{ "serve", cmd_serve, "serve the API (codebases) on a Unix socket" },
+	{ "codebase", cmd_codebase, "create, list, fill and remove codebases through serve" },
 	{ "help", cmd_help, "show this help" },
 	{ "version", cmd_version, "show the version" },
 	{ NULL, NULL, NULL },
