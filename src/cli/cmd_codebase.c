@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "cli/client.h"
 
 enum { EXIT_NOT_FOUND = 1, EXIT_CONFLICT = 3 };

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "common/util.h"
 
 #define IN_CHUNK 16384
 #define FILE_CHUNK 65536

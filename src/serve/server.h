@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "common/util.h"
 
 struct serve_opts {
 	const char *socket;      /* NULL: serve_default_socket() */

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "pattern.h"
+#include "policy/pattern.h"
 
 #define SKIPPED_MAX 10000
 #define IGNORE_FILE_MAX (1 << 20)

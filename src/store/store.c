@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "store/import.h"
-#include "tarx.h"
+#include "image/tarx.h"
 
 #define ID_PREFIX "cb_"
 #define ID_HEX 32

@@ -37,11 +37,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "delta.h"
-#include "policy.h"
-#include "util.h"
-#include "view.h"
+#include "cli/cli.h"
+#include "delta/delta.h"
+#include "policy/policy.h"
+#include "common/util.h"
+#include "view/view.h"
 
 #define H "viewharness"
 

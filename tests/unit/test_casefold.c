@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "casefold.h"
+#include "common/casefold.h"
 #include "tap.h"
-#include "util.h"
+#include "common/util.h"
 
 static void fold_is(const char *in, const char *want)
 {

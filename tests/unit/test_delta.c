@@ -13,8 +13,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "delta.h"
-#include "delta_int.h"
+#include "delta/delta.h"
+#include "delta/delta_int.h"
 #include "tap.h"
 
 static char *tmproot;

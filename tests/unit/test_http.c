@@ -12,7 +12,7 @@
 #include "serve/http.h"
 #include "serve/loop.h"
 #include "tap.h"
-#include "util.h"
+#include "common/util.h"
 
 #define CAP (1u << 20)
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "reslimits.h"
+#include "sandbox/reslimits.h"
 #include "tap.h"
 
 struct mcase {

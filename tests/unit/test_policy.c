@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "pattern.h"
-#include "policy.h"
+#include "cli/cli.h"
+#include "policy/pattern.h"
+#include "policy/policy.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/af-test-policy-XXXXXX";

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sha256.h"
+#include "common/sha256.h"
 #include "tap.h"
 
 static const char *hash_of(const void *data, size_t len, size_t chunk)

@@ -1,0 +1,41 @@
+/* cli.h - the subcommand table and helpers shared by subcommands. */
+#ifndef AF_CLI_H
+#define AF_CLI_H
+
+#include <stdbool.h>
+
+#include "policy/policy.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is the subcommand name */
+	const char *summary;
+};
+
+int cmd_run(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_preset(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_codebase(int argc, char **argv);
+
+/* Options every policy-taking subcommand accepts (run, explain, later
+ * shell/serve).  Collected in order, applied by policy_options_build(). */
+struct policy_opt {
+	enum { POPT_PRESET, POPT_RULE, POPT_POLICY } kind;
+	const char *arg;
+};
+struct policy_options {
+	const char *preset; /* NULL: agent-safe */
+	struct policy_opt *items;
+	int n;
+};
+/* Record one -p/-r/--policy option. */
+void policy_options_add(struct policy_options *po, int kind, const char *arg);
+/* Build a finalized policy: the preset (default agent-safe), then the
+ * --policy files and --rule specs in command-line order.  Dies with a
+ * clear message and exit 2 on bad input. */
+struct policy *policy_options_build(const struct policy_options *po);
+void policy_options_free(struct policy_options *po);
+
+#endif

@@ -1,0 +1,184 @@
+/* view_xattr.c - extended attributes in the FUSE view (see view_int.h).
+ *
+ * The host's attributes are passed through: reading needs `read` (a
+ * `view` entry gives EACCES, like its content), changing needs `write`
+ * and lands on the upper copy, made first.  The object is reached through
+ * an O_PATH fd of it as /proc/self/fd/N, which names exactly that inode
+ * (a magic link is not resolved again), or, for a project file without
+ * an fd, as /proc/self/fd/PARENT/NAME with the l*xattr calls, which never
+ * follow the last component.  Symlinks carry no user.* attributes on
+ * Linux: they show none and refuse new ones, so no symlink is ever
+ * resolved here.  ENOSYS is never replied: the kernel would stop asking
+ * for the rest of the mount. */
+#include "view/view_int.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/xattr.h>
+
+/* Where n's attributes live: fills path and says whether the l*xattr
+ * calls must be used; *tmpfd is an fd the path names, to close after, or
+ * -1.  Returns 0, or -errno (a copy-up needed first, for_write, failed). */
+static int xattr_path(struct view *v, struct node *n, bool for_write, char *path, size_t size,
+		      bool *nofollow, int *tmpfd)
+{
+	*nofollow = false;
+	*tmpfd = -1;
+	if (for_write) {
+		copyup_thread_init();
+		int r = copyup_node(&v->cu, n, true);
+		if (r < 0)
+			return r;
+	}
+	/* the root shows as the project root, not as the delta's upper/ */
+	if (node_has_upper(n) && n != &v->table.root) {
+		int ufd = vw_upper_open(n, O_PATH);
+		if (ufd < 0)
+			return ufd;
+		proc_path(path, size, ufd);
+		*tmpfd = ufd;
+	} else if (n->lower_fd >= 0) {
+		proc_path(path, size, n->lower_fd);
+	} else if (n->lparent && n->lparent->lower_fd >= 0) {
+		snprintf(path, size, "/proc/self/fd/%d/%s", n->lparent->lower_fd, n->lname);
+		*nofollow = true;
+	} else {
+		return -EIO;
+	}
+	return 0;
+}
+
+static int xattr_err(int e)
+{
+	return e == ENOSYS ? EOPNOTSUPP : e;
+}
+
+/* Reply to a get/listxattr asking size bytes (0: the length only) with
+ * what the call returned: len bytes in buf, or -1 and errno. */
+static void reply_xattr(fuse_req_t req, const char *buf, size_t size, ssize_t len)
+{
+	if (len < 0)
+		fuse_reply_err(req, xattr_err(errno));
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+}
+
+/* Returns 0 if n's attributes may be read, else the errno to reply. */
+static int may_read(struct node *n)
+{
+	if (!node_visible(n))
+		return ENOENT;
+	return n->level < LEVEL_READ ? EACCES : 0;
+}
+
+void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct view *v = req_view(req);
+	struct node *n = get_node(v, ino);
+	int e = may_read(n);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (S_ISLNK(n->type)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow, &tmpfd);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	autofree char *buf = size ? xmalloc(size) : NULL;
+	ssize_t len = nofollow ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
+	reply_xattr(req, buf, size, len);
+}
+
+void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct view *v = req_view(req);
+	struct node *n = get_node(v, ino);
+	int e = may_read(n);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (S_ISLNK(n->type)) {
+		reply_xattr(req, NULL, size, 0); /* no user.* on a symlink */
+		return;
+	}
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow, &tmpfd);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	autofree char *buf = size ? xmalloc(size) : NULL;
+	ssize_t len = nofollow ? llistxattr(path, buf, size) : listxattr(path, buf, size);
+	reply_xattr(req, buf, size, len);
+}
+
+/* Returns 0 if n's attributes may be changed, else the errno to reply. */
+static int may_change(struct view *v, struct node *n)
+{
+	if (n->level != LEVEL_WRITE)
+		return node_visible(n) ? EACCES : ENOENT;
+	if (S_ISLNK(n->type))
+		return EPERM; /* as Linux says for user.* on a symlink */
+	/* the root's upper object is the delta's own directory */
+	if (n == &v->table.root)
+		return EOPNOTSUPP;
+	return 0;
+}
+
+/* Where the attributes of n, which are to change, live (as xattr_path,
+ * with n copied up first; path has PATH_MAX bytes).  Returns 0, or the
+ * errno to reply. */
+static int change_path(struct view *v, struct node *n, char *path, bool *nofollow, int *tmpfd)
+{
+	int e = may_change(v, n);
+	if (e)
+		return e;
+	int r = xattr_path(v, n, true, path, PATH_MAX, nofollow, tmpfd);
+	return r < 0 ? -r : 0;
+}
+
+void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags)
+{
+	struct view *v = req_view(req);
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int e = change_path(v, get_node(v, ino), path, &nofollow, &tmpfd);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	int r = nofollow ? lsetxattr(path, name, value, size, flags)
+			 : setxattr(path, name, value, size, flags);
+	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
+}
+
+void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct view *v = req_view(req);
+	char path[PATH_MAX];
+	bool nofollow;
+	autoclose int tmpfd = -1;
+	int e = change_path(v, get_node(v, ino), path, &nofollow, &tmpfd);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	int r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
+	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
+}
