@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "casefold.h"
 #include "delta_int.h"
 #include "policy.h"
 
@@ -119,10 +120,14 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/* Is name one of list as a case-insensitive file system may take it:
+ * ASCII case ignored, and the KELVIN SIGN and LONG S that fold to k and
+ * s ("hook\u017f" opens "hooks" there)? */
 static bool in_list(const char *name, const char *const *list)
 {
+	autofree char *folded = casefold_dup(name);
 	for (size_t i = 0; list[i]; i++)
-		if (strcasecmp(name, list[i]) == 0)
+		if (strcasecmp(folded, list[i]) == 0)
 			return true;
 	return false;
 }
@@ -132,13 +137,14 @@ static const char *const git_config[] = { "config", "config.worktree", "hooks", 
 static const char *const hg_config[] = { "hgrc", "hgrc-not-shared", "sharedpath", NULL };
 
 /* Is there a non-whiteout entry in upper directory ufd whose name is
- * want, case ignored (the project's file system may ignore it)?  With
+ * want as the project's file system may take it (in_list)?  With
  * whiteout, is there a whiteout named exactly want? */
 static bool upper_has(int ufd, char **names, const char *want, bool whiteout)
 {
+	const char *const one[] = { want, NULL };
 	for (size_t i = 0; names[i]; i++) {
 		struct stat st;
-		if (whiteout ? strcmp(names[i], want) != 0 : strcasecmp(names[i], want) != 0)
+		if (whiteout ? strcmp(names[i], want) != 0 : !in_list(names[i], one))
 			continue;
 		if (fstatat(ufd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
@@ -331,13 +337,15 @@ static bool hold_why(struct resolver *r, char *why)
 
 /* Is path, at the given type, below read in the policy?  A directory
  * shown only for its visible descendants is not: what is hidden below it
- * is found by name. */
+ * is found by name.  Decided as on a case-insensitive file system on
+ * every project, since any directory of it may fold case: "SECRETS/x"
+ * may be "secrets/x" there. */
 static bool hidden(const struct hold_ctx *h, const char *path, bool is_dir)
 {
 	struct decision d;
 	if (!h->policy)
 		return false;
-	policy_decide(h->policy, path, is_dir, &d);
+	policy_decide_folded(h->policy, path, is_dir, &d);
 	return d.level < LEVEL_READ && !(is_dir && d.traversable);
 }
 
