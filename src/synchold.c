@@ -30,6 +30,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -68,7 +69,9 @@ static size_t hfs_ignorable(const unsigned char *s)
  * NTFS stream suffix (":...") dropped? */
 static bool spells(const char *s, const char *end, const char *word, const char *shortn)
 {
-	char buf[64];
+	/* a whole name fits: a short buffer would let trailing dots or
+	 * spaces push ".git" past its end */
+	char buf[NAME_MAX + 1];
 	size_t n = 0;
 	for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)end;) {
 		size_t skip = hfs_ignorable(p);
