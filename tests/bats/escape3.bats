@@ -1,0 +1,280 @@
+#!/usr/bin/env bats
+# Attacks on the defences of sync and the run itself, by a command that
+# controls everything it writes into the delta: other spellings of what
+# sync holds back (case-insensitive projects, renames, hard links, long
+# names), links to hidden files under other spellings, the disk limit,
+# the relayed terminal and the masked /proc files.  Each case asserts the
+# exact outcome.
+
+load helper
+
+RAWSYS_PY=$(cat "$BATS_TEST_DIRNAME/../tools/rawsys.py")
+
+setup() {
+	af_setup
+	M=
+}
+
+teardown() {
+	# af_teardown reports a mount this leaves behind
+	if [ -n "$M" ] && grep -qF " $M " /proc/self/mountinfo; then
+		fusermount3 -u "$M" || true
+	fi
+	af_teardown
+}
+
+# casefold_project: move the project behind casefs (tests/tools/casefs.c),
+# a passthrough FUSE file system that resolves names without regard to
+# case; B is the backing directory, P the case-insensitive one.
+casefold_project() {
+	local casefs=${AF_BUILD:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/build}/casefs
+	if [ ! -x "$casefs" ]; then
+		echo "casefs is not built: run 'make tools' (make check builds it)" >&2
+		return 1
+	fi
+	B=$T/backing
+	M=$T/ci
+	mv "$P" "$B"
+	mkdir "$M"
+	"$casefs" "$B" "$M"
+	P=$M
+	assert_eq "hello agentfense" "$(cat "$M"/readme.MD)"
+}
+
+# The one run directory a sync left behind.
+run_dir() {
+	local d=("$RUNS"/*)
+	[ "${#d[@]}" = 1 ] && [ -d "${d[0]}" ] || { echo "expected one run directory: ${d[*]}" >&2; return 1; }
+	printf '%s' "${d[0]}"
+}
+
+# held PATH WHAT: the line sync prints for a held PATH.
+held() {
+	printf "agentfense: held: '%s' %s; the sandbox's version is kept in '%s/upper/%s'" \
+		"$1" "$2" "$(run_dir)" "$1"
+}
+
+# summary N: the last line of a sync that left N entries in the delta.
+summary() {
+	if [ "$1" = 1 ]; then
+		printf "agentfense: 1 change not synced (conflicting or held): the sandbox's version is kept in '%s'" "$(run_dir)"
+	else
+		printf "agentfense: %s changes not synced (conflicting or held): the sandbox's versions are kept in '%s'" "$1" "$(run_dir)"
+	fi
+}
+
+R_DOTGIT="is a name git takes for '.git' (a repository or a 'gitdir:' link), whose configuration git on the host would run"
+r_gitdir() { printf "would make '%s' a git repository, whose configuration git on the host would run" "$1"; }
+r_gitconf() { printf "is configuration or hooks of the git repository '%s', which git on the host would run" "$1"; }
+
+# host_git DIR ARG...: git on the host in DIR, never looking above the
+# project for a repository.
+host_git() {
+	local d=$1
+	shift
+	(cd "$d" && GIT_CEILING_DIRECTORIES=$P git "$@")
+}
+
+# U+017F LATIN SMALL LETTER LONG S folds to s, U+212A KELVIN SIGN to k
+S=$(printf '\xc5\xbf')
+K=$(printf '\xe2\x84\xaa')
+
+# ---- case-insensitive projects -----------------------------------------------
+
+@test "casefold: a link to a hidden file under another case is held at sync" {
+	casefold_project
+	printf '%s_token\n' "$SECRET_MARK" >"$B"/secrets/token.txt
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+ln -s ../SECRETS/token.txt a.txt
+ln -s ../Server.KEY b.txt
+cat a.txt b.txt; echo "cat=$?"'
+	assert_status 0
+	assert_output "cat=1"
+	assert_eq "cat: a.txt: No such file or directory
+cat: b.txt: No such file or directory
+$(held output/a.txt "is a symlink to '../SECRETS/token.txt': it leads to 'SECRETS', which the policy hides")
+$(held output/b.txt "is a symlink to '../Server.KEY': it leads to 'Server.KEY', which the policy hides")
+$(summary 2)" "$stderr"
+	assert_eq "" "$(ls -A "$B/output")"
+	run cat "$P/output/a.txt" "$P/output/b.txt"
+	refute_contains "$output" "$SECRET_MARK"
+}
+
+@test "casefold: a link naming a hidden file with LONG S or KELVIN SIGN is held at sync" {
+	casefold_project
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+ln -s "../${1}ecrets/key.txt" a.txt
+ln -s "../server.${2}ey" b.txt' sh "$S" "$K"
+	assert_status 0
+	assert_output ""
+	assert_eq "$(held output/a.txt "is a symlink to '../${S}ecrets/key.txt': it leads to '${S}ecrets', which the policy hides")
+$(held output/b.txt "is a symlink to '../server.${K}ey': it leads to 'server.${K}ey', which the policy hides")
+$(summary 2)" "$stderr"
+	assert_eq "" "$(ls -A "$B/output")"
+	run cat "$P/output/a.txt" "$P/output/b.txt"
+	refute_contains "$output" "$SECRET_MARK"
+}
+
+@test "casefold: a repository planted with objects and refs in LONG S is held" {
+	casefold_project
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+mkdir -p "object$1" "ref$1/heads"
+echo "ref: refs/heads/main" > HEAD
+printf "[core]\n\tfsmonitor = \"touch '"$T"'/pwned; echo x\"\n" > config
+echo data > result.txt' sh "$S"
+	assert_status 0
+	assert_output ""
+	assert_eq "$(held output/HEAD "$(r_gitdir output)")
+$(held output/config "$(r_gitconf output)")
+$(held "output/object$S" "$(r_gitdir output)")
+$(held "output/ref$S" "$(r_gitdir output)")
+$(summary 4)" "$stderr"
+	assert_eq "result.txt" "$(ls -A "$B/output")"
+	run host_git "$P/output" status
+	assert_status 128
+	assert_contains "$output" "fatal: not a git repository"
+	[ ! -e "$T/pwned" ]
+}
+
+@test "casefold: hooks and config.worktree of a project repository in LONG S and KELVIN SIGN are held" {
+	git init -q --bare "$P/fixtures.git"
+	rm -rf "$P/fixtures.git/hooks"
+	casefold_project
+	run --separate-stderr af run -p development "$P" -- sh -c 'cd /workspace/fixtures.git
+mkdir "hook$1"
+printf "#!/bin/sh\ntouch '"$T"'/pwned\n" > "hook$1/post-checkout"
+chmod +x "hook$1/post-checkout"
+printf "[core]\n\tfsmonitor = \"touch '"$T"'/pwned\"\n" > "config.wor${2}tree"
+echo "a description" > description' sh "$S" "$K"
+	assert_status 0
+	assert_eq "$(held "fixtures.git/config.wor${K}tree" "$(r_gitconf fixtures.git)")
+$(held "fixtures.git/hook$S" "$(r_gitconf fixtures.git)")
+$(summary 2)" "$stderr"
+	assert_eq "a description" "$(cat "$B/fixtures.git/description")"
+	[ ! -e "$P/fixtures.git/hooks/post-checkout" ]
+	[ ! -e "$P/fixtures.git/config.worktree" ]
+}
+
+# ---- repositories planted by rename, link and long names --------------------
+
+@test "git: a '.git' made by renaming a prepared directory or hard-linking a file is held" {
+	mkdir -p "$T/evil" && git init -q --bare "$T/evil"
+	printf '[core]\n\tfsmonitor = "touch %s/pwned"\n' "$T" >>"$T/evil/config"
+	run --separate-stderr af run -p full-access "$P" -- sh -c 'cd /workspace/output
+mkdir -p a/prep/objects a/prep/refs/heads b
+echo "ref: refs/heads/main" > a/prep/HEAD
+printf "[core]\n\tfsmonitor = \"touch '"$T"'/pwned\"\n" > a/prep/config
+mv a/prep a/.git
+echo "gitdir: '"$T"'/evil" > b/plain
+ln b/plain b/.git'
+	assert_status 0
+	assert_eq "$(held output/a/.git "$R_DOTGIT")
+$(held output/b/.git "$R_DOTGIT")
+$(summary 2)" "$stderr"
+	assert_eq "gitdir: $T/evil" "$(cat "$P/output/b/plain")"
+	[ ! -e "$P/output/a/.git" ] && [ ! -e "$P/output/b/.git" ]
+	run host_git "$P/output/a" status
+	assert_status 128
+	run host_git "$P/output/b" status
+	assert_status 128
+	[ ! -e "$T/pwned" ]
+}
+
+@test "git: under agent-safe, '.git' cannot be made by rename, link or symlink at all" {
+	run --separate-stderr ops -- mkdir output/d create output/f \
+		mv output/d output/.git link output/f output/.git symlink f output/.git \
+		mv output/f .git level output/.git
+	assert_status 0
+	assert_output "mkdir output/d: OK
+create output/f: OK
+mv output/d output/.git: EACCES
+link output/f output/.git: EACCES
+symlink f output/.git: EACCES
+mv output/f .git: EACCES
+level output/.git: none"
+	assert_eq 0 "$(runs_count)"
+}
+
+@test "git: '.git' padded with trailing dots or spaces to a long name is held" {
+	run --separate-stderr af run -p full-access "$P" -- python3 -c '
+import os
+os.chdir("/workspace/output")
+for n in [".git" + "." * 80, ".GIT" + " " * 200 + ".", ".git" + " " * 70 + "::$DATA", "git~1" + "." * 250]:
+    open(n, "w").write("gitdir: /tmp/elsewhere\n")
+open(".git" + "." * 80 + "x", "w").write("plain\n")
+'
+	assert_status 0
+	expect=
+	for n in ".GIT$(printf '%200s' '')." ".git$(printf '%70s' '')::\$DATA" ".git$(printf '%80s' '' | tr ' ' .)" "git~1$(printf '%250s' '' | tr ' ' .)"; do
+		expect+="$(held "output/$n" "$R_DOTGIT")"$'\n'
+	done
+	expect+="$(summary 4)"
+	assert_eq "$expect" "$stderr"
+	assert_eq ".git$(printf '%80s' '' | tr ' ' .)x" "$(ls -A "$P/output")"
+}
+
+@test "git: a repository renamed into place two levels down, or completed by rename, is held" {
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+mkdir -p t/objects t/refs/heads deep/er u/refs
+echo "ref: refs/heads/main" > t/HEAD
+printf "[core]\n\tfsmonitor = \"touch '"$T"'/pwned\"\n" > t/config
+mv t deep/er/repo
+echo "ref: refs/heads/main" > u/HEAD
+mkdir v
+mv v u/objects'
+	assert_status 0
+	assert_eq "$(held output/deep/er/repo/HEAD "$(r_gitdir output/deep/er/repo)")
+$(held output/deep/er/repo/config "$(r_gitconf output/deep/er/repo)")
+$(held output/deep/er/repo/objects "$(r_gitdir output/deep/er/repo)")
+$(held output/deep/er/repo/refs "$(r_gitdir output/deep/er/repo)")
+$(held output/u/HEAD "$(r_gitdir output/u)")
+$(held output/u/objects "$(r_gitdir output/u)")
+$(held output/u/refs "$(r_gitdir output/u)")
+$(summary 7)" "$stderr"
+	run host_git "$P/output/deep/er/repo" status
+	assert_status 128
+	run host_git "$P/output/u" status
+	assert_status 128
+	[ ! -e "$T/pwned" ]
+}
+
+# ---- links -----------------------------------------------------------------
+
+@test "links: trailing slashes, '.', doubled slashes and chains through made links are held" {
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+ln -s ../secrets/ a
+ln -s ./.././secrets//key.txt b
+ln -s ../a/b/. c
+ln -s ../a/b d
+ln -s d/secrets/deep.txt e
+mkdir -p f/g && ln -s ../../a/../.env f/g/h
+ln -s ../docs/ ok'
+	assert_status 0
+	assert_eq "$(held output/a "is a symlink to '../secrets/': it leads to 'secrets', which the policy hides")
+$(held output/b "is a symlink to './.././secrets//key.txt': it leads to 'secrets', which the policy hides")
+$(held output/c "is a symlink to '../a/b/.': it leads to 'a/b/c/.env', which the policy hides")
+$(held output/d "is a symlink to '../a/b': it leads to 'a/b/c/.env', which the policy hides")
+$(held output/e "is a symlink to 'd/secrets/deep.txt': it leads to 'a/b/secrets', which the policy hides")
+$(held output/f/g/h "is a symlink to '../../a/../.env': it leads to 'output/.env', which the policy hides")
+$(summary 6)" "$stderr"
+	assert_eq "f
+ok" "$(ls -A "$P/output")"
+	run tar -C "$P" -ch output
+	refute_contains "$output" "$SECRET_MARK"
+}
+
+@test "links: a project directory and file replaced by links to hidden ones are held, the originals kept" {
+	mkdir "$P/output/sub"
+	printf 'sub\n' >"$P/output/sub/f.txt"
+	printf 'file\n' >"$P/output/file.txt"
+	run --separate-stderr af run "$P" -- sh -c 'cd /workspace/output
+rm -r sub && ln -s ../secrets sub
+rm file.txt && ln -s ../a/b/secrets/deep.txt file.txt'
+	assert_status 0
+	assert_eq "$(held output/file.txt "is a symlink to '../a/b/secrets/deep.txt': it leads to 'a/b/secrets', which the policy hides")
+$(held output/sub "is a symlink to '../secrets': it leads to 'secrets', which the policy hides")
+$(summary 2)" "$stderr"
+	assert_eq "sub" "$(cat "$P/output/sub/f.txt")"
+	assert_eq "file" "$(cat "$P/output/file.txt")"
+	[ ! -L "$P/output/sub" ] && [ ! -L "$P/output/file.txt" ]
+}
