@@ -278,3 +278,174 @@ $(summary 2)" "$stderr"
 	assert_eq "file" "$(cat "$P/output/file.txt")"
 	[ ! -L "$P/output/sub" ] && [ ! -L "$P/output/file.txt" ]
 }
+
+# ---- the disk limit ------------------------------------------------------------
+
+# DISK_PY: fallocate(2) through ctypes, and the view's df (used KiB).
+DISK_PY='
+import ctypes, errno, mmap, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+KEEP, PUNCH, COLLAPSE, ZERO, INSERT = 0x01, 0x02, 0x08, 0x10, 0x20
+M = 1 << 20
+def fa(fd, mode, off, n):
+    return "OK" if libc.fallocate(fd, mode, off, n) == 0 else errno.errorcode[ctypes.get_errno()]
+def used():
+    s = os.statvfs("/workspace")
+    return (s.f_blocks - s.f_bfree) * s.f_frsize
+def within():
+    return "within" if used() <= 4 * M else "over: %d" % used()
+os.chdir("/workspace/output")
+'
+
+@test "disk-limit: fallocate past EOF, zero range, insert and collapse, and a punched hole refilled stay within it" {
+	run --separate-stderr af run --disk-limit 4M --changes keep "$P" -- python3 -c "$DISK_PY"'
+fd = os.open("f", os.O_RDWR | os.O_CREAT, 0o644)
+print("keep 8M:", fa(fd, KEEP, 0, 8 * M), within())
+print("zero|keep 8M:", fa(fd, ZERO | KEEP, 0, 8 * M), within())
+print("zero 8M:", fa(fd, ZERO, 0, 8 * M), within())
+print("insert:", fa(fd, INSERT, 0, M), "collapse:", fa(fd, COLLAPSE, 0, M))
+os.write(fd, b"a" * 3 * M)
+os.fsync(fd)
+print("punch 3M:", fa(fd, PUNCH | KEEP, 0, 3 * M), within())
+os.pwrite(fd, b"b" * 3 * M, 0)
+os.fsync(fd)
+print("refill 3M:", within())
+print("keep 2M more:", fa(fd, KEEP, 3 * M, 2 * M), within())
+print("zero 2M more:", fa(fd, ZERO, 3 * M, 2 * M), within())
+'
+	assert_status 0
+	assert_output "keep 8M: ENOSPC within
+zero|keep 8M: ENOSPC within
+zero 8M: ENOSPC within
+insert: ENOTSUP collapse: ENOTSUP
+punch 3M: OK within
+refill 3M: within
+keep 2M more: ENOSPC within
+zero 2M more: ENOSPC within"
+	assert_contains "$stderr" "agentfense: the sandbox reached its disk limit (4 MiB)"
+	# what the delta holds on disk, its directories aside
+	[ "$(du -sk "$RUNS"/*/upper/output/f | cut -f1)" -le 4096 ]
+}
+
+@test "disk-limit: copy_file_range to the same file, mmap writes and O_TMPFILE stay within it" {
+	run --separate-stderr af run --disk-limit 4M --changes keep "$P" -- python3 -c "$DISK_PY"'
+fd = os.open("f", os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b"a" * 3 * M)
+try:
+    print("copy to itself:", os.copy_file_range(fd, fd, 3 * M, 0, 3 * M), within())
+except OSError as e:
+    print("copy to itself:", errno.errorcode[e.errno], within())
+os.ftruncate(fd, 0)
+g = os.open("m", os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(g, 8 * M)
+mm = mmap.mmap(g, 8 * M)
+for i in range(0, 8 * M, 4096):
+    mm[i] = 1
+try:
+    mm.flush()
+    print("mmap 8M: OK", within())
+except OSError as e:
+    print("mmap 8M:", errno.errorcode[e.errno], within())
+mm.close()
+for d in (".", "/workspace/tmp"):
+    try:
+        os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+        print("O_TMPFILE: OK")
+    except OSError as e:
+        print("O_TMPFILE:", errno.errorcode[e.errno])
+'
+	assert_status 0
+	assert_output "copy to itself: ENOSPC within
+mmap 8M: ENOSPC within
+O_TMPFILE: ENOTSUP
+O_TMPFILE: ENOTSUP"
+	assert_contains "$stderr" "agentfense: the sandbox reached its disk limit (4 MiB)"
+	[ "$(du -sk "$RUNS"/*/upper/output/m | cut -f1)" -le 4096 ]
+}
+
+# ---- /proc ---------------------------------------------------------------------
+
+@test "proc: /proc/keys and /proc/timer_list stay masked through roots, tasks and directory fds" {
+	run --separate-stderr af run --changes discard "$P" -- python3 -c '
+import errno, os, threading
+def rd(p, dir_fd=None):
+    try:
+        fd = os.open(p, os.O_RDONLY, dir_fd=dir_fd)
+        try:
+            return repr(os.read(fd, 4096))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+tid = threading.get_native_id()
+proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)
+for p in ["/proc/self/root/proc/keys", "/proc/thread-self/root/proc/keys",
+          "/proc/self/task/%d/root/proc/keys" % tid, "/proc/1/root/proc/keys",
+          "/proc/self/root/proc/timer_list", "/proc/self/cwd/../proc/keys"]:
+    print(p.replace(str(tid), "TID") + ":", rd(p))
+print("keys from a /proc fd:", rd("keys", proc))
+print("timer_list from a /proc fd:", rd("timer_list", proc))
+try:
+    open("/proc/sys/kernel/keys/maxkeys", "w").write("1\n")
+    print("write maxkeys: OK")
+except OSError as e:
+    print("write maxkeys:", errno.errorcode[e.errno])
+'
+	assert_status 0
+	assert_output "/proc/self/root/proc/keys: b''
+/proc/thread-self/root/proc/keys: b''
+/proc/self/task/TID/root/proc/keys: b''
+/proc/1/root/proc/keys: EACCES
+/proc/self/root/proc/timer_list: b''
+/proc/self/cwd/../proc/keys: b''
+keys from a /proc fd: b''
+timer_list from a /proc fd: b''
+write maxkeys: EROFS"
+}
+
+@test "proc: mountinfo, mounts and environ inside show nothing of the project's host path" {
+	run --separate-stderr af run --changes discard "$P" -- sh -c \
+		'cat /proc/self/mountinfo /proc/self/mounts; tr "\0" "\n" </proc/self/environ; pwd'
+	assert_status 0
+	refute_contains "$output" "$P"
+	refute_contains "$output" "$T"
+	assert_contains "$output" "agentfense /workspace fuse.agentfense rw,"
+}
+
+# ---- the relayed terminal --------------------------------------------------------
+
+DRIVE="$BATS_TEST_DIRNAME/../tools/ptydrive.py"
+
+# term STEP... -- SCRIPT: SCRIPT in `bash -c` with job control on a
+# fresh pty as the controlling terminal, driven by tests/tools/ptydrive.py
+# ($AF the binary under test, $P the project).
+term() {
+	local steps=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		steps+=("$1")
+		shift
+	done
+	shift
+	run timeout -k 5 60 env AF_TEST_MARK="$T" AF="$AGENTFENSE" P="$P" TERM=xterm \
+		python3 "$DRIVE" "${steps[@]}" -- bash -c "set -m; $1"
+}
+
+@test "tty: a command that stops itself holds the terminal only until Ctrl-Z; fg resumes it" {
+	term sleep 1 send '\x1a' expect '^run:147$' -- '
+		$AF run --changes discard "$P" -- sh -c "kill -STOP \$\$; echo resumed"
+		echo "run:$?"
+		fg >/dev/null; echo "fg:$?"'
+	assert_status 0
+	assert_contains "$output" $'run:147\nresumed\nfg:0\n@@ exit 0\n@@ termios same'
+}
+
+@test "tty: processes the command leaves behind, in a session of their own or not, end with the run" {
+	term -- '
+		$AF run --changes discard "$P" -- sh -c "setsid sh -c \"sleep 31.4159\" &
+			(sleep 31.4159 </dev/null >/dev/null 2>&1 &); sleep 0.2; echo started"
+		echo "run:$?"
+		sleep 0.5; pgrep -f "^(sh -c )?sleep 31[.]4159" || echo none-left'
+	assert_status 0
+	assert_contains "$output" $'started\nrun:0\nnone-left\n@@ exit 0\n@@ termios same'
+}
