@@ -449,3 +449,60 @@ term() {
 	assert_status 0
 	assert_contains "$output" $'started\nrun:0\nnone-left\n@@ exit 0\n@@ termios same'
 }
+
+# ---- the view's hang detection -------------------------------------------------
+
+# COPY_PY: copy /workspace/big.bin to output/copy with copy_file_range,
+# asking for all of it each time, until its end.
+COPY_PY='
+import os
+def copy_all():
+    a = os.open("/workspace/big.bin", os.O_RDONLY)
+    b = os.open("/workspace/output/copy", os.O_WRONLY | os.O_CREAT, 0o644)
+    while os.copy_file_range(a, b, 4 << 30) > 0:
+        pass
+'
+
+@test "hang: a run ending while a child copies gigabytes with copy_file_range is no hung view" {
+	truncate -s 3G "$P/big.bin"
+	run --separate-stderr af run --changes discard "$P" -- python3 -c "$COPY_PY"'
+import time
+if os.fork() == 0:
+    copy_all()
+    os._exit(0)
+time.sleep(0.5)
+print("main done")
+'
+	assert_status 0
+	assert_output "main done"
+	assert_eq "" "$stderr"
+	assert_eq 0 "$(runs_count)"
+}
+
+@test "hang: --timeout during a copy of gigabytes ends the run as for any command" {
+	truncate -s 3G "$P/big.bin"
+	run --separate-stderr af run --changes discard --timeout 1 "$P" -- python3 -c "$COPY_PY"'
+copy_all()
+'
+	assert_status 124
+	assert_output ""
+	assert_eq "agentfense: command timed out after 1s" "$stderr"
+	assert_eq 0 "$(runs_count)"
+}
+
+@test "hang: copy_file_range copies a bounded part per call, and cp still copies a whole file" {
+	head -c 80M /dev/urandom >"$P/data.bin"
+	truncate -s 3G "$P/big.bin"
+	run --separate-stderr af run "$P" -- python3 -c '
+import os
+a = os.open("/workspace/big.bin", os.O_RDONLY)
+b = os.open("/workspace/tmp/x", os.O_WRONLY | os.O_CREAT, 0o644)
+print("one call:", os.copy_file_range(a, b, 3 << 30) >> 20, "MiB")
+os.unlink("/workspace/tmp/x")
+os.system("cp /workspace/data.bin /workspace/output/data.bin")
+'
+	assert_status 0
+	assert_output "one call: 32 MiB"
+	assert_eq "" "$stderr"
+	cmp "$P/data.bin" "$P/output/data.bin"
+}
