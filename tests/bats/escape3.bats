@@ -506,3 +506,47 @@ os.system("cp /workspace/data.bin /workspace/output/data.bin")
 	assert_eq "" "$stderr"
 	cmp "$P/data.bin" "$P/output/data.bin"
 }
+
+@test "links: escape sequences and newlines in a held link's name and target reach the terminal escaped" {
+	run --separate-stderr af run -p full-access "$P" -- python3 -c '
+import os
+os.chdir("/workspace/output")
+os.mkdir("\x1b[31mred")
+os.symlink("/etc/\x1b]52;c;ZXZpbA==\x07\nagentfense: all synced", "\x1b[31mred/l")
+open("\x1b[31mred/.git", "w").write("gitdir: /tmp\n")
+'
+	assert_status 0
+	local d='output/\x1b[31mred'
+	assert_eq "$(held "$d/.git" "$R_DOTGIT")
+$(held "$d/l" "is a symlink to '/etc/\\x1b]52;c;ZXZpbA==\\x07\\nagentfense: all synced': an absolute path, outside the project")
+hint: a symlink out of the project is never synced, the host's files being other than the sandbox's; make it on the host if it is wanted
+$(summary 2)" "$stderr"
+	refute_contains "$stderr" $'\x1b'
+}
+
+@test "tty: a run with no standard stream on the terminal has no controlling terminal to reach it" {
+	term -- '
+		$AF run --changes discard "$P" -- python3 -c "
+import errno, fcntl, os, termios
+try:
+    os.open(\"/dev/tty\", os.O_RDWR)
+    print(\"dev-tty: OK\")
+except OSError as e:
+    print(\"dev-tty:\", errno.errorcode[e.errno])
+for fd in (0, 1, 2):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b\"x\")
+        print(\"TIOCSTI:\", fd, \"OK\")
+    except OSError as e:
+        print(\"TIOCSTI:\", fd, errno.errorcode[e.errno])
+print(\"sid-leader:\", os.getsid(0) == os.getpid())
+" </dev/null >'"$T"'/out 2>&1
+		echo "run:$?"'
+	assert_status 0
+	assert_contains "$output" $'run:0\n@@ exit 0\n@@ termios same'
+	assert_eq "dev-tty: ENXIO
+TIOCSTI: 0 EPERM
+TIOCSTI: 1 EPERM
+TIOCSTI: 2 EPERM
+sid-leader: True" "$(cat "$T/out")"
+}
