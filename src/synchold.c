@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <search.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -223,6 +224,8 @@ struct resolver {
 	int depth;     /* links being followed, nested */
 	size_t walked; /* entries looked at */
 	char *why; /* the reason, once held */
+	bool limited; /* held at MAX_WALK or MAX_HOPS, not for what was found */
+	int trees;    /* check_tree() calls under way */
 };
 
 /* A path as its components. */
@@ -338,6 +341,13 @@ static bool hold_why(struct resolver *r, char *why)
 	return true;
 }
 
+/* hold_why() for a limit of the check reached. */
+static bool hold_limit(struct resolver *r, char *why)
+{
+	r->limited = true;
+	return hold_why(r, why);
+}
+
 /* Is path, at the given type, below read in the policy?  A directory
  * shown only for its visible descendants is not: what is hidden below it
  * is found by name.  Decided as on a case-insensitive file system on
@@ -354,9 +364,66 @@ static bool hidden(const struct hold_ctx *h, const char *path, bool is_dir)
 
 static bool check_path(struct resolver *r, const char *from, const char *rel);
 
+/* What check_tree() found in one project directory. */
+struct memo_entry {
+	char *path;
+	char *why; /* the reason it holds a link, or NULL: nothing hidden */
+};
+
+static int memo_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct memo_entry *)a)->path, ((const struct memo_entry *)b)->path);
+}
+
+static void memo_entry_free(void *p)
+{
+	struct memo_entry *e = p;
+	free(e->path);
+	free(e->why);
+	free(e);
+}
+
+void hold_memo_clear(struct hold_memo *memo)
+{
+	tdestroy(memo->root, memo_entry_free);
+	memo->root = NULL;
+}
+
+static bool check_tree_walk(struct resolver *r, int dfd, const char *path);
+
 /* Look through project directory dfd (path) for an entry the policy
- * hides, or a link that leads to one.  Returns true if the link is held. */
+ * hides, or a link that leads to one.  Returns true if the link is held.
+ * A directory is looked through once per sync: links by the thousand to
+ * one large directory would otherwise make sync take hours.  What a
+ * limit (MAX_WALK, MAX_HOPS) cut short is remembered only for the
+ * directory the check began at, whose next check would end the same;
+ * a directory below it was left half seen. */
 static bool check_tree(struct resolver *r, int dfd, const char *path)
+{
+	struct hold_memo *memo = r->h->memo;
+	struct memo_entry key = { .path = (char *)path };
+	if (!memo || r->why)
+		return check_tree_walk(r, dfd, path);
+	struct memo_entry **found = tfind(&key, &memo->root, memo_cmp);
+	if (found)
+		return (*found)->why ? hold_why(r, xstrdup((*found)->why)) : false;
+	bool top = r->trees == 0;
+	r->trees++;
+	bool held = check_tree_walk(r, dfd, path);
+	r->trees--;
+	if (r->limited && !top)
+		return held;
+	struct memo_entry *e = xmalloc(sizeof(*e));
+	e->path = xstrdup(path);
+	e->why = held && r->why ? xstrdup(r->why) : NULL;
+	if (held && !e->why)
+		e->why = xasprintf("it leads to '%s', which the policy hides", path);
+	if (!tsearch(e, &memo->root, memo_cmp))
+		memo_entry_free(e); /* no memory for it: only not remembered */
+	return held;
+}
+
+static bool check_tree_walk(struct resolver *r, int dfd, const char *path)
 {
 	char **names;
 	if (delta_list_dir(dfd, &names) < 0)
@@ -366,8 +433,8 @@ static bool check_tree(struct resolver *r, int dfd, const char *path)
 		autofree char *cp = path[0] ? xasprintf("%s/%s", path, names[i]) : xstrdup(names[i]);
 		struct stat st;
 		if (++r->walked > MAX_WALK) {
-			held = hold_why(r, xasprintf("it leads to '%s', too large a tree to check",
-						     path[0] ? path : "."));
+			held = hold_limit(r, xasprintf("it leads to '%s', too large a tree to check",
+						       path[0] ? path : "."));
 			break;
 		}
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -447,7 +514,7 @@ static bool check_path(struct resolver *r, const char *from, const char *rel)
 	/* a chain of links, or links in linked directories: bounded as the
 	 * kernel bounds a resolution */
 	if (r->depth >= MAX_HOPS)
-		return hold_why(r, xasprintf("it leads through too many links"));
+		return hold_limit(r, xasprintf("it leads through too many links"));
 	struct comps c = { 0 };
 	bool held;
 	if (comps_apply(&c, from) < 0 || comps_apply(&c, rel) < 0) {
