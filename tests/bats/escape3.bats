@@ -550,3 +550,64 @@ TIOCSTI: 1 EPERM
 TIOCSTI: 2 EPERM
 sid-leader: True" "$(cat "$T/out")"
 }
+
+# ---- the cost of the link checks at sync ---------------------------------------
+
+# many_files DIR N: N empty files in DIR.
+many_files() {
+	mkdir -p "$1"
+	(cd "$1" && seq -f 'f%05g' "$2" | xargs touch)
+}
+
+# links_py N TARGET [CHAIN]: Python making N links output/lI -> TARGET
+# (an expression of i) in the sandbox, and with CHAIN a link
+# output/cI -> lI to each.
+links_py() {
+	printf 'import os\nos.chdir("/workspace/output")\nfor i in range(%s):\n    os.symlink(%s, "l%%d" %% i)\n' "$1" "$2"
+	[ -z "${3:-}" ] || printf '    os.symlink("l%%d" %% i, "c%%d" %% i)\n'
+}
+
+# Each of these took the old sync a minute or more: every link looked
+# through the whole directory it leads to again.
+
+@test "links: 1000 links to a project directory of 19,000 entries sync in seconds" {
+	many_files "$P/big" 19000
+	SECONDS=0
+	run --separate-stderr af run "$P" -- python3 -c "$(links_py 1000 '"../big"')"
+	local took=$SECONDS
+	assert_status 0
+	assert_eq "" "$stderr"
+	assert_eq 1000 "$(find "$P/output" -type l | wc -l)"
+	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
+}
+
+@test "links: 1000 links to a large directory holding a hidden file late in it are all held, in seconds" {
+	many_files "$P/big" 19000
+	mkdir -p "$P/big/zzzz/secrets"
+	printf '%s_late\n' "$SECRET_MARK" >"$P/big/zzzz/secrets/k.txt"
+	SECONDS=0
+	run --separate-stderr af run "$P" -- python3 -c "$(links_py 1000 '"../big"')"
+	local took=$SECONDS
+	assert_status 0
+	assert_eq 1001 "${#stderr_lines[@]}"
+	assert_eq "$(held output/l0 "is a symlink to '../big': it leads to 'big/zzzz/secrets', which the policy hides")" "${stderr_lines[0]}"
+	assert_eq "$(held output/l999 "is a symlink to '../big': it leads to 'big/zzzz/secrets', which the policy hides")" "${stderr_lines[999]}"
+	assert_eq "$(summary 1000)" "${stderr_lines[1000]}"
+	assert_eq "" "$(ls -A "$P/output")"
+	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
+}
+
+@test "links: links to the parts of a large tree, chains through them and one to all of it sync in seconds" {
+	local i
+	for i in $(seq 0 9); do
+		many_files "$P/tree/d$i" 1900
+	done
+	SECONDS=0
+	run --separate-stderr af run "$P" -- python3 -c "$(links_py 2000 '"../tree/d%d" % (i % 10)' chain)
+os.symlink('../tree', 'all')"
+	local took=$SECONDS
+	assert_status 0
+	assert_eq "" "$stderr"
+	assert_eq 4001 "$(find "$P/output" -type l | wc -l)"
+	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
+}
