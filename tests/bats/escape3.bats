@@ -3,8 +3,9 @@
 # controls everything it writes into the delta: other spellings of what
 # sync holds back (case-insensitive projects, renames, hard links, long
 # names), links to hidden files under other spellings, the disk limit,
-# the relayed terminal and the masked /proc files.  Each case asserts the
-# exact outcome.
+# the masked /proc files, the relayed terminal, the view's hang detection
+# and the cost of the link checks at sync.  Each case asserts the exact
+# outcome.
 
 load helper
 
@@ -279,6 +280,23 @@ $(summary 2)" "$stderr"
 	[ ! -L "$P/output/sub" ] && [ ! -L "$P/output/file.txt" ]
 }
 
+@test "links: escape sequences and newlines in a held link's name and target reach the terminal escaped" {
+	run --separate-stderr af run -p full-access "$P" -- python3 -c '
+import os
+os.chdir("/workspace/output")
+os.mkdir("\x1b[31mred")
+os.symlink("/etc/\x1b]52;c;ZXZpbA==\x07\nagentfense: all synced", "\x1b[31mred/l")
+open("\x1b[31mred/.git", "w").write("gitdir: /tmp\n")
+'
+	assert_status 0
+	local d='output/\x1b[31mred'
+	assert_eq "$(held "$d/.git" "$R_DOTGIT")
+$(held "$d/l" "is a symlink to '/etc/\\x1b]52;c;ZXZpbA==\\x07\\nagentfense: all synced': an absolute path, outside the project")
+hint: a symlink out of the project is never synced, the host's files being other than the sandbox's; make it on the host if it is wanted
+$(summary 2)" "$stderr"
+	refute_contains "$stderr" $'\x1b'
+}
+
 # ---- the disk limit ------------------------------------------------------------
 
 # DISK_PY: fallocate(2) through ctypes, and the view's df (used KiB).
@@ -450,6 +468,33 @@ term() {
 	assert_contains "$output" $'started\nrun:0\nnone-left\n@@ exit 0\n@@ termios same'
 }
 
+@test "tty: a run with no standard stream on the terminal has no controlling terminal to reach it" {
+	term -- '
+		$AF run --changes discard "$P" -- python3 -c "
+import errno, fcntl, os, termios
+try:
+    os.open(\"/dev/tty\", os.O_RDWR)
+    print(\"dev-tty: OK\")
+except OSError as e:
+    print(\"dev-tty:\", errno.errorcode[e.errno])
+for fd in (0, 1, 2):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b\"x\")
+        print(\"TIOCSTI:\", fd, \"OK\")
+    except OSError as e:
+        print(\"TIOCSTI:\", fd, errno.errorcode[e.errno])
+print(\"sid-leader:\", os.getsid(0) == os.getpid())
+" </dev/null >'"$T"'/out 2>&1
+		echo "run:$?"'
+	assert_status 0
+	assert_contains "$output" $'run:0\n@@ exit 0\n@@ termios same'
+	assert_eq "dev-tty: ENXIO
+TIOCSTI: 0 EPERM
+TIOCSTI: 1 EPERM
+TIOCSTI: 2 EPERM
+sid-leader: True" "$(cat "$T/out")"
+}
+
 # ---- the view's hang detection -------------------------------------------------
 
 # COPY_PY: copy /workspace/big.bin to output/copy with copy_file_range,
@@ -505,50 +550,6 @@ os.system("cp /workspace/data.bin /workspace/output/data.bin")
 	assert_output "one call: 32 MiB"
 	assert_eq "" "$stderr"
 	cmp "$P/data.bin" "$P/output/data.bin"
-}
-
-@test "links: escape sequences and newlines in a held link's name and target reach the terminal escaped" {
-	run --separate-stderr af run -p full-access "$P" -- python3 -c '
-import os
-os.chdir("/workspace/output")
-os.mkdir("\x1b[31mred")
-os.symlink("/etc/\x1b]52;c;ZXZpbA==\x07\nagentfense: all synced", "\x1b[31mred/l")
-open("\x1b[31mred/.git", "w").write("gitdir: /tmp\n")
-'
-	assert_status 0
-	local d='output/\x1b[31mred'
-	assert_eq "$(held "$d/.git" "$R_DOTGIT")
-$(held "$d/l" "is a symlink to '/etc/\\x1b]52;c;ZXZpbA==\\x07\\nagentfense: all synced': an absolute path, outside the project")
-hint: a symlink out of the project is never synced, the host's files being other than the sandbox's; make it on the host if it is wanted
-$(summary 2)" "$stderr"
-	refute_contains "$stderr" $'\x1b'
-}
-
-@test "tty: a run with no standard stream on the terminal has no controlling terminal to reach it" {
-	term -- '
-		$AF run --changes discard "$P" -- python3 -c "
-import errno, fcntl, os, termios
-try:
-    os.open(\"/dev/tty\", os.O_RDWR)
-    print(\"dev-tty: OK\")
-except OSError as e:
-    print(\"dev-tty:\", errno.errorcode[e.errno])
-for fd in (0, 1, 2):
-    try:
-        fcntl.ioctl(fd, termios.TIOCSTI, b\"x\")
-        print(\"TIOCSTI:\", fd, \"OK\")
-    except OSError as e:
-        print(\"TIOCSTI:\", fd, errno.errorcode[e.errno])
-print(\"sid-leader:\", os.getsid(0) == os.getpid())
-" </dev/null >'"$T"'/out 2>&1
-		echo "run:$?"'
-	assert_status 0
-	assert_contains "$output" $'run:0\n@@ exit 0\n@@ termios same'
-	assert_eq "dev-tty: ENXIO
-TIOCSTI: 0 EPERM
-TIOCSTI: 1 EPERM
-TIOCSTI: 2 EPERM
-sid-leader: True" "$(cat "$T/out")"
 }
 
 # ---- the cost of the link checks at sync ---------------------------------------
