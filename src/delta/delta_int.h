@@ -32,11 +32,21 @@ enum hold_kind {
 	HOLD_HGCONFIG,  /* hgrc, hgrc-not-shared, sharedpath in a '.hg' */
 };
 
+/* What the checks of one sync found in the project's directories, so
+ * that each is looked through once however many links lead to it. */
+struct hold_memo {
+	void *root; /* tsearch() tree */
+};
+
 struct hold_ctx {
 	int upper_fd;                /* the delta's upper/ */
 	int project_fd;              /* the project root */
 	const struct policy *policy; /* NULL: nothing is hidden */
+	struct hold_memo *memo;      /* NULL: none kept */
 };
+
+/* Free what memo holds (for a memo of a sync that is over). */
+void hold_memo_clear(struct hold_memo *memo);
 
 /* Is name a spelling git or some file system takes for '.git'? */
 bool hold_is_dotgit(const char *name);

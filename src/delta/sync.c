@@ -626,9 +626,11 @@ int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	if (pfd < 0 || fstat(delta_upper_fd(d), &ust) < 0 || fstat(pfd, &pst) < 0)
 		return af_err_set(err, errno, "cannot sync '%s' to the project: %s", delta_path(d),
 				  strerror(errno));
+	struct hold_memo memo = { 0 };
 	struct sync_ctx c = {
 		.d = d, .rep = rep, .err = err, .first = 0,
-		.hold = { .upper_fd = delta_upper_fd(d), .project_fd = pfd, .policy = policy },
+		.hold = { .upper_fd = delta_upper_fd(d), .project_fd = pfd, .policy = policy,
+			  .memo = &memo },
 		.limit = delta_disk_limit(d),
 	};
 
@@ -644,6 +646,7 @@ int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	if (meta && (pst.st_mode & S_IRWXU) != S_IRWXU)
 		fchmod(pfd, (pst.st_mode & 07777) | S_IRWXU);
 	sync_dir(&c, delta_upper_fd(d), pfd, "");
+	hold_memo_clear(&memo);
 	if (meta)
 		apply_dir_meta(&c, pfd, &ust, "");
 

@@ -30,11 +30,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <search.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/casefold.h"
 #include "delta/delta_int.h"
 #include "policy/policy.h"
 
@@ -67,7 +70,9 @@ static size_t hfs_ignorable(const unsigned char *s)
  * NTFS stream suffix (":...") dropped? */
 static bool spells(const char *s, const char *end, const char *word, const char *shortn)
 {
-	char buf[64];
+	/* a whole name fits: a short buffer would let trailing dots or
+	 * spaces push ".git" past its end */
+	char buf[NAME_MAX + 1];
 	size_t n = 0;
 	for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)end;) {
 		size_t skip = hfs_ignorable(p);
@@ -119,10 +124,14 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/* Is name one of list as a case-insensitive file system may take it:
+ * ASCII case ignored, and the KELVIN SIGN and LONG S that fold to k and
+ * s ("hook\u017f" opens "hooks" there)? */
 static bool in_list(const char *name, const char *const *list)
 {
+	autofree char *folded = casefold_dup(name);
 	for (size_t i = 0; list[i]; i++)
-		if (strcasecmp(name, list[i]) == 0)
+		if (strcasecmp(folded, list[i]) == 0)
 			return true;
 	return false;
 }
@@ -132,13 +141,14 @@ static const char *const git_config[] = { "config", "config.worktree", "hooks", 
 static const char *const hg_config[] = { "hgrc", "hgrc-not-shared", "sharedpath", NULL };
 
 /* Is there a non-whiteout entry in upper directory ufd whose name is
- * want, case ignored (the project's file system may ignore it)?  With
+ * want as the project's file system may take it (in_list)?  With
  * whiteout, is there a whiteout named exactly want? */
 static bool upper_has(int ufd, char **names, const char *want, bool whiteout)
 {
+	const char *const one[] = { want, NULL };
 	for (size_t i = 0; names[i]; i++) {
 		struct stat st;
-		if (whiteout ? strcmp(names[i], want) != 0 : strcasecmp(names[i], want) != 0)
+		if (whiteout ? strcmp(names[i], want) != 0 : !in_list(names[i], one))
 			continue;
 		if (fstatat(ufd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
@@ -214,6 +224,8 @@ struct resolver {
 	int depth;     /* links being followed, nested */
 	size_t walked; /* entries looked at */
 	char *why; /* the reason, once held */
+	bool limited; /* held at MAX_WALK or MAX_HOPS, not for what was found */
+	int trees;    /* check_tree() calls under way */
 };
 
 /* A path as its components. */
@@ -329,23 +341,89 @@ static bool hold_why(struct resolver *r, char *why)
 	return true;
 }
 
+/* hold_why() for a limit of the check reached. */
+static bool hold_limit(struct resolver *r, char *why)
+{
+	r->limited = true;
+	return hold_why(r, why);
+}
+
 /* Is path, at the given type, below read in the policy?  A directory
  * shown only for its visible descendants is not: what is hidden below it
- * is found by name. */
+ * is found by name.  Decided as on a case-insensitive file system on
+ * every project, since any directory of it may fold case: "SECRETS/x"
+ * may be "secrets/x" there. */
 static bool hidden(const struct hold_ctx *h, const char *path, bool is_dir)
 {
 	struct decision d;
 	if (!h->policy)
 		return false;
-	policy_decide(h->policy, path, is_dir, &d);
+	policy_decide_folded(h->policy, path, is_dir, &d);
 	return d.level < LEVEL_READ && !(is_dir && d.traversable);
 }
 
 static bool check_path(struct resolver *r, const char *from, const char *rel);
 
+/* What check_tree() found in one project directory. */
+struct memo_entry {
+	char *path;
+	char *why; /* the reason it holds a link, or NULL: nothing hidden */
+};
+
+static int memo_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct memo_entry *)a)->path, ((const struct memo_entry *)b)->path);
+}
+
+static void memo_entry_free(void *p)
+{
+	struct memo_entry *e = p;
+	free(e->path);
+	free(e->why);
+	free(e);
+}
+
+void hold_memo_clear(struct hold_memo *memo)
+{
+	tdestroy(memo->root, memo_entry_free);
+	memo->root = NULL;
+}
+
+static bool check_tree_walk(struct resolver *r, int dfd, const char *path);
+
 /* Look through project directory dfd (path) for an entry the policy
- * hides, or a link that leads to one.  Returns true if the link is held. */
+ * hides, or a link that leads to one.  Returns true if the link is held.
+ * A directory is looked through once per sync: links by the thousand to
+ * one large directory would otherwise make sync take hours.  What a
+ * limit (MAX_WALK, MAX_HOPS) cut short is remembered only for the
+ * directory the check began at, whose next check would end the same;
+ * a directory below it was left half seen. */
 static bool check_tree(struct resolver *r, int dfd, const char *path)
+{
+	struct hold_memo *memo = r->h->memo;
+	struct memo_entry key = { .path = (char *)path };
+	if (!memo || r->why)
+		return check_tree_walk(r, dfd, path);
+	struct memo_entry **found = tfind(&key, &memo->root, memo_cmp);
+	if (found)
+		return (*found)->why ? hold_why(r, xstrdup((*found)->why)) : false;
+	bool top = r->trees == 0;
+	r->trees++;
+	bool held = check_tree_walk(r, dfd, path);
+	r->trees--;
+	if (r->limited && !top)
+		return held;
+	struct memo_entry *e = xmalloc(sizeof(*e));
+	e->path = xstrdup(path);
+	e->why = held && r->why ? xstrdup(r->why) : NULL;
+	if (held && !e->why)
+		e->why = xasprintf("it leads to '%s', which the policy hides", path);
+	if (!tsearch(e, &memo->root, memo_cmp))
+		memo_entry_free(e); /* no memory for it: only not remembered */
+	return held;
+}
+
+static bool check_tree_walk(struct resolver *r, int dfd, const char *path)
 {
 	char **names;
 	if (delta_list_dir(dfd, &names) < 0)
@@ -355,8 +433,8 @@ static bool check_tree(struct resolver *r, int dfd, const char *path)
 		autofree char *cp = path[0] ? xasprintf("%s/%s", path, names[i]) : xstrdup(names[i]);
 		struct stat st;
 		if (++r->walked > MAX_WALK) {
-			held = hold_why(r, xasprintf("it leads to '%s', too large a tree to check",
-						     path[0] ? path : "."));
+			held = hold_limit(r, xasprintf("it leads to '%s', too large a tree to check",
+						       path[0] ? path : "."));
 			break;
 		}
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -436,7 +514,7 @@ static bool check_path(struct resolver *r, const char *from, const char *rel)
 	/* a chain of links, or links in linked directories: bounded as the
 	 * kernel bounds a resolution */
 	if (r->depth >= MAX_HOPS)
-		return hold_why(r, xasprintf("it leads through too many links"));
+		return hold_limit(r, xasprintf("it leads through too many links"));
 	struct comps c = { 0 };
 	bool held;
 	if (comps_apply(&c, from) < 0 || comps_apply(&c, rel) < 0) {

@@ -1191,6 +1191,10 @@ static ssize_t copy_by_hand(int in, off_t *ioff, int out, off_t *ooff, size_t le
 	return (ssize_t)done;
 }
 
+/* The most one copy_file_range request copies: a fraction of a second
+ * on a slow disk. */
+#define COPY_RANGE_MAX ((size_t)32 << 20)
+
 /* copy_file_range() in the sandbox: the data moves between the backing
  * files without passing through the kernel's FUSE pages twice (cp of a
  * project file is one request instead of a READ and a WRITE per chunk,
@@ -1218,6 +1222,12 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, -out);
 		return;
 	}
+	/* one request copies a bounded part, the caller asking again for
+	 * the rest: a copy of gigabytes in one request would hold the
+	 * process that asked past SIGKILL, and leave the view answering
+	 * nothing for seconds, as a hung one does */
+	if (len > COPY_RANGE_MAX)
+		len = COPY_RANGE_MAX;
 	/* what may land in out: no more than in has from off_in on (a
 	 * copy asks for far more than that, cp up to SSIZE_MAX) */
 	struct stat ist;
