@@ -34,7 +34,7 @@ struct policy_options {
 void policy_options_add(struct policy_options *po, int kind, const char *arg);
 /* Build a finalized policy: the preset (default agent-safe), then the
  * --policy files and --rule specs in command-line order.  Dies with a
- * clear message and exit 2 on bad input. */
+ * clear message and a usage error on bad input. */
 struct policy *policy_options_build(const struct policy_options *po);
 void policy_options_free(struct policy_options *po);
 

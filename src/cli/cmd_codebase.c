@@ -2,9 +2,10 @@
  * codebases through serve (started in the background when needed).
  *
  * Quiet on success but for what was asked (an id, a table, a file);
- * --json prints serve's JSON as it is, for scripts.  Exit codes: 0, 1
- * not found, 2 usage or invalid argument, 3 conflict, 125 agentfense
- * itself (serve unreachable, internal errors). */
+ * --json prints serve's JSON as it is, for scripts.  Exit codes: 0; the
+ * results a script branches on, 1 not found and 3 conflict; 125 for
+ * every error (usage, an argument serve refused, serve unreachable,
+ * internal errors), as everywhere in agentfense. */
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -92,8 +93,6 @@ static AF_NORETURN void die_reply(struct client_reply *rep)
 	int ex = AF_EXIT_FAILURE;
 	if (code && !strcmp(code, "not_found"))
 		ex = EXIT_NOT_FOUND;
-	else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "permission_denied")))
-		ex = AF_EXIT_USAGE;
 	else if (code && !strcmp(code, "conflict"))
 		ex = EXIT_CONFLICT;
 	fputs(AF_PROG ": ", stderr);

@@ -1,7 +1,7 @@
 /* cmd_run.c - `agentfense run` and `agentfense shell`: wire the policy,
  * the delta, the view and the sandbox together around one command.
  *
- *   parse and check every input (exit 2), open the project
+ *   parse and check every input (usage errors), open the project
  *   -> sandbox_begin (the child builds its root meanwhile) -> delta_create
  *   -> view_new -> sandbox_ready (FUSE fd)
  *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
@@ -113,8 +113,8 @@ static void usage(FILE *f, bool interactive)
 		"\n"
 		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N\n"
 		"(137 when the memory limit killed it);\n"
-		"126/127 if it cannot be executed / is not found; 2 for usage errors;\n"
-		"125 if agentfense itself fails.  See agentfense(1).\n");
+		"126/127 if it cannot be executed / is not found; 125 for an error of\n"
+		"agentfense itself, usage errors included.  See agentfense(1).\n");
 }
 
 static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
@@ -317,7 +317,7 @@ static char *canonical_maybe(const char *path)
 }
 
 /* Open DIR and refuse topologies that would defeat the sandbox.
- * Returns the project fd; dies with exit 2 on bad input. */
+ * Returns the project fd; dies with a usage error on bad input. */
 static int open_project(const char *dir, char **real_out, char **state_out)
 {
 	struct af_err err = { 0 };
@@ -352,7 +352,7 @@ static int open_project(const char *dir, char **real_out, char **state_out)
 /* Resolve the root filesystem (--rootfs, or an unpacked --image) and
  * refuse one that holds the project or agentfense's state, or lies in
  * the project: those would be shown whole, outside the view.  Returns
- * the canonical path; dies with exit 2. */
+ * the canonical path; dies with a usage error. */
 static char *check_root_dir(const char *opt, const char *dir, const char *real_project,
 			    const char *state_real)
 {
@@ -597,7 +597,7 @@ static void report_disk(const struct delta *d)
 }
 
 /* Create the limits' cgroups (or choose the fallback) and say what the
- * fallback does not enforce.  Dies with exit 2 or 125. */
+ * fallback does not enforce.  Dies with exit 125. */
 static struct limits *setup_limits(const struct limits_spec *spec)
 {
 	struct af_err err = { 0 };

@@ -24,7 +24,7 @@ static void usage(FILE *f)
 		SERVE_CLIENT_TIMEOUT, SERVE_MAX_CONNS, (unsigned long long)SERVE_MAX_UPLOAD);
 }
 
-/* A whole number in [1, max] or die with exit 2. */
+/* A whole number in [1, max] or die with a usage error. */
 static unsigned long long number(const char *opt, const char *arg, unsigned long long max)
 {
 	char *end;

@@ -46,18 +46,18 @@ void policy_free(struct policy *p);
 
 /* Add one rule.  origin says where it came from, for explain ("--rule",
  * "preset agent-safe", "policy.ini:12"); it is copied.
- * Returns 0, or -EINVAL with *err filled (exit code 2). */
+ * Returns 0, or -EINVAL with *err filled (a usage error). */
 int policy_add(struct policy *p, const char *pattern, enum level level, int priority,
 	       const char *origin, struct af_err *err);
 
 /* Parse and add "PATTERN=LEVEL[@PRIORITY]" (split at the LAST '=').
- * Returns 0, or -EINVAL with *err filled (exit code 2). */
+ * Returns 0, or -EINVAL with *err filled (a usage error). */
 int policy_add_spec(struct policy *p, const char *spec, const char *origin, struct af_err *err);
 
 /* Add the rules of a preset: a user preset
  * ($XDG_CONFIG_HOME/agentfense/presets/NAME.ini, else
  * ~/.config/agentfense/presets/NAME.ini) shadows a built-in one.
- * Returns 0, -ENOENT (unknown preset, exit code 2, hint lists presets),
+ * Returns 0, -ENOENT (unknown preset, a usage error, hint lists presets),
  * or -EINVAL (malformed file). */
 int policy_add_preset(struct policy *p, const char *name, struct af_err *err);
 
@@ -128,7 +128,7 @@ int policy_parse_ini(struct policy *p, const char *text, const char *label, bool
 
 /* Read a whole small text file (at most max bytes, no NUL byte); kind
  * ("policy", "preset") names it in messages.
- * Returns 0 or -errno with *err filled (exit code 2). */
+ * Returns 0 or -errno with *err filled (a usage error). */
 int policy_read_file(const char *path, const char *kind, size_t max, char **out,
 		     struct af_err *err);
 

@@ -65,7 +65,7 @@ static AF_PRINTF(3, 4) void sfmt(char *buf, size_t len, const char *fmt, ...)
 /* --- parsing --------------------------------------------------------------- */
 
 /* A size for option opt, at least min (min_text: it as written, e.g.
- * "4M").  Returns 0, or -EINVAL with *err filled (exit code 2). */
+ * "4M").  Returns 0, or -EINVAL with *err filled (a usage error). */
 static int parse_size(const char *s, const char *opt, uint64_t min, const char *min_text,
 		      uint64_t *out, struct af_err *err)
 {
@@ -353,7 +353,7 @@ static int make_leaf(const char *path, int version, struct cg_leaf *leaf)
 }
 
 /* Write one limit file of a leaf; a refused value is the user's to fix
- * (exit 2).  Returns 0 or -errno with *err filled. */
+ * (a usage error).  Returns 0 or -errno with *err filled. */
 static int write_limit(const struct cg_leaf *leaf, enum limits_ctl c, const char *file,
 		       const char *value, const char *arg, struct af_err *err)
 {

@@ -169,7 +169,7 @@ bool sandbox_shows_path(const char *real_path, char *out, size_t len);
 
 /* Refuse a project the sandbox would show anyway, outside the view.
  * real_path must be canonical.  Returns 0, or -EINVAL with *err filled
- * (exit code 2). */
+ * (a usage error). */
 int sandbox_check_project(const char *real_path, struct af_err *err);
 
 #endif

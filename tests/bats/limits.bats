@@ -140,27 +140,27 @@ except BlockingIOError:
     raise SystemExit(1)
 '
 
-@test "limits: bad values exit 2 with one clear line" {
+@test "limits: bad values exit 125 with one clear line" {
 	run --separate-stderr af run --memory abc "$P" -- true
-	assert_error 2 "invalid value 'abc' for --memory" "512M"
+	assert_error 125 "invalid value 'abc' for --memory" "512M"
 	run --separate-stderr af run --memory 1GB "$P" -- true
-	assert_error 2 "invalid value '1GB' for --memory"
+	assert_error 125 "invalid value '1GB' for --memory"
 	run --separate-stderr af run --memory 1M "$P" -- true
-	assert_error 2 "invalid value '1M' for --memory" "at least 4M"
+	assert_error 125 "invalid value '1M' for --memory" "at least 4M"
 	run --separate-stderr af run --pids 0 "$P" -- true
-	assert_error 2 "invalid value '0' for --pids" "2 to"
+	assert_error 125 "invalid value '0' for --pids" "2 to"
 	run --separate-stderr af run --pids 1 "$P" -- true
-	assert_error 2 "invalid value '1' for --pids"
+	assert_error 125 "invalid value '1' for --pids"
 	run --separate-stderr af run --cpus -1 "$P" -- true
-	assert_error 2 "invalid value '-1' for --cpus"
+	assert_error 125 "invalid value '-1' for --cpus"
 	run --separate-stderr af run --cpus 0 "$P" -- true
-	assert_error 2 "invalid value '0' for --cpus" "0.01"
+	assert_error 125 "invalid value '0' for --cpus" "0.01"
 	run --separate-stderr af run --cpus nan "$P" -- true
-	assert_error 2 "invalid value 'nan' for --cpus"
+	assert_error 125 "invalid value 'nan' for --cpus"
 	run --separate-stderr af run --cpus "$P" -- true
-	assert_error 2 "invalid value '$P' for --cpus"
+	assert_error 125 "invalid value '$P' for --cpus"
 	run --separate-stderr af run --pids
-	assert_error 2 "option '--pids' requires a value"
+	assert_error 125 "option '--pids' requires a value"
 }
 
 @test "limits: --help names them" {

@@ -97,7 +97,7 @@ description = broken
 [rules]
 ** = sometimes'
 	run --separate-stderr af preset show broken
-	assert_error 2 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
+	assert_error 125 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
 	run --separate-stderr af run -p broken "$P" -- true
-	assert_error 2 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
+	assert_error 125 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
 }
