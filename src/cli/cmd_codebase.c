@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "common/units.h"
 
 enum { EXIT_NOT_FOUND = 1, EXIT_CONFLICT = 3 };
 
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: agentfense codebase create [--from DIR] [--owner ID] [--label K=V]...\n"
-		"                                  [--ignore PATTERN]... [--max-file-size BYTES] NAME\n"
+		"                                  [--ignore PATTERN]... [--max-file-size SIZE] NAME\n"
 		"   or: agentfense codebase ls [--owner ID] [--label K[=V]]\n"
 		"   or: agentfense codebase info ID\n"
 		"   or: agentfense codebase rm [--force] ID...\n"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 		"      --ignore PATTERN      create: also leave out what PATTERN matches\n"
 		"      --json                print serve's JSON replies\n"
 		"      --label K=V           create: add a label; ls: only with this label\n"
-		"      --max-file-size BYTES create: skip larger files (default 50 MiB)\n"
+		"      --max-file-size SIZE  create: skip larger files (default 50 MiB;\n"
+		"                            512K, 1.5M: see agentfense(1))\n"
 		"      --owner ID            create: the owner id; ls: only this owner's\n"
 		"  -r, --recursive           files: list the whole tree\n"
 		"      --socket PATH         the socket of serve\n"
@@ -191,12 +193,10 @@ static int cb_create(const struct cb_opts *o, const char *name)
 			cJSON_AddItemToArray(a, cJSON_CreateString(o->ignores[i]));
 	}
 	if (o->max_size) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(o->max_size, &end, 10);
-		if (errno || end == o->max_size || *end || v == 0 || o->max_size[0] == '-')
-			usage_error("invalid value '%s' for --max-file-size: expected a number of bytes",
-				    o->max_size);
+		uint64_t v;
+		if (parse_size(o->max_size, &v) < 0 || v == 0)
+			usage_error("invalid value '%s' for --max-file-size: expected a size such as "
+				    "4096, 512K or 1.5M", o->max_size);
 		cJSON_AddNumberToObject(body, "max_file_size", (double)v);
 	}
 	autofree char *text = cJSON_PrintUnformatted(body);

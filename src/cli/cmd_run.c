@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/units.h"
 #include "delta/delta.h"
 #include "sandbox/env.h"
 #include "image/image.h"
@@ -86,7 +87,8 @@ static void usage(FILE *f, bool interactive)
 		"                             (default /workspace; relative to /workspace)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
-		"  -t, --timeout SECONDS      kill the whole sandbox after this long (exit 124)\n"
+		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
+		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
 		"      --changes sync|discard|keep\n"
 		"                             what happens to the changes at exit (default: sync)\n"
 		"      --net none|host        network: loopback only (default) or the host's\n"
@@ -100,8 +102,8 @@ static void usage(FILE *f, bool interactive)
 		"                             filesystem instead of the host's\n"
 		"      --image OCI-DIR        unpack an OCI image layout (cached) and use it\n"
 		"                             as the root filesystem\n"
-		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512M,\n"
-		"                             2G (K, M, G, T: binary units)\n"
+		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512m,\n"
+		"                             1.5G, 1GiB (K, M, G, T: binary units)\n"
 		"      --cpus N               CPU time limit in CPUs, e.g. 1 or 0.5\n"
 		"      --pids N               at most N processes and threads (init included)\n"
 		"      --disk-limit SIZE      bytes the changes may take on disk, e.g. 10G\n"
@@ -148,11 +150,10 @@ static int parse_choice(const char *opt, const char *arg, const char *const *nam
 
 static double parse_timeout(const char *s)
 {
-	char *end;
-	errno = 0;
-	double t = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(t) || t <= 0 || t > 1e9)
-		usage_error("invalid timeout '%s': expected a positive number of seconds", s);
+	double t;
+	if (parse_duration(s, &t) < 0 || t <= 0)
+		usage_error("invalid timeout '%s': expected a duration such as 30, 30s, 1.5s, "
+			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", s);
 	return t;
 }
 

@@ -65,8 +65,8 @@ struct limits_usage {
 
 struct limits;
 
-/* Parse "--memory SIZE": a whole number of bytes with an optional K, M,
- * G or T suffix (binary units, either case), at least 4 MiB.  Parse
+/* Parse "--memory SIZE": a size as parse_size() reads it (512M, 1.5G,
+ * 1GiB: binary units), at least 4 MiB.  Parse
  * "--cpus N.N" (0.01 to 1024) into a quota per LIMITS_CPU_PERIOD_US.
  * Parse "--pids N" (2 to 4194304: the sandbox's init counts).  Return 0,
  * or -EINVAL with *err filled (a usage error). */

@@ -31,3 +31,67 @@ load helper
 	run --separate-stderr af codebase frobnicate
 	assert_error 125 "unknown subcommand 'codebase frobnicate'"
 }
+
+@test "durations: 30, 30s, 1.5s, 5m, 1h for --timeout; anything else is refused" {
+	run --separate-stderr af run --changes discard --timeout 0.3s "$P" -- sleep 5
+	assert_status 124
+	assert_eq "agentfense: command timed out after 0.3s" "${stderr_lines[0]}"
+	local t
+	for t in 30 30s 1.5s 5m 1h 2d; do
+		run --separate-stderr af run --changes discard --timeout "$t" "$P" -- true
+		assert_status 0
+	done
+	for t in 5x 1e3 -1 0 0s '' . 1.5.2 5mm 0x10 inf; do
+		run --separate-stderr af run --changes discard --timeout "$t" "$P" -- true
+		assert_error 125 "invalid timeout '$t'"
+	done
+}
+
+@test "sizes: 512m, 512M, 512MB, 1.5G, 1GiB, binary units as in docker" {
+	# the limit is read back in the message the run prints at a refused write
+	local s want
+	while read -r s want; do
+		run --separate-stderr af run --changes discard --disk-limit "$s" "$P" -- \
+			sh -c 'head -c 8388608 /dev/zero > /workspace/output/big 2>/dev/null; exit 0'
+		assert_status 0
+		assert_contains "$stderr" "disk limit ($want)"
+	done <<'LIST'
+2m 2 MiB
+2M 2 MiB
+2MB 2 MiB
+2MiB 2 MiB
+1.5m 1536 KiB
+2097152 2 MiB
+2048K 2 MiB
+LIST
+	for s in 1.5x 2MBB '2 GB' -1m 1e6 '' M 0x100000; do
+		run --separate-stderr af run --changes discard --memory "$s" "$P" -- true
+		assert_error 125 "invalid value '$s' for --memory"
+	done
+	run --separate-stderr af run --changes discard --memory 1.5G "$P" -- true
+	[ "$status" -eq 0 ]
+	run --separate-stderr af run --changes discard --memory 3m "$P" -- true
+	assert_error 125 "needs at least 4M"
+}
+
+@test "durations and sizes: serve and codebase read them the same way" {
+	run --separate-stderr af serve --idle-exit 1.5x
+	assert_error 125 "invalid value '1.5x' for --idle-exit"
+	run --separate-stderr af serve --client-timeout 2d
+	assert_error 125 "invalid value '2d' for --client-timeout"
+	run --separate-stderr af serve --max-upload 2PiB
+	assert_error 125 "invalid value '2PiB' for --max-upload"
+	run --separate-stderr af codebase create --max-file-size 1.5q x
+	assert_error 125 "invalid value '1.5q' for --max-file-size"
+	# a serve with a duration in minutes and a size in MiB starts and
+	# answers, then ends at SIGTERM
+	local sock=$T/s.sock
+	bg_af "$T/serve.out" serve --socket "$sock" --idle-exit 5m --client-timeout 1m --max-upload 1.5M
+	local i
+	for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+	[ -S "$sock" ]
+	run curl -s --unix-socket "$sock" http://x/v1/codebases
+	assert_status 0
+	kill -TERM "$BG_PID"
+	wait "$BG_PID"
+}

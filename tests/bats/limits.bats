@@ -143,8 +143,8 @@ except BlockingIOError:
 @test "limits: bad values exit 125 with one clear line" {
 	run --separate-stderr af run --memory abc "$P" -- true
 	assert_error 125 "invalid value 'abc' for --memory" "512M"
-	run --separate-stderr af run --memory 1GB "$P" -- true
-	assert_error 125 "invalid value '1GB' for --memory"
+	run --separate-stderr af run --memory 1GX "$P" -- true
+	assert_error 125 "invalid value '1GX' for --memory"
 	run --separate-stderr af run --memory 1M "$P" -- true
 	assert_error 125 "invalid value '1M' for --memory" "at least 4M"
 	run --separate-stderr af run --pids 0 "$P" -- true
