@@ -38,4 +38,16 @@ void policy_options_add(struct policy_options *po, int kind, const char *arg);
 struct policy *policy_options_build(const struct policy_options *po);
 void policy_options_free(struct policy_options *po);
 
+/* "Did you mean" for option parsers (hints.c).  struct option is
+ * getopt.h's. */
+struct option;
+/* The long option (without "--") closest to arg ("--presett" or
+ * "--presett=x"), or NULL.  Cannot fail. */
+const char *suggest_option(const char *arg, const struct option *longopts);
+/* True if arg names one of the options: "-p" for a letter of shorts, or
+ * "--preset" / "--preset=x" exactly. */
+bool is_option_of(const char *arg, const struct option *longopts, const char *shorts);
+/* Print "hint: did you mean '--preset'?" when there is a close one. */
+void hint_unknown_option(const char *arg, const struct option *longopts);
+
 #endif

@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "common/suggest.h"
 #include "common/units.h"
 
 enum { EXIT_NOT_FOUND = 1, EXIT_CONFLICT = 3 };
@@ -59,7 +60,9 @@ static void usage(FILE *f)
 		"      --tar                 put: LOCAL is a tar archive to unpack at PATH\n");
 }
 
-static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+/* A usage error, with a "did you mean" (if not NULL) before the pointer
+ * to --help. */
+static AF_NORETURN AF_PRINTF(2, 3) void usage_error_near(const char *near, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -67,9 +70,12 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	error_msg("%s", msg);
+	if (near)
+		hint_msg("did you mean '%s'?", near);
 	hint_msg("run 'agentfense codebase --help' for the usage");
 	exit(AF_EXIT_USAGE);
 }
+#define usage_error(...) usage_error_near(NULL, __VA_ARGS__)
 
 /* Print s with control characters shown as '?'. */
 static void put_safe(FILE *f, const char *s)
@@ -486,8 +492,11 @@ int cmd_codebase(int argc, char **argv)
 			break;
 		case ':':
 			usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
+		default: {
+			const char *near = suggest_option(argv[optind - 1], longopts);
+			autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
+			usage_error_near(dashed, "unknown option '%s'", argv[optind - 1]);
+		}
 		}
 	}
 	int n = argc - optind;
@@ -525,7 +534,10 @@ int cmd_codebase(int argc, char **argv)
 		NARGS(1, 2);
 		r = cb_files(&o, a[0], n > 1 ? a[1] : NULL);
 	} else {
-		usage_error("unknown subcommand 'codebase %s'", sub);
+		static const char *const subs[] = { "create", "files", "get", "info",
+						    "ls", "put", "rm" };
+		usage_error_near(suggest_name(sub, subs, ARRAY_SIZE(subs)),
+				 "unknown subcommand 'codebase %s'", sub);
 	}
 #undef NARGS
 	free(o.labels);

@@ -162,6 +162,7 @@ int cmd_explain(int argc, char **argv)
 			die(AF_EXIT_USAGE, "explain: option '%s' needs an argument", argv[optind - 1]);
 		default:
 			error_msg("explain: unknown option '%s'", argv[optind - 1]);
+			hint_unknown_option(argv[optind - 1], opts);
 			hint_msg("run 'agentfense explain --help'");
 			return AF_EXIT_USAGE;
 		}

@@ -119,7 +119,8 @@ static void usage(FILE *f, bool interactive)
 		"agentfense itself, usage errors included.  See agentfense(1).\n");
 }
 
-static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+/* A usage error, with hint (if not NULL) before the pointer to --help. */
+static AF_NORETURN AF_PRINTF(2, 3) void usage_error_hint(const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -127,9 +128,12 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+	if (hint)
+		hint_msg("%s", hint);
 	hint_msg("see 'agentfense %s --help'", subcmd);
 	exit(AF_EXIT_USAGE);
 }
+#define usage_error(...) usage_error_hint(NULL, __VA_ARGS__)
 
 /* The index in names (NULL-terminated) of the value arg of option opt;
  * anything else is a usage error listing the values. */
@@ -273,15 +277,25 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case ':':
 			usage_error("option '%s' requires a value", argv[optind - 1]);
 		case '?':
-		default:
+		default: {
 			if (optopt)
 				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			const char *near = suggest_option(argv[optind - 1], longopts);
+			autofree char *hint = near ? xasprintf("did you mean '--%s'?", near) : NULL;
+			usage_error_hint(hint, "unknown option '%s'", argv[optind - 1]);
+		}
 		}
 	}
 	if (optind >= argc)
 		usage_error("missing project directory");
 	o->dir = argv[optind++];
+	/* "run DIR -p x -- cmd": the option would be run as the command */
+	if (optind < argc && is_option_of(argv[optind], longopts, "prwteh")) {
+		autofree char *hint = xasprintf("options go before DIR: 'agentfense %s [OPTIONS] "
+						"DIR [--] COMMAND [ARG...]'", subcmd);
+		usage_error_hint(hint, "option '%s' after the project directory '%s'",
+				 argv[optind], o->dir);
+	}
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
 	if (optind >= argc && !o->interactive)

@@ -105,6 +105,7 @@ int cmd_serve(int argc, char **argv)
 			die(AF_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
 		default:
 			error_msg("unknown option '%s'", argv[optind - 1]);
+			hint_unknown_option(argv[optind - 1], longopts);
 			hint_msg("run 'agentfense serve --help' for the options");
 			return AF_EXIT_USAGE;
 		}

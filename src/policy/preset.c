@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/suggest.h"
 #include "policy/preset_data.h"
 
 #define PRESET_MAX_SIZE (1 << 20)
@@ -65,6 +66,21 @@ static char *names_list(void)
 	return s;
 }
 
+/* The known preset closest to a mistyped name, malloc'd, or NULL. */
+static char *suggest_preset(const char *name)
+{
+	struct preset_info *list = NULL;
+	int n = preset_list(&list, NULL);
+	const char **names = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*names));
+	for (int i = 0; i < n; i++)
+		names[i] = list[i].name;
+	const char *near = suggest_name(name, names, n > 0 ? (size_t)n : 0);
+	char *r = near ? xstrdup(near) : NULL;
+	free(names);
+	preset_list_free(list, n);
+	return r;
+}
+
 int preset_load(const char *name, char **text, char **source, struct af_err *err)
 {
 	char q[256];
@@ -92,7 +108,11 @@ int preset_load(const char *name, char **text, char **source, struct af_err *err
 	}
 	af_err_usage(err, ENOENT, "unknown preset '%s'", name);
 	autofree char *names = names_list();
-	af_err_hint(err, "available presets: %s", names);
+	autofree char *near = suggest_preset(name);
+	if (near)
+		af_err_hint(err, "did you mean '%s'?\navailable presets: %s", near, names);
+	else
+		af_err_hint(err, "available presets: %s", names);
 	return -ENOENT;
 }
 

@@ -95,3 +95,78 @@ LIST
 	kill -TERM "$BG_PID"
 	wait "$BG_PID"
 }
+
+@test "did you mean: a mistyped subcommand, option or preset gets git's hint" {
+	run --separate-stderr af rnu "$P" -- true
+	assert_error 125 "unknown command 'rnu'"
+	assert_eq "hint: did you mean 'run'?" "${stderr_lines[1]}"
+	run --separate-stderr af run --presett read-only "$P" -- true
+	assert_error 125 "unknown option '--presett'"
+	assert_eq "hint: did you mean '--preset'?" "${stderr_lines[1]}"
+	run --separate-stderr af run --disk-limt=1G "$P" -- true
+	assert_error 125 "unknown option '--disk-limt=1G'"
+	assert_eq "hint: did you mean '--disk-limit'?" "${stderr_lines[1]}"
+	run --separate-stderr af run -p read-onyl "$P" -- true
+	assert_error 125 "unknown preset 'read-onyl'"
+	assert_eq "hint: did you mean 'read-only'?" "${stderr_lines[1]}"
+	run --separate-stderr af explain -p agnet-safe "$P" /README.md
+	assert_error 125 "unknown preset 'agnet-safe'"
+	assert_eq "hint: did you mean 'agent-safe'?" "${stderr_lines[1]}"
+	# a user preset is a candidate too
+	user_preset my-team '[rules]'
+	run --separate-stderr af run -p my-taem "$P" -- true
+	assert_eq "hint: did you mean 'my-team'?" "${stderr_lines[1]}"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "did you mean: the other subcommands' options and subcommands" {
+	run --separate-stderr af codebase lss
+	assert_error 125 "unknown subcommand 'codebase lss'"
+	assert_eq "hint: did you mean 'ls'?" "${stderr_lines[1]}"
+	run --separate-stderr af codebase --jsno ls
+	assert_error 125 "unknown option '--jsno'"
+	assert_eq "hint: did you mean '--json'?" "${stderr_lines[1]}"
+	run --separate-stderr af serve --idle-exti 3
+	assert_error 125 "unknown option '--idle-exti'"
+	assert_eq "hint: did you mean '--idle-exit'?" "${stderr_lines[1]}"
+	run --separate-stderr af preset lsit
+	assert_error 125 "unknown command 'lsit'"
+	assert_eq "hint: did you mean 'list'?" "${stderr_lines[1]}"
+	run --separate-stderr af explain --jsn "$P" /README.md
+	assert_error 125 "unknown option '--jsn'"
+	assert_eq "hint: did you mean '--json'?" "${stderr_lines[1]}"
+	# nothing close: no guess
+	run --separate-stderr af zzzzzzzz
+	assert_error 125 "unknown command 'zzzzzzzz'"
+	refute_contains "$stderr" "did you mean"
+}
+
+@test "agentfense --bogus is an unknown option, and --version takes no arguments" {
+	run --separate-stderr af --bogus
+	assert_error 125 "unknown option '--bogus'"
+	run --separate-stderr af --verison
+	assert_error 125 "unknown option '--verison'"
+	assert_eq "hint: did you mean '--version'?" "${stderr_lines[1]}"
+	run --separate-stderr af --version extra
+	assert_error 125 "--version takes no arguments: unexpected 'extra'"
+	run --separate-stderr af version extra
+	assert_error 125 "version takes no arguments: unexpected 'extra'"
+	run --separate-stderr af -V
+	assert_status 0
+	[[ "$output" =~ ^agentfense\ [0-9.]+$ ]]
+}
+
+@test "options after DIR: a hint to move them, never run as the command" {
+	run --separate-stderr af run "$P" -p read-only -- true
+	assert_error 125 "option '-p' after the project directory '$P'"
+	assert_eq "hint: options go before DIR: 'agentfense run [OPTIONS] DIR [--] COMMAND [ARG...]'" "${stderr_lines[1]}"
+	run --separate-stderr af run "$P" --timeout=5 true
+	assert_error 125 "option '--timeout=5' after the project directory"
+	run --separate-stderr af shell "$P" -e X=1
+	assert_error 125 "option '-e' after the project directory"
+	[ "$(runs_count)" = 0 ]
+	# after "--" an argument is the command's, as always
+	run --separate-stderr af run --changes discard "$P" -- sh -c 'echo "$0"' -p
+	assert_status 0
+	assert_eq "-p" "$output"
+}
