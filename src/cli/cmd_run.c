@@ -87,6 +87,9 @@ static void usage(FILE *f, bool interactive)
 		"                             (default /workspace; relative to /workspace)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
+		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
+		"      --env-file FILE        variables from FILE: KEY=VALUE or KEY lines,\n"
+		"                             '#' comments (repeatable; docker's format)\n"
 		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
 		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
 		"      --changes sync|discard|keep\n"
@@ -161,11 +164,70 @@ static double parse_timeout(const char *s)
 	return t;
 }
 
+/* The contents of the --env-file files, which o->envs points into:
+ * held here until exit, as the option strings of argv are. */
+static char **env_file_bufs;
+static size_t n_env_file_bufs;
+
+#define ENV_FILE_MAX (1 << 20)
+
+/* Add the variables of an --env-file (docker's format: KEY=VALUE lines,
+ * KEY alone to pass agentfense's own value, '#' comments and blank
+ * lines skipped, the value taken as it is, quotes included) to o->envs.
+ * Dies with a usage error naming the file and line. */
+static void read_env_file(struct run_opts *o, const char *path)
+{
+	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(EISDIR));
+	char *buf = xmalloc(ENV_FILE_MAX + 1);
+	ssize_t len = read_full(fd, buf, ENV_FILE_MAX + 1);
+	if (len < 0) {
+		free(buf);
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror((int)-len));
+	}
+	if (len > ENV_FILE_MAX) {
+		free(buf);
+		die(AF_EXIT_USAGE, "cannot read env file '%s': larger than 1 MiB", path);
+	}
+	buf[len] = '\0';
+	env_file_bufs = xrealloc(env_file_bufs, (n_env_file_bufs + 1) * sizeof(*env_file_bufs));
+	env_file_bufs[n_env_file_bufs++] = buf;
+	if (memchr(buf, '\0', (size_t)len))
+		die(AF_EXIT_USAGE, "invalid env file '%s': it holds a NUL byte", path);
+
+	unsigned lineno = 0;
+	for (char *line = buf, *next; line && *line; line = next) {
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\r')
+			line[--n] = '\0';
+		line += strspn(line, " \t");
+		if (!*line || *line == '#')
+			continue;
+		size_t key = strcspn(line, "=");
+		if (!env_name_valid(line, key)) {
+			/* the name only: the rest of the line may be a secret */
+			die(AF_EXIT_USAGE, "%s:%u: invalid environment variable name '%.*s': use "
+			    "letters, digits and '_', not starting with a digit", path, lineno,
+			    (int)(key > 64 ? 64 : key), line);
+		}
+		o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
+		o->envs[o->n_envs++] = line;
+	}
+}
+
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -173,6 +235,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "env", required_argument, NULL, 'e' },
+		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
@@ -213,6 +276,9 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case 'e':
 			o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
 			o->envs[o->n_envs++] = optarg;
+			break;
+		case OPT_ENV_FILE:
+			read_env_file(o, optarg);
 			break;
 		case 't':
 			o->timeout = parse_timeout(optarg);

@@ -170,3 +170,45 @@ LIST
 	assert_status 0
 	assert_eq "-p" "$output"
 }
+
+@test "-e KEY passes agentfense's own value, off the command line" {
+	SECRET_TOKEN=s3cr3t-$$ run --separate-stderr af run --changes discard -e SECRET_TOKEN "$P" -- \
+		sh -c 'echo "token=$SECRET_TOKEN"'
+	assert_status 0
+	assert_eq "token=s3cr3t-$$" "$output"
+	# unset in agentfense's environment: not set at all (docker's rule)
+	run --separate-stderr env -u NOT_SET_ANYWHERE "$AGENTFENSE" run --changes discard -e NOT_SET_ANYWHERE "$P" -- \
+		sh -c 'echo "${NOT_SET_ANYWHERE-unset}"'
+	assert_status 0
+	assert_eq "unset" "$output"
+	run --separate-stderr af run --changes discard -e 1BAD "$P" -- true
+	assert_error 125 "invalid environment variable '1BAD'"
+}
+
+@test "--env-file: docker's format, many variables, errors name file and line" {
+	cat >"$T/vars.env" <<'ENV'
+# a comment
+A=1
+
+  B=two words
+C="quoted stays"
+PASSED_IN
+EMPTY=
+D=x=y
+ENV
+	PASSED_IN=from-host run --separate-stderr af run --changes discard --env-file "$T/vars.env" -e A=override "$P" -- \
+		sh -c 'printf "%s|" "$A" "$B" "$C" "$PASSED_IN" "${EMPTY-unset}" "$D"'
+	assert_status 0
+	assert_eq '' "$stderr"
+	assert_eq 'override|two words|"quoted stays"|from-host||x=y|' "$output"
+	# the secret in a bad line is not echoed back
+	printf 'OK=1\nBAD KEY=hunter2\n' >"$T/bad.env"
+	run --separate-stderr af run --env-file "$T/bad.env" "$P" -- true
+	assert_error 125 "$T/bad.env:2: invalid environment variable name 'BAD KEY'"
+	refute_contains "$stderr" hunter2
+	run --separate-stderr af run --env-file "$T/nope.env" "$P" -- true
+	assert_error 125 "cannot read env file '$T/nope.env': No such file or directory"
+	run --separate-stderr af run --env-file "$T" "$P" -- true
+	assert_error 125 "cannot read env file '$T': Is a directory"
+	[ "$(runs_count)" = 0 ]
+}
