@@ -212,3 +212,61 @@ ENV
 	assert_error 125 "cannot read env file '$T': Is a directory"
 	[ "$(runs_count)" = 0 ]
 }
+
+@test "view-only: ls -l lists every entry without 'Permission denied'" {
+	run --separate-stderr inside -p view-only -- 'cd /workspace && ls -l README.md src/main.c docs | wc -l; ls -l >/dev/null; echo "ls=$?"'
+	assert_status 0
+	# a symlink's target is content, which view refuses: that one line only
+	assert_eq "ls: cannot read symbolic link 'link-readme': Permission denied" "$stderr"
+	assert_eq "7
+ls=1" "$output"
+	run --separate-stderr inside -p view-only -- 'cd /workspace && ls -la src docs a >/dev/null; echo "ls=$?"'
+	assert_eq "" "$stderr"
+	assert_eq "ls=0" "$output"
+}
+
+@test "traversable directories: ls -l of a none parent's visible child is clean" {
+	run --separate-stderr inside -p read-only -r '/a/=none@10' -r '/a/b/c/code.py=read@10' -r '/docs/guide.txt=view@10' -- \
+		'ls -l /workspace/a /workspace/a/b >/dev/null; echo "a=$?"; ls -l /workspace/docs | grep -c guide.txt; getfattr -d /workspace/docs/guide.txt; echo "getfattr=$?"'
+	assert_status 0
+	assert_eq "" "$stderr"
+	assert_eq "a=0
+1
+getfattr=0" "$output"
+}
+
+@test "view files list no attribute names and refuse values; readable files keep both" {
+	python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.owner.alice-payroll", b"v")' "$P/README.md" 2>/dev/null ||
+		skip "no user xattrs on the test filesystem"
+	local probe='import os
+for p in ["README.md", "a"]:
+    try:
+        print(p, "list", os.listxattr(p))
+    except OSError as e:
+        print(p, "list", os.strerror(e.errno))
+    for n in ["user.owner.alice-payroll", "security.selinux", "system.posix_acl_access"]:
+        try:
+            print(p, "get", n, os.getxattr(p, n))
+        except OSError as e:
+            print(p, "get", n, os.strerror(e.errno))'
+	run --separate-stderr af run --changes discard -p view-only -w /workspace "$P" -- python3 -c "$probe"
+	assert_status 0
+	assert_eq "README.md list []
+README.md get user.owner.alice-payroll Permission denied
+README.md get security.selinux No data available
+README.md get system.posix_acl_access Operation not supported
+a list []
+a get user.owner.alice-payroll Permission denied
+a get security.selinux No data available
+a get system.posix_acl_access Operation not supported" "$output"
+	run --separate-stderr af run --changes discard -p read-only -w /workspace "$P" -- python3 -c "$probe"
+	assert_status 0
+	assert_eq "README.md list ['user.owner.alice-payroll']
+README.md get user.owner.alice-payroll b'v'
+README.md get security.selinux No data available
+README.md get system.posix_acl_access Operation not supported
+a list []
+a get user.owner.alice-payroll No data available
+a get security.selinux No data available
+a get system.posix_acl_access Operation not supported" "$output"
+}
