@@ -270,3 +270,22 @@ a get user.owner.alice-payroll No data available
 a get security.selinux No data available
 a get system.posix_acl_access Operation not supported" "$output"
 }
+
+@test "explain: columns line up for non-ASCII paths (display width, not bytes)" {
+	run --separate-stderr af explain "$P" /README.md /日本語.txt /café.md /emoji🙂.md
+	assert_status 0
+	assert_eq "/README.md   read  ** = read @0 (preset agent-safe)
+/日本語.txt  read  ** = read @0 (preset agent-safe)
+/café.md     read  ** = read @0 (preset agent-safe)
+/emoji🙂.md  read  ** = read @0 (preset agent-safe)" "$output"
+	# a combining accent takes no column; a byte that is not UTF-8 one
+	run --separate-stderr af explain "$P" "/cafe$(printf '\xcc\x81').md" "/x$(printf '\xff').md" /abcdefgh.md
+	assert_status 0
+	assert_eq "/cafe$(printf '\xcc\x81').md      read  ** = read @0 (preset agent-safe)
+/x$(printf '\xff').md        read  ** = read @0 (preset agent-safe)
+/abcdefgh.md  read  ** = read @0 (preset agent-safe)" "$output"
+	# the same under any locale the user has
+	run --separate-stderr env LC_ALL=C.UTF-8 "$AGENTFENSE" explain "$P" /README.md /日本語.txt
+	assert_eq "/README.md   read  ** = read @0 (preset agent-safe)
+/日本語.txt  read  ** = read @0 (preset agent-safe)" "$output"
+}
