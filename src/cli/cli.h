@@ -27,13 +27,15 @@ struct policy_opt {
 };
 struct policy_options {
 	const char *preset; /* NULL: agent-safe */
+	bool announce;      /* say when a user preset shadows a built-in one */
 	struct policy_opt *items;
 	int n;
 };
 /* Record one -p/-r/--policy option. */
 void policy_options_add(struct policy_options *po, int kind, const char *arg);
-/* Build a finalized policy: the preset (default agent-safe), then the
- * --policy files and --rule specs in command-line order.  Dies with a
+/* Build a finalized policy: the preset (-p; else agent-safe unless a
+ * --policy file names a preset), then the --policy files and --rule
+ * specs in command-line order.  Dies with a
  * clear message and a usage error on bad input. */
 struct policy *policy_options_build(const struct policy_options *po);
 void policy_options_free(struct policy_options *po);

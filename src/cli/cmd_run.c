@@ -254,6 +254,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	};
 	int c;
 
+	o->po.announce = true; /* run and shell: the user sees it at run time */
 	opterr = 0;
 	optind = 0;
 	/* '+': options come before DIR; everything after is the command's */

@@ -61,6 +61,17 @@ int policy_add_spec(struct policy *p, const char *spec, const char *origin, stru
  * or -EINVAL (malformed file). */
 int policy_add_preset(struct policy *p, const char *name, struct af_err *err);
 
+/* The presets added, in order (policy_add_preset notes each): how many,
+ * and the name and source ("built-in" or a user preset file's path) of
+ * the i-th, so a caller can tell whether a policy file chose one and
+ * whether a user preset shadowed a built-in one. */
+void policy_note_preset(struct policy *p, const char *name, const char *source);
+unsigned policy_preset_count(const struct policy *p);
+const char *policy_preset_name(const struct policy *p, unsigned i);
+const char *policy_preset_source(const struct policy *p, unsigned i);
+/* True if a preset of that name is built into agentfense. */
+bool preset_is_builtin(const char *name);
+
 /* Add rules from an INI policy file (format in agentfense-policy(5)).
  * Returns 0 or -errno with *err filled naming the file and line. */
 int policy_add_file(struct policy *p, const char *path, struct af_err *err);

@@ -48,6 +48,11 @@ static const struct builtin_preset *builtin_find(const char *name)
 	return NULL;
 }
 
+bool preset_is_builtin(const char *name)
+{
+	return builtin_find(name) != NULL;
+}
+
 /* "a, b, c": the known presets, for hints. */
 static char *names_list(void)
 {
@@ -125,7 +130,10 @@ int policy_add_preset(struct policy *p, const char *name, struct af_err *err)
 		return r;
 	/* a user preset's errors name its file, so the user can fix it */
 	const char *label = strcmp(source, "built-in") == 0 ? name : source;
-	return policy_parse_ini(p, text, label, true, NULL, err);
+	r = policy_parse_ini(p, text, label, true, NULL, err);
+	if (r == 0)
+		policy_note_preset(p, name, source);
+	return r;
 }
 
 static void info_fill(struct preset_info *pi, const char *name, const char *text,

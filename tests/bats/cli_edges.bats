@@ -289,3 +289,40 @@ a get system.posix_acl_access Operation not supported" "$output"
 	assert_eq "/README.md   read  ** = read @0 (preset agent-safe)
 /日本語.txt  read  ** = read @0 (preset agent-safe)" "$output"
 }
+
+@test "policy file: preset = read-only replaces the default preset" {
+	printf '[policy]\npreset = read-only\n' >"$T/ro.ini"
+	run --separate-stderr af explain --policy "$T/ro.ini" "$P" /output/x
+	assert_status 0
+	assert_eq "/output/x  read  ** = read @0 (preset read-only)" "$output"
+	run --separate-stderr af run --changes discard -e LC_ALL=C --policy "$T/ro.ini" "$P" -- sh -c 'echo x > /workspace/output/x'
+	assert_status 2
+	assert_contains "$stderr" "Permission denied"
+	# a file naming no preset keeps the default
+	printf '[rules]\n/docs/** = write\n' >"$T/rules.ini"
+	run --separate-stderr af explain --policy "$T/rules.ini" "$P" /output/x
+	assert_contains "$output" "(preset agent-safe)"
+	# two files: the one naming a preset decides for both
+	run --separate-stderr af explain --policy "$T/rules.ini" --policy "$T/ro.ini" "$P" /output/x /docs/a
+	assert_eq "/output/x  read   ** = read @0 (preset read-only)
+/docs/a    write  /docs/** = write @0 ($T/rules.ini:2)" "$output"
+}
+
+@test "a user preset that overrides a built-in one is announced once at run time" {
+	user_preset read-only '[rules]
+** = read'
+	printf '[policy]\npreset = read-only\n' >"$T/ro.ini"
+	run --separate-stderr af run --changes discard -p read-only --policy "$T/ro.ini" "$P" -- true
+	assert_status 0
+	assert_eq "agentfense: using the user preset 'read-only' from '$XDG_CONFIG_HOME/agentfense/presets/read-only.ini' in place of the built-in one" "$stderr"
+	# a user preset of a new name overrides nothing: silence
+	user_preset team '[rules]
+** = read'
+	run --separate-stderr af run --changes discard -p team "$P" -- true
+	assert_status 0
+	assert_eq "" "$stderr"
+	# explain shows the origin in its output instead
+	run --separate-stderr af explain -p read-only "$P" /README.md
+	assert_eq "" "$stderr"
+	assert_contains "$output" "read-only.ini"
+}
