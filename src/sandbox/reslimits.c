@@ -599,6 +599,12 @@ static void fall_back(struct limits *l)
 			l->nproc.rlim_cur = l->nproc.rlim_max = l->spec.pids;
 			if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max < l->spec.pids)
 				l->nproc.rlim_cur = l->nproc.rlim_max = cur.rlim_max;
+			/* enforced, but the kernel counts no refused fork
+			 * there: the end of the run cannot say the limit
+			 * was reached, as it does with a cgroup */
+			add_warning(l, LIMITS_PIDS, "is applied with RLIMIT_NPROC, not a pids cgroup "
+				    "(enforced, but the end of the run cannot tell whether it was "
+				    "reached)");
 		}
 	}
 	if (wanted(l, LIMITS_MEMORY) && l->backend[LIMITS_MEMORY] == LIMITS_NONE) {

@@ -326,3 +326,17 @@ a get system.posix_acl_access Operation not supported" "$output"
 	assert_eq "" "$stderr"
 	assert_contains "$output" "read-only.ini"
 }
+
+@test "--pids: a fork bomb is contained, and the fallback or the limit is said" {
+	run --separate-stderr af run --changes discard --pids 64 -t 30 "$P" -- \
+		sh -c 'b(){ b|b& };b 2>/dev/null; sleep 1; echo survived'
+	assert_status 0
+	assert_eq "survived" "$output"
+	if [[ "$stderr" == *"RLIMIT_NPROC"* ]]; then
+		# no writable pids cgroup here: the fallback says so up front
+		assert_contains "${stderr_lines[0]}" "agentfense: warning: --pids is applied with RLIMIT_NPROC, not a pids cgroup (enforced, but the end of the run cannot tell whether it was reached)"
+		assert_contains "${stderr_lines[1]}" "hint: to limit the sandbox as a whole"
+	else
+		assert_contains "$stderr" "agentfense: command hit the pids limit (64)"
+	fi
+}

@@ -298,15 +298,18 @@ print("%.2f" % (t.user + t.system))'
 		--memory 128M --cpus 0.5 --pids 64 "$P" -- true
 	assert_status 0
 	assert_eq "" "$output"
-	assert_eq 3 "${#stderr_lines[@]}"
-	assert_contains "${stderr_lines[0]}" "agentfense: warning: --memory is applied per process (RLIMIT_AS), not to the sandbox as a whole: cgroup '"
-	assert_contains "${stderr_lines[0]}" "is not writable"
-	assert_contains "${stderr_lines[1]}" "agentfense: warning: --cpus is not enforced: cgroup '"
-	assert_contains "${stderr_lines[2]}" "hint: to limit the sandbox as a whole, run agentfense in a cgroup you can write to"
-	# --pids alone is enforced per sandbox: nothing to warn about
+	assert_eq 4 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "agentfense: warning: --pids is applied with RLIMIT_NPROC, not a pids cgroup (enforced, but the end of the run cannot tell whether it was reached): cgroup '"
+	assert_contains "${stderr_lines[1]}" "agentfense: warning: --memory is applied per process (RLIMIT_AS), not to the sandbox as a whole: cgroup '"
+	assert_contains "${stderr_lines[1]}" "is not writable"
+	assert_contains "${stderr_lines[2]}" "agentfense: warning: --cpus is not enforced: cgroup '"
+	assert_contains "${stderr_lines[3]}" "hint: to limit the sandbox as a whole, run agentfense in a cgroup you can write to"
+	# --pids alone falls back too, and says so as --memory does
 	run --separate-stderr no_cgroup "$AGENTFENSE" run --changes discard --pids 64 "$P" -- true
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq 2 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "agentfense: warning: --pids is applied with RLIMIT_NPROC"
+	assert_contains "${stderr_lines[1]}" "hint: to limit the sandbox as a whole"
 }
 
 @test "fallback: --memory is RLIMIT_AS in the command" {
