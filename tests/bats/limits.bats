@@ -344,6 +344,7 @@ $FORK_PY"
 	assert_status 1
 	assert_output "(64, 64)
 forked 62"
-	# it cannot tell that the limit refused a fork
-	assert_eq "" "$stderr"
+	# it cannot tell that the limit refused a fork, and said so up front
+	assert_eq 2 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "cannot tell whether it was reached"
 }
