@@ -24,7 +24,7 @@ _agentfense()
         fi
     fi
 
-    local commands="codebase explain help preset run serve shell"
+    local commands="codebase explain help preset run serve shell version"
     local run_opts="--bind --changes --cpus --disk-limit --env --env-file --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
