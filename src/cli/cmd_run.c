@@ -16,6 +16,7 @@
  * never holds the user's terminal, whose settings and flags it could
  * change for good, and a run in the background cannot read what is
  * typed for the foreground. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -84,7 +85,8 @@ static void usage(FILE *f, bool interactive)
 		"                             extra rule, repeatable, on top of the preset\n"
 		"      --policy FILE          rules and presets from an INI file\n"
 		"  -w, --workdir PATH         working directory inside the sandbox\n"
-		"                             (default /workspace; relative to /workspace)\n"
+		"                             (default /workspace; a relative PATH stays\n"
+		"                             under /workspace)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
 		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
@@ -162,6 +164,26 @@ static double parse_timeout(const char *s)
 		usage_error("invalid timeout '%s': expected a duration such as 30, 30s, 1.5s, "
 			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", s);
 	return t;
+}
+
+/* Whether relative path w stays inside the directory it is relative
+ * to, '..' taken lexically ("a/../b" does, "../x" and "a/../.." do
+ * not); symlinks are for the sandbox to resolve, beneath /workspace. */
+static bool workdir_inside(const char *w)
+{
+	int depth = 0;
+	for (const char *p = w; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return false;
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += n;
+		p += *p == '/';
+	}
+	return true;
 }
 
 /* The contents of the --env-file files, which o->envs points into:
@@ -272,6 +294,10 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case 'w':
 			if (!*optarg)
 				usage_error("empty working directory");
+			if (optarg[0] != '/' && !workdir_inside(optarg))
+				usage_error_hint("give an absolute path for a directory outside the "
+						 "project", "invalid working directory '%s': it is outside "
+						 "/workspace", optarg);
 			o->workdir = optarg;
 			break;
 		case 'e':
@@ -431,6 +457,21 @@ static int open_project(const char *dir, char **real_out, char **state_out)
 	return fd;
 }
 
+/* True if directory path has no entry (or cannot be read: the sandbox
+ * then fails to use it and says why). */
+static bool root_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool empty = true;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 /* Resolve the root filesystem (--rootfs, or an unpacked --image) and
  * refuse one that holds the project or agentfense's state, or lies in
  * the project: those would be shown whole, outside the view.  Returns
@@ -446,6 +487,15 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
+		goto bad;
+	}
+	if (root_is_empty(real)) {
+		/* else the command is simply "not found" (127), which hides
+		 * that nothing at all is there */
+		error_msg("cannot use '%s' as %s: it is empty: a root filesystem needs the "
+			  "command to run, its interpreter and libraries", dir, opt);
+		hint_msg("unpack an image into it (e.g. 'tar -xf rootfs.tar -C %s'), or use "
+			 "--image OCI-DIR", dir);
 		goto bad;
 	}
 	if (mounts_on_procfs(real)) {
@@ -815,6 +865,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		.argv = o.argv,
 		.envp = env.v,
 		.workdir = workdir,
+		.workdir_beneath = o.workdir && o.workdir[0] != '/',
 		.net_host = o.net_host,
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",

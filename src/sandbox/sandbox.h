@@ -41,6 +41,8 @@ struct sandbox_config {
 	char *const *argv;  /* command and arguments; argv[0] looked up in PATH */
 	char *const *envp;  /* the command's whole environment (PATH from here) */
 	const char *workdir; /* absolute path inside the sandbox */
+	bool workdir_beneath; /* workdir is /workspace/REL: resolve REL beneath
+			       * /workspace, no symbolic link leading out */
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */

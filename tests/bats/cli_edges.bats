@@ -340,3 +340,47 @@ a get system.posix_acl_access Operation not supported" "$output"
 		assert_contains "$stderr" "agentfense: command hit the pids limit (64)"
 	fi
 }
+
+@test "-w ../.. does not land at /: a relative workdir stays under /workspace" {
+	run --separate-stderr af run --changes discard -w ../.. "$P" -- pwd
+	assert_error 125 "invalid working directory '../..': it is outside /workspace"
+	run --separate-stderr af run --changes discard -w 'src/../../etc' "$P" -- pwd
+	assert_error 125 "invalid working directory 'src/../../etc': it is outside /workspace"
+	run --separate-stderr af run --changes discard -w './a/b/../..' "$P" -- pwd
+	assert_status 0
+	assert_eq "/workspace" "$output"
+	run --separate-stderr af run --changes discard -w src/lib "$P" -- pwd
+	assert_eq "/workspace/src/lib" "$output"
+	# an absolute path is the user's explicit choice
+	run --separate-stderr af run --changes discard -w /tmp "$P" -- pwd
+	assert_status 0
+	assert_eq "/tmp" "$output"
+	[ "$(runs_count)" = 0 ]
+}
+
+@test "-w through a symbolic link in the project cannot leave /workspace" {
+	ln -s / "$P/up"
+	ln -s ../.. "$P/src/dotdot"
+	ln -s src/lib "$P/lib-link"
+	run --separate-stderr af run --changes discard -p development -w up "$P" -- sh -c 'echo ran; pwd'
+	assert_error 125 "cannot change to working directory '/workspace/up'"
+	assert_eq "hint: a symbolic link on the way leads outside /workspace; give an absolute path to work there" "${stderr_lines[1]}"
+	run --separate-stderr af run --changes discard -p development -w src/dotdot "$P" -- sh -c 'echo ran; pwd'
+	assert_error 125 "cannot change to working directory '/workspace/src/dotdot'"
+	# a link that stays inside is followed
+	run --separate-stderr af run --changes discard -p development -w lib-link "$P" -- sh -c 'ls'
+	assert_status 0
+	assert_eq "util.c" "$output"
+}
+
+@test "--rootfs: an empty directory says what is missing, not 127" {
+	mkdir "$T/empty"
+	run --separate-stderr af run --changes discard --rootfs "$T/empty" "$P" -- true
+	assert_error 125 "cannot use '$T/empty' as --rootfs: it is empty: a root filesystem needs the command to run, its interpreter and libraries"
+	assert_eq "hint: unpack an image into it (e.g. 'tar -xf rootfs.tar -C $T/empty'), or use --image OCI-DIR" "${stderr_lines[1]}"
+	[ "$(runs_count)" = 0 ]
+	# one entry is enough to be tried: then the command's own status
+	mkdir "$T/empty/bin"
+	run -127 --separate-stderr af run --changes discard --rootfs "$T/empty" "$P" -- true
+	assert_status 127
+}
