@@ -66,6 +66,10 @@ static int cmd_help(int argc, char **argv)
 
 static int cmd_version(int argc, char **argv)
 {
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: agentfense version\n\nShow the version (also: agentfense --version).\n");
+		return 0;
+	}
 	if (argc > 1) {
 		error_msg("%s takes no arguments: unexpected '%s'", argv[0], argv[1]);
 		return AF_EXIT_USAGE;

@@ -125,8 +125,9 @@ load helper
 		run --separate-stderr af run --timeout "$t" "$P" -- true
 		assert_error 125
 	done
-	run --separate-stderr af run -e NOEQUALS "$P" -- true
-	assert_error 125 "NOEQUALS"
+	# -e KEY passes agentfense's own value: a name is needed
+	run --separate-stderr af run -e NO-EQUALS "$P" -- true
+	assert_error 125 "NO-EQUALS"
 	run --separate-stderr af run -e =value "$P" -- true
 	assert_error 125
 }

@@ -154,6 +154,9 @@ LIST
 	run --separate-stderr af -V
 	assert_status 0
 	[[ "$output" =~ ^agentfense\ [0-9.]+$ ]]
+	run --separate-stderr af help version
+	assert_status 0
+	assert_contains "$output" "usage: agentfense version"
 }
 
 @test "options after DIR: a hint to move them, never run as the command" {
