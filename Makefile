@@ -13,7 +13,10 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
-ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+# site-functions: on zsh's fpath for /usr/local and /usr (Debian's
+# vendor-completions is only searched under /usr)
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -179,12 +182,13 @@ install: $(BUILD)/agentfense
 	$(if $(wildcard man/*.7),install -m644 $(wildcard man/*.7) $(DESTDIR)$(MANDIR)/man7/)
 	install -Dm644 completions/agentfense.bash $(DESTDIR)$(BASHCOMPDIR)/agentfense
 	install -Dm644 completions/_agentfense $(DESTDIR)$(ZSHCOMPDIR)/_agentfense
+	install -Dm644 completions/agentfense.fish $(DESTDIR)$(FISHCOMPDIR)/agentfense.fish
 	install -d $(DESTDIR)$(DATADIR)/agentfense/presets
 	$(if $(PRESETS),install -m644 $(PRESETS) $(DESTDIR)$(DATADIR)/agentfense/presets/)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/agentfense $(DESTDIR)$(BASHCOMPDIR)/agentfense \
-		$(DESTDIR)$(ZSHCOMPDIR)/_agentfense
+		$(DESTDIR)$(ZSHCOMPDIR)/_agentfense $(DESTDIR)$(FISHCOMPDIR)/agentfense.fish
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1))
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard man/*.5))
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man7/%,$(wildcard man/*.7))

@@ -24,8 +24,8 @@ _agentfense()
         fi
     fi
 
-    local commands="codebase explain help preset run serve shell"
-    local run_opts="--bind --changes --cpus --disk-limit --env --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
+    local commands="codebase explain help preset run serve shell version"
+    local run_opts="--bind --changes --cpus --disk-limit --env --env-file --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
     local codebase_cmds="create files get info ls put rm"
@@ -43,7 +43,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "$(_agentfense_presets "${words[0]}")" -- "$cur"))
         return
         ;;
-    --policy | --bind | --ro-bind | --socket)
+    --policy | --bind | --ro-bind | --socket | --env-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         compopt -o filenames 2>/dev/null
         return
@@ -85,7 +85,7 @@ _agentfense()
                 break
             fi
             case ${words[i]} in
-            -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | \
+            -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | --env-file | \
                 -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
                 --tmpfs | --rootfs | --image | --memory | --cpus | --pids | \
                 --disk-limit) ((i++)) ;;

@@ -27,15 +27,29 @@ struct policy_opt {
 };
 struct policy_options {
 	const char *preset; /* NULL: agent-safe */
+	bool announce;      /* say when a user preset shadows a built-in one */
 	struct policy_opt *items;
 	int n;
 };
 /* Record one -p/-r/--policy option. */
 void policy_options_add(struct policy_options *po, int kind, const char *arg);
-/* Build a finalized policy: the preset (default agent-safe), then the
- * --policy files and --rule specs in command-line order.  Dies with a
- * clear message and exit 2 on bad input. */
+/* Build a finalized policy: the preset (-p; else agent-safe unless a
+ * --policy file names a preset), then the --policy files and --rule
+ * specs in command-line order.  Dies with a
+ * clear message and a usage error on bad input. */
 struct policy *policy_options_build(const struct policy_options *po);
 void policy_options_free(struct policy_options *po);
+
+/* "Did you mean" for option parsers (hints.c).  struct option is
+ * getopt.h's. */
+struct option;
+/* The long option (without "--") closest to arg ("--presett" or
+ * "--presett=x"), or NULL.  Cannot fail. */
+const char *suggest_option(const char *arg, const struct option *longopts);
+/* True if arg names one of the options: "-p" for a letter of shorts, or
+ * "--preset" / "--preset=x" exactly. */
+bool is_option_of(const char *arg, const struct option *longopts, const char *shorts);
+/* Print "hint: did you mean '--preset'?" when there is a close one. */
+void hint_unknown_option(const char *arg, const struct option *longopts);
 
 #endif

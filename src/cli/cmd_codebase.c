@@ -2,9 +2,10 @@
  * codebases through serve (started in the background when needed).
  *
  * Quiet on success but for what was asked (an id, a table, a file);
- * --json prints serve's JSON as it is, for scripts.  Exit codes: 0, 1
- * not found, 2 usage or invalid argument, 3 conflict, 125 agentfense
- * itself (serve unreachable, internal errors). */
+ * --json prints serve's JSON as it is, for scripts.  Exit codes: 0; the
+ * results a script branches on, 1 not found and 3 conflict; 125 for
+ * every error (usage, an argument serve refused, serve unreachable,
+ * internal errors), as everywhere in agentfense. */
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,8 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "common/suggest.h"
+#include "common/units.h"
 
 enum { EXIT_NOT_FOUND = 1, EXIT_CONFLICT = 3 };
 
@@ -32,7 +35,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: agentfense codebase create [--from DIR] [--owner ID] [--label K=V]...\n"
-		"                                  [--ignore PATTERN]... [--max-file-size BYTES] NAME\n"
+		"                                  [--ignore PATTERN]... [--max-file-size SIZE] NAME\n"
 		"   or: agentfense codebase ls [--owner ID] [--label K[=V]]\n"
 		"   or: agentfense codebase info ID\n"
 		"   or: agentfense codebase rm [--force] ID...\n"
@@ -49,14 +52,17 @@ static void usage(FILE *f)
 		"      --ignore PATTERN      create: also leave out what PATTERN matches\n"
 		"      --json                print serve's JSON replies\n"
 		"      --label K=V           create: add a label; ls: only with this label\n"
-		"      --max-file-size BYTES create: skip larger files (default 50 MiB)\n"
+		"      --max-file-size SIZE  create: skip larger files (default 50 MiB;\n"
+		"                            512K, 1.5M: see agentfense(1))\n"
 		"      --owner ID            create: the owner id; ls: only this owner's\n"
 		"  -r, --recursive           files: list the whole tree\n"
 		"      --socket PATH         the socket of serve\n"
 		"      --tar                 put: LOCAL is a tar archive to unpack at PATH\n");
 }
 
-static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+/* A usage error, with a "did you mean" (if not NULL) before the pointer
+ * to --help. */
+static AF_NORETURN AF_PRINTF(2, 3) void usage_error_near(const char *near, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -64,9 +70,12 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	error_msg("%s", msg);
+	if (near)
+		hint_msg("did you mean '%s'?", near);
 	hint_msg("run 'agentfense codebase --help' for the usage");
 	exit(AF_EXIT_USAGE);
 }
+#define usage_error(...) usage_error_near(NULL, __VA_ARGS__)
 
 /* Print s with control characters shown as '?'. */
 static void put_safe(FILE *f, const char *s)
@@ -92,8 +101,6 @@ static AF_NORETURN void die_reply(struct client_reply *rep)
 	int ex = AF_EXIT_FAILURE;
 	if (code && !strcmp(code, "not_found"))
 		ex = EXIT_NOT_FOUND;
-	else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "permission_denied")))
-		ex = AF_EXIT_USAGE;
 	else if (code && !strcmp(code, "conflict"))
 		ex = EXIT_CONFLICT;
 	fputs(AF_PROG ": ", stderr);
@@ -192,12 +199,10 @@ static int cb_create(const struct cb_opts *o, const char *name)
 			cJSON_AddItemToArray(a, cJSON_CreateString(o->ignores[i]));
 	}
 	if (o->max_size) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(o->max_size, &end, 10);
-		if (errno || end == o->max_size || *end || v == 0 || o->max_size[0] == '-')
-			usage_error("invalid value '%s' for --max-file-size: expected a number of bytes",
-				    o->max_size);
+		uint64_t v;
+		if (parse_size(o->max_size, &v) < 0 || v == 0)
+			usage_error("invalid value '%s' for --max-file-size: expected a size such as "
+				    "4096, 512K or 1.5M", o->max_size);
 		cJSON_AddNumberToObject(body, "max_file_size", (double)v);
 	}
 	autofree char *text = cJSON_PrintUnformatted(body);
@@ -487,8 +492,11 @@ int cmd_codebase(int argc, char **argv)
 			break;
 		case ':':
 			usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
+		default: {
+			const char *near = suggest_option(argv[optind - 1], longopts);
+			autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
+			usage_error_near(dashed, "unknown option '%s'", argv[optind - 1]);
+		}
 		}
 	}
 	int n = argc - optind;
@@ -526,7 +534,10 @@ int cmd_codebase(int argc, char **argv)
 		NARGS(1, 2);
 		r = cb_files(&o, a[0], n > 1 ? a[1] : NULL);
 	} else {
-		usage_error("unknown subcommand 'codebase %s'", sub);
+		static const char *const subs[] = { "create", "files", "get", "info",
+						    "ls", "put", "rm" };
+		usage_error_near(suggest_name(sub, subs, ARRAY_SIZE(subs)),
+				 "unknown subcommand 'codebase %s'", sub);
 	}
 #undef NARGS
 	free(o.labels);

@@ -3,9 +3,11 @@
 #include <cJSON.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <wchar.h>
 
 #include "common/casefold.h"
 #include "cli/cli.h"
@@ -113,10 +115,44 @@ static bool folds_at(int dirfd, const char *path)
 }
 
 struct line {
-	char *path;
+	char *path;  /* quoted for the terminal */
+	int width;   /* of path on a terminal, in columns */
 	char *level;
 	char *rule;
 };
+
+/* Columns s takes on a terminal: UTF-8 decoded whatever the locale
+ * (paths are bytes; UTF-8 is what terminals show them as), each
+ * character as wcwidth() says, a byte that is not UTF-8 or a character
+ * without a width as one column, as terminals draw a replacement. */
+static int display_width(const char *s)
+{
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+	mbstate_t st = { 0 };
+	size_t left = strlen(s);
+	int w = 0;
+
+	while (left) {
+		wchar_t wc;
+		size_t n = utf8 ? mbrtowc(&wc, s, left, &st) : (size_t)-1;
+		if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+			memset(&st, 0, sizeof(st));
+			n = 1;
+			w++;
+		} else {
+			int cw = wcwidth(wc);
+			w += cw < 0 ? 1 : cw;
+		}
+		s += n;
+		left -= n;
+	}
+	if (utf8) {
+		uselocale(old);
+		freelocale(utf8);
+	}
+	return w;
+}
 
 static char *rule_text(const struct rule *r)
 {
@@ -162,6 +198,7 @@ int cmd_explain(int argc, char **argv)
 			die(AF_EXIT_USAGE, "explain: option '%s' needs an argument", argv[optind - 1]);
 		default:
 			error_msg("explain: unknown option '%s'", argv[optind - 1]);
+			hint_unknown_option(argv[optind - 1], opts);
 			hint_msg("run 'agentfense explain --help'");
 			return AF_EXIT_USAGE;
 		}
@@ -196,15 +233,18 @@ int cmd_explain(int argc, char **argv)
 			policy_decide(p, path, is_dir, &d);
 
 		struct line *l = &lines[i];
-		l->path = xasprintf("/%s", path);
+		char q[4200];
+		autofree char *slashed = xasprintf("/%s", path);
+		l->path = xstrdup(policy_quote(q, sizeof(q), slashed));
+		l->width = display_width(l->path);
 		l->level = xasprintf("%s%s", level_name(d.level), d.traversable ? " (traversable)" : "");
 		l->rule = d.rule ? rule_text(d.rule) : xstrdup("(no rule matched)");
-		int a = (int)strlen(l->path), b = (int)strlen(l->level);
+		int a = l->width, b = (int)strlen(l->level);
 		wpath = a > wpath ? a : wpath;
 		wlevel = b > wlevel ? b : wlevel;
 		if (json) {
 			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "path", l->path);
+			cJSON_AddStringToObject(o, "path", slashed);
 			cJSON_AddStringToObject(o, "level", level_name(d.level));
 			cJSON_AddBoolToObject(o, "traversable", d.traversable);
 			if (d.rule) {
@@ -229,11 +269,9 @@ int cmd_explain(int argc, char **argv)
 		cJSON_Delete(arr);
 	}
 	for (int i = 0; i < n; i++) {
-		if (!json) {
-			char q[4200];
-			printf("%-*s  %-*s  %s\n", wpath, policy_quote(q, sizeof(q), lines[i].path),
-			       wlevel, lines[i].level, lines[i].rule);
-		}
+		if (!json) /* padded by columns, not bytes: paths may be any script */
+			printf("%s%*s  %-*s  %s\n", lines[i].path, wpath - lines[i].width, "", wlevel,
+			       lines[i].level, lines[i].rule);
 		free(lines[i].path);
 		free(lines[i].level);
 		free(lines[i].rule);

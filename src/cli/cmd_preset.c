@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/suggest.h"
 
 static void usage(FILE *f)
 {
@@ -156,6 +157,7 @@ int cmd_preset(int argc, char **argv)
 			break;
 		default:
 			error_msg("preset: unknown option '%s'", argv[optind - 1]);
+			hint_unknown_option(argv[optind - 1], opts);
 			hint_msg("run 'agentfense preset --help'");
 			return AF_EXIT_USAGE;
 		}
@@ -183,6 +185,10 @@ int cmd_preset(int argc, char **argv)
 		return preset_show_cmd(argv[optind + 1], json);
 	}
 	error_msg("preset: unknown command '%s'", sub);
+	static const char *const subs[] = { "list", "show" };
+	const char *near = suggest_name(sub, subs, ARRAY_SIZE(subs));
+	if (near)
+		hint_msg("did you mean '%s'?", near);
 	hint_msg("use 'agentfense preset list' or 'agentfense preset show NAME'");
 	return AF_EXIT_USAGE;
 }

@@ -1,7 +1,7 @@
 /* cmd_run.c - `agentfense run` and `agentfense shell`: wire the policy,
  * the delta, the view and the sandbox together around one command.
  *
- *   parse and check every input (exit 2), open the project
+ *   parse and check every input (usage errors), open the project
  *   -> sandbox_begin (the child builds its root meanwhile) -> delta_create
  *   -> view_new -> sandbox_ready (FUSE fd)
  *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
@@ -16,6 +16,7 @@
  * never holds the user's terminal, whose settings and flags it could
  * change for good, and a run in the background cannot read what is
  * typed for the foreground. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/units.h"
 #include "delta/delta.h"
 #include "sandbox/env.h"
 #include "image/image.h"
@@ -83,10 +85,15 @@ static void usage(FILE *f, bool interactive)
 		"                             extra rule, repeatable, on top of the preset\n"
 		"      --policy FILE          rules and presets from an INI file\n"
 		"  -w, --workdir PATH         working directory inside the sandbox\n"
-		"                             (default /workspace; relative to /workspace)\n"
+		"                             (default /workspace; a relative PATH stays\n"
+		"                             under /workspace)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
-		"  -t, --timeout SECONDS      kill the whole sandbox after this long (exit 124)\n"
+		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
+		"      --env-file FILE        variables from FILE: KEY=VALUE or KEY lines,\n"
+		"                             '#' comments (repeatable; docker's format)\n"
+		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
+		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
 		"      --changes sync|discard|keep\n"
 		"                             what happens to the changes at exit (default: sync)\n"
 		"      --net none|host        network: loopback only (default) or the host's\n"
@@ -100,8 +107,8 @@ static void usage(FILE *f, bool interactive)
 		"                             filesystem instead of the host's\n"
 		"      --image OCI-DIR        unpack an OCI image layout (cached) and use it\n"
 		"                             as the root filesystem\n"
-		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512M,\n"
-		"                             2G (K, M, G, T: binary units)\n"
+		"      --memory SIZE          memory limit for the whole sandbox, e.g. 512m,\n"
+		"                             1.5G, 1GiB (K, M, G, T: binary units)\n"
 		"      --cpus N               CPU time limit in CPUs, e.g. 1 or 0.5\n"
 		"      --pids N               at most N processes and threads (init included)\n"
 		"      --disk-limit SIZE      bytes the changes may take on disk, e.g. 10G\n"
@@ -113,11 +120,12 @@ static void usage(FILE *f, bool interactive)
 		"\n"
 		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N\n"
 		"(137 when the memory limit killed it);\n"
-		"126/127 if it cannot be executed / is not found; 2 for usage errors;\n"
-		"125 if agentfense itself fails.  See agentfense(1).\n");
+		"126/127 if it cannot be executed / is not found; 125 for an error of\n"
+		"agentfense itself, usage errors included.  See agentfense(1).\n");
 }
 
-static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+/* A usage error, with hint (if not NULL) before the pointer to --help. */
+static AF_NORETURN AF_PRINTF(2, 3) void usage_error_hint(const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -125,9 +133,12 @@ static AF_NORETURN AF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+	if (hint)
+		hint_msg("%s", hint);
 	hint_msg("see 'agentfense %s --help'", subcmd);
 	exit(AF_EXIT_USAGE);
 }
+#define usage_error(...) usage_error_hint(NULL, __VA_ARGS__)
 
 /* The index in names (NULL-terminated) of the value arg of option opt;
  * anything else is a usage error listing the values. */
@@ -148,19 +159,97 @@ static int parse_choice(const char *opt, const char *arg, const char *const *nam
 
 static double parse_timeout(const char *s)
 {
-	char *end;
-	errno = 0;
-	double t = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(t) || t <= 0 || t > 1e9)
-		usage_error("invalid timeout '%s': expected a positive number of seconds", s);
+	double t;
+	if (parse_duration(s, &t) < 0 || t <= 0)
+		usage_error("invalid timeout '%s': expected a duration such as 30, 30s, 1.5s, "
+			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", s);
 	return t;
+}
+
+/* Whether relative path w stays inside the directory it is relative
+ * to, '..' taken lexically ("a/../b" does, "../x" and "a/../.." do
+ * not); symlinks are for the sandbox to resolve, beneath /workspace. */
+static bool workdir_inside(const char *w)
+{
+	int depth = 0;
+	for (const char *p = w; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return false;
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += n;
+		p += *p == '/';
+	}
+	return true;
+}
+
+/* The contents of the --env-file files, which o->envs points into:
+ * held here until exit, as the option strings of argv are. */
+static char **env_file_bufs;
+static size_t n_env_file_bufs;
+
+#define ENV_FILE_MAX (1 << 20)
+
+/* Add the variables of an --env-file (docker's format: KEY=VALUE lines,
+ * KEY alone to pass agentfense's own value, '#' comments and blank
+ * lines skipped, the value taken as it is, quotes included) to o->envs.
+ * Dies with a usage error naming the file and line. */
+static void read_env_file(struct run_opts *o, const char *path)
+{
+	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(EISDIR));
+	char *buf = xmalloc(ENV_FILE_MAX + 1);
+	ssize_t len = read_full(fd, buf, ENV_FILE_MAX + 1);
+	if (len < 0) {
+		free(buf);
+		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror((int)-len));
+	}
+	if (len > ENV_FILE_MAX) {
+		free(buf);
+		die(AF_EXIT_USAGE, "cannot read env file '%s': larger than 1 MiB", path);
+	}
+	buf[len] = '\0';
+	env_file_bufs = xrealloc(env_file_bufs, (n_env_file_bufs + 1) * sizeof(*env_file_bufs));
+	env_file_bufs[n_env_file_bufs++] = buf;
+	if (memchr(buf, '\0', (size_t)len))
+		die(AF_EXIT_USAGE, "invalid env file '%s': it holds a NUL byte", path);
+
+	unsigned lineno = 0;
+	for (char *line = buf, *next; line && *line; line = next) {
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\r')
+			line[--n] = '\0';
+		line += strspn(line, " \t");
+		if (!*line || *line == '#')
+			continue;
+		size_t key = strcspn(line, "=");
+		if (!env_name_valid(line, key)) {
+			/* the name only: the rest of the line may be a secret */
+			die(AF_EXIT_USAGE, "%s:%u: invalid environment variable name '%.*s': use "
+			    "letters, digits and '_', not starting with a digit", path, lineno,
+			    (int)(key > 64 ? 64 : key), line);
+		}
+		o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
+		o->envs[o->n_envs++] = line;
+	}
 }
 
 static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -168,6 +257,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "env", required_argument, NULL, 'e' },
+		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
@@ -186,6 +276,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	};
 	int c;
 
+	o->po.announce = true; /* run and shell: the user sees it at run time */
 	opterr = 0;
 	optind = 0;
 	/* '+': options come before DIR; everything after is the command's */
@@ -203,11 +294,18 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case 'w':
 			if (!*optarg)
 				usage_error("empty working directory");
+			if (optarg[0] != '/' && !workdir_inside(optarg))
+				usage_error_hint("give an absolute path for a directory outside the "
+						 "project", "invalid working directory '%s': it is outside "
+						 "/workspace", optarg);
 			o->workdir = optarg;
 			break;
 		case 'e':
 			o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
 			o->envs[o->n_envs++] = optarg;
+			break;
+		case OPT_ENV_FILE:
+			read_env_file(o, optarg);
 			break;
 		case 't':
 			o->timeout = parse_timeout(optarg);
@@ -272,15 +370,25 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case ':':
 			usage_error("option '%s' requires a value", argv[optind - 1]);
 		case '?':
-		default:
+		default: {
 			if (optopt)
 				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			const char *near = suggest_option(argv[optind - 1], longopts);
+			autofree char *hint = near ? xasprintf("did you mean '--%s'?", near) : NULL;
+			usage_error_hint(hint, "unknown option '%s'", argv[optind - 1]);
+		}
 		}
 	}
 	if (optind >= argc)
 		usage_error("missing project directory");
 	o->dir = argv[optind++];
+	/* "run DIR -p x -- cmd": the option would be run as the command */
+	if (optind < argc && is_option_of(argv[optind], longopts, "prwteh")) {
+		autofree char *hint = xasprintf("options go before DIR: 'agentfense %s [OPTIONS] "
+						"DIR [--] COMMAND [ARG...]'", subcmd);
+		usage_error_hint(hint, "option '%s' after the project directory '%s'",
+				 argv[optind], o->dir);
+	}
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
 	if (optind >= argc && !o->interactive)
@@ -317,7 +425,7 @@ static char *canonical_maybe(const char *path)
 }
 
 /* Open DIR and refuse topologies that would defeat the sandbox.
- * Returns the project fd; dies with exit 2 on bad input. */
+ * Returns the project fd; dies with a usage error on bad input. */
 static int open_project(const char *dir, char **real_out, char **state_out)
 {
 	struct af_err err = { 0 };
@@ -349,10 +457,25 @@ static int open_project(const char *dir, char **real_out, char **state_out)
 	return fd;
 }
 
+/* True if directory path has no entry (or cannot be read: the sandbox
+ * then fails to use it and says why). */
+static bool root_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool empty = true;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 /* Resolve the root filesystem (--rootfs, or an unpacked --image) and
  * refuse one that holds the project or agentfense's state, or lies in
  * the project: those would be shown whole, outside the view.  Returns
- * the canonical path; dies with exit 2. */
+ * the canonical path; dies with a usage error. */
 static char *check_root_dir(const char *opt, const char *dir, const char *real_project,
 			    const char *state_real)
 {
@@ -364,6 +487,15 @@ static char *check_root_dir(const char *opt, const char *dir, const char *real_p
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
+		goto bad;
+	}
+	if (root_is_empty(real)) {
+		/* else the command is simply "not found" (127), which hides
+		 * that nothing at all is there */
+		error_msg("cannot use '%s' as %s: it is empty: a root filesystem needs the "
+			  "command to run, its interpreter and libraries", dir, opt);
+		hint_msg("unpack an image into it (e.g. 'tar -xf rootfs.tar -C %s'), or use "
+			 "--image OCI-DIR", dir);
 		goto bad;
 	}
 	if (mounts_on_procfs(real)) {
@@ -597,7 +729,7 @@ static void report_disk(const struct delta *d)
 }
 
 /* Create the limits' cgroups (or choose the fallback) and say what the
- * fallback does not enforce.  Dies with exit 2 or 125. */
+ * fallback does not enforce.  Dies with exit 125. */
 static struct limits *setup_limits(const struct limits_spec *spec)
 {
 	struct af_err err = { 0 };
@@ -733,6 +865,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		.argv = o.argv,
 		.envp = env.v,
 		.workdir = workdir,
+		.workdir_beneath = o.workdir && o.workdir[0] != '/',
 		.net_host = o.net_host,
 		.seccomp_off = o.seccomp_off,
 		.fuse_options = "default_permissions",

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/suggest.h"
 #include "common/util.h"
 
 static int cmd_help(int argc, char **argv);
@@ -33,6 +34,22 @@ static void usage(FILE *f)
 		   " see agentfense(1).\n");
 }
 
+/* "unknown command 'x'", with the closest command as a hint. */
+static int unknown_command(const char *name)
+{
+	const char *names[ARRAY_SIZE(commands)];
+	size_t n = 0;
+	for (const struct cmd *c = commands; c->name; c++)
+		names[n++] = c->name;
+	error_msg("unknown command '%s'", name);
+	const char *near = suggest_name(name, names, n);
+	if (near)
+		hint_msg("did you mean '%s'?", near);
+	else
+		hint_msg("run 'agentfense help' for the list of commands");
+	return AF_EXIT_USAGE;
+}
+
 static int cmd_help(int argc, char **argv)
 {
 	if (argc > 1) {
@@ -41,14 +58,22 @@ static int cmd_help(int argc, char **argv)
 				char *args[] = { argv[1], (char *)"--help", NULL };
 				return c->fn(2, args);
 			}
-		die(AF_EXIT_USAGE, "unknown command '%s'", argv[1]);
+		return unknown_command(argv[1]);
 	}
 	usage(stdout);
 	return 0;
 }
 
-static int cmd_version(int argc AF_UNUSED, char **argv AF_UNUSED)
+static int cmd_version(int argc, char **argv)
 {
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: agentfense version\n\nShow the version (also: agentfense --version).\n");
+		return 0;
+	}
+	if (argc > 1) {
+		error_msg("%s takes no arguments: unexpected '%s'", argv[0], argv[1]);
+		return AF_EXIT_USAGE;
+	}
 	printf("agentfense %s\n", AF_VERSION);
 	return 0;
 }
@@ -81,13 +106,23 @@ int main(int argc, char **argv)
 	}
 	const char *name = argv[1];
 	if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0)
-		return cmd_version(0, NULL);
+		return cmd_version(argc - 1, argv + 1);
 	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
 		return cmd_help(1, argv + 1);
 	for (const struct cmd *c = commands; c->name; c++)
 		if (strcmp(c->name, name) == 0)
 			return c->fn(argc - 1, argv + 1);
-	error_msg("unknown command '%s'", name);
-	hint_msg("run 'agentfense help' for the list of commands");
-	return AF_EXIT_USAGE;
+	if (name[0] == '-') {
+		/* agentfense's own options come before the command */
+		static const char *const opts[] = { "--help", "--version" };
+		error_msg("unknown option '%s'", name);
+		const char *near = suggest_name(name, opts, ARRAY_SIZE(opts));
+		if (near)
+			hint_msg("did you mean '%s'?", near);
+		else
+			hint_msg("options go after the command: 'agentfense <command> [OPTIONS]'; "
+				 "run 'agentfense help' for the commands");
+		return AF_EXIT_USAGE;
+	}
+	return unknown_command(name);
 }

@@ -18,13 +18,13 @@ void policy_options_add(struct policy_options *po, int kind, const char *arg)
 	po->n++;
 }
 
-struct policy *policy_options_build(const struct policy_options *po)
+/* The preset (NULL: none), then the items; dies on bad input. */
+static struct policy *build(const struct policy_options *po, const char *preset)
 {
 	struct policy *p = policy_new();
 	struct af_err err = { 0 };
-	const char *preset = po->preset ? po->preset : DEFAULT_PRESET;
 
-	if (policy_add_preset(p, preset, &err) < 0)
+	if (preset && policy_add_preset(p, preset, &err) < 0)
 		die_err(&err);
 	for (int i = 0; i < po->n; i++) {
 		const struct policy_opt *o = &po->items[i];
@@ -44,6 +44,42 @@ struct policy *policy_options_build(const struct policy_options *po)
 		if (r < 0) {
 			err.exit_code = AF_EXIT_USAGE;
 			die_err(&err);
+		}
+	}
+	return p;
+}
+
+struct policy *policy_options_build(const struct policy_options *po)
+{
+	struct policy *p;
+	bool files = false;
+
+	for (int i = 0; i < po->n; i++)
+		files |= po->items[i].kind == POPT_POLICY;
+	if (po->preset || !files) {
+		p = build(po, po->preset ? po->preset : DEFAULT_PRESET);
+	} else {
+		/* A policy file that names a preset chooses it instead of the
+		 * default, as -p does: "preset = read-only" must not leave
+		 * agent-safe's writable /output behind.  Files read twice
+		 * when none does: they are small. */
+		p = build(po, NULL);
+		if (policy_preset_count(p) == 0) {
+			policy_free(p);
+			p = build(po, DEFAULT_PRESET);
+		}
+	}
+	if (po->announce) {
+		/* a user file in place of a built-in preset: say it once */
+		for (unsigned i = 0; i < policy_preset_count(p); i++) {
+			const char *name = policy_preset_name(p, i);
+			const char *src = policy_preset_source(p, i);
+			bool seen = false;
+			for (unsigned j = 0; j < i; j++)
+				seen |= strcmp(policy_preset_name(p, j), name) == 0;
+			if (!seen && strcmp(src, "built-in") != 0 && preset_is_builtin(name))
+				error_msg("using the user preset '%s' from '%s' in place of the built-in "
+					  "one", name, src);
 		}
 	}
 	policy_finalize(p);

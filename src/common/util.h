@@ -16,9 +16,12 @@
 
 #define AF_PROG "agentfense"
 
-/* Exit codes of every subcommand (documented in agentfense(1)). */
+/* Exit codes of every subcommand (documented in agentfense(1)).  A
+ * usage error is an error of agentfense like any other (docker's
+ * convention): 2 is what sh and grep exit with, so a script could not
+ * tell the two apart. */
 enum {
-	AF_EXIT_USAGE = 2,      /* bad command line, preset, rule or policy */
+	AF_EXIT_USAGE = 125,    /* bad command line, preset, rule or policy */
 	AF_EXIT_TIMEOUT = 124,  /* --timeout fired */
 	AF_EXIT_FAILURE = 125,  /* agentfense itself failed */
 	AF_EXIT_NOEXEC = 126,   /* command found but not executable */
@@ -34,14 +37,14 @@ enum {
  * quoted, no trailing period.  hint is optional advice ("" if none). */
 struct af_err {
 	int errnum;
-	int exit_code; /* suggested exit code for the CLI (2 or 125) */
+	int exit_code; /* suggested exit code for the CLI (125) */
 	char msg[1024];
 	char hint[512];
 };
 
 /* Fill *err (may be NULL) and return -errnum.  exit_code defaults to 125. */
 int af_err_set(struct af_err *err, int errnum, const char *fmt, ...) AF_PRINTF(3, 4);
-/* Same, with exit code 2 (usage/input error). */
+/* Same, for a usage/input error (AF_EXIT_USAGE). */
 int af_err_usage(struct af_err *err, int errnum, const char *fmt, ...) AF_PRINTF(3, 4);
 /* Set the hint line of an already filled error. */
 void af_err_hint(struct af_err *err, const char *fmt, ...) AF_PRINTF(2, 3);

@@ -12,7 +12,7 @@
  *
  * Errors in the image (missing or malformed files, digest mismatch, an
  * unsupported media type, a layer entry with '..') are usage errors
- * (exit 2); failures of this machine (cache not writable, decompressor
+ * (a usage error); failures of this machine (cache not writable, decompressor
  * missing) exit 125.  No global state. */
 #ifndef AF_IMAGE_H
 #define AF_IMAGE_H

@@ -26,7 +26,7 @@ struct tarx_stats {
  * '.wh.NAME' entry, delete NAME from root_fd (the layers below); for
  * each '.wh..wh..opq', empty the directory holding it.  Nothing else is
  * written.  what names the layer in messages.  Returns 0, or -errno with
- * *err filled (exit code 2 for a malformed layer). */
+ * *err filled (a usage error for a malformed layer). */
 int tarx_whiteouts(int in_fd, int root_fd, const char *what, struct tarx_stats *st,
 		   struct af_err *err);
 

@@ -41,6 +41,10 @@ struct policy {
 	unsigned seq;
 	bool finalized;
 	bool any_visible; /* some rule grants view or more */
+	/* the presets added, by -p or a policy file, and where each came
+	 * from ("built-in" or a user preset's path) */
+	char **preset_names, **preset_sources;
+	unsigned presets;
 };
 
 static const char *const level_names[] = { "none", "view", "read", "write" };
@@ -100,6 +104,12 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n; i++)
 		rule_free(p->rules[i]);
 	free(p->rules);
+	for (unsigned i = 0; i < p->presets; i++) {
+		free(p->preset_names[i]);
+		free(p->preset_sources[i]);
+	}
+	free(p->preset_names);
+	free(p->preset_sources);
 	free(p);
 }
 
@@ -335,6 +345,30 @@ void policy_decide_folded(const struct policy *p, const char *path, bool is_dir,
 	decide(p, folded, is_dir, true, &f);
 	if (rank(&f) < rank(out))
 		*out = f;
+}
+
+void policy_note_preset(struct policy *p, const char *name, const char *source)
+{
+	p->preset_names = xrealloc(p->preset_names, (p->presets + 1) * sizeof(char *));
+	p->preset_sources = xrealloc(p->preset_sources, (p->presets + 1) * sizeof(char *));
+	p->preset_names[p->presets] = xstrdup(name);
+	p->preset_sources[p->presets] = xstrdup(source);
+	p->presets++;
+}
+
+unsigned policy_preset_count(const struct policy *p)
+{
+	return p->presets;
+}
+
+const char *policy_preset_name(const struct policy *p, unsigned i)
+{
+	return p->preset_names[i];
+}
+
+const char *policy_preset_source(const struct policy *p, unsigned i)
+{
+	return p->preset_sources[i];
 }
 
 size_t policy_rule_count(const struct policy *p)

@@ -46,20 +46,31 @@ void policy_free(struct policy *p);
 
 /* Add one rule.  origin says where it came from, for explain ("--rule",
  * "preset agent-safe", "policy.ini:12"); it is copied.
- * Returns 0, or -EINVAL with *err filled (exit code 2). */
+ * Returns 0, or -EINVAL with *err filled (a usage error). */
 int policy_add(struct policy *p, const char *pattern, enum level level, int priority,
 	       const char *origin, struct af_err *err);
 
 /* Parse and add "PATTERN=LEVEL[@PRIORITY]" (split at the LAST '=').
- * Returns 0, or -EINVAL with *err filled (exit code 2). */
+ * Returns 0, or -EINVAL with *err filled (a usage error). */
 int policy_add_spec(struct policy *p, const char *spec, const char *origin, struct af_err *err);
 
 /* Add the rules of a preset: a user preset
  * ($XDG_CONFIG_HOME/agentfense/presets/NAME.ini, else
  * ~/.config/agentfense/presets/NAME.ini) shadows a built-in one.
- * Returns 0, -ENOENT (unknown preset, exit code 2, hint lists presets),
+ * Returns 0, -ENOENT (unknown preset, a usage error, hint lists presets),
  * or -EINVAL (malformed file). */
 int policy_add_preset(struct policy *p, const char *name, struct af_err *err);
+
+/* The presets added, in order (policy_add_preset notes each): how many,
+ * and the name and source ("built-in" or a user preset file's path) of
+ * the i-th, so a caller can tell whether a policy file chose one and
+ * whether a user preset shadowed a built-in one. */
+void policy_note_preset(struct policy *p, const char *name, const char *source);
+unsigned policy_preset_count(const struct policy *p);
+const char *policy_preset_name(const struct policy *p, unsigned i);
+const char *policy_preset_source(const struct policy *p, unsigned i);
+/* True if a preset of that name is built into agentfense. */
+bool preset_is_builtin(const char *name);
 
 /* Add rules from an INI policy file (format in agentfense-policy(5)).
  * Returns 0 or -errno with *err filled naming the file and line. */
@@ -128,7 +139,7 @@ int policy_parse_ini(struct policy *p, const char *text, const char *label, bool
 
 /* Read a whole small text file (at most max bytes, no NUL byte); kind
  * ("policy", "preset") names it in messages.
- * Returns 0 or -errno with *err filled (exit code 2). */
+ * Returns 0 or -errno with *err filled (a usage error). */
 int policy_read_file(const char *path, const char *kind, size_t max, char **out,
 		     struct af_err *err);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/suggest.h"
 #include "policy/preset_data.h"
 
 #define PRESET_MAX_SIZE (1 << 20)
@@ -47,6 +48,11 @@ static const struct builtin_preset *builtin_find(const char *name)
 	return NULL;
 }
 
+bool preset_is_builtin(const char *name)
+{
+	return builtin_find(name) != NULL;
+}
+
 /* "a, b, c": the known presets, for hints. */
 static char *names_list(void)
 {
@@ -63,6 +69,21 @@ static char *names_list(void)
 	}
 	preset_list_free(list, n);
 	return s;
+}
+
+/* The known preset closest to a mistyped name, malloc'd, or NULL. */
+static char *suggest_preset(const char *name)
+{
+	struct preset_info *list = NULL;
+	int n = preset_list(&list, NULL);
+	const char **names = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*names));
+	for (int i = 0; i < n; i++)
+		names[i] = list[i].name;
+	const char *near = suggest_name(name, names, n > 0 ? (size_t)n : 0);
+	char *r = near ? xstrdup(near) : NULL;
+	free(names);
+	preset_list_free(list, n);
+	return r;
 }
 
 int preset_load(const char *name, char **text, char **source, struct af_err *err)
@@ -92,7 +113,11 @@ int preset_load(const char *name, char **text, char **source, struct af_err *err
 	}
 	af_err_usage(err, ENOENT, "unknown preset '%s'", name);
 	autofree char *names = names_list();
-	af_err_hint(err, "available presets: %s", names);
+	autofree char *near = suggest_preset(name);
+	if (near)
+		af_err_hint(err, "did you mean '%s'?\navailable presets: %s", near, names);
+	else
+		af_err_hint(err, "available presets: %s", names);
 	return -ENOENT;
 }
 
@@ -105,7 +130,10 @@ int policy_add_preset(struct policy *p, const char *name, struct af_err *err)
 		return r;
 	/* a user preset's errors name its file, so the user can fix it */
 	const char *label = strcmp(source, "built-in") == 0 ? name : source;
-	return policy_parse_ini(p, text, label, true, NULL, err);
+	r = policy_parse_ini(p, text, label, true, NULL, err);
+	if (r == 0)
+		policy_note_preset(p, name, source);
+	return r;
 }
 
 static void info_fill(struct preset_info *pi, const char *name, const char *text,

@@ -73,9 +73,17 @@ bool env_name_valid(const char *name, size_t len)
 int env_set_spec(struct env *e, const char *spec, struct af_err *err)
 {
 	const char *eq = strchr(spec, '=');
-	if (!eq)
-		return af_err_usage(err, EINVAL, "invalid environment variable '%s': expected KEY=VALUE",
-				    spec);
+	if (!eq) {
+		/* KEY alone: agentfense's own value, so a secret never has to
+		 * be written on a command line (docker, systemd-run) */
+		if (!env_name_valid(spec, strlen(spec)))
+			return af_err_usage(err, EINVAL, "invalid environment variable '%s': expected "
+					    "KEY=VALUE, or KEY to pass agentfense's own", spec);
+		const char *v = getenv(spec);
+		if (v)
+			env_set(e, spec, v);
+		return 0;
+	}
 	if (!env_name_valid(spec, (size_t)(eq - spec)))
 		return af_err_usage(err, EINVAL,
 				    "invalid environment variable name '%.*s': use letters, digits "

@@ -32,7 +32,9 @@ void env_defaults(struct env *e, const char *workdir);
 /* True if name[0..len) is a valid variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool env_name_valid(const char *name, size_t len);
 
-/* Apply "KEY=VALUE".  Returns 0, or -EINVAL with *err filled (exit 2). */
+/* Apply "KEY=VALUE"; "KEY" alone copies KEY's value from this process's
+ * environment, and sets nothing if KEY is not set there (as docker does).
+ * Returns 0, or -EINVAL with *err filled (a usage error). */
 int env_set_spec(struct env *e, const char *spec, struct af_err *err);
 
 #endif

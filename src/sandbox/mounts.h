@@ -43,7 +43,7 @@ const char *mount_kind_option(enum mount_kind kind);
  * one on the host's /proc or neither a directory nor a regular file, a
  * relative DST, '.' or '..' in DST, a DST of '/' or over /workspace,
  * /proc or /dev, and a DST given twice.  Returns 0, or -errno with
- * *err filled (exit code 2). */
+ * *err filled (a usage error). */
 int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 	       struct af_err *err);
 
@@ -53,7 +53,7 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
  * directory (state_real, canonical; NULL to skip); and writable binds
  * that overlap the image cache (cache_real, canonical; NULL to skip),
  * whose unpacked images later runs use as they find them.  Returns 0,
- * or -EINVAL with *err filled (exit code 2). */
+ * or -EINVAL with *err filled (a usage error). */
 int mounts_check(const struct mount_list *l, const char *real_project, const char *state_real,
 		 const char *cache_real, struct af_err *err);
 

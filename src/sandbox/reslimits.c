@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/units.h"
+
 #define MEMORY_MIN (4ULL << 20)
 #define DISK_MIN (1ULL << 20)
 #define PIDS_MAX 4194304 /* PID_MAX_LIMIT */
@@ -64,55 +66,36 @@ static AF_PRINTF(3, 4) void sfmt(char *buf, size_t len, const char *fmt, ...)
 
 /* --- parsing --------------------------------------------------------------- */
 
-/* A size for option opt, at least min (min_text: it as written, e.g.
- * "4M").  Returns 0, or -EINVAL with *err filled (exit code 2). */
-static int parse_size(const char *s, const char *opt, uint64_t min, const char *min_text,
-		      uint64_t *out, struct af_err *err)
+/* A size for option opt (common/units.h), at least min (min_text: it
+ * as written, e.g. "4M").  Returns 0, or -EINVAL with *err filled (a
+ * usage error). */
+static int size_option(const char *s, const char *opt, uint64_t min, const char *min_text,
+		       uint64_t *out, struct af_err *err)
 {
-	const char *p = s;
-	uint64_t v = 0;
-	unsigned shift = 0;
+	uint64_t v;
+	int r = parse_size(s, &v);
 
-	if (*p < '0' || *p > '9')
-		goto bad;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			goto big;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	switch (*p) {
-	case 'k': case 'K': shift = 10; p++; break;
-	case 'm': case 'M': shift = 20; p++; break;
-	case 'g': case 'G': shift = 30; p++; break;
-	case 't': case 'T': shift = 40; p++; break;
-	default: break;
-	}
-	if (*p)
-		goto bad;
-	/* the kernel's counters are signed 64-bit page counts */
-	if (v > ((uint64_t)INT64_MAX >> shift))
-		goto big;
-	v <<= shift;
+	if (r == -ERANGE)
+		return af_err_usage(err, EINVAL, "invalid value '%s' for %s: too large", s, opt);
+	if (r < 0)
+		return af_err_usage(err, EINVAL, "invalid value '%s' for %s: expected a size "
+				    "such as 512M, 1.5G or 1GiB (see agentfense(1), DURATIONS "
+				    "AND SIZES)", s, opt);
 	if (v < min)
 		return af_err_usage(err, EINVAL, "invalid value '%s' for %s: the sandbox "
 				    "needs at least %s", s, opt, min_text);
 	*out = v;
 	return 0;
-big:
-	return af_err_usage(err, EINVAL, "invalid value '%s' for %s: too large", s, opt);
-bad:
-	return af_err_usage(err, EINVAL, "invalid value '%s' for %s: expected a size "
-			    "such as 512M or 2G (bytes, or K, M, G, T in binary units)", s, opt);
 }
 
 int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err)
 {
-	return parse_size(s, "--memory", MEMORY_MIN, "4M", out, err);
+	return size_option(s, "--memory", MEMORY_MIN, "4M", out, err);
 }
 
 int limits_parse_disk(const char *s, uint64_t *out, struct af_err *err)
 {
-	return parse_size(s, "--disk-limit", DISK_MIN, "1M", out, err);
+	return size_option(s, "--disk-limit", DISK_MIN, "1M", out, err);
 }
 
 int limits_parse_cpus(const char *s, uint32_t *quota, struct af_err *err)
@@ -353,7 +336,7 @@ static int make_leaf(const char *path, int version, struct cg_leaf *leaf)
 }
 
 /* Write one limit file of a leaf; a refused value is the user's to fix
- * (exit 2).  Returns 0 or -errno with *err filled. */
+ * (a usage error).  Returns 0 or -errno with *err filled. */
 static int write_limit(const struct cg_leaf *leaf, enum limits_ctl c, const char *file,
 		       const char *value, const char *arg, struct af_err *err)
 {
@@ -616,6 +599,12 @@ static void fall_back(struct limits *l)
 			l->nproc.rlim_cur = l->nproc.rlim_max = l->spec.pids;
 			if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max < l->spec.pids)
 				l->nproc.rlim_cur = l->nproc.rlim_max = cur.rlim_max;
+			/* enforced, but the kernel counts no refused fork
+			 * there: the end of the run cannot say the limit
+			 * was reached, as it does with a cgroup */
+			add_warning(l, LIMITS_PIDS, "is applied with RLIMIT_NPROC, not a pids cgroup "
+				    "(enforced, but the end of the run cannot tell whether it was "
+				    "reached)");
 		}
 	}
 	if (wanted(l, LIMITS_MEMORY) && l->backend[LIMITS_MEMORY] == LIMITS_NONE) {

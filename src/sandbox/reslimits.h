@@ -65,11 +65,11 @@ struct limits_usage {
 
 struct limits;
 
-/* Parse "--memory SIZE": a whole number of bytes with an optional K, M,
- * G or T suffix (binary units, either case), at least 4 MiB.  Parse
+/* Parse "--memory SIZE": a size as parse_size() reads it (512M, 1.5G,
+ * 1GiB: binary units), at least 4 MiB.  Parse
  * "--cpus N.N" (0.01 to 1024) into a quota per LIMITS_CPU_PERIOD_US.
  * Parse "--pids N" (2 to 4194304: the sandbox's init counts).  Return 0,
- * or -EINVAL with *err filled (exit code 2). */
+ * or -EINVAL with *err filled (a usage error). */
 int limits_parse_memory(const char *s, uint64_t *out, struct af_err *err);
 /* Parse "--disk-limit SIZE": the forms of --memory, at least 1 MiB. */
 int limits_parse_disk(const char *s, uint64_t *out, struct af_err *err);
@@ -81,7 +81,7 @@ void limits_format_size(uint64_t bytes, char *buf, size_t len);
 
 /* Choose how each limit of spec is enforced and create the sandbox's
  * cgroups with the limits written.  *out is NULL when spec asks for
- * nothing.  Returns 0, or -errno with *err filled: exit code 2 when the
+ * nothing.  Returns 0, or -errno with *err filled: a usage error when the
  * kernel refuses a value (EINVAL), 125 otherwise. */
 int limits_new(const struct limits_spec *spec, struct limits **out, struct af_err *err);
 

@@ -295,7 +295,7 @@ static int add_root_dir(int fd, const char *root_dir, struct af_err *err)
 }
 
 /* A mount point that cannot be created: in a read-only directory, the
- * user asked for the impossible (exit 2).  Returns -errno. */
+ * user asked for the impossible (a usage error).  Returns -errno. */
 static int mount_point_error(const struct mount_spec *m, struct af_err *err)
 {
 	if (errno != EROFS)

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -338,6 +339,27 @@ static void pid1_sigset(sigset_t *set)
 	sigaddset(set, SIGCHLD);
 }
 
+/* chdir to the working directory.  A relative --workdir (workdir_beneath)
+ * is resolved beneath /workspace, symbolic links included, so no link in
+ * the project can take it elsewhere.  Returns 0 or -errno (-EXDEV: a
+ * link led out). */
+static int enter_workdir(const struct sandbox_config *cfg)
+{
+	if (!cfg->workdir_beneath)
+		return chdir(cfg->workdir) < 0 ? -errno : 0;
+	const char *rel = cfg->workdir + strlen("/workspace");
+	rel += strspn(rel, "/");
+	autoclose int ws = open("/workspace", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ws < 0)
+		return -errno;
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	autoclose int fd = (int)syscall(SYS_openat2, ws, *rel ? rel : ".", &how, sizeof(how));
+	if (fd < 0)
+		return -errno;
+	return fchdir(fd) < 0 ? -errno : 0;
+}
+
 /* PID 1 of the sandbox: start the command, then reap and forward
  * signals until it exits, and report its wait status.  pty_master (or
  * -1) is handed to the command. */
@@ -354,8 +376,12 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		af_err_set(&err, errno, "cannot create a signalfd");
 		child_fail(sock, &err);
 	}
-	if (chdir(cfg->workdir) < 0) {
-		af_err_set(&err, errno, "cannot change to working directory '%s'", cfg->workdir);
+	int r = enter_workdir(cfg);
+	if (r < 0) {
+		af_err_set(&err, -r, "cannot change to working directory '%s'", cfg->workdir);
+		if (r == -EXDEV)
+			af_err_hint(&err, "a symbolic link on the way leads outside /workspace; give "
+					  "an absolute path to work there");
 		child_fail(sock, &err);
 	}
 	if (pipe2(ep, O_CLOEXEC) < 0) {
@@ -764,6 +790,7 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);
 	sb->cfg.workdir = xstrdup(cfg->workdir ? cfg->workdir : "/workspace");
+	sb->cfg.workdir_beneath = cfg->workdir && cfg->workdir_beneath;
 	sb->cfg.hostname = xstrdup(cfg->hostname ? cfg->hostname : DEFAULT_HOSTNAME);
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
 	sb->cfg.net_host = cfg->net_host;

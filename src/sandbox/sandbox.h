@@ -41,6 +41,8 @@ struct sandbox_config {
 	char *const *argv;  /* command and arguments; argv[0] looked up in PATH */
 	char *const *envp;  /* the command's whole environment (PATH from here) */
 	const char *workdir; /* absolute path inside the sandbox */
+	bool workdir_beneath; /* workdir is /workspace/REL: resolve REL beneath
+			       * /workspace, no symbolic link leading out */
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
@@ -169,7 +171,7 @@ bool sandbox_shows_path(const char *real_path, char *out, size_t len);
 
 /* Refuse a project the sandbox would show anyway, outside the view.
  * real_path must be canonical.  Returns 0, or -EINVAL with *err filled
- * (exit code 2). */
+ * (a usage error). */
 int sandbox_check_project(const char *real_path, struct af_err *err);
 
 #endif

@@ -1,7 +1,13 @@
 /* view_xattr.c - extended attributes in the FUSE view (see view_int.h).
  *
  * The host's attributes are passed through: reading needs `read` (a
- * `view` entry gives EACCES, like its content), changing needs `write`
+ * `view` entry gives EACCES for a value, like its content, and lists no
+ * names: `view` promises the entry's name and metadata, and the names
+ * of attributes are data someone wrote, which may say what the content
+ * is.  Of a `view` entry's security.* and system.* attributes (labels
+ * and ACLs, which `ls -l` asks for on every entry) none is shown, as
+ * ENODATA, whether the host has one or not: refusing them made `ls -l`
+ * print an error for every entry.  Changing needs `write`
  * and lands on the upper copy, made first.  The object is reached through
  * an O_PATH fd of it as /proc/self/fd/N, which names exactly that inode
  * (a magic link is not resolved again), or, for a project file without
@@ -15,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/xattr.h>
 
 /* Where n's attributes live: fills path and says whether the l*xattr
@@ -79,6 +86,8 @@ void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	struct view *v = req_view(req);
 	struct node *n = get_node(v, ino);
 	int e = may_read(n);
+	if (e == EACCES && (strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0))
+		e = ENODATA; /* see above: the same answer whatever the host has */
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -105,6 +114,10 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct view *v = req_view(req);
 	struct node *n = get_node(v, ino);
 	int e = may_read(n);
+	if (e == EACCES) {
+		reply_xattr(req, NULL, size, 0); /* an empty list: see above */
+		return;
+	}
 	if (e) {
 		fuse_reply_err(req, e);
 		return;

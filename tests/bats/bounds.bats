@@ -257,11 +257,11 @@ while held ENOSPC" "$(grep -v '^agentfense:\|^hint:' <<<"$output")"
 
 @test "disk-limit: a bad size is a usage error" {
 	run --separate-stderr af run --disk-limit 10X "$P" -- true
-	assert_error 2 "invalid value '10X' for --disk-limit: expected a size such as 512M or 2G"
+	assert_error 125 "invalid value '10X' for --disk-limit: expected a size such as 512M, 1.5G or 1GiB"
 	run --separate-stderr af run --disk-limit 512K "$P" -- true
-	assert_error 2 "invalid value '512K' for --disk-limit: the sandbox needs at least 1M"
+	assert_error 125 "invalid value '512K' for --disk-limit: the sandbox needs at least 1M"
 	run --separate-stderr af run --disk-limit 99999999T "$P" -- true
-	assert_error 2 "invalid value '99999999T' for --disk-limit: too large"
+	assert_error 125 "invalid value '99999999T' for --disk-limit: too large"
 }
 
 # harness [OPTION...] -- CMD...: the view alone, served by viewharness

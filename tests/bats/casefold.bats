@@ -221,20 +221,20 @@ cat: .ENV: No such file or directory"
 	# another spelling of its path is not below it as a string
 	local proj=$M/a/b
 	run --separate-stderr af run --ro-bind "$M/A/B/SECRETS:/s" "$proj" -- cat /s/deep.txt
-	assert_error 2 "cannot bind '$M/A/B/SECRETS' (--ro-bind): it is inside the project '$proj'"
+	assert_error 125 "cannot bind '$M/A/B/SECRETS' (--ro-bind): it is inside the project '$proj'"
 	run --separate-stderr af run --bind "$M/a/B/secrets:/s" "$proj" -- cat /s/deep.txt
-	assert_error 2 "cannot bind '$M/a/B/secrets' (--bind): it is inside the project '$proj'"
+	assert_error 125 "cannot bind '$M/a/B/secrets' (--bind): it is inside the project '$proj'"
 	run --separate-stderr af run --ro-bind "$M/A:/s" "$proj" -- cat /s/b/secrets/deep.txt
-	assert_error 2 "cannot bind '$M/A' (--ro-bind): it holds the project '$proj'"
+	assert_error 125 "cannot bind '$M/A' (--ro-bind): it holds the project '$proj'"
 	run --separate-stderr af run --ro-bind "$M/A/b:/s" "$proj" -- cat /s/secrets/deep.txt
-	assert_error 2 "cannot bind '$M/A/b' (--ro-bind): it is the project '$proj'"
+	assert_error 125 "cannot bind '$M/A/b' (--ro-bind): it is the project '$proj'"
 	assert_eq 0 "$(runs_count)"
 }
 
 @test "casefold: --rootfs inside the project under another spelling is refused" {
 	local proj=$M/a
 	run --separate-stderr af run --rootfs "$M/A/B" "$proj" -- true
-	assert_error 2 "cannot use '$M/A/B' as --rootfs: it is inside the project '$proj'"
+	assert_error 125 "cannot use '$M/A/B' as --rootfs: it is inside the project '$proj'"
 }
 
 @test "casefold: a state directory that ignores case is refused before the command runs" {

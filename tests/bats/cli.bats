@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The command-line surface: help, version, usage errors and bad input.
-# Every bad input gives one "agentfense: ..." line (plus hints), exit 2
-# for input errors and 125 for failures of agentfense itself, and leaves
+# Every bad input gives one "agentfense: ..." line (plus hints), exit 125
+# for input errors and for failures of agentfense itself alike, and leaves
 # neither the project nor the state directory touched.
 
 load helper
@@ -29,14 +29,14 @@ load helper
 
 @test "no arguments is a usage error" {
 	run --separate-stderr af
-	assert_status 2
+	assert_status 125
 	assert_eq "" "$output"
 	assert_contains "$stderr" "usage: agentfense"
 }
 
 @test "an unknown command is a usage error" {
 	run --separate-stderr af frobnicate
-	assert_error 2 "'frobnicate'"
+	assert_error 125 "'frobnicate'"
 }
 
 @test "--help on every subcommand goes to stdout and exits 0" {
@@ -64,39 +64,39 @@ load helper
 
 @test "run: missing DIR or COMMAND is a usage error" {
 	run --separate-stderr af run
-	assert_error 2
+	assert_error 125
 	run --separate-stderr af run "$P"
-	assert_error 2
+	assert_error 125
 	run --separate-stderr af run "$P" --
-	assert_error 2
+	assert_error 125
 }
 
 @test "run: a missing DIR is a usage error naming it" {
 	run --separate-stderr af run "$T/nope" -- true
-	assert_error 2 "'$T/nope'" "No such file or directory"
+	assert_error 125 "'$T/nope'" "No such file or directory"
 	[ "$(runs_count)" = 0 ]
 }
 
 @test "run: a DIR that is a file is a usage error naming it" {
 	run --separate-stderr af run "$P/README.md" -- true
-	assert_error 2 "'$P/README.md'" "Not a directory"
+	assert_error 125 "'$P/README.md'" "Not a directory"
 }
 
 @test "run: unknown option is a usage error" {
 	run --separate-stderr af run --frobnicate "$P" -- true
-	assert_error 2 "--frobnicate"
+	assert_error 125 "--frobnicate"
 }
 
 @test "run: an unknown preset is a usage error naming it" {
 	run --separate-stderr af run -p nosuchpreset "$P" -- true
-	assert_error 2 "'nosuchpreset'"
+	assert_error 125 "'nosuchpreset'"
 	run --separate-stderr af explain -p nosuchpreset "$P" /README.md
-	assert_error 2 "'nosuchpreset'"
+	assert_error 125 "'nosuchpreset'"
 }
 
 @test "run: an unknown level is a usage error naming it" {
 	run --separate-stderr af run -r '/src/**=superuser' "$P" -- true
-	assert_error 2 "'superuser'"
+	assert_error 125 "'superuser'"
 }
 
 @test "run: malformed rules are usage errors" {
@@ -104,9 +104,9 @@ load helper
 	for spec in 'noequals' '=read' '/src=' '/src=read@' '/src=read@abc' '/src=read@1x' \
 		'/src=read@99999999999999999999'; do
 		run --separate-stderr af run -r "$spec" "$P" -- true
-		assert_error 2
+		assert_error 125
 		run --separate-stderr af explain -r "$spec" "$P" /README.md
-		assert_error 2
+		assert_error 125
 	done
 }
 
@@ -118,50 +118,51 @@ load helper
 
 @test "run: bad --changes, --net, --timeout, --env values are usage errors" {
 	run --separate-stderr af run --changes bogus "$P" -- true
-	assert_error 2 "'bogus'"
+	assert_error 125 "'bogus'"
 	run --separate-stderr af run --net bogus "$P" -- true
-	assert_error 2 "'bogus'"
+	assert_error 125 "'bogus'"
 	for t in abc -1 1x ''; do
 		run --separate-stderr af run --timeout "$t" "$P" -- true
-		assert_error 2
+		assert_error 125
 	done
-	run --separate-stderr af run -e NOEQUALS "$P" -- true
-	assert_error 2 "NOEQUALS"
+	# -e KEY passes agentfense's own value: a name is needed
+	run --separate-stderr af run -e NO-EQUALS "$P" -- true
+	assert_error 125 "NO-EQUALS"
 	run --separate-stderr af run -e =value "$P" -- true
-	assert_error 2
+	assert_error 125
 }
 
 @test "run: a missing --policy file is a usage error naming it" {
 	run --separate-stderr af run --policy "$T/nope.ini" "$P" -- true
-	assert_error 2 "$T/nope.ini"
+	assert_error 125 "$T/nope.ini"
 }
 
 @test "run: a malformed policy file is a usage error naming file and line" {
 	printf '[rules]\n/src/** = read\n/docs/** = sometimes\n' >"$T/bad.ini"
 	run --separate-stderr af run --policy "$T/bad.ini" "$P" -- true
-	assert_error 2 "$T/bad.ini" "3"
+	assert_error 125 "$T/bad.ini" "3"
 	printf '[rules]\n/src/** read\n' >"$T/bad2.ini"
 	run --separate-stderr af run --policy "$T/bad2.ini" "$P" -- true
-	assert_error 2 "$T/bad2.ini" "2"
+	assert_error 125 "$T/bad2.ini" "2"
 	printf '[nosuchsection]\nx = y\n' >"$T/bad3.ini"
 	run --separate-stderr af run --policy "$T/bad3.ini" "$P" -- true
-	assert_error 2 "$T/bad3.ini"
+	assert_error 125 "$T/bad3.ini"
 	printf '[policy]\npreset = nosuchpreset\n' >"$T/bad4.ini"
 	run --separate-stderr af run --policy "$T/bad4.ini" "$P" -- true
-	assert_error 2 "nosuchpreset"
+	assert_error 125 "nosuchpreset"
 	head -c 3000 /dev/zero | tr '\0' 'x' >"$T/bad5.ini"
 	run --separate-stderr af run --policy "$T/bad5.ini" "$P" -- true
-	assert_error 2 "$T/bad5.ini"
+	assert_error 125 "$T/bad5.ini"
 	printf '[rules]\n/a\0b = read\n' >"$T/bad6.ini"
 	run --separate-stderr af run --policy "$T/bad6.ini" "$P" -- true
-	assert_error 2 "$T/bad6.ini"
+	assert_error 125 "$T/bad6.ini"
 	[ "$(runs_count)" = 0 ]
 }
 
 @test "run: a policy file that is a directory is an error naming it" {
 	mkdir "$T/dir.ini"
 	run --separate-stderr af run --policy "$T/dir.ini" "$P" -- true
-	assert_error 2 "$T/dir.ini"
+	assert_error 125 "$T/dir.ini"
 }
 
 @test "run: a policy file works" {
@@ -173,12 +174,12 @@ load helper
 
 @test "run: a DIR overlapping agentfense's state is refused" {
 	run --separate-stderr af run "$T" -- true
-	assert_error 2 "'$T'"
+	assert_error 125 "'$T'"
 	mkdir -p "$RUNS"
 	run --separate-stderr af run "$RUNS" -- true
-	assert_error 2 "'$RUNS'"
+	assert_error 125 "'$RUNS'"
 	run --separate-stderr af run "$XDG_STATE_HOME" -- true
-	assert_error 2 "'$XDG_STATE_HOME'"
+	assert_error 125 "'$XDG_STATE_HOME'"
 }
 
 @test "run: an unusable state directory is an agentfense failure (125)" {
@@ -192,9 +193,9 @@ load helper
 	local before
 	before=$(tree_sig "$P")
 	run af run -r 'x=bogus' "$P" -- sh -c 'echo x > /workspace/output/new'
-	assert_status 2
+	assert_status 125
 	run af run --changes bogus "$P" -- sh -c 'echo x > /workspace/output/new'
-	assert_status 2
+	assert_status 125
 	assert_eq "$before" "$(tree_sig "$P")"
 	[ "$(runs_count)" = 0 ]
 }
@@ -211,26 +212,26 @@ load helper
 
 @test "explain: usage errors" {
 	run --separate-stderr af explain
-	assert_error 2
+	assert_error 125
 	run --separate-stderr af explain "$P"
-	assert_error 2
+	assert_error 125
 	run --separate-stderr af explain "$T/nope" /README.md
-	assert_error 2 "'$T/nope'"
+	assert_error 125 "'$T/nope'"
 	run --separate-stderr af explain --frobnicate "$P" /README.md
-	assert_error 2
+	assert_error 125
 }
 
 @test "preset: usage errors" {
 	run --separate-stderr af preset
-	assert_status 2
+	assert_status 125
 	assert_eq "" "$output"
 	assert_contains "$stderr" "usage: agentfense preset"
 	run --separate-stderr af preset frobnicate
-	assert_error 2 "frobnicate"
+	assert_error 125 "frobnicate"
 	run --separate-stderr af preset show
-	assert_error 2
+	assert_error 125
 	run --separate-stderr af preset show nosuchpreset
-	assert_error 2 "'nosuchpreset'"
+	assert_error 125 "'nosuchpreset'"
 }
 
 # The environment problems below are simulated in a user and mount

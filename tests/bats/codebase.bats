@@ -560,7 +560,7 @@ label       team=x" "$(printf '%s\n' "${lines[@]:7}" | sort)"
 	local id
 	id=$(cli create e)
 	run --separate-stderr cli get "$id" ../../etc/passwd
-	assert_error 2 "has a '..' component"
+	assert_error 125 "has a '..' component"
 	run --separate-stderr cli get "$id" missing "$T/out"
 	assert_error 1 "'missing' does not exist in the codebase"
 	[ ! -e "$T/out" ]
@@ -568,17 +568,17 @@ label       team=x" "$(printf '%s\n' "${lines[@]:7}" | sort)"
 	run --separate-stderr cli put "$id" "$T/nope"
 	assert_error 1 "cannot open '$T/nope'"
 	run --separate-stderr cli put "$id" "$P"
-	assert_error 2 "is a directory"
+	assert_error 125 "is a directory"
 	run --separate-stderr cli create --label novalue x
-	assert_error 2 "invalid label 'novalue'"
+	assert_error 125 "invalid label 'novalue'"
 	run --separate-stderr cli frobnicate
-	assert_error 2 "unknown subcommand 'codebase frobnicate'"
+	assert_error 125 "unknown subcommand 'codebase frobnicate'"
 	run --separate-stderr cli
-	assert_error 2 "missing subcommand"
+	assert_error 125 "missing subcommand"
 	run --separate-stderr cli info
-	assert_error 2 "wrong number of arguments for 'codebase info'"
+	assert_error 125 "wrong number of arguments for 'codebase info'"
 	run --separate-stderr cli --bogus ls
-	assert_error 2 "unknown option '--bogus'"
+	assert_error 125 "unknown option '--bogus'"
 	# serve unreachable and impossible to start: agentfense's own failure
 	run --separate-stderr cli --socket "$T/no/such/dir/s.sock" ls
 	assert_error 125 "cannot start agentfense serve on '$T/no/such/dir/s.sock'"

@@ -170,7 +170,7 @@ for p in ["docs/guide.txt", ".env", "secrets/key.txt"]:
 		'set docs/guide.txt trusted.overlay.whiteout: EACCES' 'set docs/guide.txt security.capability: EACCES' \
 		'set output/a trusted.overlay.opaque: EACCES' \
 		'set output/a trusted.overlay.whiteout: EACCES' 'set output/a security.capability: EACCES' \
-		'get docs/guide.txt: EACCES' 'list docs/guide.txt: EACCES' \
+		'get docs/guide.txt: EACCES' 'list docs/guide.txt: ' \
 		'get .env: ENOENT' 'list .env: ENOENT' 'get secrets/key.txt: ENOENT' 'list secrets/key.txt: ENOENT')"
 	[ -z "$(getfattr -d -m '^(trusted|security)' "$P/output/a" 2>/dev/null)" ]
 	[ "$(getfattr --only-values -n user.af "$P/docs/guide.txt")" = "${SECRET_MARK}_xattr" ]

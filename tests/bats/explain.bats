@@ -95,5 +95,5 @@ description = nothing at all
 
 @test "explain: paths leaving the project are refused" {
 	run --separate-stderr af explain "$P" ../etc/passwd
-	assert_error 2 "../etc/passwd"
+	assert_error 125 "../etc/passwd"
 }

@@ -198,7 +198,7 @@ No such device or address"
 
 @test "--seccomp takes on or off only" {
 	run --separate-stderr af run --seccomp maybe "$P" -- true
-	assert_error 2 "invalid value 'maybe' for --seccomp"
+	assert_error 125 "invalid value 'maybe' for --seccomp"
 }
 
 @test "Ctrl-C at the terminal reaches the command's process group" {

@@ -140,27 +140,27 @@ except BlockingIOError:
     raise SystemExit(1)
 '
 
-@test "limits: bad values exit 2 with one clear line" {
+@test "limits: bad values exit 125 with one clear line" {
 	run --separate-stderr af run --memory abc "$P" -- true
-	assert_error 2 "invalid value 'abc' for --memory" "512M"
-	run --separate-stderr af run --memory 1GB "$P" -- true
-	assert_error 2 "invalid value '1GB' for --memory"
+	assert_error 125 "invalid value 'abc' for --memory" "512M"
+	run --separate-stderr af run --memory 1GX "$P" -- true
+	assert_error 125 "invalid value '1GX' for --memory"
 	run --separate-stderr af run --memory 1M "$P" -- true
-	assert_error 2 "invalid value '1M' for --memory" "at least 4M"
+	assert_error 125 "invalid value '1M' for --memory" "at least 4M"
 	run --separate-stderr af run --pids 0 "$P" -- true
-	assert_error 2 "invalid value '0' for --pids" "2 to"
+	assert_error 125 "invalid value '0' for --pids" "2 to"
 	run --separate-stderr af run --pids 1 "$P" -- true
-	assert_error 2 "invalid value '1' for --pids"
+	assert_error 125 "invalid value '1' for --pids"
 	run --separate-stderr af run --cpus -1 "$P" -- true
-	assert_error 2 "invalid value '-1' for --cpus"
+	assert_error 125 "invalid value '-1' for --cpus"
 	run --separate-stderr af run --cpus 0 "$P" -- true
-	assert_error 2 "invalid value '0' for --cpus" "0.01"
+	assert_error 125 "invalid value '0' for --cpus" "0.01"
 	run --separate-stderr af run --cpus nan "$P" -- true
-	assert_error 2 "invalid value 'nan' for --cpus"
+	assert_error 125 "invalid value 'nan' for --cpus"
 	run --separate-stderr af run --cpus "$P" -- true
-	assert_error 2 "invalid value '$P' for --cpus"
+	assert_error 125 "invalid value '$P' for --cpus"
 	run --separate-stderr af run --pids
-	assert_error 2 "option '--pids' requires a value"
+	assert_error 125 "option '--pids' requires a value"
 }
 
 @test "limits: --help names them" {
@@ -298,15 +298,18 @@ print("%.2f" % (t.user + t.system))'
 		--memory 128M --cpus 0.5 --pids 64 "$P" -- true
 	assert_status 0
 	assert_eq "" "$output"
-	assert_eq 3 "${#stderr_lines[@]}"
-	assert_contains "${stderr_lines[0]}" "agentfense: warning: --memory is applied per process (RLIMIT_AS), not to the sandbox as a whole: cgroup '"
-	assert_contains "${stderr_lines[0]}" "is not writable"
-	assert_contains "${stderr_lines[1]}" "agentfense: warning: --cpus is not enforced: cgroup '"
-	assert_contains "${stderr_lines[2]}" "hint: to limit the sandbox as a whole, run agentfense in a cgroup you can write to"
-	# --pids alone is enforced per sandbox: nothing to warn about
+	assert_eq 4 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "agentfense: warning: --pids is applied with RLIMIT_NPROC, not a pids cgroup (enforced, but the end of the run cannot tell whether it was reached): cgroup '"
+	assert_contains "${stderr_lines[1]}" "agentfense: warning: --memory is applied per process (RLIMIT_AS), not to the sandbox as a whole: cgroup '"
+	assert_contains "${stderr_lines[1]}" "is not writable"
+	assert_contains "${stderr_lines[2]}" "agentfense: warning: --cpus is not enforced: cgroup '"
+	assert_contains "${stderr_lines[3]}" "hint: to limit the sandbox as a whole, run agentfense in a cgroup you can write to"
+	# --pids alone falls back too, and says so as --memory does
 	run --separate-stderr no_cgroup "$AGENTFENSE" run --changes discard --pids 64 "$P" -- true
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq 2 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "agentfense: warning: --pids is applied with RLIMIT_NPROC"
+	assert_contains "${stderr_lines[1]}" "hint: to limit the sandbox as a whole"
 }
 
 @test "fallback: --memory is RLIMIT_AS in the command" {
@@ -341,6 +344,7 @@ $FORK_PY"
 	assert_status 1
 	assert_output "(64, 64)
 forked 62"
-	# it cannot tell that the limit refused a fork
-	assert_eq "" "$stderr"
+	# it cannot tell that the limit refused a fork, and said so up front
+	assert_eq 2 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "cannot tell whether it was reached"
 }

@@ -96,7 +96,7 @@ tmpfs"
 host data"
 }
 
-@test "mount specs: one clear error each, exit 2" {
+@test "mount specs: one clear error each, exit 125" {
 	local cases=(
 		"--bind|$T/missing|invalid --bind '$T/missing': cannot use source '$T/missing': No such file or directory"
 		"--bind|$D:rel|invalid --bind '$D:rel': destination 'rel': it must be an absolute path"
@@ -115,7 +115,7 @@ host data"
 	for c in "${cases[@]}"; do
 		IFS='|' read -r opt val msg <<<"$c"
 		run --separate-stderr af run --changes discard "$opt" "$val" "$P" -- true
-		assert_error 2 "$msg"
+		assert_error 125 "$msg"
 		assert_eq "agentfense: $msg" "${stderr_lines[0]}"
 	done
 	run --separate-stderr af run --changes discard --bind "$D:/workspace" "$P" -- true
@@ -124,16 +124,16 @@ host data"
 
 @test "nothing of the host's /proc can be bound: it leads to every host file" {
 	run --separate-stderr af run --changes discard --ro-bind /proc:/hostproc "$P" -- true
-	assert_error 2 "invalid --ro-bind '/proc:/hostproc': source '/proc' is on the host's /proc"
+	assert_error 125 "invalid --ro-bind '/proc:/hostproc': source '/proc' is on the host's /proc"
 	run --separate-stderr af run --changes discard --bind "/proc/$$:/c" "$P" -- true
-	assert_error 2 "source '/proc/$$' is on the host's /proc"
+	assert_error 125 "source '/proc/$$' is on the host's /proc"
 	# a link out of /proc is what it points to: here, the host's root
 	run --separate-stderr af run --changes discard --bind "/proc/$$/root:/r" "$P" -- true
-	assert_error 2 "cannot bind '/' (--bind): it holds the project"
+	assert_error 125 "cannot bind '/' (--bind): it holds the project"
 	run --separate-stderr af run --changes discard --bind "/proc/self/fd:/fd" "$P" -- true
-	assert_error 2 "is on the host's /proc"
+	assert_error 125 "is on the host's /proc"
 	run --separate-stderr af run --changes discard --rootfs /proc "$P" -- true
-	assert_error 2 "cannot use '/proc' as --rootfs: it is on the host's /proc"
+	assert_error 125 "cannot use '/proc' as --rootfs: it is on the host's /proc"
 }
 
 @test "no cgroup file system can be bound writable: the command would lift its own limits" {
@@ -142,10 +142,10 @@ host data"
 	[ -n "$cg" ] || skip "no cgroup file system is mounted here"
 	for src in /sys "$cg" "$(dirname "$cg")"; do
 		run --separate-stderr af run --changes discard --bind "$src:/x" "$P" -- true
-		assert_error 2 "cannot bind '$src' (--bind): it shows a cgroup file system writable"
+		assert_error 125 "cannot bind '$src' (--bind): it shows a cgroup file system writable"
 	done
 	run --separate-stderr af run --changes discard --bind "$cg/:/x" "$P" -- true
-	assert_error 2 "it shows a cgroup file system writable"
+	assert_error 125 "it shows a cgroup file system writable"
 	# read-only is fine: nothing there can be changed
 	run af run --changes discard --ro-bind "/sys:/x" "$P" -- sh -c 'test -d /x/fs && ! touch /x/fs/t'
 	assert_status 0
@@ -161,36 +161,36 @@ host data"
 	run --separate-stderr env AF_TEST_MARK="$T" unshare -Urmpf sh -c \
 		'mount -t proc proc "$1/proc" && exec "$2" run --changes discard --ro-bind "$1:/c" "$3" -- true' \
 		sh "$real" "$AGENTFENSE" "$P"
-	assert_error 2 "cannot bind '$real' (--ro-bind): a proc file system is mounted in it"
+	assert_error 125 "cannot bind '$real' (--ro-bind): a proc file system is mounted in it"
 }
 
 @test "the same destination twice is refused" {
 	run --separate-stderr af run --changes discard --tmpfs /x --bind "$D:/x/" "$P" -- true
-	assert_error 2 "invalid --bind '$D:/x/': destination '/x' is already used by --tmpfs"
+	assert_error 125 "invalid --bind '$D:/x/': destination '/x' is already used by --tmpfs"
 }
 
 @test "the project, a directory in it or one holding it cannot be bound" {
 	local real
 	real=$(realpath "$P")
 	run --separate-stderr af run --changes discard --bind "$P:/p" "$P" -- true
-	assert_error 2 "cannot bind '$real' (--bind): it is the project '$real', which the sandbox shows only through the view"
+	assert_error 125 "cannot bind '$real' (--bind): it is the project '$real', which the sandbox shows only through the view"
 	assert_eq "hint: the project is at /workspace, filtered by the policy; bind a directory outside it" "${stderr_lines[1]}"
 	run --separate-stderr af run --changes discard --ro-bind "$P/secrets:/s" "$P" -- true
-	assert_error 2 "cannot bind '$real/secrets' (--ro-bind): it is inside the project '$real'"
+	assert_error 125 "cannot bind '$real/secrets' (--ro-bind): it is inside the project '$real'"
 	run --separate-stderr af run --changes discard --ro-bind "$P/.env:/e" "$P" -- true
-	assert_error 2 "cannot bind '$real/.env' (--ro-bind): it is inside the project"
+	assert_error 125 "cannot bind '$real/.env' (--ro-bind): it is inside the project"
 	run --separate-stderr af run --changes discard --ro-bind "$T:/t" "$P" -- true
-	assert_error 2 "cannot bind '$(realpath "$T")' (--ro-bind): it holds the project '$real'"
+	assert_error 125 "cannot bind '$(realpath "$T")' (--ro-bind): it holds the project '$real'"
 	# through a symbolic link too
 	ln -s "$P" "$T/link"
 	run --separate-stderr af run --changes discard --ro-bind "$T/link:/l" "$P" -- true
-	assert_error 2 "it is the project '$real'"
+	assert_error 125 "it is the project '$real'"
 }
 
 @test "agentfense's state directory cannot be bound" {
 	mkdir -p "$RUNS"
 	run --separate-stderr af run --changes discard --ro-bind "$XDG_STATE_HOME:/st" "$P" -- true
-	assert_error 2 "(--ro-bind): it overlaps agentfense's state directory"
+	assert_error 125 "(--ro-bind): it overlaps agentfense's state directory"
 }
 
 @test "the image cache cannot be bound writable: a run would change later runs' root" {
@@ -203,11 +203,11 @@ host data"
 	# the cache, a directory holding it, or one of its images
 	run --separate-stderr af run --changes discard --bind "$XDG_CACHE_HOME:/c" "$P" -- \
 		sh -c "echo poisoned >/c/agentfense/images/${digest#sha256:}/etc/af-rootfs-marker"
-	assert_error 2 "cannot bind '$(realpath "$XDG_CACHE_HOME")' (--bind): it overlaps agentfense's image cache '$(realpath "$XDG_CACHE_HOME")/agentfense/images'"
+	assert_error 125 "cannot bind '$(realpath "$XDG_CACHE_HOME")' (--bind): it overlaps agentfense's image cache '$(realpath "$XDG_CACHE_HOME")/agentfense/images'"
 	assert_eq "hint: runs with --image trust what is there; bind it read-only, or only the part you need" "${stderr_lines[1]}"
 	run --separate-stderr af run --changes discard \
 		--bind "$XDG_CACHE_HOME/agentfense/images/${digest#sha256:}/etc:/e" "$P" -- true
-	assert_error 2 "it overlaps agentfense's image cache"
+	assert_error 125 "it overlaps agentfense's image cache"
 	run --separate-stderr inside --image "$T/oci" -- 'cat /etc/af-rootfs-marker'
 	assert_output "af-rootfs"
 	# read-only, or beside it, is fine
@@ -219,13 +219,13 @@ host data"
 	[ -e "$XDG_CACHE_HOME/pip/ok" ]
 }
 
-@test "a mount point in a read-only directory or through a symlink: exit 2" {
+@test "a mount point in a read-only directory or through a symlink: exit 125" {
 	run --separate-stderr af run --changes discard --bind "$D:/usr/af-missing" "$P" -- true
-	assert_error 2 "cannot create mount point '/usr/af-missing': Read-only file system"
+	assert_error 125 "cannot create mount point '/usr/af-missing': Read-only file system"
 	assert_eq "hint: inside a directory shown read-only, a mount point must exist already; mount in a new directory, e.g. '/mnt/usr/af-missing'" "${stderr_lines[1]}"
 	# /var/tmp is a symbolic link to /tmp in the sandbox
 	run --separate-stderr af run --changes discard --tmpfs /var/tmp/x "$P" -- true
-	assert_error 2 "cannot use mount point '/var/tmp/x': '/var/tmp' is a symbolic link in the sandbox"
+	assert_error 125 "cannot use mount point '/var/tmp/x': '/var/tmp' is a symbolic link in the sandbox"
 }
 
 @test "an existing directory of the read-only root can be covered" {

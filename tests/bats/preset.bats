@@ -87,7 +87,8 @@ description = shadowed
 	grep -qE "^agent-safe +$XDG_CONFIG_HOME/agentfense/presets/agent-safe.ini +shadowed$" <<<"$output"
 	run inside -- 'cat /workspace/README.md'
 	assert_status 1
-	assert_output "cat: /workspace/README.md: Permission denied"
+	assert_output "agentfense: using the user preset 'agent-safe' from '$XDG_CONFIG_HOME/agentfense/presets/agent-safe.ini' in place of the built-in one
+cat: /workspace/README.md: Permission denied"
 }
 
 @test "a malformed user preset is an error naming the file and line" {
@@ -97,7 +98,7 @@ description = broken
 [rules]
 ** = sometimes'
 	run --separate-stderr af preset show broken
-	assert_error 2 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
+	assert_error 125 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
 	run --separate-stderr af run -p broken "$P" -- true
-	assert_error 2 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
+	assert_error 125 "$XDG_CONFIG_HOME/agentfense/presets/broken.ini" "5"
 }

@@ -105,28 +105,28 @@ zero"
 ok"
 }
 
-@test "--rootfs: bad directories are refused, exit 2" {
+@test "--rootfs: bad directories are refused, exit 125" {
 	run --separate-stderr af run --rootfs "$T/missing" "$P" -- true
-	assert_error 2 "cannot use '$T/missing' as --rootfs: No such file or directory"
+	assert_error 125 "cannot use '$T/missing' as --rootfs: No such file or directory"
 	run --separate-stderr af run --rootfs "$P/README.md" "$P" -- true
-	assert_error 2 "cannot use '$P/README.md' as --rootfs: Not a directory"
+	assert_error 125 "cannot use '$P/README.md' as --rootfs: Not a directory"
 	run --separate-stderr af run --rootfs "$T" "$P" -- true
-	assert_error 2 "cannot use '$T' as --rootfs: it holds the project"
+	assert_error 125 "cannot use '$T' as --rootfs: it holds the project"
 	run --separate-stderr af run --rootfs "$P/src" "$P" -- true
-	assert_error 2 "cannot use '$P/src' as --rootfs: it is inside the project"
+	assert_error 125 "cannot use '$P/src' as --rootfs: it is inside the project"
 	run --separate-stderr af run --rootfs "$R" --image "$R" "$P" -- true
-	assert_error 2 "only one of --rootfs and --image"
+	assert_error 125 "only one of --rootfs and --image"
 }
 
 @test "--rootfs: not in agentfense's state directory (other runs' changes)" {
 	mkdir -p "$RUNS/other-run/upper"
 	echo "$SECRET_MARK" >"$RUNS/other-run/upper/kept"
 	run --separate-stderr af run --rootfs "$RUNS/other-run" "$P" -- cat /upper/kept
-	assert_error 2 "cannot use '$RUNS/other-run' as --rootfs: it is inside agentfense's state directory '$(realpath "$RUNS")'"
+	assert_error 125 "cannot use '$RUNS/other-run' as --rootfs: it is inside agentfense's state directory '$(realpath "$RUNS")'"
 	assert_eq "hint: the state directory holds the changes of every run; unpack the root filesystem elsewhere" "${stderr_lines[1]}"
 	refute_contains "$output$stderr" "$SECRET_MARK"
 	run --separate-stderr af run --rootfs "$XDG_STATE_HOME" "$P" -- true
-	assert_error 2 "as --rootfs: it holds agentfense's state directory"
+	assert_error 125 "as --rootfs: it holds agentfense's state directory"
 }
 
 # --- OCI image layouts ---------------------------------------------------------
@@ -181,22 +181,22 @@ one
 	assert_eq "${digest#sha256:}" "$(ls -A "$CACHE")"
 }
 
-@test "--image: a corrupt blob is refused before use, exit 2, nothing cached" {
+@test "--image: a corrupt blob is refused before use, exit 125, nothing cached" {
 	local digest layer
 	digest=$("$TOOLS"/mkoci "$T/oci" "$R")
 	# the first layer: the biggest blob
 	layer=$(ls -S "$T/oci/blobs/sha256" | head -n 1)
 	printf 'X' | dd of="$T/oci/blobs/sha256/$layer" bs=1 seek=100 conv=notrunc status=none
 	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
-	assert_error 2 "invalid image '$T/oci': layer 'blobs/sha256/$layer' does not match its digest (sha256:"
+	assert_error 125 "invalid image '$T/oci': layer 'blobs/sha256/$layer' does not match its digest (sha256:"
 	assert_eq "hint: the image is corrupt or was changed; fetch it again" "${stderr_lines[1]}"
 	assert_eq "" "$(ls -A "$CACHE")"
 }
 
-@test "--image: a layer entry with '..' is refused, exit 2" {
+@test "--image: a layer entry with '..' is refused, exit 125" {
 	"$TOOLS"/mkoci --evil-dotdot "$T/oci" "$R" >/dev/null
 	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
-	assert_error 2 "refusing layer 2 (sha256:" "entry '../escape' has '..'"
+	assert_error 125 "refusing layer 2 (sha256:" "entry '../escape' has '..'"
 	[ ! -e "$CACHE/../escape" ] && [ ! -e "$T/escape" ]
 	assert_eq "" "$(ls -A "$CACHE")"
 }
@@ -205,7 +205,7 @@ one
 	mkdir "$T/host-target"
 	"$TOOLS"/mkoci --evil-link "$T/host-target" "$T/oci" "$R" >/dev/null
 	run --separate-stderr af run --changes discard --image "$T/oci" "$P" -- true
-	assert_error 2 "refusing layer 2 (sha256:" "entry 'esc/pwned' lies below 'esc', which is not a directory"
+	assert_error 125 "refusing layer 2 (sha256:" "entry 'esc/pwned' lies below 'esc', which is not a directory"
 	assert_eq "" "$(ls -A "$T/host-target")"
 	assert_eq "" "$(ls -A "$CACHE")"
 }
@@ -219,18 +219,18 @@ one
 new-in-l2"
 }
 
-@test "--image: not an OCI layout, or no image for this machine, exit 2" {
+@test "--image: not an OCI layout, or no image for this machine, exit 125" {
 	run --separate-stderr af run --image "$R" "$P" -- true
-	assert_error 2 "cannot use '$R' as image: no 'oci-layout' file: No such file or directory"
+	assert_error 125 "cannot use '$R' as image: no 'oci-layout' file: No such file or directory"
 	assert_eq "hint: --image takes an OCI image layout directory (e.g. from 'skopeo copy docker://IMAGE oci:DIR'); an unpacked tree goes to --rootfs" "${stderr_lines[1]}"
 	mkdir "$T/empty"
 	echo '{"imageLayoutVersion":"1.0.0"}' >"$T/empty/oci-layout"
 	echo '{"schemaVersion":2,"manifests":[]}' >"$T/empty/index.json"
 	run --separate-stderr af run --image "$T/empty" "$P" -- true
-	assert_error 2 "invalid image '$T/empty': no image for linux/"
+	assert_error 125 "invalid image '$T/empty': no image for linux/"
 	echo '{"schemaVersion":2' >"$T/empty/index.json"
 	run --separate-stderr af run --image "$T/empty" "$P" -- true
-	assert_error 2 "invalid image '$T/empty': index.json is not a JSON object"
+	assert_error 125 "invalid image '$T/empty': index.json is not a JSON object"
 }
 
 # --- hostile images (tests/tools/mkevil-oci) ------------------------------------
@@ -244,16 +244,16 @@ evil() {
 		--changes discard --image "$T/evil" "$P" -- true
 }
 
-@test "--image: malformed layers are refused with one line, exit 2, nothing cached" {
+@test "--image: malformed layers are refused with one line, exit 125, nothing cached" {
 	local c
 	for c in pax-ws pax-huge-size base256-size truncated wh-dotdot dir-to-symlink; do
 		rm -rf "$T/evil"
 		evil "$c"
 		case $c in
-		pax-*) assert_error 2 "cannot read layer 1 (sha256:" "malformed pax record" ;;
-		base256-size | truncated) assert_error 2 "cannot read layer 1 (sha256:" "truncated archive" ;;
-		wh-dotdot) assert_error 2 "refusing layer 2 (sha256:" "bad whiteout '.wh...'" ;;
-		dir-to-symlink) assert_error 2 "refusing layer 2 (sha256:" "entry 'd/x' lies below 'd', which is not a directory" ;;
+		pax-*) assert_error 125 "cannot read layer 1 (sha256:" "malformed pax record" ;;
+		base256-size | truncated) assert_error 125 "cannot read layer 1 (sha256:" "truncated archive" ;;
+		wh-dotdot) assert_error 125 "refusing layer 2 (sha256:" "bad whiteout '.wh...'" ;;
+		dir-to-symlink) assert_error 125 "refusing layer 2 (sha256:" "entry 'd/x' lies below 'd', which is not a directory" ;;
 		esac
 		assert_eq "" "$(ls -A "$CACHE")"
 	done
@@ -281,19 +281,19 @@ evil() {
 	[ ! -e "$T/escape" ] && [ ! -e "$XDG_CACHE_HOME/escape" ]
 }
 
-@test "--image: a FIFO in the layout or an index fan-out fails at once, exit 2" {
+@test "--image: a FIFO in the layout or an index fan-out fails at once, exit 125" {
 	evil blob-fifo
-	assert_error 2 "invalid image '$T/evil': layer 'blobs/sha256/" "is not a regular file of 5 bytes"
+	assert_error 125 "invalid image '$T/evil': layer 'blobs/sha256/" "is not a regular file of 5 bytes"
 	rm -rf "$T/evil"
 	"$TOOLS"/mkoci "$T/evil" "$R" >/dev/null
 	rm "$T/evil/index.json"
 	mkfifo "$T/evil/index.json"
 	run --separate-stderr timeout 20 env AF_TEST_MARK="$T" "$AGENTFENSE" run \
 		--changes discard --image "$T/evil" "$P" -- true
-	assert_error 2 "invalid image '$T/evil': 'index.json' is not a regular file"
+	assert_error 125 "invalid image '$T/evil': 'index.json' is not a regular file"
 	rm -rf "$T/evil"
 	evil index-fanout
-	assert_error 2 "invalid image '$T/evil': more than 64 image indexes"
+	assert_error 125 "invalid image '$T/evil': more than 64 image indexes"
 	evil digest-dotdot
-	assert_error 2 "invalid image '$T/evil': a layer: unsupported digest 'sha256:../../../etc/passwd'"
+	assert_error 125 "invalid image '$T/evil': a layer: unsupported digest 'sha256:../../../etc/passwd'"
 }

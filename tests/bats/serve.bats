@@ -303,13 +303,13 @@ cut' "$(cat "$T/stall.out")"
 	SOCK=$T/my.sock run api GET /v1/version
 	assert_eq 200 "${output%% *}"
 	run --separate-stderr af serve --socket "$T/$(head -c 120 /dev/zero | tr '\0' s)"
-	assert_error 2 "is longer than 107 bytes"
+	assert_error 125 "is longer than 107 bytes"
 	run --separate-stderr af serve --idle-exit 0
-	assert_error 2 "invalid value '0' for --idle-exit"
+	assert_error 125 "invalid value '0' for --idle-exit"
 	run --separate-stderr af serve --max-connections x
-	assert_error 2 "invalid value 'x' for --max-connections"
+	assert_error 125 "invalid value 'x' for --max-connections"
 	run --separate-stderr af serve extra
-	assert_error 2 "unexpected argument 'extra'"
+	assert_error 125 "unexpected argument 'extra'"
 }
 
 @test "--idle-exit ends serve after that long without clients, not while one is connected" {

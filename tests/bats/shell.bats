@@ -180,10 +180,10 @@ assert_session() {
 
 @test "shell: bad usage is refused like run's" {
 	run --separate-stderr af shell
-	assert_error 2 "shell: missing project directory"
+	assert_error 125 "shell: missing project directory"
 	assert_contains "$stderr" "agentfense shell --help"
 	run --separate-stderr af shell --changes maybe "$P"
-	assert_error 2 "invalid value 'maybe' for --changes"
+	assert_error 125 "invalid value 'maybe' for --changes"
 	run af shell --help
 	assert_status 0
 	assert_contains "$output" "usage: agentfense shell [OPTIONS] DIR [-- COMMAND [ARG...]]"

@@ -30,11 +30,13 @@ static const struct mcase mcases[] = {
 	{ "M", 0 },
 	{ "-1G", 0 },
 	{ "+1G", 0 },
-	{ "1.5G", 0 },
-	{ "1GB", 0 },
+	{ "1.5G", 3ULL << 29 },  /* common/units.h: fractions, */
+	{ "1GB", 1ULL << 30 },   /* docker's suffixes, */
+	{ "1GiB", 1ULL << 30 },
 	{ "1 G", 0 },
 	{ " 1G", 0 },
-	{ "1P", 0 },
+	{ "1P", 1ULL << 50 },    /* and P */
+	{ "1Q", 0 },
 	{ "0x100000", 0 },
 	{ "8388608T", 0 },             /* 2^63: past the kernel's counters */
 	{ "99999999999999999999", 0 }, /* past 64 bits */
@@ -101,7 +103,7 @@ int main(void)
 			TAP_OK(r == -EINVAL && err.exit_code == AF_EXIT_USAGE &&
 				       strstr(err.msg, "--memory") && strchr(err.msg, '\'') &&
 				       v == 0,
-			       "--memory '%s' is refused with exit 2 (%s)", mcases[i].in, err.msg);
+			       "--memory '%s' is a usage error (%s)", mcases[i].in, err.msg);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(ccases); i++) {
 		uint32_t v = 0;
@@ -113,7 +115,7 @@ int main(void)
 		else
 			TAP_OK(r == -EINVAL && err.exit_code == AF_EXIT_USAGE &&
 				       strstr(err.msg, "--cpus") && v == 0,
-			       "--cpus '%s' is refused with exit 2 (%s)", ccases[i].in, err.msg);
+			       "--cpus '%s' is a usage error (%s)", ccases[i].in, err.msg);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(pcases); i++) {
 		uint32_t v = 0;
@@ -125,7 +127,7 @@ int main(void)
 		else
 			TAP_OK(r == -EINVAL && err.exit_code == AF_EXIT_USAGE &&
 				       strstr(err.msg, "--pids") && v == 0,
-			       "--pids '%s' is refused with exit 2 (%s)", pcases[i].in, err.msg);
+			       "--pids '%s' is a usage error (%s)", pcases[i].in, err.msg);
 	}
 
 	char buf[64];

@@ -1,0 +1,99 @@
+# fish completion for agentfense
+
+# Preset names: from the binary when it runs (user presets included),
+# else the built-ins.
+function __agentfense_presets
+    set -l names (agentfense preset list 2>/dev/null |
+        awk '$1 ~ /^[A-Za-z0-9][A-Za-z0-9._-]*$/ && $1 != "NAME" { print $1 }')
+    test -n "$names"; or set names agent-safe development full-access read-only view-only
+    printf '%s\n' $names
+end
+
+set -l commands codebase explain help preset run serve shell version
+
+complete -c agentfense -f
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'show help'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -s V -l version -d 'show the version'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a codebase -d 'create, list, fill and remove codebases through serve'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a explain -d 'show the level of paths and the rule that decided it'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a help -d 'show help'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a preset -d 'list presets or show one'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a run -d 'run a command in a sandbox over a permissioned view of DIR'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a serve -d 'serve the API (codebases) on a Unix socket'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a shell -d 'start an interactive shell in a sandbox over DIR'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a version -d 'show the version'
+
+# run and shell (options sorted)
+set -l runlike '__fish_seen_subcommand_from run shell'
+complete -c agentfense -n $runlike -l bind -r -F -d 'show a host path in the sandbox, writable'
+complete -c agentfense -n $runlike -l changes -x -a 'discard keep sync' -d 'what happens to the delta at exit'
+complete -c agentfense -n $runlike -l cpus -x -d 'CPU time limit, in CPUs'
+complete -c agentfense -n $runlike -l disk-limit -x -d 'bytes the changes may take on disk, e.g. 10G'
+complete -c agentfense -n $runlike -s e -l env -x -d 'KEY=VALUE, or KEY to pass its value'
+complete -c agentfense -n $runlike -l env-file -r -F -d 'read environment variables from a file'
+complete -c agentfense -n $runlike -s h -l help -d 'show help'
+complete -c agentfense -n $runlike -l image -x -a '(__fish_complete_directories)' -d 'OCI image layout as the root filesystem'
+complete -c agentfense -n $runlike -l memory -x -d 'memory limit, e.g. 512m, 1.5G'
+complete -c agentfense -n $runlike -l net -x -a 'host none' -d 'network'
+complete -c agentfense -n $runlike -l pids -x -d 'at most this many processes and threads'
+complete -c agentfense -n $runlike -l policy -r -F -d 'rules and presets from an INI file'
+complete -c agentfense -n $runlike -s p -l preset -x -a '(__agentfense_presets)' -d 'permission preset'
+complete -c agentfense -n $runlike -l ro-bind -r -F -d 'show a host path in the sandbox, read-only'
+complete -c agentfense -n $runlike -l rootfs -x -a '(__fish_complete_directories)' -d 'directory to use as the root filesystem'
+complete -c agentfense -n $runlike -s r -l rule -x -d 'extra rule PATTERN=LEVEL[@PRIORITY]'
+complete -c agentfense -n $runlike -l seccomp -x -a 'off on' -d 'system call filter'
+complete -c agentfense -n $runlike -s t -l timeout -x -d 'kill the sandbox after this long, e.g. 30, 5m'
+complete -c agentfense -n $runlike -l tmpfs -x -d 'fresh private tmpfs at DST'
+complete -c agentfense -n $runlike -s w -l workdir -x -d 'working directory inside the sandbox'
+complete -c agentfense -n $runlike -a '(__fish_complete_directories)'
+
+# explain
+set -l explain '__fish_seen_subcommand_from explain'
+complete -c agentfense -n $explain -s h -l help -d 'show help'
+complete -c agentfense -n $explain -l json -d 'output JSON'
+complete -c agentfense -n $explain -l policy -r -F -d 'rules and presets from an INI file'
+complete -c agentfense -n $explain -s p -l preset -x -a '(__agentfense_presets)' -d 'permission preset'
+complete -c agentfense -n $explain -s r -l rule -x -d 'extra rule PATTERN=LEVEL[@PRIORITY]'
+complete -c agentfense -n $explain -F
+
+# preset
+set -l preset '__fish_seen_subcommand_from preset'
+complete -c agentfense -n "$preset; and not __fish_seen_subcommand_from list show" -a 'list show'
+complete -c agentfense -n $preset -s h -l help -d 'show help'
+complete -c agentfense -n $preset -l json -d 'output JSON'
+complete -c agentfense -n "$preset; and __fish_seen_subcommand_from show" -a '(__agentfense_presets)'
+
+# serve
+set -l serve '__fish_seen_subcommand_from serve'
+complete -c agentfense -n $serve -l client-timeout -x -d 'close a client silent this long'
+complete -c agentfense -n $serve -s h -l help -d 'show help'
+complete -c agentfense -n $serve -l idle-exit -x -d 'exit after this long without clients'
+complete -c agentfense -n $serve -l max-connections -x -d 'clients at once'
+complete -c agentfense -n $serve -l max-upload -x -d 'largest upload, e.g. 1G'
+complete -c agentfense -n $serve -l socket -r -F -d 'listen on this socket'
+
+# codebase
+set -l codebase '__fish_seen_subcommand_from codebase'
+set -l cbcmds create files get info ls put rm
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a create -d 'create a codebase'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a files -d 'list files'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a get -d 'download a file'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a info -d 'show a codebase'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a ls -d 'list codebases'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a put -d 'upload a file or tar archive'
+complete -c agentfense -n "$codebase; and not __fish_seen_subcommand_from $cbcmds" -a rm -d 'delete codebases'
+complete -c agentfense -n $codebase -l force -d 'rm: remove even a codebase in use'
+complete -c agentfense -n $codebase -l from -x -a '(__fish_complete_directories)' -d 'create: import this directory'
+complete -c agentfense -n $codebase -s h -l help -d 'show help'
+complete -c agentfense -n $codebase -l ignore -x -d 'create: also leave out what PATTERN matches'
+complete -c agentfense -n $codebase -l json -d 'print JSON'
+complete -c agentfense -n $codebase -l label -x -d 'create: add a label; ls: only with this label'
+complete -c agentfense -n $codebase -l max-file-size -x -d 'create: skip larger files'
+complete -c agentfense -n $codebase -l owner -x -d 'create: owner id; ls: only this owner'
+complete -c agentfense -n $codebase -s r -l recursive -d 'files: the whole tree'
+complete -c agentfense -n $codebase -l socket -r -F -d 'the socket of serve'
+complete -c agentfense -n $codebase -l tar -d 'put: LOCAL is a tar archive'
+complete -c agentfense -n "$codebase; and __fish_seen_subcommand_from get put" -F
+
+# help COMMAND
+complete -c agentfense -n '__fish_seen_subcommand_from help' -a "$commands"
