@@ -124,6 +124,14 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err);
 
+/* sandbox_wait() for an event loop: take what the control socket
+ * (sandbox_fd()) holds without blocking.  Signals are the caller's to
+ * pass on (sandbox_forward_signal()), timeouts too (sandbox_time_up()).
+ * Returns 1 when the command ended, with *res filled, after reaping PID
+ * 1 (which may take up to 2 s if processes hang on the view: it is then
+ * cut off); 0 while it runs; or -errno with *err filled. */
+int sandbox_step(struct sandbox *sb, struct sandbox_result *res, struct af_err *err);
+
 /* The caller's own timeout fired (an event loop waiting without
  * sandbox_wait()): kill the whole sandbox and fill *res as
  * sandbox_wait() does for its timeout. */
