@@ -314,6 +314,24 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 {
 	const struct sync_report *rep = &f->sync;
 
+	/* what sync left, in its order: the first I/O error comes last */
+	for (size_t i = 0; i < rep->n_notes; i++) {
+		const struct sync_note *n = &rep->notes[i];
+		switch (n->kind) {
+		case SYNC_NOTE_CONFLICT:
+		case SYNC_NOTE_HELD:
+			error_msg("%s", n->text);
+			break;
+		case SYNC_NOTE_ERROR:
+		case SYNC_NOTE_SKIPPED:
+			warn_msg("%s", n->text);
+			break;
+		}
+		if (n->hint)
+			hint_msg("%s", n->hint);
+	}
+	if (rep->notes_dropped)
+		warn_msg("%lu more entries not synced are not listed", rep->notes_dropped);
 	switch (f->fate) {
 	case LC_FATE_NONE:
 	case LC_FATE_DISCARDED:
@@ -366,7 +384,9 @@ static int finish_changes(struct lifecycle *lc, enum changes ch, const char *dir
 	struct af_err err = { 0 };
 	struct lc_finish f;
 	int r = lc_finish(lc, fates[ch], &f, &err);
-	return report_changes(&f, r, &err, dir);
+	int code = report_changes(&f, r, &err, dir);
+	lc_finish_free(&f);
+	return code;
 }
 
 /* Say how the command ended when agentfense ended it, or a limit

@@ -390,21 +390,27 @@ int lc_finish(struct lifecycle *lc, enum lc_changes ch, struct lc_finish *out,
 	case LC_CHANGES_SYNC:
 		break;
 	}
+	/* sync removes the delta when everything synced, else saves it */
 	r = delta_sync(d, lc->cfg.project->fd, lc->cfg.policy, &out->sync, err);
 	if (r < 0) {
+		/* it may have failed before it could save */
 		out->fate = LC_FATE_SYNC_FAILED;
 		out->kept = delta_save(d, &out->save_err) == 0;
 		return r;
 	}
 	if (out->sync.conflicts) {
 		out->fate = LC_FATE_CONFLICTS;
-		r = delta_save(d, err);
-		out->kept = r == 0;
-		return r;
+		out->kept = true;
+		return 0;
 	}
 	out->fate = LC_FATE_SYNCED;
 	out->delta_path = NULL;
-	return delta_remove(d, err);
+	return 0;
+}
+
+void lc_finish_free(struct lc_finish *f)
+{
+	sync_report_free(&f->sync);
 }
 
 void lc_free(struct lifecycle *lc)

@@ -148,7 +148,7 @@ enum lc_fate {
 
 struct lc_finish {
 	enum lc_fate fate;
-	struct sync_report sync; /* SYNCED, CONFLICTS */
+	struct sync_report sync; /* SYNCED, CONFLICTS, SYNC_FAILED: counts and notes */
 	bool kept;               /* the delta is saved, at delta_path */
 	const char *delta_path;  /* valid until lc_free() */
 	struct af_err save_err;  /* SYNC_FAILED and not kept: why not */
@@ -156,10 +156,11 @@ struct lc_finish {
 
 /* Give the delta its fate, after lc_stop(): ch if the command ran and
  * the view ended cleanly; removed if the command never ran; kept if the
- * view was cut.  *out says what was done, also on failure.  Returns 0,
- * or -errno with *err filled. */
+ * view was cut.  *out says what was done, also on failure; free it with
+ * lc_finish_free().  Returns 0, or -errno with *err filled. */
 int lc_finish(struct lifecycle *lc, enum lc_changes ch, struct lc_finish *out,
 	      struct af_err *err);
+void lc_finish_free(struct lc_finish *f);
 
 /* The view stopped answering: its threads are blocked for good and may
  * hold the view, the delta and the policy, so lc_free() leaves those to

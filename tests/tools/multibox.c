@@ -319,6 +319,7 @@ int main(int argc, char **argv)
 		if (b->fin.kept)
 			b->kept = xstrdup(b->fin.delta_path);
 		check_box(b, i, hang);
+		lc_finish_free(&b->fin);
 		lc_free(b->lc);
 		lc_project_close(&b->proj);
 		env_free(&b->env);
