@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -440,6 +441,25 @@ static void report_limits(const struct lifecycle *lc)
 		hint_msg("%s", w[0].hint);
 }
 
+/* The view's fd cache: an eighth of the hard RLIMIT_NOFILE, within
+ * [16, 1024]; raise_nofile() lets this process use it once the sandbox
+ * (which keeps the usual soft limit) is cloned. */
+static unsigned view_fds(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max / 8 : 128;
+	return n < 16 ? 16 : n > 1024 ? 1024 : (unsigned)n;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* The shell `agentfense shell` starts without a command: bash without
  * start-up files (the sandbox has none of the user's, and Debian's
  * would replace the prompt), else sh.  The sandbox shows the host's
@@ -556,6 +576,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		},
 		.limits = o.limits,
 		.disk_limit = o.disk_limit,
+		.view_fds = view_fds(),
 	};
 	if (lc_new(&lcc, &lc, &err) < 0)
 		die_err(&err);
@@ -582,6 +603,7 @@ static int run_main(int argc, char **argv, bool interactive)
 
 	if (lc_start(lc, &err) < 0)
 		goto fail;
+	raise_nofile();
 	if (relay &&
 	    ((pty = sandbox_pty(lc_sandbox(lc))) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
 		goto fail;

@@ -241,6 +241,9 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 		.delta = lc->delta,
 		.policy = lc->cfg.policy,
 		.kernel_permissions = true,
+		.max_fds = lc->cfg.view_fds,
+		.max_threads = lc->cfg.view_threads,
+		.spin_us = lc->cfg.view_spin_us,
 	};
 	r = view_new(&vc, &lc->view, err);
 	if (r < 0)

@@ -70,6 +70,10 @@ struct lc_config {
 	struct sandbox_config sandbox;
 	struct limits_spec limits;
 	uint64_t disk_limit; /* bytes the delta may take; 0: half the free space there */
+	/* The view's budgets, as in struct view_config (0: its defaults) */
+	unsigned view_fds;
+	unsigned view_threads;
+	int view_spin_us;
 };
 
 struct lifecycle;

@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -1387,29 +1386,10 @@ static const struct fuse_lowlevel_ops view_ops = {
 	.copy_file_range = op_copy_file_range,
 };
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
-/* Slots for created files' fds: an eighth of the descriptor limit (after
- * raise_nofile), within [16, 1024]. */
-static unsigned fh_slots(void)
-{
-	struct rlimit rl;
-	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 8 : 128;
-	return n < 16 ? 16 : n > 1024 ? 1024 : (unsigned)n;
-}
-
 int view_new(const struct view_config *cfg, struct view **out, struct af_err *err)
 {
 	if (!cfg || !cfg->delta || !cfg->policy || cfg->project_fd < 0)
 		return af_err_set(err, EINVAL, "cannot create the view: incomplete configuration");
-	raise_nofile();
 	autoclose int lower = openat(cfg->project_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (lower < 0)
 		return af_err_set(err, errno, "cannot open the project directory: %s", strerror(errno));
@@ -1468,7 +1448,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&v->inval.lock, NULL);
 	pthread_cond_init(&v->inval.cond, NULL);
-	vw_fh_init(&v->fht, fh_slots());
+	vw_fh_init(&v->fht, cfg->max_fds ? cfg->max_fds : VIEW_DEFAULT_FDS);
 	for (unsigned i = 0; i < DISK_STRIPES; i++)
 		pthread_mutex_init(&v->disk_lock[i], NULL);
 	v->table.pin_freed = unpin_credit;

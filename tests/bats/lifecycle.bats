@@ -6,9 +6,13 @@
 
 load helper
 
+setup() {
+	af_setup
+	mkdir -p "$T/boxes"
+}
+
 # multibox [OPTION...]: run the tool on fresh projects below $T/boxes.
 multibox() {
-	mkdir -p "$T/boxes"
 	AF_TEST_MARK="$T" "${AF_BUILD:-$(dirname "$AGENTFENSE")}/multibox" "$@" "$T/boxes"
 }
 
@@ -51,4 +55,14 @@ multibox() {
 	assert_status 1
 	assert_eq "" "$output"
 	assert_contains "$stderr" "fds open before,"
+}
+
+@test "views and sandboxes leave the process's RLIMIT_NOFILE as it was" {
+	# a soft limit below the hard one, which a view used to raise
+	run --separate-stderr bash -c 'ulimit -S -n 200 && "$0" -n 3 "$1" && ulimit -S -n' \
+		"${AF_BUILD:-$(dirname "$AGENTFENSE")}/multibox" "$T/boxes"
+	assert_status 0
+	assert_eq "" "$stderr"
+	assert_output "multibox: 3 boxes isolated, nothing left
+200"
 }

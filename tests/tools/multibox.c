@@ -19,7 +19,8 @@
  * Then it checks each box's end and delta (a synced project holds its
  * own two files, a kept delta has them in upper/ and the project none;
  * no leak anywhere) and that, once everything is freed, this process has
- * the fds, threads, mounts and children it had before.  Prints
+ * the fds, threads, mounts and children it had before, and the
+ * RLIMIT_NOFILE: nothing in the library changes process-wide state.  Prints
  * "multibox: N boxes isolated, nothing left" and exits 0, else one
  * line per problem and exits 1 (125 if the set-up failed). */
 #include <dirent.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,6 +234,8 @@ int main(int argc, char **argv)
 		write_file(env, "TOKEN=hidden\n");
 	}
 	take_counts(&before);
+	struct rlimit nofile_before, nofile_after;
+	getrlimit(RLIMIT_NOFILE, &nofile_before);
 
 	for (int i = 0; i < n; i++)
 		if (lc_project_open(boxes[i].dir, &boxes[i].proj, &err) < 0)
@@ -268,6 +272,11 @@ int main(int argc, char **argv)
 			setup_failed(&err);
 	}
 
+	getrlimit(RLIMIT_NOFILE, &nofile_after);
+	if (nofile_after.rlim_cur != nofile_before.rlim_cur)
+		fail("RLIMIT_NOFILE changed from %llu to %llu",
+		     (unsigned long long)nofile_before.rlim_cur,
+		     (unsigned long long)nofile_after.rlim_cur);
 	int leaked = leak_fd ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
 
 	/* one loop for them all: nothing here waits on one box */
