@@ -41,6 +41,10 @@ bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_di
 		  struct decision *dec)
 {
 	autofree char *path = node_path(&v->table, dir, name);
+	if (!path) { /* out of memory: refuse, never grant */
+		*dec = (struct decision){ .level = LEVEL_NONE };
+		return false;
+	}
 	vw_policy_decide(v, node_folds(dir), path, is_dir, dec);
 	if (dec->level != LEVEL_WRITE)
 		return false;
@@ -73,6 +77,10 @@ void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
 		   struct decision *out)
 {
 	autofree char *path = node_path(&v->table, dir, name);
+	if (!path) { /* out of memory: hidden, never shown by mistake */
+		*out = (struct decision){ .level = LEVEL_NONE };
+		return;
+	}
 	vw_policy_decide(v, node_folds(dir), path, is_dir, out);
 }
 
@@ -1465,12 +1473,19 @@ void vw_inval_inode(struct view *v, fuse_ino_t ino)
 	pthread_mutex_lock(&q->lock);
 	if (q->running && !q->stop) {
 		if (q->n == q->cap) {
-			q->cap = q->cap ? q->cap * 2 : 16;
-			q->ino = xrealloc(q->ino, q->cap * sizeof(*q->ino));
+			size_t cap = q->cap ? q->cap * 2 : 16;
+			fuse_ino_t *more = realloc(q->ino, cap * sizeof(*q->ino));
+			/* out of memory: this invalidation is lost, and the
+			 * kernel's cache of ino lasts until its timeout */
+			if (!more)
+				goto out;
+			q->ino = more;
+			q->cap = cap;
 		}
 		q->ino[q->n++] = ino;
 		pthread_cond_signal(&q->cond);
 	}
+out:
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -1492,8 +1507,13 @@ static void *inval_thread(void *arg)
 			break;
 		size_t n = q->n;
 		if (n > cap) {
+			fuse_ino_t *more = realloc(batch, n * sizeof(*batch));
+			if (!more) { /* out of memory: as in vw_inval_inode() */
+				q->n = 0;
+				continue;
+			}
+			batch = more;
 			cap = n;
-			batch = xrealloc(batch, cap * sizeof(*batch));
 		}
 		memcpy(batch, q->ino, n * sizeof(*batch));
 		q->n = 0;

@@ -195,9 +195,13 @@ static int snapshot(struct view *v, struct node *dir, struct dir_handle *h)
 	dh_add(h, ".", dir->ino, S_IFDIR, NULL);
 	dh_add(h, "..", parent->ino, S_IFDIR, NULL);
 	autofree char *dpath = node_path(&v->table, dir, NULL);
+	if (!dpath)
+		return -ENOMEM;
 	struct snap_ctx c = { .v = v, .dir = dir, .h = h, .lfd = node_merge(dir) };
 	c.plen = strlen(dpath);
-	c.path = xmalloc(c.plen + NAME_MAX + 2);
+	c.path = malloc(c.plen + NAME_MAX + 2);
+	if (!c.path)
+		return -ENOMEM;
 	memcpy(c.path, dpath, c.plen);
 	if (c.plen)
 		c.path[c.plen++] = '/';
