@@ -171,7 +171,9 @@ void lc_finish_free(struct lc_finish *f);
  * the process's exit and the caller must not free the policy. */
 bool lc_stuck(const struct lifecycle *lc);
 
-/* Free everything (lc_stop() first if needed). */
+/* Free everything (lc_stop() first if needed).  Removing the limits'
+ * cgroups may block up to 2 s each while the kernel lets go of the dead
+ * (limits_free()). */
 void lc_free(struct lifecycle *lc);
 
 #endif

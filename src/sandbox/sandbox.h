@@ -110,7 +110,10 @@ int sandbox_pty(struct sandbox *sb);
  * Returns 0 or -errno. */
 int sandbox_exec(struct sandbox *sb, struct af_err *err);
 
-/* Wait for the command.  SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
+/* Wait for the command: for a process with one sandbox (the CLI), since
+ * it reads the process's signals through a signalfd of its own and stops
+ * the process on SIGTSTP; an event loop holding many uses sandbox_step().
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
  * process are forwarded: with kill(2), to the command; by the terminal
  * (the command, in its own session, is out of its reach), to the
  * command's whole process group.  SIGTSTP (Ctrl-Z) stops the command's
