@@ -177,7 +177,8 @@ static void check_box(struct box *b, int i, bool hang)
 		fail("box %d: /workspace/secret.txt read '%s'", i, seen);
 	if (strcmp(out, want_out) != 0)
 		fail("box %d: out holds '%s'", i, out);
-	if (strcmp(leak, "") != 0 || access(xasprintf("%s/leak", where), F_OK) == 0)
+	autofree char *leak_path = xasprintf("%s/leak", where);
+	if (strcmp(leak, "") != 0 || access(leak_path, F_OK) == 0)
 		fail("box %d: read its hidden .env or another project's files", i);
 	if (!sync) {
 		autofree char *proj_out = slurp(b->dir, "out");
