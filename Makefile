@@ -58,7 +58,8 @@ LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser
 # ("view/view.h").  Lower layers never include upper ones
 # (tests/bats/layers.bats checks it):
 #   common < policy < delta < view;  common < sandbox;  common < image;
-#   store (common, policy, image) < serve;  cli uses them all.
+#   lifecycle (common, policy, delta, view, sandbox, image);
+#   store (common, policy, image) < serve (and lifecycle);  cli uses them all.
 SRCS := $(sort $(wildcard src/*/*.c))
 HDRS := $(wildcard src/*/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/presets.o

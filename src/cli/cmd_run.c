@@ -2,12 +2,11 @@
  * the delta, the view and the sandbox together around one command.
  *
  *   parse and check every input (usage errors), open the project
- *   -> sandbox_begin (the child builds its root meanwhile) -> delta_create
- *   -> view_new -> sandbox_ready (FUSE fd)
- *   -> view_start(fd) -> sandbox_exec -> sandbox_wait
- *   -> sandbox_free (nothing left in the namespace) -> view_stop
- *   -> sync / discard / keep the delta; or, when the view stopped
- *   answering and was cut off, keep the delta and _exit.
+ *   -> lc_new -> lc_start (sandbox, delta, view: lifecycle.h)
+ *   -> lc_exec -> lc_wait -> lc_stop (nothing left in the namespace,
+ *   the view stopped) -> lc_finish: sync / discard / keep the delta;
+ *   or, when the view stopped answering and was cut off, keep the delta
+ *   and _exit.  This file parses and prints; lifecycle.c does the rest.
  *
  * `shell` is the same with a pseudo-terminal for the command (an
  * interactive shell by default), relayed to the user's terminal by
@@ -25,8 +24,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -34,12 +33,12 @@
 #include "delta/delta.h"
 #include "sandbox/env.h"
 #include "image/image.h"
+#include "lifecycle/lifecycle.h"
 #include "sandbox/mounts.h"
 #include "sandbox/reslimits.h"
 #include "policy/policy.h"
 #include "sandbox/ptyrelay.h"
 #include "sandbox/sandbox.h"
-#include "view/view.h"
 
 enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes lists them */
 
@@ -396,159 +395,6 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	o->argv = optind < argc ? argv + optind : NULL;
 }
 
-/* True if path equals dir or lies below it (both canonical). */
-static bool path_under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	if (n == 1 && dir[0] == '/')
-		return true;
-	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-/* Canonical form of a path that may not exist yet: resolve the longest
- * existing prefix, append the rest.  Returns a malloc'd string. */
-static char *canonical_maybe(const char *path)
-{
-	autofree char *head = xstrdup(path);
-	char *slash;
-	while ((slash = strrchr(head, '/')) != NULL) {
-		char *real = realpath(*head ? head : "/", NULL);
-		if (real) {
-			char *r = xasprintf("%s%s", strcmp(real, "/") == 0 ? "" : real,
-					    path + strlen(head));
-			free(real);
-			return r;
-		}
-		*slash = '\0';
-	}
-	return xstrdup(path);
-}
-
-/* Open DIR and refuse topologies that would defeat the sandbox.
- * Returns the project fd; dies with a usage error on bad input. */
-static int open_project(const char *dir, char **real_out, char **state_out)
-{
-	struct af_err err = { 0 };
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		die(AF_EXIT_USAGE, "cannot use '%s' as project: %s", dir, strerror(errno));
-	char *real = realpath(dir, NULL);
-	if (!real)
-		die(AF_EXIT_USAGE, "cannot use '%s' as project: %s", dir, strerror(errno));
-	if (sandbox_check_project(real, &err) < 0)
-		die_err(&err);
-
-	autofree char *state = delta_state_dir(&err);
-	if (!state)
-		die_err(&err);
-	autofree char *state_real = canonical_maybe(state);
-	char sys[PATH_MAX];
-	if (sandbox_shows_path(state_real, sys, sizeof(sys))) {
-		error_msg("cannot use '%s' as state directory: it is inside '%s', which every "
-			  "sandbox shows read-only", state_real, sys);
-		hint_msg("point XDG_STATE_HOME somewhere else");
-		exit(AF_EXIT_USAGE);
-	}
-	if (path_under(real, state_real) || path_under(state_real, real))
-		die(AF_EXIT_USAGE, "cannot use '%s' as project: it overlaps agentfense's state "
-				   "directory '%s'", dir, state_real);
-	*real_out = real;
-	*state_out = steal_pointer(&state_real);
-	return fd;
-}
-
-/* True if directory path has no entry (or cannot be read: the sandbox
- * then fails to use it and says why). */
-static bool root_is_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return false;
-	struct dirent *de;
-	bool empty = true;
-	while (empty && (de = readdir(d)) != NULL)
-		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-	closedir(d);
-	return empty;
-}
-
-/* Resolve the root filesystem (--rootfs, or an unpacked --image) and
- * refuse one that holds the project or agentfense's state, or lies in
- * the project: those would be shown whole, outside the view.  Returns
- * the canonical path; dies with a usage error. */
-static char *check_root_dir(const char *opt, const char *dir, const char *real_project,
-			    const char *state_real)
-{
-	struct stat st;
-	char *real = realpath(dir, NULL);
-	if (!real || stat(real, &st) < 0) {
-		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(errno));
-		goto bad;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		error_msg("cannot use '%s' as %s: %s", dir, opt, strerror(ENOTDIR));
-		goto bad;
-	}
-	if (root_is_empty(real)) {
-		/* else the command is simply "not found" (127), which hides
-		 * that nothing at all is there */
-		error_msg("cannot use '%s' as %s: it is empty: a root filesystem needs the "
-			  "command to run, its interpreter and libraries", dir, opt);
-		hint_msg("unpack an image into it (e.g. 'tar -xf rootfs.tar -C %s'), or use "
-			 "--image OCI-DIR", dir);
-		goto bad;
-	}
-	if (mounts_on_procfs(real)) {
-		error_msg("cannot use '%s' as %s: it is on the host's /proc", dir, opt);
-		goto bad;
-	}
-	if (mounts_host_overlap(real, real_project)) {
-		error_msg("cannot use '%s' as %s: it %s the project '%s', which the sandbox shows "
-			  "only through the view", dir, opt,
-			  mounts_host_under(real_project, real) ? "holds" : "is inside",
-			  real_project);
-		hint_msg("unpack the root filesystem outside the project");
-		goto bad;
-	}
-	if (mounts_host_under(state_real, real)) {
-		error_msg("cannot use '%s' as %s: it holds agentfense's state directory '%s'", dir,
-			  opt, state_real);
-		hint_msg("unpack the root filesystem in a directory of its own");
-		goto bad;
-	}
-	/* the other way round too, as for binds: a run's directory there
-	 * holds what another sandbox wrote */
-	if (mounts_host_under(real, state_real)) {
-		error_msg("cannot use '%s' as %s: it is inside agentfense's state directory '%s'",
-			  dir, opt, state_real);
-		hint_msg("the state directory holds the changes of every run; unpack the root "
-			 "filesystem elsewhere");
-		goto bad;
-	}
-	return real;
-bad:
-	free(real); /* exit() runs no cleanup: the leak checker would see it */
-	exit(AF_EXIT_USAGE);
-}
-
-/* Fail early, with a hint, when FUSE cannot work at all. */
-static void check_dev_fuse(void)
-{
-	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return;
-	}
-	int e = errno;
-	error_msg("cannot open '/dev/fuse': %s", strerror(e));
-	if (e == ENOENT || e == ENODEV || e == ENXIO)
-		hint_msg("the FUSE kernel module is not loaded: run 'modprobe fuse'");
-	else if (e == EACCES || e == EPERM)
-		hint_msg("/dev/fuse must be readable and writable by everyone (mode 0666): "
-			 "run 'chmod 0666 /dev/fuse'");
-	exit(AF_EXIT_FAILURE);
-}
-
 /* A closed stdin/stdout/stderr would be reused by our own fds. */
 static void ensure_stdio(void)
 {
@@ -569,104 +415,87 @@ static char *make_workdir(const char *w)
 	return xasprintf("/workspace/%s", w);
 }
 
-/* Apply --changes to the delta once the sandbox is gone.  Returns 0,
- * or the exit code to use when agentfense failed. */
-static int finish_changes(enum changes ch, struct delta *d, int project_fd, const char *dir,
-			  const struct policy *policy)
+/* Say what became of the delta (lc_finish()'s *f, its return r and
+ * error), as the user expects to read it.  Returns 0, or the exit code
+ * to use when agentfense failed. */
+static int report_changes(const struct lc_finish *f, int r, const struct af_err *err,
+			  const char *dir)
 {
-	struct af_err err = { 0 };
-	struct sync_report rep = { 0 };
+	const struct sync_report *rep = &f->sync;
 
-	switch (ch) {
-	case CHANGES_DISCARD:
-		if (delta_remove(d, &err) < 0) {
-			print_err(&err);
-			return AF_EXIT_FAILURE;
+	/* what sync left, in its order: the first I/O error comes last */
+	for (size_t i = 0; i < rep->n_notes; i++) {
+		const struct sync_note *n = &rep->notes[i];
+		switch (n->kind) {
+		case SYNC_NOTE_CONFLICT:
+		case SYNC_NOTE_HELD:
+			error_msg("%s", n->text);
+			break;
+		case SYNC_NOTE_ERROR:
+		case SYNC_NOTE_SKIPPED:
+			warn_msg("%s", n->text);
+			break;
 		}
-		return 0;
-	case CHANGES_KEEP:
-		if (delta_save(d, &err) < 0) {
-			print_err(&err);
-			return AF_EXIT_FAILURE;
-		}
-		error_msg("changes kept in '%s'", delta_path(d));
-		return 0;
-	case CHANGES_SYNC:
+		if (n->hint)
+			hint_msg("%s", n->hint);
+	}
+	if (rep->notes_dropped)
+		warn_msg("%lu more entries not synced are not listed", rep->notes_dropped);
+	switch (f->fate) {
+	case LC_FATE_NONE:
+	case LC_FATE_DISCARDED:
+		break;
+	case LC_FATE_KEPT:
+		if (r == 0)
+			error_msg("changes kept in '%s'", f->delta_path);
+		break;
+	case LC_FATE_UNSYNCED:
+		if (r == 0)
+			error_msg("the view stopped answering: changes kept in '%s', not synced",
+				  f->delta_path);
+		break;
+	case LC_FATE_SYNC_FAILED:
+		print_err(err);
+		if (!f->kept)
+			print_err(&f->save_err);
+		else
+			error_msg("changes not synced are kept in '%s'", f->delta_path);
+		return AF_EXIT_FAILURE;
+	case LC_FATE_SYNCED:
+	case LC_FATE_CONFLICTS:
+		/* A person at a terminal is told what changed; scripts get
+		 * silence unless there is something to act on (conflicts). */
+		if ((rep->written || rep->deleted) && isatty(STDERR_FILENO))
+			error_msg("synced to '%s': %lu written, %lu deleted", dir, rep->written,
+				  rep->deleted);
+		if (f->fate == LC_FATE_CONFLICTS && r == 0)
+			error_msg("%lu change%s not synced (conflicting or held): the sandbox's "
+				  "version%s kept in '%s'",
+				  rep->conflicts, rep->conflicts == 1 ? "" : "s",
+				  rep->conflicts == 1 ? " is" : "s are", f->delta_path);
 		break;
 	}
-	if (delta_sync(d, project_fd, policy, &rep, &err) < 0) {
-		print_err(&err);
-		if (delta_save(d, &err) < 0)
-			print_err(&err);
-		else
-			error_msg("changes not synced are kept in '%s'", delta_path(d));
-		return AF_EXIT_FAILURE;
-	}
-	/* A person at a terminal is told what changed; scripts get silence
-	 * unless there is something to act on (conflicts). */
-	if ((rep.written || rep.deleted) && isatty(STDERR_FILENO))
-		error_msg("synced to '%s': %lu written, %lu deleted", dir, rep.written, rep.deleted);
-	if (rep.conflicts) {
-		if (delta_save(d, &err) < 0) {
-			print_err(&err);
-			return AF_EXIT_FAILURE;
-		}
-		error_msg("%lu change%s not synced (conflicting or held): the sandbox's version%s "
-			  "kept in '%s'",
-			  rep.conflicts, rep.conflicts == 1 ? "" : "s",
-			  rep.conflicts == 1 ? " is" : "s are", delta_path(d));
-		return 0;
-	}
-	if (delta_remove(d, &err) < 0) {
-		print_err(&err);
+	if (r < 0) {
+		print_err(err);
 		return AF_EXIT_FAILURE;
 	}
 	return 0;
 }
 
-/* The view stopped answering and its connection was cut: what the
- * command did is kept for the user to look at, never synced (the run
- * did not finish as it should have), nor discarded (a thread of the
- * view may still be writing to it).  Returns 0, or the exit code of a
- * failure. */
-static int keep_unsynced(struct delta *d)
+/* Apply --changes to the delta once the sandbox is gone (kept unsynced
+ * if the view was cut), and say what became of it.  Returns 0, or the
+ * exit code to use when agentfense failed. */
+static int finish_changes(struct lifecycle *lc, enum changes ch, const char *dir)
 {
+	static const enum lc_changes fates[] = { [CHANGES_SYNC] = LC_CHANGES_SYNC,
+						 [CHANGES_DISCARD] = LC_CHANGES_DISCARD,
+						 [CHANGES_KEEP] = LC_CHANGES_KEEP };
 	struct af_err err = { 0 };
-	if (delta_save(d, &err) < 0) {
-		print_err(&err);
-		return AF_EXIT_FAILURE;
-	}
-	error_msg("the view stopped answering: changes kept in '%s', not synced", delta_path(d));
-	return 0;
-}
-
-/* How long the view's threads may take to finish once the sandbox is
- * gone (the connection ended with it) before they count as blocked. */
-#define VIEW_STOP_GRACE 2.0
-
-/* End the view once the sandbox is gone.  Returns true if it is
- * stopped and freed; false if its threads are blocked (the connection
- * was cut, or they did not finish): they may hold the view, the delta
- * and the policy, so the caller frees none of them and leaves through
- * _exit().  *nodes_refused (if not NULL): view_nodes_refused(). */
-static bool end_view(struct view *v, bool cut, size_t *nodes_refused)
-{
-	if (cut || view_stop_within(v, VIEW_STOP_GRACE) < 0)
-		return false;
-	if (nodes_refused)
-		*nodes_refused = view_nodes_refused(v);
-	view_free(v);
-	return true;
-}
-
-static bool view_stuck_cb(void *arg, double secs)
-{
-	return view_stuck(arg, secs);
-}
-
-static int view_abort_cb(void *arg)
-{
-	return view_abort(arg);
+	struct lc_finish f;
+	int r = lc_finish(lc, fates[ch], &f, &err);
+	int code = report_changes(&f, r, &err, dir);
+	lc_finish_free(&f);
+	return code;
 }
 
 /* Say how the command ended when agentfense ended it, or a limit
@@ -697,53 +526,46 @@ static void report_end(const struct run_opts *o, const struct sandbox_result *re
 		error_msg("command hit the pids limit (%" PRIu32 ")", o->limits.pids);
 }
 
-/* The delta's disk budget: --disk-limit, else half of what is free on
- * its file system now, so a sandbox never fills the user's disk by
- * default and the limit still scales with the machine.  Returns 0 or
- * -errno with *err filled. */
-static int set_disk_limit(struct delta *d, uint64_t limit, struct af_err *err)
-{
-	if (!limit) {
-		struct statvfs sv;
-		if (fstatvfs(delta_upper_fd(d), &sv) < 0)
-			return af_err_set(err, errno, "cannot read the free space of '%s': %s",
-					  delta_path(d), strerror(errno));
-		limit = (uint64_t)sv.f_bavail * sv.f_frsize / 2;
-		if (limit < (1 << 20))
-			limit = 1 << 20; /* the smallest --disk-limit: ENOSPC soon */
-	}
-	delta_set_disk_limit(d, limit);
-	return 0;
-}
-
 /* The sandbox was refused writes by the disk budget: say so, once. */
-static void report_disk(const struct delta *d)
+static void report_disk(const struct lc_end *end)
 {
-	if (!delta_disk_full(d))
+	if (!end->disk_full)
 		return;
 	char lim[64];
-	limits_format_size(delta_disk_limit(d), lim, sizeof(lim));
+	limits_format_size(end->disk_limit, lim, sizeof(lim));
 	error_msg("the sandbox reached its disk limit (%s): writes past it failed with "
 		  "'No space left on device'", lim);
 	hint_msg("give it more with --disk-limit SIZE");
 }
 
-/* Create the limits' cgroups (or choose the fallback) and say what the
- * fallback does not enforce.  Dies with exit 125. */
-static struct limits *setup_limits(const struct limits_spec *spec)
+/* Say what the limits' fallback does not enforce. */
+static void report_limits(const struct lifecycle *lc)
 {
-	struct af_err err = { 0 };
-	struct limits *l;
 	size_t n;
-
-	if (limits_new(spec, &l, &err) < 0)
-		die_err(&err);
-	const struct limits_warning *w = limits_warnings(l, &n);
+	const struct limits_warning *w = lc_limits_warnings(lc, &n);
 	for (size_t i = 0; i < n; i++)
 		warn_msg("%s", w[i].msg);
 	if (n)
 		hint_msg("%s", w[0].hint);
-	return l;
+}
+
+/* The view's fd cache: an eighth of the hard RLIMIT_NOFILE, within
+ * [16, 1024]; raise_nofile() lets this process use it once the sandbox
+ * (which keeps the usual soft limit) is cloned. */
+static unsigned view_fds(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max / 8 : 128;
+	return n < 16 ? 16 : n > 1024 ? 1024 : (unsigned)n;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /* The shell `agentfense shell` starts without a command: bash without
@@ -777,12 +599,9 @@ static int run_main(int argc, char **argv, bool interactive)
 	struct af_err err = { 0 };
 	struct sandbox_result res = { 0 };
 	struct env env;
-	struct delta *delta = NULL;
-	struct view *view = NULL;
-	struct sandbox *sb = NULL;
-	struct limits *limits = NULL;
-	int fuse_fd = -1, pty = -1, code;
-	bool ran = false, cut = false;
+	struct lc_project proj;
+	struct lifecycle *lc = NULL;
+	int pty = -1, code;
 	unsigned tty_fds = 0; /* run: the standard streams that are terminals */
 
 	subcmd = interactive ? "shell" : "run";
@@ -794,13 +613,14 @@ static int run_main(int argc, char **argv, bool interactive)
 	enum ptyrelay_mode mode = interactive ? PTYRELAY_SHELL : PTYRELAY_RUN;
 	parse_args(argc, argv, &o);
 
-	autofree char *real = NULL, *state_real = NULL, *root_dir = NULL;
-	autoclose int project_fd = open_project(o.dir, &real, &state_real);
+	autofree char *root_dir = NULL;
+	if (lc_project_open(o.dir, &proj, &err) < 0)
+		die_err(&err);
 	/* without a home there is no cache to protect (--image fails) */
 	struct af_err no_cache = { 0 };
 	autofree char *cache = image_cache_dir(&no_cache);
-	autofree char *cache_real = cache ? canonical_maybe(cache) : NULL;
-	if (mounts_check(&o.mounts, real, state_real, cache_real, &err) < 0)
+	autofree char *cache_real = cache ? lc_canonical(cache) : NULL;
+	if (mounts_check(&o.mounts, proj.real, proj.state_real, cache_real, &err) < 0)
 		die_err(&err);
 	mounts_sort(&o.mounts);
 	struct policy *policy = policy_options_build(&o.po);
@@ -808,12 +628,18 @@ static int run_main(int argc, char **argv, bool interactive)
 	env_init(&env);
 	env_defaults(&env, workdir);
 	if (o.rootfs) {
-		root_dir = check_root_dir("--rootfs", o.rootfs, real, state_real);
+		root_dir = lc_check_root_dir("--rootfs", o.rootfs, &proj, &err);
+		if (!root_dir)
+			die_err(&err);
 	} else if (o.image) {
 		struct image_info img = { 0 };
 		if (image_prepare(o.image, &img, &err) < 0)
 			die_err(&err);
-		root_dir = check_root_dir("--image", img.root, real, state_real);
+		root_dir = lc_check_root_dir("--image", img.root, &proj, &err);
+		if (!root_dir) {
+			image_info_free(&img);
+			die_err(&err);
+		}
 		/* said once, when the cache is filled: later runs reuse it */
 		if (img.unpacked)
 			error_msg("unpacked image '%s' (%s) into '%s'", o.image, img.digest, img.root);
@@ -831,7 +657,8 @@ static int run_main(int argc, char **argv, bool interactive)
 			die_err(&err);
 	if (interactive && !o.argv)
 		o.argv = default_shell(&env, &o, root_dir);
-	check_dev_fuse();
+	if (lc_check_dev_fuse(&err) < 0)
+		die_err(&err);
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
@@ -840,7 +667,29 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (o.seccomp_off && (o.limits.memory || o.limits.cpu_quota || o.limits.pids))
 		warn_msg("with --seccomp off the command may lift its own --memory, --cpus "
 			 "and --pids limits (new namespaces are not refused)");
-	limits = setup_limits(&o.limits);
+	struct lc_config lcc = {
+		.project = &proj,
+		.policy = policy,
+		.sandbox = {
+			.argv = o.argv,
+			.envp = env.v,
+			.workdir = workdir,
+			.workdir_beneath = o.workdir && o.workdir[0] != '/',
+			.net_host = o.net_host,
+			.seccomp_off = o.seccomp_off,
+			.pty = relay,
+			.pty_fds = tty_fds, /* 0 for shell: all three */
+			.root_dir = root_dir,
+			.mounts = o.mounts.v,
+			.n_mounts = o.mounts.n,
+		},
+		.limits = o.limits,
+		.disk_limit = o.disk_limit,
+		.view_fds = view_fds(),
+	};
+	if (lc_new(&lcc, &lc, &err) < 0)
+		die_err(&err);
+	report_limits(lc);
 
 	/* Before any thread exists (the view's inherit the mask): these
 	 * signals are read by sandbox_wait() and passed to the command. */
@@ -861,105 +710,56 @@ static int run_main(int argc, char **argv, bool interactive)
 	}
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	struct sandbox_config sc = {
-		.argv = o.argv,
-		.envp = env.v,
-		.workdir = workdir,
-		.workdir_beneath = o.workdir && o.workdir[0] != '/',
-		.net_host = o.net_host,
-		.seccomp_off = o.seccomp_off,
-		.fuse_options = "default_permissions",
-		.pty = relay,
-		.pty_fds = tty_fds, /* 0 for shell: all three */
-		.root_dir = root_dir,
-		.mounts = o.mounts.v,
-		.n_mounts = o.mounts.n,
-		.limits = limits,
-	};
-	/* the child builds its root while the delta and the view are made */
-	autofree char *state = NULL;
-	if (sandbox_begin(&sc, &sb, &err) < 0)
+	if (lc_start(lc, &err) < 0)
 		goto fail;
-	state = delta_state_dir(&err);
-	if (!state || delta_create(state, real, &delta, &err) < 0 ||
-	    set_disk_limit(delta, o.disk_limit, &err) < 0)
+	raise_nofile();
+	if (relay &&
+	    ((pty = sandbox_pty(lc_sandbox(lc))) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
 		goto fail;
-	/* default_permissions lets the kernel refuse forbidden opens from
-	 * the mode bits the view shows, sparing two round trips per file;
-	 * the view still checks every read and write itself. */
-	struct view_config vc = {
-		.project_fd = project_fd,
-		.delta = delta,
-		.policy = policy,
-		.kernel_permissions = true,
-	};
-	if (view_new(&vc, &view, &err) < 0)
+	if (lc_exec(lc, &err) < 0)
 		goto fail;
-	if (sandbox_ready(sb, &fuse_fd, &err) < 0)
-		goto fail;
-	if (view_start(view, steal_fd(&fuse_fd), &err) < 0)
-		goto fail;
-	sandbox_set_server(sb, &(struct sandbox_server){ .stuck = view_stuck_cb,
-							 .abort = view_abort_cb,
-							 .arg = view });
-	if (relay && ((pty = sandbox_pty(sb)) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
-		goto fail;
-	if (sandbox_exec(sb, &err) < 0)
-		goto fail;
-	ran = true;
 	if (relay) {
-		if (ptyrelay_wait(sb, steal_fd(&pty), mode, o.timeout, &res, &err) < 0)
+		if (ptyrelay_wait(lc_sandbox(lc), steal_fd(&pty), mode, o.timeout, &res, &err) < 0)
 			goto fail;
-	} else if (sandbox_wait(sb, o.timeout, &res, &err) < 0) {
+		lc_set_result(lc, &res);
+	} else if (lc_wait(lc, o.timeout, &err) < 0) {
 		goto fail;
 	}
 
-	sandbox_kill(sb); /* nothing runs in the namespace now */
-	cut = sandbox_server_cut(sb);
-	sandbox_free(steal_pointer(&sb));
-	size_t nodes = 0;
-	if (!end_view(steal_pointer(&view), cut, &nodes)) {
-		report_end(&o, &res);
-		code = keep_unsynced(delta);
+	lc_stop(lc); /* nothing runs in the namespace, the view is done */
+	const struct lc_end *end = lc_end(lc);
+	report_end(&o, &end->res);
+	if (lc_stuck(lc)) {
+		code = finish_changes(lc, o.changes, o.dir);
 		goto stuck;
 	}
-	report_end(&o, &res);
-	if (nodes)
+	if (end->nodes_refused)
 		error_msg("the view reached its limit of %zu inodes held by the kernel: "
-			  "lookups past it failed with 'Too many open files in system'", nodes);
-	report_disk(delta);
-	code = finish_changes(o.changes, delta, project_fd, o.dir, policy);
+			  "lookups past it failed with 'Too many open files in system'",
+			  end->nodes_refused);
+	report_disk(end);
+	code = finish_changes(lc, o.changes, o.dir);
 	if (code == 0)
-		code = res.exit_code;
+		code = end->res.exit_code;
 	goto out;
 
 fail:
 	ptyrelay_restore(); /* messages print on a terminal in its usual mode */
 	print_err(&err);
 	code = err.exit_code ? err.exit_code : AF_EXIT_FAILURE;
-	sandbox_kill(sb);
-	cut = sb && sandbox_server_cut(sb);
-	sandbox_free(steal_pointer(&sb));
-	if (fuse_fd >= 0)
-		close(fuse_fd);
+	lc_stop(lc);
 	if (pty >= 0)
 		close(pty);
-	if (view && !end_view(steal_pointer(&view), cut, NULL)) {
-		if (delta && keep_unsynced(delta) != 0)
-			code = AF_EXIT_FAILURE;
-		goto stuck;
-	}
 	/* The command may have written before agentfense failed: honour
-	 * --changes; if it never ran there is nothing to keep. */
-	if (delta) {
-		if (ran)
-			finish_changes(o.changes, delta, project_fd, o.dir, policy);
-		else if (delta_remove(delta, &err) < 0)
-			print_err(&err);
-	}
+	 * --changes (lc_finish() removes the delta if it never ran, keeps
+	 * it if the view was cut). */
+	if (finish_changes(lc, o.changes, o.dir) != 0 && lc_stuck(lc))
+		code = AF_EXIT_FAILURE;
+	if (lc_stuck(lc))
+		goto stuck;
 out:
-	limits_free(limits); /* after sandbox_free: its cgroups are empty */
-	delta_free(delta);
+	lc_free(lc); /* the limits after the sandbox: its cgroups are empty */
+	lc_project_close(&proj);
 	policy_free(policy);
 	policy_options_free(&o.po);
 	env_free(&env);
@@ -968,9 +768,11 @@ out:
 	return code;
 
 stuck:
+	/* the view's threads may hold the view, the delta and the policy:
+	 * they are left to the exit */
 	if (code == 0)
-		code = res.exit_code;
-	limits_free(limits); /* after sandbox_free: its cgroups are empty */
+		code = lc_end(lc)->res.exit_code;
+	lc_free(lc);
 	fflush(NULL);
 	_exit(code);
 }

@@ -405,8 +405,12 @@ char *xdg_dir(const char *var, const char *home_rel, const char *sub, const char
 	if (xdg && xdg[0] == '/')
 		return xasprintf("%s/%s", xdg, sub);
 	const char *home = getenv("HOME");
+	/* getpwuid_r: getpwuid's static buffer is shared by every thread */
+	struct passwd pwd, *pw = NULL;
+	char buf[4096];
 	if (!home || home[0] != '/') {
-		struct passwd *pw = getpwuid(getuid());
+		if (getpwuid_r(getuid(), &pwd, buf, sizeof(buf), &pw) != 0)
+			pw = NULL;
 		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
 	}
 	if (!home) {

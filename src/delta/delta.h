@@ -107,22 +107,53 @@ static inline bool delta_is_whiteout(const struct stat *st)
 	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
 }
 
+/* One entry sync did not apply, for the caller to show (the CLI prints
+ * text, and hint if any, on stderr; serve sends them). */
+enum sync_note_kind {
+	SYNC_NOTE_CONFLICT, /* changed in the project meanwhile, or there under another spelling */
+	SYNC_NOTE_HELD,     /* held back: a repository's configuration, a symlink out */
+	SYNC_NOTE_ERROR,    /* an I/O error after the first one (which is *err) */
+	SYNC_NOTE_SKIPPED,  /* a device or socket: never copied to the project */
+};
+
+struct sync_note {
+	enum sync_note_kind kind;
+	char *path; /* the view path, escaped for one line (delta_escape()) */
+	char *text; /* the whole message: one line, git style */
+	char *hint; /* advice that goes with it, or NULL */
+};
+
+/* Notes a report holds at most; past it they are only counted, so a
+ * delta of a million conflicts costs no more memory than this. */
+#define SYNC_MAX_NOTES 10000
+
 /* What sync did. */
 struct sync_report {
 	unsigned long written;   /* files, links and dirs created or replaced */
 	unsigned long deleted;   /* project entries removed */
-	unsigned long conflicts; /* entries left as the project has them */
+	unsigned long conflicts; /* entries left as the project has them (held too) */
+	unsigned long errors;    /* I/O errors after the first */
+	unsigned long skipped;   /* devices and sockets not copied */
+	struct sync_note *notes; /* in the order sync met them */
+	size_t n_notes;
+	unsigned long notes_dropped; /* past SYNC_MAX_NOTES */
 };
+
+/* Free the notes of a report (the counts stay).  Idempotent. */
+void sync_report_free(struct sync_report *rep);
 
 /* Apply the delta to the project (project_fd: O_DIRECTORY fd of the
  * project root).  Conflicts, and entries held back (a repository or its
  * configuration for git or Mercurial, a symlink out of the project or to
  * a path policy hides below read; NULL policy: nothing is hidden), are
- * reported on stderr, one line each, counted in rep->conflicts, and the
+ * counted in rep->conflicts and described in rep->notes, and the
  * sandbox's version stays in the delta; entries that synced are removed
- * from the delta.  Returns 0 (conflicts are not errors) or -errno with
- * *err filled on an I/O failure; never leaves a half-written file in the
- * project (temp file + rename). */
+ * from the delta.  Nothing is printed.  *rep is overwritten (free it
+ * with sync_report_free(), also after a failure).  When everything
+ * synced the delta is removed, else saved (delta_save()).  Returns 0
+ * (conflicts are not errors) or -errno with *err filled on an I/O
+ * failure (the first; later ones are notes); never leaves a
+ * half-written file in the project (temp file + rename). */
 struct policy;
 int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	       struct sync_report *rep, struct af_err *err);

@@ -38,15 +38,45 @@ static char *join(const char *dir, const char *name)
 	return dir[0] ? xasprintf("%s/%s", dir, name) : xstrdup(name);
 }
 
-/* Record an I/O error: the first fills *err, later ones are printed so
- * they are not lost. */
-static void record(struct sync_ctx *c, int r, const char *msg)
+void sync_report_free(struct sync_report *rep)
+{
+	for (size_t i = 0; i < rep->n_notes; i++) {
+		free(rep->notes[i].path);
+		free(rep->notes[i].text);
+		free(rep->notes[i].hint);
+	}
+	free(rep->notes);
+	rep->notes = NULL;
+	rep->n_notes = 0;
+}
+
+/* Describe path (view path form) in the report; text is taken. */
+static void add_note(struct sync_ctx *c, enum sync_note_kind kind, const char *path, char *text)
+{
+	struct sync_report *rep = c->rep;
+	if (rep->n_notes >= SYNC_MAX_NOTES) {
+		rep->notes_dropped++;
+		free(text);
+		return;
+	}
+	if ((rep->n_notes & (rep->n_notes - 1)) == 0) /* 0, 1, 2, 4, ...: double */
+		rep->notes = xrealloc(rep->notes, (rep->n_notes ? rep->n_notes * 2 : 1) *
+							  sizeof(*rep->notes));
+	rep->notes[rep->n_notes++] = (struct sync_note){ .kind = kind,
+							 .path = delta_escape(path),
+							 .text = text };
+}
+
+/* Record an I/O error on path: the first fills *err, later ones are
+ * notes so they are not lost. */
+static void record(struct sync_ctx *c, int r, const char *path, const char *msg)
 {
 	if (!c->first) {
 		c->first = r;
 		af_err_set(c->err, -r, "%s", msg);
 	} else {
-		warn_msg("%s", msg);
+		c->rep->errors++;
+		add_note(c, SYNC_NOTE_ERROR, path, xstrdup(msg));
 	}
 }
 
@@ -55,7 +85,7 @@ static void sync_fail(struct sync_ctx *c, int r, const char *what, const char *p
 {
 	autofree char *e = delta_escape(path[0] ? path : ".");
 	autofree char *msg = xasprintf("cannot %s '%s' in the project: %s", what, e, strerror(-r));
-	record(c, r, msg);
+	record(c, r, path, msg);
 }
 
 /* An I/O error on the delta's copy of path. */
@@ -64,27 +94,32 @@ static void delta_fail(struct sync_ctx *c, int r, const char *what, const char *
 	autofree char *e = delta_escape(path);
 	autofree char *msg = xasprintf("cannot %s '%s/upper/%s': %s", what, delta_path(c->d), e,
 				       strerror(-r));
-	record(c, r, msg);
+	record(c, r, path, msg);
 }
 
 static void conflict(struct sync_ctx *c, const char *path)
 {
 	autofree char *e = delta_escape(path);
-	error_msg("conflict: '%s' changed in the project while the sandbox ran; "
-		  "the sandbox's version is kept in '%s/upper/%s'",
-		  e, delta_path(c->d), e);
+	add_note(c, SYNC_NOTE_CONFLICT, path,
+		 xasprintf("conflict: '%s' changed in the project while the sandbox ran; "
+			   "the sandbox's version is kept in '%s/upper/%s'",
+			   e, delta_path(c->d), e));
 	c->rep->conflicts++;
 }
 
 /* Hold path back: one line saying why (what: "is ..."), counted with
- * the conflicts, the sandbox's version staying in the delta. */
-static void held(struct sync_ctx *c, const char *path, const char *what)
+ * the conflicts, the sandbox's version staying in the delta.  Returns
+ * its note, or NULL past SYNC_MAX_NOTES. */
+static struct sync_note *held(struct sync_ctx *c, const char *path, const char *what)
 {
 	autofree char *e = delta_escape(path);
 	autofree char *w = delta_escape(what);
-	error_msg("held: '%s' %s; the sandbox's version is kept in '%s/upper/%s'", e, w,
-		  delta_path(c->d), e);
+	size_t n = c->rep->n_notes;
+	add_note(c, SYNC_NOTE_HELD, path,
+		 xasprintf("held: '%s' %s; the sandbox's version is kept in '%s/upper/%s'", e, w,
+			   delta_path(c->d), e));
 	c->rep->conflicts++;
+	return c->rep->n_notes > n ? &c->rep->notes[n] : NULL;
 }
 
 static void held_kind(struct sync_ctx *c, const char *path, const char *dir, enum hold_kind k)
@@ -133,10 +168,13 @@ static bool hold_link(struct sync_ctx *c, int ufd, const char *name, const char 
 	if (!hold_check_link(&c->hold, path, target, &why))
 		return false;
 	autofree char *what = xasprintf("is a symlink to '%s': %s", target, why);
-	held(c, path, what);
+	struct sync_note *note = held(c, path, what);
 	if (!c->hinted && (target[0] == '/' || strstr(why, "outside the project"))) {
-		hint_msg("a symlink out of the project is never synced, the host's files being "
-			 "other than the sandbox's; make it on the host if it is wanted");
+		/* once per sync: it says the same for every such link */
+		if (note)
+			note->hint = xstrdup("a symlink out of the project is never synced, the "
+					     "host's files being other than the sandbox's; make "
+					     "it on the host if it is wanted");
 		c->hinted = true;
 	}
 	return true;
@@ -147,9 +185,10 @@ static bool hold_link(struct sync_ctx *c, int ufd, const char *name, const char 
 static void conflict_spelling(struct sync_ctx *c, const char *path)
 {
 	autofree char *e = delta_escape(path);
-	error_msg("conflict: the project has '%s' under another spelling (its file system "
-		  "ignores case); the sandbox's version is kept in '%s/upper/%s'",
-		  e, delta_path(c->d), e);
+	add_note(c, SYNC_NOTE_CONFLICT, path,
+		 xasprintf("conflict: the project has '%s' under another spelling (its file "
+			   "system ignores case); the sandbox's version is kept in "
+			   "'%s/upper/%s'", e, delta_path(c->d), e));
 	c->rep->conflicts++;
 }
 
@@ -581,7 +620,10 @@ static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, c
 		sync_node(c, ufd, pfd, name, path, &ust, present, &pst, dirty);
 	else {
 		autofree char *e = delta_escape(path);
-		warn_msg("not syncing '%s': devices and sockets are not copied to the project", e);
+		c->rep->skipped++;
+		add_note(c, SYNC_NOTE_SKIPPED, path,
+			 xasprintf("not syncing '%s': devices and sockets are not copied to the "
+				   "project", e));
 	}
 }
 
@@ -616,7 +658,8 @@ static void sync_dir(struct sync_ctx *c, int ufd, int pfd, const char *path)
 int delta_sync(struct delta *d, int project_fd, const struct policy *policy,
 	       struct sync_report *rep, struct af_err *err)
 {
-	struct sync_report local;
+	/* without the caller's report, its notes are ours to free */
+	__attribute__((cleanup(sync_report_free))) struct sync_report local = { 0 };
 	if (!rep)
 		rep = &local;
 	memset(rep, 0, sizeof(*rep));

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -244,6 +245,13 @@ static int apply_pending(struct ini_state *st)
 	return 0;
 }
 
+/* libinih's multiline flag is the library's, shared by the process:
+ * written once, so that parses in several threads never race on it. */
+static void no_multiline(void)
+{
+	ini_allow_multiline = false;
+}
+
 int policy_parse_ini(struct policy *p, const char *text, const char *label, bool is_preset,
 		     char **description, struct af_err *err)
 {
@@ -253,7 +261,8 @@ int policy_parse_ini(struct policy *p, const char *text, const char *label, bool
 
 	/* continuation lines would glue an indented rule onto the key
 	 * above it; every line stands on its own here */
-	ini_allow_multiline = false;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, no_multiline);
 	int r = ini_parse_stream(reader, &st, on_key, &st);
 	if (r == -2) {
 		ret = af_err_set(err, ENOMEM, "cannot parse '%s': out of memory", label);

@@ -46,7 +46,11 @@ void env_defaults(struct env *e, const char *workdir)
 	env_set(e, "HOME", "/tmp");
 	env_set(e, "LANG", "C.UTF-8");
 	env_set(e, "SHELL", "/bin/sh");
-	struct passwd *pw = getpwuid(getuid());
+	/* getpwuid_r: getpwuid's static buffer is shared by every thread */
+	struct passwd pwd, *pw = NULL;
+	char buf[4096];
+	if (getpwuid_r(getuid(), &pwd, buf, sizeof(buf), &pw) != 0)
+		pw = NULL;
 	if (pw && pw->pw_name && *pw->pw_name) {
 		env_set(e, "USER", pw->pw_name);
 		env_set(e, "LOGNAME", pw->pw_name);

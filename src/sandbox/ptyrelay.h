@@ -23,7 +23,13 @@
  *
  * The caller blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD and
  * SIGWINCH in every thread before starting any (as cmd_run does), and
- * with PTYRELAY_RUN also SIGTSTP and SIGCONT. */
+ * with PTYRELAY_RUN also SIGTSTP and SIGCONT.
+ *
+ * For the CLI only: the user's terminal is the process's, so
+ * ptyrelay_begin() installs an atexit handler and handlers for fatal
+ * signals that restore it, and ptyrelay_wait() reads the process's
+ * signals.  A process hosting many sandboxes (serve) relays no user's
+ * terminal with it. */
 #ifndef AF_PTYRELAY_H
 #define AF_PTYRELAY_H
 

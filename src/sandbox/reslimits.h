@@ -106,7 +106,9 @@ int limits_apply_rlimits(const struct limits *l);
 /* Fill *u from the cgroups' counters (zeros where unknown). */
 void limits_usage(const struct limits *l, struct limits_usage *u);
 
-/* Remove the sandbox's cgroups (waiting briefly for them to empty). */
+/* Remove the sandbox's cgroups, waiting for them to empty: at most 2 s
+ * per cgroup, blocking the calling thread (the kernel takes a moment to
+ * let go of the dead after the sandbox's PID 1 was reaped). */
 void limits_free(struct limits *l);
 
 #endif

@@ -92,6 +92,12 @@ struct sandbox {
 	int pty; /* the pty master until sandbox_pty() hands it over, or -1 */
 	struct sandbox_server server;
 	bool server_cut; /* its connection was cut to end the sandbox */
+	/* What the control socket said while the command ran */
+	bool have_status; /* MSG_EXIT came: exit_status is the command's */
+	int exit_status;
+	int exec_errno;   /* MSG_EXEC_FAILED's errno, else 0 */
+	bool failed;      /* MSG_ERROR came: failure */
+	struct af_err failure;
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -992,14 +998,104 @@ void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res)
 	set_end(sb, res);
 }
 
+/* Take one message from the control socket (readable).  Returns 1 once
+ * PID 1 closed its end (the command ended), 0, or -errno with *err
+ * filled, the sandbox then killed. */
+static int take_msg(struct sandbox *sb, struct af_err *err)
+{
+	struct msg m;
+	int r = recv_msg(sb->sock, &m, NULL);
+	if (r == 0)
+		return 1;
+	if (r < 0) {
+		r = af_err_set(err, -r, "cannot read from the sandbox: %s", strerror(-r));
+		sandbox_kill(sb);
+		return r;
+	}
+	switch (m.type) {
+	case MSG_EXIT:
+		sb->have_status = true;
+		sb->exit_status = m.value;
+		break;
+	case MSG_EXEC_FAILED:
+		sb->exec_errno = m.value;
+		break;
+	case MSG_ERROR:
+		child_error(&m, &sb->failure);
+		sb->failed = true;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* PID 1 closed the control socket: reap it (waiting at most KILL_GRACE,
+ * then cutting the server) and say how the command ended.  Returns 0
+ * with *res filled, or -errno with *err filled. */
+static int end_wait(struct sandbox *sb, struct sandbox_result *res, struct af_err *err)
+{
+	int status;
+
+	/* PID 1 is ending; whatever still hangs in it on the view ends
+	 * with the view's connection */
+	if (!reap_within(sb, KILL_GRACE)) {
+		kill(sb->pid, SIGKILL);
+		cut_server(sb);
+	}
+	reap(sb);
+	if (sb->failed) {
+		*err = sb->failure;
+		return -err->errnum;
+	}
+	status = sb->exit_status;
+	if (!sb->have_status) {
+		/* PID 1 was killed from outside (or the OOM killer) */
+		status = sb->status;
+		if (!WIFSIGNALED(status))
+			return child_vanished(sb, "while the command ran", err);
+	}
+	res->exec_errno = sb->exec_errno;
+	if (res->exec_errno) {
+		res->exit_code = res->exec_errno == ENOENT ? AF_EXIT_NOTFOUND : AF_EXIT_NOEXEC;
+	} else if (WIFSIGNALED(status)) {
+		res->term_signal = WTERMSIG(status);
+		res->exit_code = 128 + res->term_signal;
+	} else {
+		res->exit_code = WEXITSTATUS(status);
+	}
+	set_end(sb, res);
+	return 0;
+}
+
+int sandbox_step(struct sandbox *sb, struct sandbox_result *res, struct af_err *err)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = sb->sock, .events = POLLIN };
+		int n = poll(&pfd, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return af_err_set(err, errno, "cannot wait for the sandbox: %s",
+					  strerror(errno));
+		if (n == 0)
+			return 0;
+		int r = take_msg(sb, err);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			memset(res, 0, sizeof(*res));
+			r = end_wait(sb, res, err);
+			return r < 0 ? r : 1;
+		}
+	}
+}
+
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT };
-	bool have_status = false, failed = false;
-	int status = 0, r;
 	sigset_t set;
-	struct msg m;
 
 	memset(res, 0, sizeof(*res));
 	sigemptyset(&set);
@@ -1030,6 +1126,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			return af_err_set(err, errno, "cannot wait for the sandbox: %s", strerror(errno));
 		}
 		if (n == 0 && deadline > 0 && now_sec() >= deadline) {
+			res->exec_errno = sb->exec_errno;
 			sandbox_time_up(sb, res);
 			return 0;
 		}
@@ -1040,6 +1137,7 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		if (term_check > 0 && now_sec() >= term_check) {
 			if (sb->server.stuck(sb->server.arg, TERM_GRACE)) {
 				sandbox_kill(sb);
+				res->exec_errno = sb->exec_errno;
 				res->term_signal = term;
 				res->exit_code = 128 + term;
 				set_end(sb, res);
@@ -1056,55 +1154,13 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		}
 		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		r = recv_msg(sb->sock, &m, NULL);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			r = af_err_set(err, -r, "cannot read from the sandbox: %s", strerror(-r));
-			sandbox_kill(sb);
+		int r = take_msg(sb, err);
+		if (r < 0)
 			return r;
-		}
-		switch (m.type) {
-		case MSG_EXIT:
-			have_status = true;
-			status = m.value;
+		if (r == 1)
 			break;
-		case MSG_EXEC_FAILED:
-			res->exec_errno = m.value;
-			break;
-		case MSG_ERROR:
-			child_error(&m, err);
-			failed = true;
-			break;
-		default:
-			break;
-		}
 	}
-	/* PID 1 is ending; whatever still hangs in it on the view ends
-	 * with the view's connection */
-	if (!reap_within(sb, KILL_GRACE)) {
-		kill(sb->pid, SIGKILL);
-		cut_server(sb);
-	}
-	reap(sb);
-	if (failed)
-		return -err->errnum;
-	if (!have_status) {
-		/* PID 1 was killed from outside (or the OOM killer) */
-		status = sb->status;
-		if (!WIFSIGNALED(status))
-			return child_vanished(sb, "while the command ran", err);
-	}
-	if (res->exec_errno) {
-		res->exit_code = res->exec_errno == ENOENT ? AF_EXIT_NOTFOUND : AF_EXIT_NOEXEC;
-	} else if (WIFSIGNALED(status)) {
-		res->term_signal = WTERMSIG(status);
-		res->exit_code = 128 + res->term_signal;
-	} else {
-		res->exit_code = WEXITSTATUS(status);
-	}
-	set_end(sb, res);
-	return 0;
+	return end_wait(sb, res, err);
 }
 
 pid_t sandbox_pid(const struct sandbox *sb)

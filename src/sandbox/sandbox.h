@@ -112,7 +112,10 @@ int sandbox_pty(struct sandbox *sb);
  * Returns 0 or -errno. */
 int sandbox_exec(struct sandbox *sb, struct af_err *err);
 
-/* Wait for the command.  SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
+/* Wait for the command: for a process with one sandbox (the CLI), since
+ * it reads the process's signals through a signalfd of its own and stops
+ * the process on SIGTSTP; an event loop holding many uses sandbox_step().
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to this
  * process are forwarded: with kill(2), to the command; by the terminal
  * (the command, in its own session, is out of its reach), to the
  * command's whole process group.  SIGTSTP (Ctrl-Z) stops the command's
@@ -125,6 +128,14 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
  * not exist; exit code 125). */
 int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 struct af_err *err);
+
+/* sandbox_wait() for an event loop: take what the control socket
+ * (sandbox_fd()) holds without blocking.  Signals are the caller's to
+ * pass on (sandbox_forward_signal()), timeouts too (sandbox_time_up()).
+ * Returns 1 when the command ended, with *res filled, after reaping PID
+ * 1 (which may take up to 2 s if processes hang on the view: it is then
+ * cut off); 0 while it runs; or -errno with *err filled. */
+int sandbox_step(struct sandbox *sb, struct sandbox_result *res, struct af_err *err);
 
 /* The caller's own timeout fired (an event loop waiting without
  * sandbox_wait()): kill the whole sandbox and fill *res as

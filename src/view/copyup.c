@@ -34,13 +34,17 @@ void copyup_note_base(struct copyup_ctx *c, struct node *dir, const char *name,
 		      const struct stat *lst)
 {
 	autofree char *path = node_path(c->table, dir, name);
-	delta_note_base(c->delta, path, lst);
+	/* out of memory: with no base, sync counts the path as a conflict
+	 * and keeps the sandbox's version in the delta */
+	if (path)
+		delta_note_base(c->delta, path, lst);
 }
 
 void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
 {
 	autofree char *path = node_path(c->table, dir, name);
-	delta_drop_base(c->delta, path);
+	if (path) /* else the record stays: sync then only looks at it */
+		delta_drop_base(c->delta, path);
 }
 
 /* Copy the user.* extended attributes of the object at path from to

@@ -334,7 +334,11 @@ char *node_path(struct node_table *t, struct node *node, const char *child)
 	size_t len = child ? strlen(child) + 1 : 0;
 	for (struct node *n = node; n && n->parent; n = n->parent)
 		len += strlen(n->name) + 1;
-	char *buf = xmalloc(len + 1);
+	char *buf = malloc(len + 1);
+	if (!buf) {
+		pthread_mutex_unlock(&t->lock);
+		return NULL;
+	}
 	size_t pos = len;
 	buf[pos] = '\0';
 	if (child) {

@@ -147,7 +147,9 @@ void node_move(struct node_table *t, struct node *node, struct node *newparent,
 	       const char *newname);
 
 /* The view path of node ("" for the root, "a/b" otherwise), malloc'd;
- * with child != NULL, the path of that child name below node. */
+ * with child != NULL, the path of that child name below node.  Returns
+ * NULL when memory runs out: the request then fails, the process goes
+ * on (it serves other views and sandboxes). */
 char *node_path(struct node_table *t, struct node *node, const char *child);
 
 /* Publish the upper object: fd is a directory's O_PATH fd, -1 for a

@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +41,10 @@ bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_di
 		  struct decision *dec)
 {
 	autofree char *path = node_path(&v->table, dir, name);
+	if (!path) { /* out of memory: refuse, never grant */
+		*dec = (struct decision){ .level = LEVEL_NONE };
+		return false;
+	}
 	vw_policy_decide(v, node_folds(dir), path, is_dir, dec);
 	if (dec->level != LEVEL_WRITE)
 		return false;
@@ -74,6 +77,10 @@ void vw_decide(struct view *v, struct node *dir, const char *name, bool is_dir,
 		   struct decision *out)
 {
 	autofree char *path = node_path(&v->table, dir, name);
+	if (!path) { /* out of memory: hidden, never shown by mistake */
+		*out = (struct decision){ .level = LEVEL_NONE };
+		return;
+	}
 	vw_policy_decide(v, node_folds(dir), path, is_dir, out);
 }
 
@@ -1397,29 +1404,10 @@ static const struct fuse_lowlevel_ops view_ops = {
 	.copy_file_range = op_copy_file_range,
 };
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
-/* Slots for created files' fds: an eighth of the descriptor limit (after
- * raise_nofile), within [16, 1024]. */
-static unsigned fh_slots(void)
-{
-	struct rlimit rl;
-	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 8 : 128;
-	return n < 16 ? 16 : n > 1024 ? 1024 : (unsigned)n;
-}
-
 int view_new(const struct view_config *cfg, struct view **out, struct af_err *err)
 {
 	if (!cfg || !cfg->delta || !cfg->policy || cfg->project_fd < 0)
 		return af_err_set(err, EINVAL, "cannot create the view: incomplete configuration");
-	raise_nofile();
 	autoclose int lower = openat(cfg->project_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (lower < 0)
 		return af_err_set(err, errno, "cannot open the project directory: %s", strerror(errno));
@@ -1478,7 +1466,7 @@ int view_new(const struct view_config *cfg, struct view **out, struct af_err *er
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&v->inval.lock, NULL);
 	pthread_cond_init(&v->inval.cond, NULL);
-	vw_fh_init(&v->fht, fh_slots());
+	vw_fh_init(&v->fht, cfg->max_fds ? cfg->max_fds : VIEW_DEFAULT_FDS);
 	for (unsigned i = 0; i < DISK_STRIPES; i++)
 		pthread_mutex_init(&v->disk_lock[i], NULL);
 	v->table.pin_freed = unpin_credit;
@@ -1495,12 +1483,19 @@ void vw_inval_inode(struct view *v, fuse_ino_t ino)
 	pthread_mutex_lock(&q->lock);
 	if (q->running && !q->stop) {
 		if (q->n == q->cap) {
-			q->cap = q->cap ? q->cap * 2 : 16;
-			q->ino = xrealloc(q->ino, q->cap * sizeof(*q->ino));
+			size_t cap = q->cap ? q->cap * 2 : 16;
+			fuse_ino_t *more = realloc(q->ino, cap * sizeof(*q->ino));
+			/* out of memory: this invalidation is lost, and the
+			 * kernel's cache of ino lasts until its timeout */
+			if (!more)
+				goto out;
+			q->ino = more;
+			q->cap = cap;
 		}
 		q->ino[q->n++] = ino;
 		pthread_cond_signal(&q->cond);
 	}
+out:
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -1522,8 +1517,13 @@ static void *inval_thread(void *arg)
 			break;
 		size_t n = q->n;
 		if (n > cap) {
+			fuse_ino_t *more = realloc(batch, n * sizeof(*batch));
+			if (!more) { /* out of memory: as in vw_inval_inode() */
+				q->n = 0;
+				continue;
+			}
+			batch = more;
 			cap = n;
-			batch = xrealloc(batch, cap * sizeof(*batch));
 		}
 		memcpy(batch, q->ino, n * sizeof(*batch));
 		q->n = 0;

@@ -45,7 +45,16 @@ struct view_config {
 	/* Inodes the view keeps at most (0: VIEW_MAX_NODES); a lookup past
 	 * it fails with ENFILE. */
 	size_t max_nodes;
+	/* Open files the view may keep for its files' I/O and created
+	 * files' handles (0: VIEW_DEFAULT_FDS), the least recently used
+	 * recycled past it.  The view never changes RLIMIT_NOFILE: the
+	 * caller gives each view its share of it (run: an eighth of it). */
+	unsigned max_fds;
 };
+
+/* The default of max_fds: 200 views in one process keep 12,800 fds at
+ * most. */
+#define VIEW_DEFAULT_FDS 64
 
 struct view;
 

@@ -127,6 +127,8 @@ static void dh_add(struct dir_handle *h, const char *name, uint64_t ino, mode_t 
 
 static void dh_free(struct dir_handle *h)
 {
+	if (!h)
+		return;
 	for (size_t i = 0; i < h->n; i++)
 		free(h->ents[i].name);
 	free(h->ents);
@@ -195,9 +197,13 @@ static int snapshot(struct view *v, struct node *dir, struct dir_handle *h)
 	dh_add(h, ".", dir->ino, S_IFDIR, NULL);
 	dh_add(h, "..", parent->ino, S_IFDIR, NULL);
 	autofree char *dpath = node_path(&v->table, dir, NULL);
+	if (!dpath)
+		return -ENOMEM;
 	struct snap_ctx c = { .v = v, .dir = dir, .h = h, .lfd = node_merge(dir) };
 	c.plen = strlen(dpath);
-	c.path = xmalloc(c.plen + NAME_MAX + 2);
+	c.path = malloc(c.plen + NAME_MAX + 2);
+	if (!c.path)
+		return -ENOMEM;
 	memcpy(c.path, dpath, c.plen);
 	if (c.plen)
 		c.path[c.plen++] = '/';
@@ -274,8 +280,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (off == 0 || !dir->listing) {
 			if (dir->listing)
 				dh_free(dir->listing);
-			dir->listing = xcalloc(1, sizeof(struct dir_handle));
-			int r = snapshot(v, dir, dir->listing);
+			dir->listing = calloc(1, sizeof(struct dir_handle));
+			int r = dir->listing ? snapshot(v, dir, dir->listing) : -ENOMEM;
 			if (r < 0) {
 				dh_free(dir->listing);
 				dir->listing = NULL;
@@ -287,7 +293,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		h = dir->listing;
 	}
-	autofree char *buf = xmalloc(size);
+	/* out of memory fails this request, never the process */
+	autofree char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		if (shared) {
+			pthread_mutex_unlock(&dir->lock);
+			vw_tree_rdunlock(v);
+		}
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	size_t pos = 0;
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < h->n; i++) {
 		struct dir_ent *de = &h->ents[i];

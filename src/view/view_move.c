@@ -415,6 +415,8 @@ static int prepare_dir_move(struct view *v, struct node *p, const char *name, st
 {
 	autofree char *oldp = node_path(&v->table, p, name);
 	autofree char *newp = node_path(&v->table, np, newname);
+	if (!oldp || !newp)
+		return -ENOMEM;
 	struct move_ctx c = { .v = v, .folds = node_folds(sn) || node_folds(np) };
 	int lfd = node_merge(sn);
 	int r = move_check(&c, node_upper(sn), lfd, oldp, newp, 0);

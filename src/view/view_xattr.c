@@ -104,7 +104,13 @@ void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		fuse_reply_err(req, -r);
 		return;
 	}
-	autofree char *buf = size ? xmalloc(size) : NULL;
+	/* size is the caller's (up to 64 KiB): out of memory fails this
+	 * request, never the process */
+	autofree char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	ssize_t len = nofollow ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
 	reply_xattr(req, buf, size, len);
 }
@@ -134,7 +140,13 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	autofree char *buf = size ? xmalloc(size) : NULL;
+	/* size is the caller's (up to 64 KiB): out of memory fails this
+	 * request, never the process */
+	autofree char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	ssize_t len = nofollow ? llistxattr(path, buf, size) : listxattr(path, buf, size);
 	reply_xattr(req, buf, size, len);
 }

@@ -13,9 +13,10 @@ allowed() {
 	view) echo "common policy delta view" ;;
 	sandbox) echo "common sandbox" ;;
 	image) echo "common image" ;;
+	lifecycle) echo "common policy delta view sandbox image lifecycle" ;;
 	store) echo "common policy image store" ;;
-	serve) echo "common store serve" ;;
-	cli) echo "common policy delta view sandbox image store serve cli" ;;
+	serve) echo "common store lifecycle serve" ;;
+	cli) echo "common policy delta view sandbox image lifecycle store serve cli" ;;
 	*) echo "" ;;
 	esac
 }

@@ -356,3 +356,23 @@ $(summary 3)" "$stderr"
 	assert_eq "main.c" "$(readlink "$P/src/m")"
 	assert_eq "../src/main.c" "$(readlink "$P/src/m2")"
 }
+
+@test "held links, their hint once and a skipped socket print in the order sync met them" {
+	run --separate-stderr af run "$P" -- python3 -c '
+import os
+os.symlink("/etc/passwd", "/workspace/output/l")
+os.symlink("../../x", "/workspace/output/m")
+os.mknod("/workspace/output/sock", 0o140000 | 0o600)
+open("/workspace/output/z", "w").write("z")'
+	assert_status 0
+	assert_output ""
+	assert_eq "$(held output/l "is a symlink to '/etc/passwd': an absolute path, outside the project")
+$R_HINT
+$(held output/m "is a symlink to '../../x': it leads outside the project")
+agentfense: warning: not syncing 'output/sock': devices and sockets are not copied to the project
+$(summary 2)" "$stderr"
+	assert_eq "z" "$(cat "$P/output/z")"
+	[ ! -L "$P/output/l" ]
+	[ ! -L "$P/output/m" ]
+	[ ! -e "$P/output/sock" ]
+}
