@@ -88,7 +88,8 @@ void delta_disk_settle(struct delta *d, uint64_t reserved, int64_t actual);
  * file data: a directory, symbolic link (plus its target's length),
  * special file or a name of a file, at the block a file system gives
  * the smallest of them (a directory on ext4; an inode and its name
- * elsewhere).  Extended attributes cost their name and value lengths.
+ * elsewhere).  An object's user.* extended attributes cost their name
+ * and value lengths plus one such block, where ext4 keeps them.
  * Whiteouts are free: they stand for a project entry, one per name at
  * most, so the project bounds them. */
 #define DELTA_ENTRY_COST 4096
