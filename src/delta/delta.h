@@ -84,6 +84,15 @@ int delta_disk_reserve(struct delta *d, uint64_t bytes);
 /* Replace a reservation by what the operation really allocated (freed,
  * if negative). */
 void delta_disk_settle(struct delta *d, uint64_t reserved, int64_t actual);
+/* What an entry of the delta other than a whiteout costs besides its
+ * file data: a directory, symbolic link (plus its target's length),
+ * special file or a name of a file, at the block a file system gives
+ * the smallest of them (a directory on ext4; an inode and its name
+ * elsewhere).  An object's user.* extended attributes cost their name
+ * and value lengths plus one such block, where ext4 keeps them.
+ * Whiteouts are free: they stand for a project entry, one per name at
+ * most, so the project bounds them. */
+#define DELTA_ENTRY_COST 4096
 /* Bytes charged now; whether a reservation was ever refused. */
 uint64_t delta_disk_used(const struct delta *d);
 bool delta_disk_full(const struct delta *d);

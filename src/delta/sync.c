@@ -30,7 +30,7 @@ struct sync_ctx {
 	struct hold_ctx hold;
 	bool hinted; /* the hint on links out of the project was given */
 	uint64_t limit;   /* the delta's disk limit (0: none) */
-	uint64_t written; /* bytes of file data allocated in the project so far */
+	uint64_t written; /* bytes charged for what was written so far */
 };
 
 static char *join(const char *dir, const char *name)
@@ -473,7 +473,9 @@ static void sync_node(struct sync_ctx *c, int ufd, int pfd, const char *name, co
 		return;
 	/* what the project is given is bounded like the delta itself: a
 	 * file past the disk limit stays in the delta, unwritten */
-	uint64_t cost = S_ISREG(ust->st_mode) ? (uint64_t)ust->st_blocks * 512 : 0;
+	uint64_t cost = DELTA_ENTRY_COST + (S_ISREG(ust->st_mode)   ? (uint64_t)ust->st_blocks * 512
+					    : S_ISLNK(ust->st_mode) ? (uint64_t)ust->st_size
+								    : 0);
 	if (c->limit && (cost > c->limit || c->written > c->limit - cost)) {
 		sync_fail(c, -ENOSPC, "write", path);
 		return;
@@ -529,6 +531,12 @@ static void sync_subdir(struct sync_ctx *c, int ufd, int pfd, const char *name, 
 	if (present && S_ISDIR(pst->st_mode) && (!has || base_matches(&b, true, pst))) {
 		meta = has; /* an existing directory; without a base only a container */
 	} else if (!present && (!has || !b.existed)) {
+		/* a new directory costs as in the delta: the limit bounds how
+		 * many the project is given */
+		if (c->limit && (c->written > c->limit || c->limit - c->written < DELTA_ENTRY_COST)) {
+			sync_fail(c, -ENOSPC, "create directory", path);
+			return;
+		}
 		if (mkdirat(pfd, name, 0700) < 0) {
 			if (errno == EEXIST)
 				conflict(c, path);
@@ -539,6 +547,7 @@ static void sync_subdir(struct sync_ctx *c, int ufd, int pfd, const char *name, 
 		meta = true;
 		*dirty = true;
 		c->rep->written++;
+		c->written += DELTA_ENTRY_COST;
 	} else if (present && !S_ISDIR(pst->st_mode) && has && base_matches(&b, true, pst)) {
 		/* the sandbox replaced a file or link by a directory */
 		if (unlinkat(pfd, name, 0) < 0 || mkdirat(pfd, name, 0700) < 0) {

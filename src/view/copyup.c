@@ -52,17 +52,18 @@ void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
  * /proc/self/fd/N magic link naming the object itself; else from's last
  * component is never followed.  Other namespaces need privileges or mean
  * something only on the original; best effort, as for the owner. */
-static void copy_xattrs(const char *from, bool follow, int fd)
+static uint64_t copy_xattrs(const char *from, bool follow, int fd)
 {
 	ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
 	ssize_t (*get)(const char *, const char *, void *, size_t) = follow ? getxattr : lgetxattr;
 	ssize_t len = list(from, NULL, 0);
 	if (len <= 0)
-		return;
+		return 0;
 	autofree char *names = xmalloc((size_t)len);
 	len = list(from, names, (size_t)len);
 	if (len <= 0)
-		return;
+		return 0;
+	bool copied = false;
 	char to[64];
 	snprintf(to, sizeof(to), "/proc/self/fd/%d", fd);
 	autofree char *val = NULL;
@@ -78,9 +79,40 @@ static void copy_xattrs(const char *from, bool follow, int fd)
 			val = xrealloc(val, cap);
 		}
 		vl = get(from, nm, val, cap);
-		if (vl >= 0)
-			(void)setxattr(to, nm, val, (size_t)vl, 0);
+		if (vl >= 0 && setxattr(to, nm, val, (size_t)vl, 0) == 0)
+			copied = true;
 	}
+	return copied ? copyup_xattr_bytes(to) : 0;
+}
+
+uint64_t copyup_xattr_bytes(const char *path)
+{
+	ssize_t len = listxattr(path, NULL, 0);
+	if (len <= 0)
+		return 0;
+	autofree char *names = xmalloc((size_t)len);
+	len = listxattr(path, names, (size_t)len);
+	if (len <= 0)
+		return 0;
+	uint64_t sum = 0;
+	for (char *nm = names; nm < names + len; nm += strlen(nm) + 1) {
+		if (strncmp(nm, "user.", 5) != 0)
+			continue; /* the only ones the sandbox and copy-up set */
+		ssize_t vl = getxattr(path, nm, NULL, 0);
+		if (vl >= 0)
+			sum += strlen(nm) + (uint64_t)vl;
+	}
+	/* ext4 keeps them in a block of their own once the inode is full */
+	return sum ? sum + DELTA_ENTRY_COST : 0;
+}
+
+/* Charge what a copy-up put in the delta.  Never refused: the project
+ * bounds it (each of its entries is copied once), and counting it keeps
+ * the credit of the entry's removal from making the budget drift low. */
+static void charge(struct copyup_ctx *c, uint64_t bytes)
+{
+	if (delta_disk_limit(c->delta))
+		delta_disk_settle(c->delta, 0, (int64_t)bytes);
 }
 
 /* "/proc/self/fd/DIRFD/NAME" into buf: name in the directory dirfd. */
@@ -170,7 +202,7 @@ static int copy_regular(struct copyup_ctx *c, int lpfd, const char *name, const 
 	if (r == 0) {
 		char from[PATH_MAX + 32];
 		at_path(from, sizeof(from), lpfd, name);
-		copy_xattrs(from, false, out);
+		charge(c, copy_xattrs(from, false, out));
 		copy_times_fd(out, st);
 	}
 	if (r == 0) {
@@ -218,9 +250,11 @@ static int copy_nondir(struct copyup_ctx *c, int lpfd, const char *name, const s
 	int r;
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG:
-		return copy_regular(c, lpfd, name, st, upfd, with_data);
+		r = copy_regular(c, lpfd, name, st, upfd, with_data);
+		break;
 	case S_IFLNK:
-		return copy_symlink(lpfd, name, st, upfd);
+		r = copy_symlink(lpfd, name, st, upfd);
+		break;
 	case S_IFIFO:
 	case S_IFSOCK:
 		r = mknodat(upfd, name, st->st_mode, 0) < 0 ? -errno : 0;
@@ -228,28 +262,34 @@ static int copy_nondir(struct copyup_ctx *c, int lpfd, const char *name, const s
 			struct timespec ts[2] = { st->st_atim, st->st_mtim };
 			(void)utimensat(upfd, name, ts, AT_SYMLINK_NOFOLLOW);
 		}
-		return r;
+		break;
 	default:
 		return -EPERM; /* device nodes cannot be created unprivileged */
 	}
+	if (r == 0)
+		charge(c, DELTA_ENTRY_COST + (S_ISLNK(st->st_mode) ? (uint64_t)st->st_size : 0));
+	return r;
 }
 
 /* Create the upper twin of lower directory lfd at (pu, name), empty:
  * its mode with owner rwx added, its user xattrs and times.  Returns an
  * O_PATH fd of it or -errno. */
-static int make_upper_dir(int lfd, int pu, const char *name)
+static int make_upper_dir(struct copyup_ctx *c, int lfd, int pu, const char *name)
 {
 	struct stat st;
 	if (fstatat(lfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (mkdirat(pu, name, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST)
+	bool made = mkdirat(pu, name, (st.st_mode & 07777) | S_IRWXU) == 0;
+	if (!made && errno != EEXIST)
 		return -errno;
 	int fd = openat(pu, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOTDIR ? -ENOENT : -errno;
 	char from[64];
 	snprintf(from, sizeof(from), "/proc/self/fd/%d", lfd);
-	copy_xattrs(from, true, fd);
+	uint64_t xb = copy_xattrs(from, true, fd);
+	if (made)
+		charge(c, DELTA_ENTRY_COST + xb);
 	struct timespec ts[2] = { st.st_atim, st.st_mtim };
 	(void)utimensat(fd, "", ts, AT_EMPTY_PATH);
 	return fd;
@@ -262,7 +302,7 @@ int copyup_raw(struct copyup_ctx *c, int lpfd, const char *name, const struct st
 	int lfd = openat(lpfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (lfd < 0)
 		return -errno;
-	int fd = make_upper_dir(lfd, upfd, name);
+	int fd = make_upper_dir(c, lfd, upfd, name);
 	close(lfd);
 	if (fd < 0)
 		return fd;
@@ -286,7 +326,7 @@ int copyup_dir(struct copyup_ctx *c, struct node *dir)
 		r = -ENOENT;
 		goto out;
 	}
-	int fd = make_upper_dir(dir->lower_fd, node_upper(dir->lparent), dir->lname);
+	int fd = make_upper_dir(c, dir->lower_fd, node_upper(dir->lparent), dir->lname);
 	if (fd < 0) {
 		r = fd;
 		goto out;

@@ -28,6 +28,11 @@ struct copyup_ctx {
  * fs context is affected. */
 void copyup_thread_init(void);
 
+/* What the user.* extended attributes of the object at path (a
+ * /proc/self/fd/N link to it) cost in the disk budget: their names and
+ * values plus DELTA_ENTRY_COST for the block they take, 0 if none. */
+uint64_t copyup_xattr_bytes(const char *path);
+
 /* A fresh temp name for work/ into buf (at least 32 bytes). */
 void copyup_tmpname(struct copyup_ctx *c, char *buf, size_t size);
 

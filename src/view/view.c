@@ -607,6 +607,17 @@ void vw_disk_end(struct view *v, struct disk_op *op)
 	op->fd = -1;
 }
 
+int vw_disk_charge(struct view *v, uint64_t bytes)
+{
+	return delta_disk_limit(v->delta) ? delta_disk_reserve(v->delta, bytes) : 0;
+}
+
+void vw_disk_credit(struct view *v, uint64_t bytes)
+{
+	if (delta_disk_limit(v->delta))
+		delta_disk_settle(v->delta, 0, -(int64_t)bytes);
+}
+
 /* The table frees a node that pinned its upper file (unlinked, or
  * replaced by a rename): the file's blocks go back to the budget if no
  * name of it is left.  Only now: a file unlinked while open keeps its
@@ -615,9 +626,23 @@ static void unpin_credit(void *arg, int fd)
 {
 	struct view *v = arg;
 	struct stat st;
-	if (delta_disk_limit(v->delta) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_nlink == 0)
-		delta_disk_settle(v->delta, 0, -(int64_t)st.st_blocks * 512);
+	if (!delta_disk_limit(v->delta) || fstat(fd, &st) < 0 || st.st_nlink != 0)
+		return;
+	/* what the inode held; its names were credited as they went */
+	if (S_ISREG(st.st_mode)) {
+		char proc[64];
+		proc_path(proc, sizeof(proc), fd);
+		uint64_t data = (uint64_t)st.st_blocks * 512, xattrs = copyup_xattr_bytes(proc);
+		/* ext4 counts a block of attributes in st_blocks: credited
+		 * with them, not twice (attributes kept inside the inode are
+		 * not, and that file gives a block too little back: the
+		 * budget errs high) */
+		if (xattrs)
+			data -= data < DELTA_ENTRY_COST ? data : DELTA_ENTRY_COST;
+		vw_disk_credit(v, data + xattrs);
+	} else if (S_ISLNK(st.st_mode)) {
+		vw_disk_credit(v, (uint64_t)st.st_size);
+	}
 }
 
 /* ---- readlink, access, statfs, xattrs ------------------------------------ */
@@ -834,7 +859,15 @@ static int create_locked(struct view *v, struct node *dir, const char *name, str
 		if (s->lowerfd < 0)
 			return -errno;
 	}
-	r = make_entry(v, dir, name, &m, s);
+	/* the entry's own cost, before it exists: past the limit the
+	 * sandbox gets ENOSPC and the delta nothing */
+	uint64_t cost = DELTA_ENTRY_COST + (S_ISLNK(s->mode) ? strlen(s->target) : 0);
+	r = vw_disk_charge(v, cost);
+	if (r == 0) {
+		r = make_entry(v, dir, name, &m, s);
+		if (r < 0)
+			vw_disk_credit(v, cost);
+	}
 	if (s->lowerfd >= 0)
 		close(s->lowerfd);
 	if (r == 0)

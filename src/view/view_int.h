@@ -227,6 +227,12 @@ void vw_reply_entry(fuse_req_t req, int r, const struct fuse_entry_param *e);
 int vw_disk_begin(struct view *v, int fd, uint64_t grow, struct disk_op *op);
 void vw_disk_end(struct view *v, struct disk_op *op);
 
+/* Charge bytes to the delta's disk budget for an entry or attribute
+ * about to be made: returns 0, or -ENOSPC past the limit.  Credit them
+ * back when it is gone (or was never made). */
+int vw_disk_charge(struct view *v, uint64_t bytes);
+void vw_disk_credit(struct view *v, uint64_t bytes);
+
 /* Shared hold of tree_lock; nests within one thread. */
 void vw_tree_rdlock(struct view *v);
 void vw_tree_rdunlock(struct view *v);

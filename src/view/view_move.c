@@ -35,6 +35,23 @@ static int unlink_node(struct view *v, struct node *dir, const char *name, struc
 	r = copyup_dir(&v->cu, dir);
 	if (r < 0)
 		return r;
+	/* the name's cost, and a directory's attributes (it has no other
+	 * name); a file's inode is credited when the table lets it go */
+	uint64_t credit = 0;
+	pthread_mutex_t *xlock = NULL;
+	if (m.upper) {
+		credit = DELTA_ENTRY_COST;
+		struct stat st;
+		if (is_dir && fstat(node_upper(n), &st) == 0) {
+			/* held to the end: no attribute change in between is
+			 * credited twice (see view_xattr.c) */
+			xlock = &v->disk_lock[st.st_ino % DISK_STRIPES];
+			pthread_mutex_lock(xlock);
+			char proc[64];
+			proc_path(proc, sizeof(proc), node_upper(n));
+			credit += copyup_xattr_bytes(proc);
+		}
+	}
 	if (!is_dir) {
 		/* the node reaches its upper object by this place: keep it
 		 * reachable for the kernel (a file open while unlinked) */
@@ -59,6 +76,10 @@ static int unlink_node(struct view *v, struct node *dir, const char *name, struc
 	}
 	if (!is_dir)
 		pthread_mutex_unlock(&n->lock);
+	if (xlock)
+		pthread_mutex_unlock(xlock);
+	if (r == 0)
+		vw_disk_credit(v, credit);
 	if (r == 0)
 		node_unhash(&v->table, dir, name);
 	return r;
@@ -387,6 +408,12 @@ static int clear_dest_dir(struct view *v, struct node *np, const char *newname,
 			  struct merged *dm)
 {
 	int r;
+	uint64_t credit = 0;
+	if (dm->upper) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", node_upper(np), newname);
+		credit = DELTA_ENTRY_COST + copyup_xattr_bytes(proc);
+	}
 	if (dm->lower) {
 		copyup_note_base(&v->cu, np, newname, &dm->lst);
 		r = copyup_whiteout(&v->cu, np, newname, dm->upper);
@@ -403,6 +430,7 @@ static int clear_dest_dir(struct view *v, struct node *np, const char *newname,
 		if (unlinkat(node_upper(np), newname, AT_REMOVEDIR) < 0)
 			return -errno;
 	}
+	vw_disk_credit(v, credit);
 	dm->upper = false;
 	return 0;
 }
@@ -593,6 +621,7 @@ static int move_entry(struct view *v, struct node *p, const char *name, struct n
 				return r;
 			if (!sm.lower)
 				copyup_drop_base(&v->cu, p, name);
+			vw_disk_credit(v, DELTA_ENTRY_COST); /* one name fewer */
 			node_move(&v->table, sn, np, newname);
 			return 0;
 		}
@@ -607,6 +636,8 @@ static int move_entry(struct view *v, struct node *p, const char *name, struct n
 		}
 		if (r < 0)
 			return r;
+		if (dm.upper)
+			vw_disk_credit(v, DELTA_ENTRY_COST); /* the name replaced */
 	}
 	/* the old path is empty in the delta now unless a whiteout holds it */
 	if (!sm.lower)
@@ -669,19 +700,25 @@ static int do_link(struct view *v, struct node *sn, struct node *np, const char 
 	char proc[64];
 	proc_path(proc, sizeof(proc), sfd);
 	int npu = node_upper(np);
+	r = vw_disk_charge(v, DELTA_ENTRY_COST); /* a name costs as an entry */
+	if (r < 0)
+		return r;
 	if (m.whiteout) {
 		char tmp[64];
 		copyup_tmpname(&v->cu, tmp, sizeof(tmp));
 		if (linkat(AT_FDCWD, proc, v->cu.work_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
-			return -errno;
-		r = renameat(v->cu.work_fd, tmp, npu, newname) < 0 ? -errno : 0;
-		if (r < 0)
+			r = -errno;
+		else if (renameat(v->cu.work_fd, tmp, npu, newname) < 0) {
+			r = -errno;
 			(void)unlinkat(v->cu.work_fd, tmp, 0);
+		}
 	} else {
 		r = linkat(AT_FDCWD, proc, npu, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		vw_disk_credit(v, DELTA_ENTRY_COST);
 		return r;
+	}
 	return vw_lookup(v, np, newname, &dec, S_IFREG, e);
 }
 

@@ -176,6 +176,47 @@ static int change_path(struct view *v, struct node *n, char *path, bool *nofollo
 	return r < 0 ? -r : 0;
 }
 
+/* A change of the attributes of an upper object, for the disk budget. */
+struct xattr_op {
+	pthread_mutex_t *lock; /* the object's disk lock, held; NULL: no limit */
+	uint64_t reserved, before;
+};
+
+/* Before changing the attributes of the upper object open as fd (path
+ * naming it): reserve grow bytes and measure them, under the lock the
+ * file data accounting takes for it.  Returns 0, or -ENOSPC past the
+ * limit or -errno (nothing to end then). */
+static int xattr_begin(struct view *v, int fd, const char *path, uint64_t grow,
+		       struct xattr_op *op)
+{
+	op->lock = NULL;
+	if (!delta_disk_limit(v->delta))
+		return 0;
+	struct stat st;
+	if (fd < 0)
+		return -EIO; /* change_path() gave an upper object */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int r = vw_disk_charge(v, grow);
+	if (r < 0)
+		return r;
+	op->lock = &v->disk_lock[st.st_ino % DISK_STRIPES];
+	pthread_mutex_lock(op->lock);
+	op->reserved = grow;
+	op->before = copyup_xattr_bytes(path);
+	return 0;
+}
+
+/* Settle with what the attributes cost now, whatever the outcome. */
+static void xattr_end(struct view *v, const char *path, struct xattr_op *op)
+{
+	if (!op->lock)
+		return;
+	uint64_t after = copyup_xattr_bytes(path);
+	pthread_mutex_unlock(op->lock);
+	delta_disk_settle(v->delta, op->reserved, (int64_t)after - (int64_t)op->before);
+}
+
 void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		    size_t size, int flags)
 {
@@ -188,9 +229,20 @@ void vw_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 		fuse_reply_err(req, e);
 		return;
 	}
-	int r = nofollow ? lsetxattr(path, name, value, size, flags)
-			 : setxattr(path, name, value, size, flags);
-	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
+	/* the most it may add is reserved before it lands, then settled
+	 * with what the attributes cost after against before, measured
+	 * under the inode's lock so racing changes are each counted once */
+	struct xattr_op op;
+	int r = xattr_begin(v, tmpfd, path, DELTA_ENTRY_COST + strlen(name) + size, &op);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = nofollow ? lsetxattr(path, name, value, size, flags)
+		     : setxattr(path, name, value, size, flags);
+	int err = r < 0 ? xattr_err(errno) : 0;
+	xattr_end(v, path, &op);
+	fuse_reply_err(req, err);
 }
 
 void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -204,6 +256,14 @@ void vw_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	int r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
-	fuse_reply_err(req, r < 0 ? xattr_err(errno) : 0);
+	struct xattr_op op;
+	int r = xattr_begin(v, tmpfd, path, 0, &op);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = nofollow ? lremovexattr(path, name) : removexattr(path, name);
+	int err = r < 0 ? xattr_err(errno) : 0;
+	xattr_end(v, path, &op);
+	fuse_reply_err(req, err);
 }

@@ -394,3 +394,185 @@ print("linked")'
 	[ ! -e "$P/output/l1" ] && [ ! -e "$P/output/l2" ]
 	cmp "$P/output/a" "$RUNS"/*/upper/output/l1
 }
+
+# ---- entries and extended attributes in the disk limit ------------------------
+
+# A loop making entries under --disk-limit 1M: prints how many it made and
+# the errno that stopped it (NONE if none did), then, with "again", frees
+# them all and makes them once more.  ENTRY_PY KIND MAX [again]
+ENTRY_PY='
+import errno, os, sys
+kind, top, again = sys.argv[1], int(sys.argv[2]), len(sys.argv) > 3
+base = "/workspace/output/"
+open(base + "f", "w").close()
+def make(i):
+    p = base + "e%d" % i
+    if kind == "dir":
+        os.mkdir(p)
+    elif kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "file":
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+    elif kind == "link":
+        os.link(base + "f", p)
+    elif kind == "symlink":
+        os.symlink("t" * 4000, p)
+    elif kind == "xattr":
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+        os.setxattr(p, "user.pad", b"v" * 3000)
+def free(i):
+    p = base + "e%d" % i
+    (os.rmdir if kind == "dir" else os.unlink)(p)
+def loop():
+    n = 0
+    try:
+        while n < top:
+            make(n)
+            n += 1
+        return n, "NONE"
+    except OSError as e:
+        return n, errno.errorcode[e.errno]
+n, why = loop()
+print(kind, why, n)
+if again:
+    for i in range(n):
+        free(i)
+    if kind == "xattr":
+        try:
+            os.unlink(base + "e%d" % n)  # the file whose attribute failed
+        except FileNotFoundError:
+            pass
+    m, why = loop()
+    print("again", why, m - n)
+'
+
+# entries PYTHON-ARGS...: run ENTRY_PY under --disk-limit 1M, discarding
+entries() {
+	run --separate-stderr af run --changes discard --disk-limit 1M "$P" -- \
+		python3 -c "$ENTRY_PY" "$@"
+}
+
+# the count in "KIND ENOSPC N" is between lo and hi
+count_between() {
+	local n
+	n=$(awk '{print $3}' <<<"${lines[0]}")
+	[ "$n" -ge "$1" ] && [ "$n" -le "$2" ] || {
+		echo "count $n not in [$1, $2]: $output" >&2
+		return 1
+	}
+}
+
+@test "disk-limit: directories with attributes and long symbolic links stop at the limit, and the delta stays within it" {
+	run --separate-stderr af run --changes keep --disk-limit 1M "$P" -- python3 -c '
+import errno, os
+made = 0
+try:
+    for i in range(5000):
+        d = "/workspace/output/d%d" % i
+        os.mkdir(d)
+        os.setxattr(d, "user.pad", b"x" * 2000)
+        os.symlink("a" * 3000, "/workspace/output/l%d" % i)
+        made += 1
+    print("no error", made)
+except OSError as e:
+    print(errno.errorcode[e.errno], made < 100)'
+	assert_status 0
+	assert_output "ENOSPC True"
+	assert_eq "agentfense: the sandbox reached its disk limit (1 MiB): writes past it failed with 'No space left on device'" \
+		"${stderr_lines[0]}"
+	# what the delta really takes, with its own records, is the limit
+	# and a little more
+	local run_dir apparent allocated
+	run_dir=$(echo "$RUNS"/*)
+	apparent=$(du -s -B1 --apparent-size "$run_dir" | cut -f1)
+	allocated=$(du -s -B1 "$run_dir" | cut -f1)
+	[ "$apparent" -le $(((1 << 20) + (128 << 10))) ] || { echo "apparent $apparent" >&2; false; }
+	[ "$allocated" -le $(((1 << 20) + (128 << 10))) ] || { echo "allocated $allocated" >&2; false; }
+}
+
+@test "disk-limit: a directory costs 4 KiB, and rmdir gives it back" {
+	entries dir 2000 again
+	assert_status 0
+	# 1 MiB is 256 entries; output/ itself and the file f take two
+	count_between 240 254
+	assert_eq "dir ENOSPC" "$(cut -d' ' -f1,2 <<<"${lines[0]}")"
+	assert_eq "again ENOSPC 0" "${lines[1]}"
+}
+
+@test "disk-limit: FIFOs, empty files and hard links cost 4 KiB each, and unlink gives it back" {
+	for kind in fifo file link; do
+		entries $kind 2000 again
+		assert_status 0
+		count_between 240 254
+		assert_eq "$kind ENOSPC" "$(cut -d' ' -f1,2 <<<"${lines[0]}")"
+		assert_eq "again ENOSPC 0" "${lines[1]}"
+	done
+}
+
+@test "disk-limit: a symbolic link costs 4 KiB and its target, and unlink gives it back" {
+	entries symlink 2000 again
+	assert_status 0
+	# 4096 + 4000 bytes each: 129 in 1 MiB, less output/ and f
+	count_between 120 128
+	assert_eq "symlink ENOSPC" "$(cut -d' ' -f1,2 <<<"${lines[0]}")"
+	assert_eq "again ENOSPC 0" "${lines[1]}"
+}
+
+@test "disk-limit: extended attributes cost their block, name and value; removing or replacing them gives it back" {
+	# a file with a 3000-byte attribute: 4096 + 4096 + 8 + 3000
+	entries xattr 2000 again
+	assert_status 0
+	count_between 80 92
+	assert_eq "xattr ENOSPC" "$(cut -d' ' -f1,2 <<<"${lines[0]}")"
+	assert_eq "again ENOSPC 0" "${lines[1]}"
+	run --separate-stderr af run --changes discard --disk-limit 1M "$P" -- python3 -c '
+import errno, os
+p = "/workspace/output/x"
+open(p, "w").close()
+# replacing one value a thousand times costs it once (ext4 holds one
+# block of attributes per file: 4 KiB for all of them)
+for i in range(1000):
+    os.setxattr(p, "user.v", b"%d" % i * 250)
+# set and removed a thousand times, an attribute costs nothing
+for i in range(1000):
+    os.setxattr(p, "user.n%d" % (i % 2), b"z" * 2000)
+    os.removexattr(p, "user.n%d" % (i % 2))
+n = 0
+try:
+    while n < 2000:
+        os.mkdir("/workspace/output/d%d" % n)
+        n += 1
+except OSError as e:
+    print(errno.errorcode[e.errno], n >= 230)'
+	assert_status 0
+	assert_output "ENOSPC True"
+}
+
+@test "disk-limit: deleting project entries needs no room, even at the limit" {
+	mkdir "$P/output/many"
+	for i in $(seq 600); do : >"$P/output/many/f$i"; mkdir "$P/output/many/d$i"; done
+	run --separate-stderr af run --disk-limit 1M "$P" -- sh -c '
+i=0
+while [ $i -lt 2000 ] && mkdir /workspace/output/fill$i 2>/dev/null; do i=$((i + 1)); done
+echo "filled: $([ $i -lt 2000 ] && echo at the limit)"
+rm -rf /workspace/output/many/* && echo "deleted $(ls /workspace/output/many | wc -l)"'
+	assert_status 0
+	assert_output "filled: at the limit
+deleted 0"
+	[ -d "$P/output/many" ] && [ -z "$(ls "$P/output/many")" ]
+}
+
+@test "disk-limit: a copy-up costs an entry too, and the project is given no more than the limit" {
+	mkdir "$P/output/many"
+	for i in $(seq 400); do : >"$P/output/many/f$i"; done
+	# changing a project file copies it up: 400 entries are 1.6 MiB
+	run --separate-stderr af run --disk-limit 1M "$P" -- sh -c \
+		'chmod 600 /workspace/output/many/* 2>/dev/null; echo "chmod: $?"'
+	assert_status 0
+	assert_output "chmod: 1"
+	assert_eq "agentfense: the sandbox reached its disk limit (1 MiB): writes past it failed with 'No space left on device'" \
+		"${stderr_lines[0]}"
+	local synced
+	synced=$(find "$P/output/many" -perm 600 | wc -l)
+	[ "$synced" -ge 200 ] && [ "$synced" -le 256 ] || { echo "synced $synced" >&2; false; }
+}
