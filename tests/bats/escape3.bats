@@ -9,6 +9,7 @@
 
 load helper
 load sync_helper
+load term_helper
 
 RAWSYS_PY=$(cat "$BATS_TEST_DIRNAME/../tools/rawsys.py")
 
@@ -399,22 +400,6 @@ write maxkeys: EROFS"
 }
 
 # ---- the relayed terminal --------------------------------------------------------
-
-DRIVE="$BATS_TEST_DIRNAME/../tools/ptydrive.py"
-
-# term STEP... -- SCRIPT: SCRIPT in `bash -c` with job control on a
-# fresh pty as the controlling terminal, driven by tests/tools/ptydrive.py
-# ($AF the binary under test, $P the project).
-term() {
-	local steps=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		steps+=("$1")
-		shift
-	done
-	shift
-	run timeout -k 5 60 env AF_TEST_MARK="$T" AF="$AGENTFENSE" P="$P" TERM=xterm \
-		python3 "$DRIVE" "${steps[@]}" -- bash -c "set -m; $1"
-}
 
 @test "tty: a command that stops itself holds the terminal only until Ctrl-Z; fg resumes it" {
 	term sleep 1 send '\x1a' expect '^run:147$' -- '
