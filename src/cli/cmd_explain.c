@@ -63,6 +63,22 @@ static char *view_path(const char *arg, bool *force_dir)
 	return out;
 }
 
+/* Open the directory named by *p up to slash beneath *at, never following
+ * a symlink, and move on to it: *fd holds it, *at names it, *p is what
+ * follows slash.  Returns false if it cannot be opened. */
+static bool step_dir(int *at, int *fd, const char **p, const char *slash)
+{
+	autofree char *name = xstrndup(*p, (size_t)(slash - *p));
+	int nfd = openat(*at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	if (nfd < 0)
+		return false;
+	af_closep(fd);
+	*fd = nfd;
+	*at = *fd;
+	*p = slash + 1;
+	return true;
+}
+
 /* Whether path is a directory under dirfd, never following a symlink:
  * a symlink or a missing path is not one. */
 static bool is_dir_at(int dirfd, const char *path)
@@ -78,14 +94,8 @@ static bool is_dir_at(int dirfd, const char *path)
 		const char *slash = strchr(p, '/');
 		if (!slash)
 			return fstatat(at, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-		autofree char *name = xstrndup(p, (size_t)(slash - p));
-		int nfd = openat(at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-		if (nfd < 0)
+		if (!step_dir(&at, &fd, &p, slash))
 			return false;
-		af_closep(&fd);
-		fd = nfd;
-		at = fd;
-		p = slash + 1;
 	}
 }
 
@@ -103,14 +113,8 @@ static bool folds_at(int dirfd, const char *path)
 		const char *slash = strchr(p, '/');
 		if (!slash)
 			return false;
-		autofree char *name = xstrndup(p, (size_t)(slash - p));
-		int nfd = openat(at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-		if (nfd < 0)
+		if (!step_dir(&at, &fd, &p, slash))
 			return false;
-		af_closep(&fd);
-		fd = nfd;
-		at = fd;
-		p = slash + 1;
 	}
 }
 

@@ -9,8 +9,8 @@
 /* The number at the start of s: digits with at most one '.' and a digit
  * on at least one side of it.  *whole and *frac (numerator) over
  * *scale (a power of ten) hold it exactly for up to 18 digits on each
- * side.  Returns the length of the number, 0 if there is none, -1 if
- * it is too long to hold. */
+ * side.  Returns the length of the number, -EINVAL if there is none,
+ * or -ERANGE if it is too long to hold. */
 static int parse_number(const char *s, uint64_t *whole, uint64_t *frac, uint64_t *scale)
 {
 	const char *p = s;
@@ -21,7 +21,7 @@ static int parse_number(const char *s, uint64_t *whole, uint64_t *frac, uint64_t
 	*scale = 1;
 	for (; *p >= '0' && *p <= '9'; p++, wdigits++) {
 		if (*whole > (UINT64_MAX - 9) / 10)
-			return -1;
+			return -ERANGE;
 		*whole = *whole * 10 + (uint64_t)(*p - '0');
 	}
 	if (*p == '.') {
@@ -34,9 +34,9 @@ static int parse_number(const char *s, uint64_t *whole, uint64_t *frac, uint64_t
 			*scale *= 10;
 		}
 		if (!wdigits && !fdigits)
-			return 0;
+			return -EINVAL;
 	}
-	return wdigits || fdigits ? (int)(p - s) : 0;
+	return wdigits || fdigits ? (int)(p - s) : -EINVAL;
 }
 
 int parse_duration(const char *s, double *secs)
@@ -44,9 +44,7 @@ int parse_duration(const char *s, double *secs)
 	uint64_t whole, frac, scale;
 	int n = parse_number(s, &whole, &frac, &scale);
 	if (n < 0)
-		return -ERANGE;
-	if (n == 0)
-		return -EINVAL;
+		return n;
 	double mult;
 	const char *u = s + n;
 	if (!*u || !strcmp(u, "s"))
@@ -72,9 +70,7 @@ int parse_size(const char *s, uint64_t *bytes)
 	uint64_t whole, frac, scale;
 	int n = parse_number(s, &whole, &frac, &scale);
 	if (n < 0)
-		return -ERANGE;
-	if (n == 0)
-		return -EINVAL;
+		return n;
 	const char *u = s + n;
 	unsigned shift = 0;
 	const char *hit = *u ? strchr(units, tolower((unsigned char)*u)) : NULL;

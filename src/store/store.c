@@ -229,6 +229,21 @@ static int open_files(struct store *s, const char *id, struct af_err *err)
 	return fd;
 }
 
+/* Open files/ of codebase id and clean path into *rel, in that order, so
+ * an unknown codebase is reported before a bad path.  Returns an fd, or
+ * -errno. */
+static int open_files_path(struct store *s, const char *id, const char *path, char **rel,
+			   struct af_err *err)
+{
+	autoclose int root = open_files(s, id, err);
+	if (root < 0)
+		return root;
+	int r = store_clean_path(path, rel, err);
+	if (r < 0)
+		return r;
+	return steal_fd(&root);
+}
+
 /* --- metadata ---------------------------------------------------------------- */
 
 static int meta_read(struct store *s, const char *id, cJSON **out, struct af_err *err)
@@ -665,13 +680,11 @@ static int sort_by_path(cJSON *arr)
 int store_files_list(struct store *s, const char *id, const char *path, bool recursive,
 		     cJSON **files, struct af_err *err)
 {
-	autoclose int root = open_files(s, id, err);
+	autofree char *rel = NULL;
+	autoclose int root = open_files_path(s, id, path, &rel, err);
 	if (root < 0)
 		return root;
-	autofree char *rel = NULL;
-	int r = store_clean_path(path, &rel, err);
-	if (r < 0)
-		return r;
+	int r = 0;
 	autoclose int pfd = -1;
 	autoclose int dfd = -1;
 	autofree char *copy = NULL;
@@ -737,13 +750,10 @@ out:
 int store_file_open(struct store *s, const char *id, const char *path, int *fdp,
 		    uint64_t *size, struct af_err *err)
 {
-	autoclose int root = open_files(s, id, err);
+	autofree char *rel = NULL;
+	autoclose int root = open_files_path(s, id, path, &rel, err);
 	if (root < 0)
 		return root;
-	autofree char *rel = NULL;
-	int r = store_clean_path(path, &rel, err);
-	if (r < 0)
-		return r;
 	if (!*rel)
 		return af_err_usage(err, EISDIR, "'/' is a directory");
 	const char *parent;
@@ -786,13 +796,11 @@ void store_upload_abort(struct store_upload *up)
 int store_upload_begin(struct store *s, const char *id, const char *path, unsigned mode,
 		       struct store_upload **out, int *fdp, struct af_err *err)
 {
-	autoclose int root = open_files(s, id, err);
+	autofree char *rel = NULL;
+	autoclose int root = open_files_path(s, id, path, &rel, err);
 	if (root < 0)
 		return root;
-	autofree char *rel = NULL;
-	int r = store_clean_path(path, &rel, err);
-	if (r < 0)
-		return r;
+	int r = 0;
 	if (!*rel)
 		return af_err_usage(err, EISDIR, "cannot upload over '/', the codebase's root");
 	struct store_upload *up = calloc(1, sizeof(*up));
@@ -882,20 +890,17 @@ int store_tmpfile(struct store *s)
 int store_tar_extract(struct store *s, const char *id, const char *path, int tar_fd,
 		      unsigned long *entries, struct af_err *err)
 {
-	autoclose int root = open_files(s, id, err);
+	autofree char *rel = NULL;
+	autoclose int root = open_files_path(s, id, path, &rel, err);
 	if (root < 0)
 		return root;
-	autofree char *rel = NULL;
-	int r = store_clean_path(path, &rel, err);
-	if (r < 0)
-		return r;
 	autoclose int dfd = open_dir_beneath(root, rel, true);
 	if (dfd < 0)
 		return path_error(err, -dfd, *rel ? rel : "/");
 	if (lseek(tar_fd, 0, SEEK_SET) < 0)
 		return af_err_set(err, errno, "cannot read the upload: %s", strerror(errno));
 	struct tarx_stats st = { 0 };
-	r = tarx_extract(tar_fd, dfd, "upload", &st, err);
+	int r = tarx_extract(tar_fd, dfd, "upload", &st, err);
 	int r2 = meta_refresh(s, id, r < 0 ? NULL : err);
 	if (r < 0)
 		return r;

@@ -47,6 +47,22 @@ void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
 		delta_drop_base(c->delta, path);
 }
 
+/* The names of the extended attributes of path (follow: as listxattr,
+ * else as llistxattr), *len bytes of them.  Returns them, or NULL when
+ * there are none or they cannot be read. */
+static char *xattr_names(const char *path, bool follow, ssize_t *len)
+{
+	ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
+	*len = list(path, NULL, 0);
+	if (*len <= 0)
+		return NULL;
+	autofree char *names = xmalloc((size_t)*len);
+	*len = list(path, names, (size_t)*len);
+	if (*len <= 0)
+		return NULL;
+	return steal_pointer(&names);
+}
+
 /* Copy the user.* extended attributes of the object at path from to
  * the object open as fd (any fd, O_PATH included).  follow: from is a
  * /proc/self/fd/N magic link naming the object itself; else from's last
@@ -54,14 +70,10 @@ void copyup_drop_base(struct copyup_ctx *c, struct node *dir, const char *name)
  * something only on the original; best effort, as for the owner. */
 static uint64_t copy_xattrs(const char *from, bool follow, int fd)
 {
-	ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
 	ssize_t (*get)(const char *, const char *, void *, size_t) = follow ? getxattr : lgetxattr;
-	ssize_t len = list(from, NULL, 0);
-	if (len <= 0)
-		return 0;
-	autofree char *names = xmalloc((size_t)len);
-	len = list(from, names, (size_t)len);
-	if (len <= 0)
+	ssize_t len;
+	autofree char *names = xattr_names(from, follow, &len);
+	if (!names)
 		return 0;
 	bool copied = false;
 	char to[64];
@@ -87,12 +99,9 @@ static uint64_t copy_xattrs(const char *from, bool follow, int fd)
 
 uint64_t copyup_xattr_bytes(const char *path)
 {
-	ssize_t len = listxattr(path, NULL, 0);
-	if (len <= 0)
-		return 0;
-	autofree char *names = xmalloc((size_t)len);
-	len = listxattr(path, names, (size_t)len);
-	if (len <= 0)
+	ssize_t len;
+	autofree char *names = xattr_names(path, true, &len);
+	if (!names)
 		return 0;
 	uint64_t sum = 0;
 	for (char *nm = names; nm < names + len; nm += strlen(nm) + 1) {

@@ -81,21 +81,11 @@ static int may_read(struct node *n)
 	return n->level < LEVEL_READ ? EACCES : 0;
 }
 
-void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* Reply to a getxattr of name, or a listxattr when name is NULL, on n,
+ * which may be read, with what the call on its current object returns. */
+static void read_xattr(fuse_req_t req, struct view *v, struct node *n, const char *name,
+		       size_t size)
 {
-	struct view *v = req_view(req);
-	struct node *n = get_node(v, ino);
-	int e = may_read(n);
-	if (e == EACCES && (strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0))
-		e = ENODATA; /* see above: the same answer whatever the host has */
-	if (e) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	if (S_ISLNK(n->type)) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
 	char path[PATH_MAX];
 	bool nofollow;
 	autoclose int tmpfd = -1;
@@ -111,8 +101,30 @@ void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t len = nofollow ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
+	ssize_t len;
+	if (name)
+		len = nofollow ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
+	else
+		len = nofollow ? llistxattr(path, buf, size) : listxattr(path, buf, size);
 	reply_xattr(req, buf, size, len);
+}
+
+void vw_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct view *v = req_view(req);
+	struct node *n = get_node(v, ino);
+	int e = may_read(n);
+	if (e == EACCES && (strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0))
+		e = ENODATA; /* see above: the same answer whatever the host has */
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (S_ISLNK(n->type)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	read_xattr(req, v, n, name, size);
 }
 
 void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -132,23 +144,7 @@ void vw_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		reply_xattr(req, NULL, size, 0); /* no user.* on a symlink */
 		return;
 	}
-	char path[PATH_MAX];
-	bool nofollow;
-	autoclose int tmpfd = -1;
-	int r = xattr_path(v, n, false, path, sizeof(path), &nofollow, &tmpfd);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* size is the caller's (up to 64 KiB): out of memory fails this
-	 * request, never the process */
-	autofree char *buf = size ? malloc(size) : NULL;
-	if (size && !buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t len = nofollow ? llistxattr(path, buf, size) : listxattr(path, buf, size);
-	reply_xattr(req, buf, size, len);
+	read_xattr(req, v, n, NULL, size);
 }
 
 /* Returns 0 if n's attributes may be changed, else the errno to reply. */

@@ -8,6 +8,8 @@
 # outcome.
 
 load helper
+load sync_helper
+load term_helper
 
 RAWSYS_PY=$(cat "$BATS_TEST_DIRNAME/../tools/rawsys.py")
 
@@ -40,40 +42,6 @@ casefold_project() {
 	"$casefs" "$B" "$M"
 	P=$M
 	assert_eq "hello agentfense" "$(cat "$M"/readme.MD)"
-}
-
-# The one run directory a sync left behind.
-run_dir() {
-	local d=("$RUNS"/*)
-	[ "${#d[@]}" = 1 ] && [ -d "${d[0]}" ] || { echo "expected one run directory: ${d[*]}" >&2; return 1; }
-	printf '%s' "${d[0]}"
-}
-
-# held PATH WHAT: the line sync prints for a held PATH.
-held() {
-	printf "agentfense: held: '%s' %s; the sandbox's version is kept in '%s/upper/%s'" \
-		"$1" "$2" "$(run_dir)" "$1"
-}
-
-# summary N: the last line of a sync that left N entries in the delta.
-summary() {
-	if [ "$1" = 1 ]; then
-		printf "agentfense: 1 change not synced (conflicting or held): the sandbox's version is kept in '%s'" "$(run_dir)"
-	else
-		printf "agentfense: %s changes not synced (conflicting or held): the sandbox's versions are kept in '%s'" "$1" "$(run_dir)"
-	fi
-}
-
-R_DOTGIT="is a name git takes for '.git' (a repository or a 'gitdir:' link), whose configuration git on the host would run"
-r_gitdir() { printf "would make '%s' a git repository, whose configuration git on the host would run" "$1"; }
-r_gitconf() { printf "is configuration or hooks of the git repository '%s', which git on the host would run" "$1"; }
-
-# host_git DIR ARG...: git on the host in DIR, never looking above the
-# project for a repository.
-host_git() {
-	local d=$1
-	shift
-	(cd "$d" && GIT_CEILING_DIRECTORIES=$P git "$@")
 }
 
 # U+017F LATIN SMALL LETTER LONG S folds to s, U+212A KELVIN SIGN to k
@@ -432,22 +400,6 @@ write maxkeys: EROFS"
 }
 
 # ---- the relayed terminal --------------------------------------------------------
-
-DRIVE="$BATS_TEST_DIRNAME/../tools/ptydrive.py"
-
-# term STEP... -- SCRIPT: SCRIPT in `bash -c` with job control on a
-# fresh pty as the controlling terminal, driven by tests/tools/ptydrive.py
-# ($AF the binary under test, $P the project).
-term() {
-	local steps=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		steps+=("$1")
-		shift
-	done
-	shift
-	run timeout -k 5 60 env AF_TEST_MARK="$T" AF="$AGENTFENSE" P="$P" TERM=xterm \
-		python3 "$DRIVE" "${steps[@]}" -- bash -c "set -m; $1"
-}
 
 @test "tty: a command that stops itself holds the terminal only until Ctrl-Z; fg resumes it" {
 	term sleep 1 send '\x1a' expect '^run:147$' -- '

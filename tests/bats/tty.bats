@@ -6,22 +6,7 @@
 # by tests/tools/ptydrive.py, with bash as the user's shell.
 
 load helper
-
-DRIVE="$BATS_TEST_DIRNAME/../tools/ptydrive.py"
-
-# term STEP... -- SCRIPT: run SCRIPT with `bash -c` on a fresh pty as
-# the controlling terminal, job control on (set -m), $AF naming the
-# binary under test and $P the project; STEPs drive it (see ptydrive.py).
-term() {
-	local steps=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		steps+=("$1")
-		shift
-	done
-	shift
-	run timeout -k 5 60 env AF_TEST_MARK="$T" AF="$AGENTFENSE" P="$P" TERM=xterm \
-		python3 "$DRIVE" "${steps[@]}" -- bash -c "set -m; $1"
-}
+load term_helper
 
 @test "tty: a background run cannot read the line typed for the foreground" {
 	# the attack: the command waits on stdin in the background while
