@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -102,6 +103,8 @@ static char list_dents[LIST_DEPTH][8192];
 static char list_path[PATH_MAX];
 static char out_buf[65536];
 static size_t out_len;
+/* The open-files limit PID 1 got, which its processes get back. */
+static struct rlimit nofile;
 
 /* Report an error over ctl (errno + message, P appends strerror). */
 static void ctl_error(int ctl, int errnum, const char *what)
@@ -111,6 +114,7 @@ static void ctl_error(int ctl, int errnum, const char *what)
 	send_msg(ctl, MSG_ERROR, 0, &e, -1);
 }
 
+/* Write out what out_record() gathered.  Returns 0 or -errno. */
 static int out_flush(int fd)
 {
 	int r = write_all(fd, out_buf, out_len);
@@ -322,6 +326,7 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 	if (close_range(4, ~0U, 0) < 0)
 		_exit(AF_EXIT_FAILURE);
 	const int ctl = 3;
+	setrlimit(RLIMIT_NOFILE, &nofile);
 
 	memcpy(&r, req.buf + sizeof(struct msg), sizeof(r));
 	char *s = req.buf + REQ_HEAD, *end = req.buf + len;
@@ -495,6 +500,12 @@ static int take_request(const struct sandbox_config *cfg, const struct sock_fpro
 	}
 	if (n_got == 0)
 		return 1; /* nowhere to answer */
+	if (mh.msg_flags & MSG_CTRUNC) { /* out of fds; ctl came first */
+		ctl_error(got[0], EMFILE, "too many processes in the sandbox");
+		for (int i = 0; i < n_got; i++)
+			close(got[i]);
+		return 1;
+	}
 	int ctl = got[0];
 	memcpy(&r, req.buf + sizeof(struct msg), sizeof(r));
 	int want = 1 + !!(r.fds & 1) + !!(r.fds & 2) + !!(r.fds & 4);
@@ -571,6 +582,10 @@ AF_NORETURN void service_main(const struct sandbox_config *cfg, const struct soc
 	}
 	for (size_t i = 0; i < SERVICE_MAX_PROCS; i++)
 		procs[i].ctl = -1;
+	/* PID 1 holds an fd for each running process */
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	struct rlimit raised = { .rlim_cur = nofile.rlim_max, .rlim_max = nofile.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &raised);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN },
 					 { .fd = sfd, .events = POLLIN } };

@@ -32,6 +32,7 @@ workdir /workspace/src: exit 0, pwd /workspace/src
 workdir /tmp: exit 0, pwd /tmp
 
 stdin: HELLO STDIN
+open files: the caller's limit
 too long: E2BIG
 long arguments: exit 0, 261888
 svcbox: exec done, nothing left"

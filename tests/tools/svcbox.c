@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -403,6 +404,13 @@ static void mode_exec(struct box *boxes, int n, int k)
 	}
 	run_sh(&j, b, "tr a-z A-Z", "hello stdin\n", 0);
 	printf("stdin: %s", j.out);
+	job_free(&j);
+	/* PID 1 raised its own open-files limit, not the processes' */
+	struct rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	run_sh(&j, b, "ulimit -n", NULL, 0);
+	printf("open files: %s\n",
+	       strtoull(j.out, NULL, 10) == nofile.rlim_cur ? "the caller's limit" : j.out);
 	job_free(&j);
 	/* argv over the limit */
 	autofree char *big = xmalloc(SPROC_MAX_ARGS + 2);
