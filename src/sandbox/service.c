@@ -393,6 +393,9 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 			  (r.flags & REQ_RECURSIVE) != 0, ep[1]);
 	}
 	close(ep[1]);
+	/* read once the process is reaped: whatever it wrote is there, and
+	 * a pipe some other process still held open must not hang us */
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
 	close(0);
 	close(1);
 	close(2);
@@ -790,7 +793,8 @@ static void proc_result(struct sandbox_proc *p, struct sproc_result *res, struct
 	if (p->failed) {
 		res->exec_errno = p->failure.errnum ? p->failure.errnum : EIO;
 		res->exit_code = AF_EXIT_FAILURE;
-		*err = p->failure;
+		if (err)
+			*err = p->failure;
 	} else if (p->exec_errno) {
 		int e = p->exec_errno;
 		res->exec_errno = e;

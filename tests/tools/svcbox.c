@@ -412,6 +412,29 @@ static void mode_exec(struct box *boxes, int n, int k)
 	printf("open files: %s\n",
 	       strtoull(j.out, NULL, 10) == nofile.rlim_cur ? "the caller's limit" : j.out);
 	job_free(&j);
+	/* a sandbox of run's is not a service one */
+	{
+		struct lifecycle *lc = NULL;
+		struct af_err err = { 0 };
+		struct sandbox_proc *p = NULL;
+		char *argv[] = { (char *)"/bin/true", NULL };
+		struct lc_config cfg = { .project = &b->proj, .policy = policy,
+					 .sandbox = { .argv = argv, .envp = b->env.v,
+						      .workdir = "/workspace" } };
+		struct sproc_spec sp = { .op = SPROC_EXEC, .argv = argv, .fds = { -1, -1, -1 } };
+		struct lc_finish fin;
+		if (lc_new(&cfg, &lc, &err) < 0 || lc_start(lc, &err) < 0 || lc_exec(lc, &err) < 0)
+			setup_failed(&err);
+		int r = lc_spawn(lc, &sp, &p, &err);
+		printf("spawn in run's sandbox: %s, %s\n", r == -EINVAL ? "EINVAL" : strerror(-r),
+		       err.msg);
+		if (lc_wait(lc, 0, &err) < 0)
+			fail("run's sandbox: %s", err.msg);
+		lc_stop(lc);
+		lc_finish(lc, LC_CHANGES_DISCARD, &fin, &err);
+		lc_finish_free(&fin);
+		lc_free(lc);
+	}
 	/* argv over the limit */
 	autofree char *big = xmalloc(SPROC_MAX_ARGS + 2);
 	memset(big, 'x', SPROC_MAX_ARGS + 1);
@@ -446,6 +469,16 @@ static void mode_exec(struct box *boxes, int n, int k)
  * only: the lister starts none of its own). */
 static const char *ps_script = "n=0; for p in /proc/[0-9]*; do c=; read -r c <$p/comm 2>/dev/null; "
 			       "[ \"$c\" = sleep ] && n=$((n+1)); done; echo $n";
+
+/* Wait until the job printed "ready" (10 s at most). */
+static void wait_ready(struct job *j)
+{
+	for (int tries = 0; tries < 1000 && j->out_fd >= 0 && !strstr(j->out, "ready"); tries++) {
+		struct pollfd pfd = { .fd = j->out_fd, .events = POLLIN };
+		poll(&pfd, 1, 10);
+		drain(&j->out_fd, &j->out, &j->out_len);
+	}
+}
 
 static void mode_kill(struct box *boxes)
 {
@@ -483,11 +516,7 @@ static void mode_kill(struct box *boxes)
 	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv, .envp = b->env.v };
 	job_start(&j);
 	/* wait for "ready" before signalling */
-	for (int tries = 0; tries < 500 && !strstr(j.out ? j.out : "", "ready"); tries++) {
-		struct pollfd pfd = { .fd = j.out_fd, .events = POLLIN };
-		poll(&pfd, 1, 10);
-		drain(&j.out_fd, &j.out, &j.out_len);
-	}
+	wait_ready(&j);
 	int r = sproc_signal(j.proc, SIGTERM, false);
 	jobs_run(&j, 1);
 	printf("SIGTERM (%d): exit %d, %s", r, j.res.exit_code, j.out);
@@ -501,17 +530,30 @@ static void mode_kill(struct box *boxes)
 	j.box = b;
 	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv2, .envp = b->env.v };
 	job_start(&j);
-	for (int tries = 0; tries < 500 && !strstr(j.out ? j.out : "", "ready"); tries++) {
-		struct pollfd pfd = { .fd = j.out_fd, .events = POLLIN };
-		poll(&pfd, 1, 10);
-		drain(&j.out_fd, &j.out, &j.out_len);
-	}
+	wait_ready(&j);
 	r = sproc_signal(j.proc, SIGINT, true);
 	jobs_run(&j, 1);
 	printf("SIGINT to the group (%d): exit %d, signal %d\n", r, j.res.exit_code,
 	       j.res.term_signal);
 	job_free(&j);
 	expect_sh(b, "after the kills", "echo still usable", "still usable\n", "", 0);
+
+	/* the sandbox stopped under a running process: it ends, killed
+	 * with the sandbox, not by sproc_kill() */
+	memset(&j, 0, sizeof(j));
+	char *argv3[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo ready; exec sleep 1007",
+			  NULL };
+	j.box = b;
+	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv3, .envp = b->env.v };
+	job_start(&j);
+	wait_ready(&j);
+	lc_stop(b->lc);
+	jobs_run(&j, 1);
+	printf("sandbox stopped under it: exit %d, signal %d, killed %s\n", j.res.exit_code,
+	       j.res.term_signal, j.res.killed ? "yes" : "no");
+	job_free(&j);
+	box_start(b);
+	expect_sh(b, "after the restart", "echo back", "back\n", "", 0);
 }
 
 static void mode_many(struct box *boxes, int n)
