@@ -265,8 +265,12 @@ static AF_NORETURN void file_main(const struct sandbox_config *cfg,
 				  const char *path, unsigned mode, bool recursive, int errfd)
 {
 	struct exec_fail ef = { 0 };
+	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
+	/* no handler of the caller's may run here */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
