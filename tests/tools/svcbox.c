@@ -33,7 +33,8 @@
  *           the kill the next one works
  *   bench   K (default 1000) spawn+wait of `true` in sandbox 0: prints
  *           p50 and p99; --hold prints PID 1's pid and waits for a line
- *           on stdin before ending (to read its smaps_rollup). */
+ *           on stdin before ending (to read its smaps_rollup);
+ *           --ballast MB makes this process that much bigger first. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -892,12 +893,14 @@ static void mode_bench(struct box *boxes, int k, bool hold)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "pids", required_argument, NULL, 'P' },
+						  { "ballast", required_argument, NULL, 'B' },
 						  { "hold", no_argument, NULL, 'H' },
 						  { NULL, 0, NULL, 0 } };
 	struct af_err err = { 0 };
 	struct counts before, after;
 	int n = 2, k = -1, c;
 	bool hold = false;
+	size_t ballast = 0;
 
 	while ((c = getopt_long(argc, argv, "n:k:", longopts, NULL)) != -1) {
 		if (c == 'n')
@@ -908,11 +911,14 @@ int main(int argc, char **argv)
 			limits.pids = (uint32_t)atoi(optarg);
 		else if (c == 'H')
 			hold = true;
+		else if (c == 'B')
+			ballast = (size_t)atoi(optarg) << 20;
 		else
 			return 2;
 	}
 	if (optind + 2 != argc || n < 1 || n > MAX_BOXES) {
-		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] MODE DIR\n");
+		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] [--ballast MB] MODE "
+				"DIR\n");
 		return 2;
 	}
 	const char *mode = argv[optind], *top = argv[optind + 1];
@@ -948,6 +954,10 @@ int main(int argc, char **argv)
 		autofree char *lib = xasprintf("%s/src/lib.c", b->dir);
 		write_file(lib, "int x;\n");
 	}
+	/* a caller as big as a busy serve: PID 1 is its clone */
+	char *heavy = ballast ? xmalloc(ballast) : NULL;
+	if (heavy)
+		memset(heavy, 1, ballast);
 	take_counts(&before);
 	for (int i = 0; i < n; i++)
 		box_new(&boxes[i]);
@@ -1012,6 +1022,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		free(boxes[i].dir);
 	free(boxes);
+	free(heavy);
 	policy_free(policy);
 	if (failures)
 		return 1;
