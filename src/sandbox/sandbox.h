@@ -189,7 +189,11 @@ void sandbox_free(struct sandbox *sb);
  * seccomp filter and rlimits, a session of its own.  PID 1 and the exec
  * inits are not dumpable, so nothing in the sandbox can ptrace them or
  * open their /proc files, and the control socket is reachable from
- * this process only. */
+ * this process only.  PID 1 executes this program anew when the sandbox
+ * starts (argv[1] "--agentfense-service-init"; the library catches it
+ * before main()), so it stays small however big this process is,
+ * unless the sandbox has another root filesystem or a mount in a system
+ * directory. */
 struct sandbox_proc;
 
 enum sproc_op { SPROC_EXEC = 0, SPROC_READ, SPROC_WRITE, SPROC_LIST, SPROC_STAT };
