@@ -780,7 +780,7 @@ static int child_vanished(struct sandbox *sb, const char *when, struct af_err *e
 }
 
 /* Does an extra mount of cfg land in a system directory (/usr, /lib, ...)? */
-static bool mounts_on_system_dirs(const struct sandbox_config *cfg)
+static bool touches_system_dirs(const struct sandbox_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_mounts; i++)
 		for (const char *const *p = rootfs_system_dirs; *p; p++) {
@@ -811,7 +811,7 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	 * where the sandbox's system directories are the host's: else the
 	 * program's libraries could be an image's, or a bind's, loaded into
 	 * a process that keeps capabilities. */
-	sb->exe_fd = cfg->service && !cfg->root_dir && !mounts_on_system_dirs(cfg)
+	sb->exe_fd = cfg->service && !cfg->root_dir && !touches_system_dirs(cfg)
 			     ? open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
 			     : -1;
 	sb->reaped = true; /* nothing to reap yet */
@@ -858,6 +858,8 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 		child_main(&sb->cfg, &sb->area, sb->mount_fds, sv[1], sb->exe_fd, uid, gid);
 	}
 	close(sv[1]);
+	if (sb->exe_fd >= 0)
+		close(steal_fd(&sb->exe_fd)); /* the child's now */
 	sb->pid = pid;
 	sb->sock = sv[0];
 	sb->reaped = false;
