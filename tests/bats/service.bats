@@ -99,6 +99,8 @@ round 0: exit 0, one
 round 1: exit 0, one
 round 2: exit 0, one
 rounds: 0 1 2 
+start while running: EBUSY
+start after finish: EINVAL, cannot start the sandbox again: its changes are synced, kept or discarded already
 project src/new.txt: (none)
 project ro/locked.txt: locked
 project .env: TOKEN=hidden

@@ -736,6 +736,8 @@ static void mode_resume(struct box *boxes)
 	run_sh(&j, b, "cat /workspace/rounds | tr '\\n' ' '", NULL, 0);
 	printf("rounds: %s\n", j.out);
 	job_free(&j);
+	r = lc_start(b->lc, &err);
+	printf("start while running: %s\n", r == -EBUSY ? "EBUSY" : strerror(-r));
 }
 
 static void mode_attack(struct box *boxes, int n)
@@ -1049,6 +1051,11 @@ int main(int argc, char **argv)
 		if (fin.fate != LC_FATE_SYNCED)
 			fail("box %d: delta fate %d", i, (int)fin.fate);
 		lc_finish_free(&fin);
+		if (strcmp(mode, "resume") == 0) {
+			int r = lc_start(b->lc, &err);
+			printf("start after finish: %s, %s\n", r == -EINVAL ? "EINVAL" : strerror(-r),
+			       err.msg);
+		}
 		lc_free(b->lc);
 		lc_project_close(&b->proj);
 		env_free(&b->env);
