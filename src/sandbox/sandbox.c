@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -810,10 +811,12 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	 * process rather than of this one, however big (service.c).  Only
 	 * where the sandbox's system directories are the host's: else the
 	 * program's libraries could be an image's, or a bind's, loaded into
-	 * a process that keeps capabilities. */
-	sb->exe_fd = cfg->service && !cfg->root_dir && !touches_system_dirs(cfg)
-			     ? open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
-			     : -1;
+	 * a process that keeps capabilities.  Nor when this program found
+	 * its libraries through the environment: the sandbox may not show
+	 * them, and PID 1 would die in the dynamic loader. */
+	bool reexec = cfg->service && !cfg->root_dir && !touches_system_dirs(cfg) &&
+		      !getenv("LD_LIBRARY_PATH") && !getenv("LD_PRELOAD");
+	sb->exe_fd = reexec ? open("/proc/self/exe", O_RDONLY | O_CLOEXEC) : -1;
 	sb->reaped = true; /* nothing to reap yet */
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);

@@ -193,7 +193,7 @@ void sandbox_free(struct sandbox *sb);
  * starts (argv[1] "--agentfense-service-init"; the library catches it
  * before main()), so it stays small however big this process is,
  * unless the sandbox has another root filesystem or a mount in a system
- * directory. */
+ * directory, or LD_LIBRARY_PATH or LD_PRELOAD is set here. */
 struct sandbox_proc;
 
 enum sproc_op { SPROC_EXEC = 0, SPROC_READ, SPROC_WRITE, SPROC_LIST, SPROC_STAT };

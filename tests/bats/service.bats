@@ -154,10 +154,19 @@ its resident memory: small
 svcbox: pid1 done, nothing left"
 }
 
-@test "service: with a mount in a system directory PID 1 stays a clone, as safe" {
+@test "service: with a mount in a system directory or LD_LIBRARY_PATH PID 1 stays a clone, as safe" {
 	# the program's libraries could come from such a mount: not
 	# executed there by a process that keeps capabilities
 	run --separate-stderr svcbox -n 1 --opt-tmpfs --ballast 64 pid1
+	assert_eq "" "$stderr"
+	assert_status 0
+	assert_output "PID 1: agentfense
+its resident memory: as big as ours
+svcbox: pid1 done, nothing left"
+	# nor when the program's libraries came through the environment,
+	# which the sandbox may not show
+	rm -rf "$T/boxes" && mkdir "$T/boxes"
+	LD_LIBRARY_PATH=/nonexistent run --separate-stderr svcbox -n 1 --ballast 64 pid1
 	assert_eq "" "$stderr"
 	assert_status 0
 	assert_output "PID 1: agentfense
