@@ -21,6 +21,7 @@
 
 #include "common/casefold.h"
 #include "delta/delta_int.h"
+#include "delta/gitprep.h"
 
 struct sync_ctx {
 	struct delta *d;
@@ -602,6 +603,11 @@ static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, c
 		       bool *dirty)
 {
 	struct stat ust, pst;
+	/* what the delta made for git in the sandbox, and left unchanged */
+	if (gitprep_sync(c->d, ufd, pfd, name, path, c->hold.policy)) {
+		drop_upper(c, ufd, name, path);
+		return;
+	}
 	if (fstatat(ufd, name, &ust, AT_SYMLINK_NOFOLLOW) < 0) {
 		delta_fail(c, -errno, "stat", path);
 		return;

@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "delta/gitprep.h"
 #include "lifecycle/lifecycle.h"
 #include "sandbox/mounts.h"
 #include "view/view.h"
@@ -259,6 +260,9 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 	if (r < 0)
 		return r;
 	r = set_disk_limit(lc->delta, lc->cfg.disk_limit, err);
+	if (r < 0)
+		return r;
+	r = gitprep_prepare(lc->delta, lc->cfg.project->fd, lc->cfg.policy, err);
 	if (r < 0)
 		return r;
 	struct view_config vc = {

@@ -1,0 +1,917 @@
+/* gitprep.c - what the delta prepares so that git in the sandbox works on
+ * the project's repository as on the host, and what sync undoes of it.
+ *
+ * Before the view starts, for the repository whose '.git' directory is
+ * at the project's root (when the policy lets the sandbox read it):
+ *
+ *   - the configuration (.git/config, .git/config.worktree), which the
+ *     presets hide, is put in the delta rebuilt from the keys git needs
+ *     to read the repository and knows no program or credential by:
+ *     core's format keys, every extensions.* key (objectformat, ...),
+ *     remotes and branches with the user information and query of
+ *     their URLs cut off, and a few preferences (allowlist below).  The
+ *     view shows it read-only (delta_add_shown()).  Everything else
+ *     (include, includeIf, filter, credential, url, http, alias,
+ *     core.fsmonitor, core.hooksPath, core.sshCommand, core.editor, ...)
+ *     is left out, so nothing in it runs a program or holds a secret.
+ *   - the index gets the skip-worktree bit on every tracked path the
+ *     sandbox cannot read (hidden, or view only): git then takes those
+ *     files as "not checked out here" and neither shows them deleted nor
+ *     stages their deletion (add -A, commit -a, stash), and never opens
+ *     them.  A version 2 index becomes version 3, which can hold the
+ *     bit; the optional EOIE and IEOT extensions, whose offsets move,
+ *     are dropped; the checksum (SHA-1 or SHA-256, as the repository's
+ *     extensions.objectformat) is made anew.
+ *
+ * What it made is recorded in the run directory (file "git-made": the
+ * SHA-256 of each file and its path).  Sync drops a made file the
+ * sandbox left as it was, and clears in the sandbox's index the
+ * skip-worktree bits of paths the sandbox cannot read, unless the
+ * project's own index has the bit on that path too, so the host's
+ * repository never keeps a trace of the sandbox's view.
+ *
+ * A split index (a "link" extension) or an index that cannot be parsed
+ * is left as it is. */
+#include "delta/gitprep.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "common/sha1.h"
+#include "common/sha256.h"
+#include "delta/delta_int.h"
+#include "policy/policy.h"
+
+#define MAX_CONFIG (1u << 20)
+#define MAX_INDEX (512u << 20)
+#define MADE_FILE "git-made"
+
+/* ---- a growing buffer --------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const void *data, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+/* Read regular file name in dirfd (never through a symlink), at most max
+ * bytes, into *out (malloc'd, NUL-terminated); *st gets its stat.
+ * Returns 0 or -errno (-EFBIG past max). */
+static int read_file(int dirfd, const char *name, size_t max, char **out, size_t *len,
+		     struct stat *st)
+{
+	autoclose int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) < 0)
+		return -errno;
+	if (!S_ISREG(st->st_mode))
+		return -EINVAL;
+	if ((uint64_t)st->st_size > max)
+		return -EFBIG;
+	struct buf b = { 0 };
+	char chunk[65536];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(b.p);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > max) {
+			free(b.p);
+			return -EFBIG;
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	if (!b.p)
+		b.p = xstrdup("");
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+/* Write data as name in dirfd through a temp file and rename, with mode
+ * and, if times is not NULL, those times.  Returns 0 or -errno. */
+static int write_file(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+		      const struct timespec *times)
+{
+	uint64_t rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (uint64_t)getpid();
+	char tmp[40];
+	snprintf(tmp, sizeof(tmp), ".af-git-%016llx", (unsigned long long)rnd);
+	autoclose int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				  0600);
+	if (fd < 0)
+		return -errno;
+	const char *p = data;
+	int r = 0;
+	while (len && r == 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		else if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		}
+	}
+	if (r == 0 && fchmod(fd, mode & 07777) < 0)
+		r = -errno;
+	if (r == 0 && times && futimens(fd, times) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+static void hash_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
+{
+	struct sha256 c;
+	sha256_init(&c);
+	sha256_update(&c, data, len);
+	sha256_final_hex(&c, out);
+}
+
+/* ---- the configuration --------------------------------------------------- */
+
+/* Keys kept, as "section.key" (no subsection) or "section.*.key" (with
+ * one); "extensions.*" keeps them all.  Nothing here names a program to
+ * run, a hook, a credential or a file outside the repository. */
+static const char *const kept_keys[] = {
+	"core.repositoryformatversion", "core.bare", "core.filemode", "core.logallrefupdates",
+	"core.ignorecase", "core.precomposeunicode", "core.symlinks", "core.autocrlf",
+	"core.eol", "core.safecrlf", "core.checkstat", "core.trustctime",
+	"core.sparsecheckout", "core.sparsecheckoutcone", "core.splitindex",
+	"core.untrackedcache", "core.commitgraph", "core.multipackindex", "core.abbrev",
+	"core.quotepath", "core.protecthfs", "core.protectntfs", "core.compression",
+	"core.loosecompression", "core.bigfilethreshold", "core.warnambiguousrefs",
+	"index.version", "index.skiphash", "index.sparse", "feature.manyfiles",
+	"init.defaultbranch", "user.name", "user.email",
+	"remote.*.url", "remote.*.pushurl", "remote.*.fetch", "remote.*.push",
+	"remote.*.tagopt", "remote.*.mirror", "remote.*.prune", "remote.*.prunetags",
+	"remote.*.promisor", "remote.*.partialclonefilter",
+	"branch.*.remote", "branch.*.pushremote", "branch.*.merge", "branch.*.rebase",
+	"submodule.*.url", "submodule.*.active", "submodule.*.branch",
+	"pull.rebase", "pull.ff", "merge.ff", "merge.conflictstyle", "rebase.autosquash",
+	"rebase.autostash", "push.default", "push.autosetupremote", "fetch.prune",
+	"status.showuntrackedfiles", "diff.renames", "diff.algorithm",
+	NULL,
+};
+
+static bool key_kept(const char *section, const char *sub, const char *key)
+{
+	if (strcmp(section, "extensions") == 0 && !sub)
+		return true;
+	for (size_t i = 0; kept_keys[i]; i++) {
+		const char *k = kept_keys[i];
+		size_t sl = strlen(section);
+		if (strncmp(k, section, sl) != 0 || k[sl] != '.')
+			continue;
+		const char *rest = k + sl + 1;
+		if (sub) {
+			if (strncmp(rest, "*.", 2) != 0)
+				continue;
+			rest += 2;
+		} else if (strchr(rest, '.')) {
+			continue;
+		}
+		if (strcmp(rest, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A remote's URL as the sandbox may see it: user information (a token
+ * in "https://TOKEN@host/") and the query cut off; NULL for a remote
+ * helper ("ext::cmd", "fd::") that would run a program. */
+static char *clean_url(const char *url)
+{
+	const char *p = url;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	if (p > url && p[0] == ':' && p[1] == ':')
+		return NULL;
+	const char *scheme_end = strstr(url, "://");
+	if (!scheme_end || strchr(url, '/') < scheme_end)
+		return xstrdup(url); /* scp-like "user@host:path" or a path: no secret */
+	const char *auth = scheme_end + 3;
+	const char *auth_end = auth + strcspn(auth, "/?#");
+	const char *at = NULL;
+	for (const char *q = auth; q < auth_end; q++)
+		if (*q == '@')
+			at = q;
+	const char *host = at ? at + 1 : auth;
+	size_t keep = strcspn(host, "?#");
+	return xasprintf("%.*s%.*s", (int)(auth - url), url, (int)keep, host);
+}
+
+struct cfg_parser {
+	const char *p, *end;
+	char section[64];
+	char *sub; /* subsection, or NULL */
+	struct buf out;
+	char *emitted; /* "section\nsub" of the last header written */
+	bool sha256;
+};
+
+static void emit_quoted(struct buf *b, const char *v)
+{
+	buf_str(b, "\"");
+	for (const char *s = v; *s; s++) {
+		switch (*s) {
+		case '\\': buf_str(b, "\\\\"); break;
+		case '"': buf_str(b, "\\\""); break;
+		case '\n': buf_str(b, "\\n"); break;
+		case '\t': buf_str(b, "\\t"); break;
+		case '\b': buf_str(b, "\\b"); break;
+		default: buf_add(b, s, 1);
+		}
+	}
+	buf_str(b, "\"");
+}
+
+static void emit_key(struct cfg_parser *c, const char *key, const char *value)
+{
+	autofree char *v = NULL;
+	if (!key_kept(c->section, c->sub, key))
+		return;
+	if (value && (strcmp(key, "url") == 0 || strcmp(key, "pushurl") == 0)) {
+		v = clean_url(value);
+		if (!v)
+			return;
+		value = v;
+	}
+	if (strcmp(c->section, "extensions") == 0 && strcmp(key, "objectformat") == 0 && value)
+		c->sha256 = strcasecmp(value, "sha256") == 0;
+	autofree char *hdr = xasprintf("%s\n%s", c->section, c->sub ? c->sub : "");
+	if (!c->emitted || strcmp(c->emitted, hdr) != 0) {
+		if (c->sub) {
+			buf_str(&c->out, "[");
+			buf_str(&c->out, c->section);
+			buf_str(&c->out, " ");
+			emit_quoted(&c->out, c->sub);
+			buf_str(&c->out, "]\n");
+		} else {
+			buf_str(&c->out, "[");
+			buf_str(&c->out, c->section);
+			buf_str(&c->out, "]\n");
+		}
+		free(c->emitted);
+		c->emitted = steal_pointer(&hdr);
+	}
+	buf_str(&c->out, "\t");
+	buf_str(&c->out, key);
+	if (value) {
+		buf_str(&c->out, " = ");
+		emit_quoted(&c->out, value);
+	}
+	buf_str(&c->out, "\n");
+}
+
+static void skip_line(struct cfg_parser *c)
+{
+	while (c->p < c->end && *c->p != '\n')
+		c->p++;
+}
+
+/* A section header, c->p after '['.  Returns 0 or -EINVAL. */
+static int parse_section(struct cfg_parser *c)
+{
+	size_t n = 0;
+	free(c->sub);
+	c->sub = NULL;
+	while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '-' || *c->p == '.')) {
+		if (n + 1 >= sizeof(c->section))
+			return -EINVAL;
+		c->section[n++] = (char)tolower((unsigned char)*c->p++);
+	}
+	c->section[n] = '\0';
+	if (n == 0 || c->p >= c->end)
+		return -EINVAL;
+	char *dot = strchr(c->section, '.');
+	if (*c->p == ']') {
+		c->p++;
+		if (dot) { /* [section.sub], the old spelling */
+			*dot = '\0';
+			c->sub = xstrdup(dot + 1);
+		}
+		return 0;
+	}
+	if (dot)
+		return -EINVAL;
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+		c->p++;
+	if (c->p >= c->end || *c->p++ != '"')
+		return -EINVAL;
+	struct buf s = { 0 };
+	while (c->p < c->end && *c->p != '"') {
+		if (*c->p == '\n') {
+			free(s.p);
+			return -EINVAL;
+		}
+		if (*c->p == '\\' && c->p + 1 < c->end)
+			c->p++;
+		buf_add(&s, c->p++, 1);
+	}
+	if (c->p + 1 >= c->end || c->p[1] != ']') {
+		free(s.p);
+		return -EINVAL;
+	}
+	c->p += 2;
+	c->sub = s.p ? s.p : xstrdup("");
+	return 0;
+}
+
+/* A value, c->p after '='; as git's parse_value().  Returns a malloc'd
+ * string, or NULL if malformed. */
+static char *parse_value(struct cfg_parser *c)
+{
+	struct buf v = { 0 };
+	bool quote = false;
+	size_t space = 0;
+	buf_add(&v, "", 0);
+	while (c->p < c->end) {
+		char ch = *c->p++;
+		if (ch == '\n') {
+			if (quote)
+				goto bad;
+			break;
+		}
+		if (!quote && (ch == ';' || ch == '#')) {
+			skip_line(c);
+			break;
+		}
+		if (!quote && isspace((unsigned char)ch)) {
+			if (v.len)
+				space++;
+			continue;
+		}
+		for (; space; space--)
+			buf_add(&v, " ", 1);
+		if (ch == '\\') {
+			if (c->p >= c->end)
+				goto bad;
+			ch = *c->p++;
+			switch (ch) {
+			case '\n': continue;
+			case 't': ch = '\t'; break;
+			case 'b': ch = '\b'; break;
+			case 'n': ch = '\n'; break;
+			case '\\': case '"': break;
+			default: goto bad;
+			}
+			buf_add(&v, &ch, 1);
+			continue;
+		}
+		if (ch == '"') {
+			quote = !quote;
+			continue;
+		}
+		buf_add(&v, &ch, 1);
+	}
+	if (quote)
+		goto bad;
+	return v.p;
+bad:
+	free(v.p);
+	return NULL;
+}
+
+/* The configuration text in [text, text + len) rebuilt from its kept
+ * keys.  Returns a malloc'd text, or NULL if it is malformed (git would
+ * refuse it too); *sha256 tells whether the repository's objects are
+ * named by SHA-256. */
+static char *config_clean(const char *text, size_t len, bool *sha256)
+{
+	struct cfg_parser c = { .p = text, .end = text + len };
+	int r = 0;
+	buf_str(&c.out, "# the repository's configuration as agentfense shows it in the sandbox\n");
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		c.p += 3;
+	while (c.p < c.end && r == 0) {
+		char ch = *c.p;
+		if (ch == '\n' || isspace((unsigned char)ch)) {
+			c.p++;
+		} else if (ch == '#' || ch == ';') {
+			skip_line(&c);
+		} else if (ch == '[') {
+			c.p++;
+			r = parse_section(&c);
+		} else if (isalpha((unsigned char)ch) && c.section[0]) {
+			char key[128];
+			size_t n = 0;
+			while (c.p < c.end && (isalnum((unsigned char)*c.p) || *c.p == '-')) {
+				if (n + 1 >= sizeof(key)) {
+					r = -EINVAL;
+					break;
+				}
+				key[n++] = (char)tolower((unsigned char)*c.p++);
+			}
+			key[n] = '\0';
+			while (c.p < c.end && (*c.p == ' ' || *c.p == '\t'))
+				c.p++;
+			if (r < 0)
+				break;
+			if (c.p < c.end && *c.p == '=') {
+				c.p++;
+				autofree char *v = parse_value(&c);
+				if (!v)
+					r = -EINVAL;
+				else
+					emit_key(&c, key, v);
+			} else if (c.p >= c.end || *c.p == '\n' || *c.p == '#' || *c.p == ';' ||
+				   *c.p == '\r') {
+				skip_line(&c);
+				emit_key(&c, key, NULL);
+			} else {
+				r = -EINVAL;
+			}
+		} else {
+			r = -EINVAL;
+		}
+	}
+	free(c.sub);
+	free(c.emitted);
+	if (r < 0) {
+		free(c.out.p);
+		return NULL;
+	}
+	*sha256 = c.sha256;
+	return c.out.p;
+}
+
+/* ---- the index ----------------------------------------------------------- */
+
+#define CE_EXTENDED 0x4000
+#define CE_STAGEMASK 0x3000
+#define CE_SKIP_WORKTREE 0x4000 /* in the extended flags */
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(struct buf *b, uint16_t v)
+{
+	uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	buf_add(b, x, 2);
+}
+
+/* What an index rewrite does to each stage-0 file entry. */
+struct index_op {
+	const struct policy *policy;
+	bool set;          /* true: set the bit on unreadable paths; false: clear it */
+	char **keep;       /* when clearing: sorted paths that keep it, or NULL */
+	size_t nkeep;
+	char ***skipped;   /* if not NULL: collect the paths that have the bit */
+	size_t *nskipped;
+};
+
+/* Can the sandbox not read path (a tracked file at the project's root
+ * repository): hidden itself or below a hidden directory, or view only? */
+static bool unreadable(const struct policy *pol, const char *path)
+{
+	struct decision d;
+	autofree char *dir = xstrdup(path);
+	for (char *s = strchr(dir, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		policy_decide(pol, dir, true, &d);
+		*s = '/';
+		if (d.level == LEVEL_NONE && !d.traversable)
+			return true;
+	}
+	policy_decide(pol, path, false, &d);
+	return d.level < LEVEL_READ;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Rewrite index [in, in + len) (object names hashlen bytes long) as op
+ * says into *out.  Returns 1 if anything changed, 0 if not, -EINVAL if
+ * it cannot be parsed, -ENOTSUP for a split index. */
+static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const struct index_op *op,
+			 struct buf *out)
+{
+	if (len < 12 + hashlen || memcmp(in, "DIRC", 4) != 0)
+		return -EINVAL;
+	uint32_t ver = be32(in + 4), n = be32(in + 8);
+	if (ver < 2 || ver > 4)
+		return -EINVAL;
+	const size_t end = len - hashlen, fixed = 40 + hashlen;
+	size_t p = 12;
+	bool changed = false, extended = false;
+	struct buf prev = { 0 };
+	int r = 0;
+	buf_add(out, in, 12);
+	buf_add(&prev, "", 0);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		if (p + fixed + 2 > end) {
+			r = -EINVAL;
+			break;
+		}
+		uint16_t flags = be16(in + p + fixed), f2 = 0;
+		size_t at = p + fixed + 2;
+		if (flags & CE_EXTENDED) {
+			if (ver < 3 || at + 2 > end) {
+				r = -EINVAL;
+				break;
+			}
+			f2 = be16(in + at);
+			at += 2;
+		}
+		/* the name: v4 strips a prefix of the previous one */
+		size_t name_at = at, name_len, next;
+		if (ver == 4) {
+			size_t q = at;
+			if (q >= end) {
+				r = -EINVAL;
+				break;
+			}
+			uint64_t strip = in[q] & 127;
+			while (in[q++] & 128) {
+				if (q >= end || strip > (1u << 24)) {
+					r = -EINVAL;
+					break;
+				}
+				strip = ((strip + 1) << 7) | (in[q] & 127);
+			}
+			if (r < 0)
+				break;
+			const uint8_t *nul = memchr(in + q, 0, end - q);
+			if (!nul || strip > prev.len) {
+				r = -EINVAL;
+				break;
+			}
+			prev.len -= strip;
+			buf_add(&prev, in + q, (size_t)(nul - (in + q)));
+			name_len = (size_t)(nul - (in + name_at)) + 1; /* varint, suffix, NUL */
+			next = (size_t)(nul - in) + 1;
+		} else {
+			const uint8_t *nul = memchr(in + at, 0, end - at);
+			if (!nul) {
+				r = -EINVAL;
+				break;
+			}
+			name_len = (size_t)(nul - (in + at));
+			next = p + ((fixed + 2 + (at - p - fixed - 2) + name_len + 8) & ~(size_t)7);
+			if (next > end) {
+				r = -EINVAL;
+				break;
+			}
+			prev.len = 0;
+			buf_add(&prev, in + at, name_len);
+		}
+		uint32_t mode = be32(in + p + 24);
+		uint16_t nf2 = f2;
+		if ((flags & CE_STAGEMASK) == 0 && !S_ISDIR(mode)) {
+			bool hide = unreadable(op->policy, prev.p);
+			if (op->set && hide)
+				nf2 |= CE_SKIP_WORKTREE;
+			else if (!op->set && hide && (f2 & CE_SKIP_WORKTREE)) {
+				char *key = prev.p;
+				if (!op->keep ||
+				    !bsearch(&key, op->keep, op->nkeep, sizeof(char *), cmp_str))
+					nf2 &= (uint16_t)~CE_SKIP_WORKTREE;
+			}
+			if (op->skipped && (f2 & CE_SKIP_WORKTREE)) {
+				*op->skipped = xrealloc(*op->skipped,
+							(*op->nskipped + 1) * sizeof(char *));
+				(*op->skipped)[(*op->nskipped)++] = xstrdup(prev.p);
+			}
+		}
+		changed |= nf2 != f2;
+		uint16_t nflags = nf2 ? (uint16_t)(flags | CE_EXTENDED) : flags;
+		extended |= (nflags & CE_EXTENDED) != 0;
+		buf_add(out, in + p, fixed);
+		put16(out, nflags);
+		if (nflags & CE_EXTENDED)
+			put16(out, nf2);
+		if (ver == 4) {
+			buf_add(out, in + name_at, name_len);
+		} else {
+			size_t head = fixed + 2 + ((nflags & CE_EXTENDED) ? 2 : 0);
+			size_t total = (head + name_len + 8) & ~(size_t)7;
+			static const uint8_t zeros[8];
+			buf_add(out, in + name_at, name_len);
+			buf_add(out, zeros, total - head - name_len);
+		}
+		p = next;
+	}
+	free(prev.p);
+	/* the extensions: a split index is not ours to rewrite; the entry
+	 * offsets of EOIE and IEOT would be wrong, and they are optional */
+	while (r == 0 && p < end) {
+		if (p + 8 > end) {
+			r = -EINVAL;
+			break;
+		}
+		uint32_t sz = be32(in + p + 4);
+		if (sz > end - p - 8) {
+			r = -EINVAL;
+			break;
+		}
+		if (memcmp(in + p, "link", 4) == 0)
+			r = -ENOTSUP;
+		else if (!changed || (memcmp(in + p, "EOIE", 4) != 0 && memcmp(in + p, "IEOT", 4) != 0))
+			buf_add(out, in + p, 8 + sz);
+		p += 8 + sz;
+	}
+	if (r < 0)
+		return r;
+	if (!changed)
+		return 0;
+	if (ver == 2 && extended)
+		out->p[7] = 3;
+	uint8_t sum[SHA256_DIGEST_LEN] = { 0 };
+	static const uint8_t none[SHA256_DIGEST_LEN];
+	/* index.skipHash writes no checksum: keep none */
+	if (memcmp(in + end, none, hashlen) != 0) {
+		if (hashlen == SHA1_DIGEST_LEN) {
+			struct sha1 c;
+			sha1_init(&c);
+			sha1_update(&c, out->p, out->len);
+			sha1_final(&c, sum);
+		} else {
+			struct sha256 c;
+			sha256_init(&c);
+			sha256_update(&c, out->p, out->len);
+			sha256_final(&c, sum);
+		}
+	}
+	buf_add(out, sum, hashlen);
+	return 1;
+}
+
+/* ---- the record of what was made ---------------------------------------- */
+
+/* The recorded hash of path, or false. */
+static bool made_hash(const struct delta *d, const char *path, char hex[SHA256_HEX_LEN + 1])
+{
+	autofree char *text = NULL;
+	size_t len;
+	struct stat st;
+	if (read_file(delta_dir_fd(d), MADE_FILE, MAX_CONFIG, &text, &len, &st) < 0)
+		return false;
+	autofree char *want = delta_escape(path);
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchrnul(line, '\n');
+		size_t l = (size_t)(nl - line);
+		if (l == SHA256_HEX_LEN + 1 + strlen(want) && line[SHA256_HEX_LEN] == ' ' &&
+		    memcmp(line + SHA256_HEX_LEN + 1, want, strlen(want)) == 0) {
+			memcpy(hex, line, SHA256_HEX_LEN);
+			hex[SHA256_HEX_LEN] = '\0';
+			return true;
+		}
+		if (!*nl)
+			break;
+	}
+	return false;
+}
+
+/* Record that the delta made path with content data.  Returns 0 or -errno. */
+static int made_add(struct delta *d, const char *path, const void *data, size_t len)
+{
+	autofree char *text = NULL;
+	size_t tlen = 0;
+	struct stat st;
+	if (read_file(delta_dir_fd(d), MADE_FILE, MAX_CONFIG, &text, &tlen, &st) < 0)
+		text = xstrdup("");
+	char hex[SHA256_HEX_LEN + 1];
+	hash_hex(data, len, hex);
+	autofree char *e = delta_escape(path);
+	autofree char *all = xasprintf("%s%s %s\n", text, hex, e);
+	return write_file(delta_dir_fd(d), MADE_FILE, all, strlen(all), 0600, NULL);
+}
+
+/* ---- preparing ----------------------------------------------------------- */
+
+static bool readable(const struct policy *pol, const char *path, bool is_dir)
+{
+	struct decision d;
+	policy_decide(pol, path, is_dir, &d);
+	return d.level >= LEVEL_READ;
+}
+
+/* The upper directory .git, made with the project's mode and times if it
+ * is missing.  Returns an fd or -errno. */
+static int upper_gitdir(struct delta *d, int pgit)
+{
+	struct stat st;
+	if (fstat(pgit, &st) < 0)
+		return -errno;
+	if (mkdirat(delta_upper_fd(d), ".git", st.st_mode & 07777) < 0 && errno != EEXIST)
+		return -errno;
+	int fd = openat(delta_upper_fd(d), ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	const struct timespec t[2] = { st.st_atim, st.st_mtim };
+	(void)futimens(fd, t); /* only what the sandbox sees of it */
+	return fd;
+}
+
+static bool upper_has(struct delta *d, const char *path)
+{
+	struct stat st;
+	return fstatat(delta_upper_fd(d), path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Show the cleaned configuration file name (".git/NAME").  Returns 0 or
+ * -errno (writing it failed). */
+static int prep_config(struct delta *d, int pgit, int *ugit, const struct policy *pol,
+		       const char *name, bool *sha256)
+{
+	autofree char *path = xasprintf(".git/%s", name);
+	autofree char *text = NULL;
+	size_t len;
+	struct stat st;
+	if (read_file(pgit, name, MAX_CONFIG, &text, &len, &st) < 0)
+		return 0; /* none, or not one git would read either */
+	bool is256 = false;
+	autofree char *clean = config_clean(text, len, &is256);
+	if (strcmp(name, "config") == 0)
+		*sha256 = is256;
+	if (!clean || readable(pol, path, false))
+		return 0; /* malformed: git fails on the host too; readable: as it is */
+	char hex[SHA256_HEX_LEN + 1], now[SHA256_HEX_LEN + 1];
+	if (upper_has(d, path)) {
+		/* a delta resumed: show it again if it is still ours */
+		autofree char *old = NULL;
+		size_t olen;
+		struct stat ost;
+		if (made_hash(d, path, hex) && read_file(delta_upper_fd(d), path, MAX_CONFIG, &old,
+							 &olen, &ost) == 0) {
+			hash_hex(old, olen, now);
+			if (strcmp(hex, now) == 0)
+				delta_add_shown(d, path);
+		}
+		return 0;
+	}
+	if (*ugit < 0) {
+		*ugit = upper_gitdir(d, pgit);
+		if (*ugit < 0)
+			return *ugit;
+	}
+	const struct timespec t[2] = { st.st_atim, st.st_mtim };
+	int r = made_add(d, path, clean, strlen(clean));
+	if (r == 0)
+		r = write_file(*ugit, name, clean, strlen(clean), 0444, t);
+	if (r < 0)
+		return r;
+	delta_add_shown(d, path);
+	return 0;
+}
+
+/* Mark the unreadable paths skip-worktree in the index.  Returns 0 or
+ * -errno (writing it failed). */
+static int prep_index(struct delta *d, int pgit, int *ugit, const struct policy *pol,
+		      bool sha256)
+{
+	if (!readable(pol, ".git/index", false) || upper_has(d, ".git/index"))
+		return 0;
+	autofree char *in = NULL;
+	size_t len;
+	struct stat st;
+	if (read_file(pgit, "index", MAX_INDEX, &in, &len, &st) < 0)
+		return 0;
+	struct index_op op = { .policy = pol, .set = true };
+	struct buf out = { 0 };
+	int r = index_rewrite((const uint8_t *)in, len,
+			      sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN, &op, &out);
+	if (r <= 0) {
+		free(out.p);
+		return 0; /* nothing hidden is tracked, or not ours to rewrite */
+	}
+	if (*ugit < 0)
+		*ugit = upper_gitdir(d, pgit);
+	if (*ugit >= 0) {
+		const struct timespec t[2] = { st.st_atim, st.st_mtim };
+		r = made_add(d, ".git/index", out.p, out.len);
+		if (r == 0)
+			r = write_file(*ugit, "index", out.p, out.len, st.st_mode, t);
+		if (r == 0)
+			delta_note_base(d, ".git/index", &st);
+	} else {
+		r = *ugit;
+	}
+	free(out.p);
+	return r;
+}
+
+int gitprep_prepare(struct delta *d, int project_fd, const struct policy *pol,
+		    struct af_err *err)
+{
+	if (!pol)
+		return 0;
+	struct decision dec;
+	policy_decide(pol, ".git", true, &dec);
+	if (dec.level < LEVEL_READ || !readable(pol, ".git/HEAD", false))
+		return 0;
+	autoclose int pgit = openat(project_fd, ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pgit < 0)
+		return 0;
+	autoclose int ugit = -1;
+	bool sha256 = false, ignored;
+	int r = prep_config(d, pgit, &ugit, pol, "config", &sha256);
+	if (r == 0)
+		r = prep_config(d, pgit, &ugit, pol, "config.worktree", &ignored);
+	if (r == 0)
+		r = prep_index(d, pgit, &ugit, pol, sha256);
+	if (r < 0)
+		return af_err_set(err, -r, "cannot prepare the repository's view in '%s': %s",
+				  delta_path(d), strerror(-r));
+	return 0;
+}
+
+/* ---- sync ---------------------------------------------------------------- */
+
+bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const char *path,
+		  const struct policy *pol)
+{
+	if (strcmp(path, ".git/config") != 0 && strcmp(path, ".git/config.worktree") != 0 &&
+	    strcmp(path, ".git/index") != 0)
+		return false;
+	char hex[SHA256_HEX_LEN + 1], now[SHA256_HEX_LEN + 1];
+	if (!made_hash(d, path, hex))
+		return false;
+	autofree char *up = NULL;
+	size_t ulen;
+	struct stat ust;
+	if (read_file(ufd, name, MAX_INDEX, &up, &ulen, &ust) < 0)
+		return false;
+	hash_hex(up, ulen, now);
+	if (strcmp(hex, now) == 0)
+		return true; /* made by us, left as it was */
+	if (strcmp(name, "index") != 0 || !pol)
+		return false;
+
+	/* the sandbox's index: the bits we set go, those the project has stay */
+	bool sha256 = false;
+	autofree char *cfg = NULL, *pidx = NULL;
+	size_t clen, plen = 0;
+	struct stat cst, pst;
+	if (read_file(pfd, "config", MAX_CONFIG, &cfg, &clen, &cst) == 0)
+		free(config_clean(cfg, clen, &sha256));
+	size_t hashlen = sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
+	char **keep = NULL;
+	size_t nkeep = 0;
+	if (read_file(pfd, "index", MAX_INDEX, &pidx, &plen, &pst) == 0) {
+		struct index_op scan = { .policy = pol, .set = false, .skipped = &keep,
+					 .nskipped = &nkeep };
+		struct buf ignore = { 0 };
+		(void)index_rewrite((const uint8_t *)pidx, plen, hashlen, &scan, &ignore);
+		free(ignore.p);
+		/* the project's own bits are kept as they are, none cleared */
+		if (keep)
+			qsort(keep, nkeep, sizeof(*keep), cmp_str);
+	}
+	struct index_op op = { .policy = pol, .set = false, .keep = keep, .nkeep = nkeep };
+	struct buf out = { 0 };
+	int r = index_rewrite((const uint8_t *)up, ulen, hashlen, &op, &out);
+	for (size_t i = 0; i < nkeep; i++)
+		free(keep[i]);
+	free(keep);
+	bool same = false;
+	if (r > 0) {
+		const struct timespec t[2] = { ust.st_atim, ust.st_mtim };
+		if (write_file(ufd, name, out.p, out.len, ust.st_mode, t) == 0)
+			same = pidx && out.len == plen && memcmp(out.p, pidx, plen) == 0;
+	} else if (r == 0) {
+		same = pidx && ulen == plen && memcmp(up, pidx, plen) == 0;
+	}
+	free(out.p);
+	return same;
+}
