@@ -140,6 +140,11 @@ static void held_kind(struct sync_ctx *c, const char *path, const char *dir, enu
 		what = xasprintf("is configuration or hooks of the git repository '%s', which git "
 				 "on the host would run", d);
 		break;
+	case HOLD_GITTODO:
+		what = xasprintf("is an unfinished rebase, cherry-pick or revert of the git "
+				 "repository '%s', whose todo list git on the host would run on "
+				 "--continue", d);
+		break;
 	case HOLD_HG:
 		what = xasprintf("is a name Mercurial takes for '.hg' (a repository), whose "
 				 "configuration hg on the host would run");
