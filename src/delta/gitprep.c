@@ -488,14 +488,21 @@ static void put16(struct buf *b, uint16_t v)
 	buf_add(b, x, 2);
 }
 
+/* A stage-0 entry of the project's index, for sync. */
+struct host_ent {
+	char *name;
+	const uint8_t *fixed; /* its stat data and object name, in the index read */
+	bool skip;            /* it has the skip-worktree bit */
+};
+
 /* What an index rewrite does to each stage-0 file entry. */
 struct index_op {
 	const struct policy *policy;
-	bool set;          /* true: set the bit on unreadable paths; false: clear it */
-	char **keep;       /* when clearing: sorted paths that keep it, or NULL */
-	size_t nkeep;
-	char ***skipped;   /* if not NULL: collect the paths that have the bit */
-	size_t *nskipped;
+	bool set;               /* true: set the bit on unreadable paths; false: clear it */
+	struct host_ent *host;  /* when clearing: the project's entries, sorted by name */
+	size_t nhost;
+	struct host_ent **collect; /* if not NULL: gather the entries here */
+	size_t *ncollect;
 };
 
 /* Can the sandbox not read path (a tracked file at the project's root
@@ -515,16 +522,27 @@ static bool unreadable(const struct policy *pol, const char *path)
 	return d.level < LEVEL_READ;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_host(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct host_ent *)a)->name, ((const struct host_ent *)b)->name);
+}
+
+static void host_free(struct host_ent *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(h[i].name);
+	free(h);
 }
 
 /* Rewrite index [in, in + len) (object names hashlen bytes long) as op
- * says into *out.  Returns 1 if anything changed, 0 if not, -EINVAL if
- * it cannot be parsed, -ENOTSUP for a split index. */
+ * says into *out; *entries_end (if not NULL) gets the length of its
+ * header and entries.  When clearing, an entry naming the same object
+ * as the project's entry of that path takes the project's stat data:
+ * the sandbox's describe the view, and git on the host would read every
+ * such file again to find it unchanged.  Returns 1 if anything changed,
+ * 0 if not, -EINVAL if it cannot be parsed, -ENOTSUP for a split index. */
 static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const struct index_op *op,
-			 struct buf *out)
+			 struct buf *out, size_t *entries_end)
 {
 	if (len < 12 + hashlen || memcmp(in, "DIRC", 4) != 0)
 		return -EINVAL;
@@ -597,26 +615,36 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 		}
 		uint32_t mode = be32(in + p + 24);
 		uint16_t nf2 = f2;
+		const uint8_t *stat_from = in + p;
 		if ((flags & CE_STAGEMASK) == 0 && !S_ISDIR(mode)) {
 			bool hide = unreadable(op->policy, prev.p);
+			struct host_ent key = { .name = prev.p }, *h = NULL;
+			if (op->host)
+				h = bsearch(&key, op->host, op->nhost, sizeof(*h), cmp_host);
 			if (op->set && hide)
 				nf2 |= CE_SKIP_WORKTREE;
-			else if (!op->set && hide && (f2 & CE_SKIP_WORKTREE)) {
-				char *key = prev.p;
-				if (!op->keep ||
-				    !bsearch(&key, op->keep, op->nkeep, sizeof(char *), cmp_str))
-					nf2 &= (uint16_t)~CE_SKIP_WORKTREE;
+			else if (!op->set && hide && (f2 & CE_SKIP_WORKTREE) && !(h && h->skip))
+				nf2 &= (uint16_t)~CE_SKIP_WORKTREE;
+			if (op->collect) {
+				*op->collect = xrealloc(*op->collect,
+							(*op->ncollect + 1) * sizeof(**op->collect));
+				(*op->collect)[(*op->ncollect)++] = (struct host_ent){
+					.name = xstrdup(prev.p), .fixed = in + p,
+					.skip = (f2 & CE_SKIP_WORKTREE) != 0,
+				};
 			}
-			if (op->skipped && (f2 & CE_SKIP_WORKTREE)) {
-				*op->skipped = xrealloc(*op->skipped,
-							(*op->nskipped + 1) * sizeof(char *));
-				(*op->skipped)[(*op->nskipped)++] = xstrdup(prev.p);
-			}
+			stat_from = h && memcmp(h->fixed + 40, in + p + 40, hashlen) == 0 &&
+						    memcmp(h->fixed + 24, in + p + 24, 4) == 0
+					    ? h->fixed
+					    : in + p;
 		}
-		changed |= nf2 != f2;
-		uint16_t nflags = nf2 ? (uint16_t)(flags | CE_EXTENDED) : flags;
+		changed |= nf2 != f2 || memcmp(stat_from, in + p, 40) != 0;
+		/* git writes the extended flags only when one is set */
+		uint16_t nflags = nf2 ? (uint16_t)(flags | CE_EXTENDED)
+			       : nf2 != f2 ? (uint16_t)(flags & ~CE_EXTENDED) : flags;
 		extended |= (nflags & CE_EXTENDED) != 0;
-		buf_add(out, in + p, fixed);
+		buf_add(out, stat_from, 40);
+		buf_add(out, in + p + 40, hashlen);
 		put16(out, nflags);
 		if (nflags & CE_EXTENDED)
 			put16(out, nf2);
@@ -632,6 +660,8 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 		p = next;
 	}
 	free(prev.p);
+	if (entries_end)
+		*entries_end = out->len;
 	/* the extensions: a split index is not ours to rewrite; the entry
 	 * offsets of EOIE and IEOT would be wrong, and they are optional */
 	while (r == 0 && p < end) {
@@ -652,10 +682,14 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 	}
 	if (r < 0)
 		return r;
-	if (!changed)
+	if (!changed) {
+		buf_add(out, in + end, hashlen);
 		return 0;
+	}
 	if (ver == 2 && extended)
 		out->p[7] = 3;
+	else if (ver == 3 && !extended)
+		out->p[7] = 2;
 	uint8_t sum[SHA256_DIGEST_LEN] = { 0 };
 	static const uint8_t none[SHA256_DIGEST_LEN];
 	/* index.skipHash writes no checksum: keep none */
@@ -733,11 +767,12 @@ static int upper_gitdir(struct delta *d, int pgit)
 	struct stat st;
 	if (fstat(pgit, &st) < 0)
 		return -errno;
-	if (mkdirat(delta_upper_fd(d), ".git", st.st_mode & 07777) < 0 && errno != EEXIST)
+	/* ours to fill, whatever the project's mode */
+	if (mkdirat(delta_upper_fd(d), ".git", (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST)
 		return -errno;
 	int fd = openat(delta_upper_fd(d), ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return errno == ENOTDIR || errno == ELOOP ? -ENOTDIR : -errno;
 	const struct timespec t[2] = { st.st_atim, st.st_mtim };
 	(void)futimens(fd, t); /* only what the sandbox sees of it */
 	return fd;
@@ -810,7 +845,7 @@ static int prep_index(struct delta *d, int pgit, int *ugit, const struct policy 
 	struct index_op op = { .policy = pol, .set = true };
 	struct buf out = { 0 };
 	int r = index_rewrite((const uint8_t *)in, len,
-			      sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN, &op, &out);
+			      sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN, &op, &out, NULL);
 	if (r <= 0) {
 		free(out.p);
 		return 0; /* nothing hidden is tracked, or not ours to rewrite */
@@ -850,6 +885,9 @@ int gitprep_prepare(struct delta *d, int project_fd, const struct policy *pol,
 		r = prep_config(d, pgit, &ugit, pol, "config.worktree", &ignored);
 	if (r == 0)
 		r = prep_index(d, pgit, &ugit, pol, sha256);
+	/* a resumed delta where the sandbox replaced .git: nothing to show */
+	if (r == -ENOTDIR)
+		return 0;
 	if (r < 0)
 		return af_err_set(err, -r, "cannot prepare the repository's view in '%s': %s",
 				  delta_path(d), strerror(-r));
@@ -886,31 +924,28 @@ bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const cha
 	if (read_file(pfd, "config", MAX_CONFIG, &cfg, &clen, &cst) == 0)
 		free(config_clean(cfg, clen, &sha256));
 	size_t hashlen = sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
-	char **keep = NULL;
-	size_t nkeep = 0;
+	struct host_ent *host = NULL;
+	size_t nhost = 0, pend = 0, uend = 0;
 	if (read_file(pfd, "index", MAX_INDEX, &pidx, &plen, &pst) == 0) {
-		struct index_op scan = { .policy = pol, .set = false, .skipped = &keep,
-					 .nskipped = &nkeep };
+		struct index_op scan = { .policy = pol, .set = true, .collect = &host,
+					 .ncollect = &nhost };
 		struct buf ignore = { 0 };
-		(void)index_rewrite((const uint8_t *)pidx, plen, hashlen, &scan, &ignore);
+		if (index_rewrite((const uint8_t *)pidx, plen, hashlen, &scan, &ignore, &pend) < 0)
+			pend = 0;
 		free(ignore.p);
-		/* the project's own bits are kept as they are, none cleared */
-		if (keep)
-			qsort(keep, nkeep, sizeof(*keep), cmp_str);
+		if (host)
+			qsort(host, nhost, sizeof(*host), cmp_host);
 	}
-	struct index_op op = { .policy = pol, .set = false, .keep = keep, .nkeep = nkeep };
+	struct index_op op = { .policy = pol, .set = false, .host = host, .nhost = nhost };
 	struct buf out = { 0 };
-	int r = index_rewrite((const uint8_t *)up, ulen, hashlen, &op, &out);
-	for (size_t i = 0; i < nkeep; i++)
-		free(keep[i]);
-	free(keep);
-	bool same = false;
-	if (r > 0) {
+	int r = index_rewrite((const uint8_t *)up, ulen, hashlen, &op, &out, &uend);
+	host_free(host, nhost);
+	/* the same entries as the project's: the sandbox only refreshed its
+	 * stat data or extensions, which the project's index has for itself */
+	bool same = r >= 0 && pend && uend == pend && memcmp(out.p, pidx, pend) == 0;
+	if (r > 0 && !same) {
 		const struct timespec t[2] = { ust.st_atim, ust.st_mtim };
-		if (write_file(ufd, name, out.p, out.len, ust.st_mode, t) == 0)
-			same = pidx && out.len == plen && memcmp(out.p, pidx, plen) == 0;
-	} else if (r == 0) {
-		same = pidx && ulen == plen && memcmp(up, pidx, plen) == 0;
+		(void)write_file(ufd, name, out.p, out.len, ust.st_mode, t);
 	}
 	free(out.p);
 	return same;
