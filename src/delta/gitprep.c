@@ -36,6 +36,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -499,6 +500,7 @@ struct host_ent {
 struct index_op {
 	const struct policy *policy;
 	bool set;               /* true: set the bit on unreadable paths; false: clear it */
+	const char *prefix;     /* the worktree's place in the project: "" or "dir/" */
 	struct host_ent *host;  /* when clearing: the project's entries, sorted by name */
 	size_t nhost;
 	struct host_ent **collect; /* if not NULL: gather the entries here */
@@ -617,7 +619,8 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 		uint16_t nf2 = f2;
 		const uint8_t *stat_from = in + p;
 		if ((flags & CE_STAGEMASK) == 0 && !S_ISDIR(mode)) {
-			bool hide = unreadable(op->policy, prev.p);
+			autofree char *full = xasprintf("%s%s", op->prefix ? op->prefix : "", prev.p);
+			bool hide = unreadable(op->policy, full);
 			struct host_ent key = { .name = prev.p }, *h = NULL;
 			if (op->host)
 				h = bsearch(&key, op->host, op->nhost, sizeof(*h), cmp_host);
@@ -712,8 +715,16 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 
 /* ---- the record of what was made ---------------------------------------- */
 
-/* The recorded hash of path, or false. */
-static bool made_hash(const struct delta *d, const char *path, char hex[SHA256_HEX_LEN + 1])
+/* One line of the record: "HEX\tHASHLEN\tPATH\tPREFIX", path and prefix
+ * escaped (delta_escape() turns a tab into "\t"). */
+struct made {
+	char hex[SHA256_HEX_LEN + 1]; /* SHA-256 of the content made */
+	size_t hashlen;               /* the repository's object name length */
+	char *prefix;                 /* where its worktree is, "" or "dir/" */
+};
+
+/* The record of path: true with *m filled (free m->prefix), or false. */
+static bool made_get(const struct delta *d, const char *path, struct made *m)
 {
 	autofree char *text = NULL;
 	size_t len;
@@ -721,23 +732,29 @@ static bool made_hash(const struct delta *d, const char *path, char hex[SHA256_H
 	if (read_file(delta_dir_fd(d), MADE_FILE, MAX_CONFIG, &text, &len, &st) < 0)
 		return false;
 	autofree char *want = delta_escape(path);
-	for (char *line = text, *nl; *line; line = nl + 1) {
-		nl = strchrnul(line, '\n');
-		size_t l = (size_t)(nl - line);
-		if (l == SHA256_HEX_LEN + 1 + strlen(want) && line[SHA256_HEX_LEN] == ' ' &&
-		    memcmp(line + SHA256_HEX_LEN + 1, want, strlen(want)) == 0) {
-			memcpy(hex, line, SHA256_HEX_LEN);
-			hex[SHA256_HEX_LEN] = '\0';
-			return true;
-		}
-		if (!*nl)
-			break;
+	for (char *line = text, *next; *line; line = next) {
+		char *nl = strchrnul(line, '\n');
+		next = *nl ? nl + 1 : nl;
+		*nl = '\0';
+		char *f[4], *save = NULL;
+		size_t n = 0;
+		for (char *t = strtok_r(line, "\t", &save); t && n < 4; t = strtok_r(NULL, "\t", &save))
+			f[n++] = t;
+		if (n < 3 || strlen(f[0]) != SHA256_HEX_LEN || strcmp(f[2], want) != 0)
+			continue;
+		memcpy(m->hex, f[0], sizeof(m->hex));
+		m->hashlen = strcmp(f[1], "32") == 0 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
+		m->prefix = n == 4 ? delta_unescape(f[3]) : xstrdup("");
+		if (!m->prefix)
+			m->prefix = xstrdup("");
+		return true;
 	}
 	return false;
 }
 
 /* Record that the delta made path with content data.  Returns 0 or -errno. */
-static int made_add(struct delta *d, const char *path, const void *data, size_t len)
+static int made_add(struct delta *d, const char *path, const void *data, size_t len,
+		    size_t hashlen, const char *prefix)
 {
 	autofree char *text = NULL;
 	size_t tlen = 0;
@@ -747,8 +764,26 @@ static int made_add(struct delta *d, const char *path, const void *data, size_t 
 	char hex[SHA256_HEX_LEN + 1];
 	hash_hex(data, len, hex);
 	autofree char *e = delta_escape(path);
-	autofree char *all = xasprintf("%s%s %s\n", text, hex, e);
+	autofree char *ep = delta_escape(prefix);
+	autofree char *all = xasprintf("%s%s\t%zu\t%s\t%s\n", text, hex, hashlen, e, ep);
 	return write_file(delta_dir_fd(d), MADE_FILE, all, strlen(all), 0600, NULL);
+}
+
+/* Is upper file path still what the record says was made? */
+static bool made_untouched(struct delta *d, const char *path)
+{
+	struct made m;
+	if (!made_get(d, path, &m))
+		return false;
+	free(m.prefix);
+	autofree char *old = NULL;
+	size_t olen;
+	struct stat ost;
+	if (read_file(delta_upper_fd(d), path, MAX_INDEX, &old, &olen, &ost) < 0)
+		return false;
+	char now[SHA256_HEX_LEN + 1];
+	hash_hex(old, olen, now);
+	return strcmp(m.hex, now) == 0;
 }
 
 /* ---- preparing ----------------------------------------------------------- */
@@ -760,22 +795,68 @@ static bool readable(const struct policy *pol, const char *path, bool is_dir)
 	return d.level >= LEVEL_READ;
 }
 
-/* The upper directory .git, made with the project's mode and times if it
- * is missing.  Returns an fd or -errno. */
-static int upper_gitdir(struct delta *d, int pgit)
+/* The upper directory of project directory path (relative, "" for the
+ * root), made with the project's modes and times where missing.
+ * Returns an fd or -errno (-ENOTDIR: the delta has something else
+ * there). */
+static int upper_dir(struct delta *d, int project_fd, const char *path)
 {
-	struct stat st;
-	if (fstat(pgit, &st) < 0)
-		return -errno;
-	/* ours to fill, whatever the project's mode */
-	if (mkdirat(delta_upper_fd(d), ".git", (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST)
-		return -errno;
-	int fd = openat(delta_upper_fd(d), ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOTDIR || errno == ELOOP ? -ENOTDIR : -errno;
-	const struct timespec t[2] = { st.st_atim, st.st_mtim };
-	(void)futimens(fd, t); /* only what the sandbox sees of it */
-	return fd;
+	int ufd = openat(delta_upper_fd(d), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int pfd = openat(project_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	autofree char *copy = xstrdup(path);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c && ufd >= 0 && pfd >= 0;
+	     c = strtok_r(NULL, "/", &save)) {
+		int np = openat(pfd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		int e = np < 0 ? errno : 0;
+		if (np >= 0 && fstat(np, &st) < 0)
+			e = errno;
+		/* ours to fill, whatever the project's mode */
+		if (!e && mkdirat(ufd, c, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST)
+			e = errno;
+		int nu = e ? -1 : openat(ufd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (!e && nu < 0)
+			e = errno == ELOOP ? ENOTDIR : errno;
+		if (nu >= 0) {
+			const struct timespec t[2] = { st.st_atim, st.st_mtim };
+			(void)futimens(nu, t); /* only what the sandbox sees of it */
+		}
+		close(ufd);
+		close(pfd);
+		if (np >= 0 && e)
+			close(np);
+		ufd = nu;
+		pfd = e ? -1 : np;
+		if (e) {
+			errno = e;
+			break;
+		}
+	}
+	int e = errno;
+	if (pfd >= 0)
+		close(pfd);
+	if (ufd < 0)
+		return -e;
+	return ufd;
+}
+
+/* Put data in the delta as project file path (dir/name), with the
+ * project file's mode (mode 0: its own) and times, recorded as made.
+ * Returns 0 or -errno. */
+static int make_file(struct delta *d, int project_fd, const char *dir, const char *name,
+		     const void *data, size_t len, mode_t mode, const struct stat *pst,
+		     size_t hashlen, const char *prefix)
+{
+	autofree char *path = xasprintf("%s/%s", dir, name);
+	autoclose int ufd = upper_dir(d, project_fd, dir);
+	if (ufd < 0)
+		return ufd;
+	const struct timespec t[2] = { pst->st_atim, pst->st_mtim };
+	int r = made_add(d, path, data, len, hashlen, prefix);
+	if (r == 0)
+		r = write_file(ufd, name, data, len, mode ? mode : pst->st_mode, t);
+	return r;
 }
 
 static bool upper_has(struct delta *d, const char *path)
@@ -784,108 +865,140 @@ static bool upper_has(struct delta *d, const char *path)
 	return fstatat(delta_upper_fd(d), path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* Show the cleaned configuration file name (".git/NAME").  Returns 0 or
- * -errno (writing it failed). */
-static int prep_config(struct delta *d, int pgit, int *ugit, const struct policy *pol,
-		       const char *name, bool *sha256)
+/* Show the cleaned configuration file gdir/name, if the policy hides it.
+ * Returns 0 or -errno (writing it failed). */
+static int prep_config(struct delta *d, int project_fd, const struct policy *pol,
+		       const char *gdir, const char *name, size_t *hashlen)
 {
-	autofree char *path = xasprintf(".git/%s", name);
+	autofree char *path = xasprintf("%s/%s", gdir, name);
 	autofree char *text = NULL;
 	size_t len;
 	struct stat st;
-	if (read_file(pgit, name, MAX_CONFIG, &text, &len, &st) < 0)
+	autoclose int pdir = openat(project_fd, gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pdir < 0 || read_file(pdir, name, MAX_CONFIG, &text, &len, &st) < 0)
 		return 0; /* none, or not one git would read either */
 	bool is256 = false;
 	autofree char *clean = config_clean(text, len, &is256);
-	if (strcmp(name, "config") == 0)
-		*sha256 = is256;
+	if (hashlen)
+		*hashlen = is256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
 	if (!clean || readable(pol, path, false))
 		return 0; /* malformed: git fails on the host too; readable: as it is */
-	char hex[SHA256_HEX_LEN + 1], now[SHA256_HEX_LEN + 1];
 	if (upper_has(d, path)) {
 		/* a delta resumed: show it again if it is still ours */
-		autofree char *old = NULL;
-		size_t olen;
-		struct stat ost;
-		if (made_hash(d, path, hex) && read_file(delta_upper_fd(d), path, MAX_CONFIG, &old,
-							 &olen, &ost) == 0) {
-			hash_hex(old, olen, now);
-			if (strcmp(hex, now) == 0)
-				delta_add_shown(d, path);
-		}
+		if (made_untouched(d, path))
+			delta_add_shown(d, path);
 		return 0;
 	}
-	if (*ugit < 0) {
-		*ugit = upper_gitdir(d, pgit);
-		if (*ugit < 0)
-			return *ugit;
-	}
-	const struct timespec t[2] = { st.st_atim, st.st_mtim };
-	int r = made_add(d, path, clean, strlen(clean));
-	if (r == 0)
-		r = write_file(*ugit, name, clean, strlen(clean), 0444, t);
+	int r = make_file(d, project_fd, gdir, name, clean, strlen(clean), 0444, &st, 0, "");
 	if (r < 0)
 		return r;
 	delta_add_shown(d, path);
 	return 0;
 }
 
-/* Mark the unreadable paths skip-worktree in the index.  Returns 0 or
- * -errno (writing it failed). */
-static int prep_index(struct delta *d, int pgit, int *ugit, const struct policy *pol,
-		      bool sha256)
+/* Mark the paths the sandbox cannot read skip-worktree in the index of
+ * git directory gdir, whose worktree is at prefix.  Returns 0 or -errno
+ * (writing it failed). */
+static int prep_index(struct delta *d, int project_fd, const struct policy *pol,
+		      const char *gdir, const char *prefix, size_t hashlen)
 {
-	if (!readable(pol, ".git/index", false) || upper_has(d, ".git/index"))
+	autofree char *path = xasprintf("%s/index", gdir);
+	if (!readable(pol, path, false) || upper_has(d, path))
 		return 0;
 	autofree char *in = NULL;
 	size_t len;
 	struct stat st;
-	if (read_file(pgit, "index", MAX_INDEX, &in, &len, &st) < 0)
+	autoclose int pdir = openat(project_fd, gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pdir < 0 || read_file(pdir, "index", MAX_INDEX, &in, &len, &st) < 0)
 		return 0;
-	struct index_op op = { .policy = pol, .set = true };
+	struct index_op op = { .policy = pol, .set = true, .prefix = prefix };
 	struct buf out = { 0 };
-	int r = index_rewrite((const uint8_t *)in, len,
-			      sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN, &op, &out, NULL);
-	if (r <= 0) {
-		free(out.p);
-		return 0; /* nothing hidden is tracked, or not ours to rewrite */
-	}
-	if (*ugit < 0)
-		*ugit = upper_gitdir(d, pgit);
-	if (*ugit >= 0) {
-		const struct timespec t[2] = { st.st_atim, st.st_mtim };
-		r = made_add(d, ".git/index", out.p, out.len);
+	int r = index_rewrite((const uint8_t *)in, len, hashlen, &op, &out, NULL);
+	if (r > 0) {
+		r = make_file(d, project_fd, gdir, "index", out.p, out.len, 0, &st, hashlen, prefix);
 		if (r == 0)
-			r = write_file(*ugit, "index", out.p, out.len, st.st_mode, t);
-		if (r == 0)
-			delta_note_base(d, ".git/index", &st);
+			delta_note_base(d, path, &st);
 	} else {
-		r = *ugit;
+		r = 0; /* nothing hidden is tracked, or not ours to rewrite */
 	}
 	free(out.p);
 	return r;
 }
 
-int gitprep_prepare(struct delta *d, int project_fd, const struct policy *pol,
-		    struct af_err *err)
+/* The linked worktrees of the repository whose checkouts are in the
+ * project: their '.git' file says where their git directory is on the
+ * host, which the sandbox does not see; show it the same directory by a
+ * relative path, and prepare their index.  Returns 0 or -errno. */
+static int prep_worktrees(struct delta *d, int project_fd, const char *project_path,
+			  const struct policy *pol, size_t hashlen)
+{
+	autoclose int wfd = openat(project_fd, ".git/worktrees",
+				   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char **names;
+	if (wfd < 0 || !project_path || delta_list_dir(wfd, &names) < 0)
+		return 0;
+	size_t plen = strlen(project_path);
+	int r = 0;
+	for (size_t i = 0; names[i] && r == 0; i++) {
+		autofree char *gdir = xasprintf(".git/worktrees/%s", names[i]);
+		autofree char *head = xasprintf("%s/HEAD", gdir);
+		autoclose int gfd = openat(wfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		autofree char *where = NULL;
+		size_t wlen;
+		struct stat st;
+		if (gfd < 0 || !readable(pol, head, false) ||
+		    read_file(gfd, "gitdir", PATH_MAX, &where, &wlen, &st) < 0)
+			continue;
+		/* "/project/sub/wt/.git\n": the worktree at "sub/wt" */
+		where[strcspn(where, "\n")] = '\0';
+		size_t n = strlen(where);
+		if (strncmp(where, project_path, plen) != 0 || where[plen] != '/' || n < plen + 6 ||
+		    strcmp(where + n - 5, "/.git") != 0 || strstr(where, "/../") || strstr(where, "/./"))
+			continue;
+		autofree char *wt = xstrndup(where + plen + 1, n - plen - 6);
+		autofree char *gitfile = xasprintf("%s/.git", wt);
+		autofree char *prefix = xasprintf("%s/", wt);
+		struct stat gst;
+		if (fstatat(project_fd, gitfile, &gst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(gst.st_mode) ||
+		    !readable(pol, gitfile, false))
+			continue;
+		if (!upper_has(d, gitfile)) {
+			struct buf up = { 0 };
+			for (const char *c = wt; c; c = strchr(c + 1, '/'))
+				buf_str(&up, "../");
+			autofree char *text = xasprintf("gitdir: %s%s\n", up.p, gdir);
+			free(up.p);
+			r = make_file(d, project_fd, wt, ".git", text, strlen(text), 0, &gst, 0, "");
+		}
+		if (r == 0)
+			r = prep_config(d, project_fd, pol, gdir, "config.worktree", NULL);
+		if (r == 0)
+			r = prep_index(d, project_fd, pol, gdir, prefix, hashlen);
+	}
+	delta_free_names(names);
+	return r;
+}
+
+int gitprep_prepare(struct delta *d, int project_fd, const char *project_path,
+		    const struct policy *pol, struct af_err *err)
 {
 	if (!pol)
 		return 0;
 	struct decision dec;
 	policy_decide(pol, ".git", true, &dec);
-	if (dec.level < LEVEL_READ || !readable(pol, ".git/HEAD", false))
+	struct stat st;
+	if (dec.level < LEVEL_READ || !readable(pol, ".git/HEAD", false) ||
+	    fstatat(project_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
 		return 0;
-	autoclose int pgit = openat(project_fd, ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (pgit < 0)
-		return 0;
-	autoclose int ugit = -1;
-	bool sha256 = false, ignored;
-	int r = prep_config(d, pgit, &ugit, pol, "config", &sha256);
+	size_t hashlen = SHA1_DIGEST_LEN;
+	int r = prep_config(d, project_fd, pol, ".git", "config", &hashlen);
 	if (r == 0)
-		r = prep_config(d, pgit, &ugit, pol, "config.worktree", &ignored);
+		r = prep_config(d, project_fd, pol, ".git", "config.worktree", NULL);
 	if (r == 0)
-		r = prep_index(d, pgit, &ugit, pol, sha256);
-	/* a resumed delta where the sandbox replaced .git: nothing to show */
+		r = prep_index(d, project_fd, pol, ".git", "", hashlen);
+	if (r == 0)
+		r = prep_worktrees(d, project_fd, project_path, pol, hashlen);
+	/* a resumed delta where the sandbox replaced a directory: nothing to show */
 	if (r == -ENOTDIR)
 		return 0;
 	if (r < 0)
@@ -899,46 +1012,45 @@ int gitprep_prepare(struct delta *d, int project_fd, const struct policy *pol,
 bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const char *path,
 		  const struct policy *pol)
 {
-	if (strcmp(path, ".git/config") != 0 && strcmp(path, ".git/config.worktree") != 0 &&
-	    strcmp(path, ".git/index") != 0)
+	if (strcmp(name, "config") != 0 && strcmp(name, "config.worktree") != 0 &&
+	    strcmp(name, "index") != 0 && strcmp(name, ".git") != 0)
 		return false;
-	char hex[SHA256_HEX_LEN + 1], now[SHA256_HEX_LEN + 1];
-	if (!made_hash(d, path, hex))
+	struct made m;
+	if (!made_get(d, path, &m))
 		return false;
+	autofree char *prefix = m.prefix;
 	autofree char *up = NULL;
 	size_t ulen;
 	struct stat ust;
 	if (read_file(ufd, name, MAX_INDEX, &up, &ulen, &ust) < 0)
 		return false;
+	char now[SHA256_HEX_LEN + 1];
 	hash_hex(up, ulen, now);
-	if (strcmp(hex, now) == 0)
+	if (strcmp(m.hex, now) == 0)
 		return true; /* made by us, left as it was */
 	if (strcmp(name, "index") != 0 || !pol)
 		return false;
 
 	/* the sandbox's index: the bits we set go, those the project has stay */
-	bool sha256 = false;
-	autofree char *cfg = NULL, *pidx = NULL;
-	size_t clen, plen = 0;
-	struct stat cst, pst;
-	if (read_file(pfd, "config", MAX_CONFIG, &cfg, &clen, &cst) == 0)
-		free(config_clean(cfg, clen, &sha256));
-	size_t hashlen = sha256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
+	autofree char *pidx = NULL;
+	size_t plen = 0;
+	struct stat pst;
 	struct host_ent *host = NULL;
 	size_t nhost = 0, pend = 0, uend = 0;
 	if (read_file(pfd, "index", MAX_INDEX, &pidx, &plen, &pst) == 0) {
-		struct index_op scan = { .policy = pol, .set = true, .collect = &host,
-					 .ncollect = &nhost };
+		struct index_op scan = { .policy = pol, .set = true, .prefix = prefix,
+					 .collect = &host, .ncollect = &nhost };
 		struct buf ignore = { 0 };
-		if (index_rewrite((const uint8_t *)pidx, plen, hashlen, &scan, &ignore, &pend) < 0)
+		if (index_rewrite((const uint8_t *)pidx, plen, m.hashlen, &scan, &ignore, &pend) < 0)
 			pend = 0;
 		free(ignore.p);
 		if (host)
 			qsort(host, nhost, sizeof(*host), cmp_host);
 	}
-	struct index_op op = { .policy = pol, .set = false, .host = host, .nhost = nhost };
+	struct index_op op = { .policy = pol, .set = false, .prefix = prefix, .host = host,
+			       .nhost = nhost };
 	struct buf out = { 0 };
-	int r = index_rewrite((const uint8_t *)up, ulen, hashlen, &op, &out, &uend);
+	int r = index_rewrite((const uint8_t *)up, ulen, m.hashlen, &op, &out, &uend);
 	host_free(host, nhost);
 	/* the same entries as the project's: the sandbox only refreshed its
 	 * stat data or extensions, which the project's index has for itself */

@@ -12,13 +12,15 @@
 struct policy;
 
 /* Before the view starts: put in the delta the cleaned configuration of
- * the repository at the project's root, shown read-only, and its index
- * with the paths the sandbox cannot read marked skip-worktree.  Does
- * nothing without a repository the policy lets the sandbox read.
- * Returns 0, or -errno with *err filled when the delta cannot be
- * written. */
-int gitprep_prepare(struct delta *d, int project_fd, const struct policy *pol,
-		    struct af_err *err);
+ * the repository at the project's root (project_path: its canonical
+ * path on the host), shown read-only, and its index with the paths the
+ * sandbox cannot read marked skip-worktree; the same for the linked
+ * worktrees checked out in the project, whose '.git' file is shown with
+ * a relative path.  Does nothing without a repository the policy lets
+ * the sandbox read.  Returns 0, or -errno with *err filled when the
+ * delta cannot be written. */
+int gitprep_prepare(struct delta *d, int project_fd, const char *project_path,
+		    const struct policy *pol, struct af_err *err);
 
 /* For sync, before it applies upper entry name (project path path) of
  * upper directory ufd, project directory pfd: true if the entry is one

@@ -262,7 +262,8 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 	r = set_disk_limit(lc->delta, lc->cfg.disk_limit, err);
 	if (r < 0)
 		return r;
-	r = gitprep_prepare(lc->delta, lc->cfg.project->fd, lc->cfg.policy, err);
+	r = gitprep_prepare(lc->delta, lc->cfg.project->fd, lc->cfg.project->real,
+			    lc->cfg.policy, err);
 	if (r < 0)
 		return r;
 	struct view_config vc = {
