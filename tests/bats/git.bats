@@ -383,3 +383,31 @@ $(summary 1)"
 	run git -C "$P" rebase --continue
 	refute_contains "$output" planted_exec
 }
+
+@test "git: a linked worktree in the project works in the sandbox, its '.git' file untouched on the host" {
+	git_repo sha256
+	git -C "$P" worktree add -q "$P/wt" -b side
+	git -C "$P" config extensions.worktreeConfig true
+	git -C "$P" config --worktree core.sshCommand "ssh -i $SECRET_MARK"
+	(cd "$P/wt" && git config --worktree core.sshCommand "ssh -i $SECRET_MARK")
+	local gitfile
+	gitfile=$(cat "$P/wt/.git")
+	run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+cd wt && cat .git && git status --porcelain && git ls-files -v | grep -c "^S" && grep -c '"$SECRET_MARK"' ../.git/worktrees/wt/config.worktree
+echo w >> README.md && git commit -qam in-worktree && git log --format=%s -2'
+	assert_status 0
+	assert_output "gitdir: ../.git/worktrees/wt
+11
+0
+in-worktree
+first commit"
+	assert_eq "$gitfile" "$(cat "$P/wt/.git")"
+	run git -C "$P/wt" status --porcelain
+	assert_output ""
+	run git -C "$P" log --format=%s -1 side
+	assert_output "in-worktree"
+	run git -C "$P/wt" ls-files -v
+	refute_contains "$output" "S "
+	run git -C "$P" fsck --no-progress --no-dangling
+	assert_status 0
+}
