@@ -507,19 +507,37 @@ struct index_op {
 	size_t *ncollect;
 };
 
-/* Can the sandbox not read path (a tracked file at the project's root
- * repository): hidden itself or below a hidden directory, or view only? */
-static bool unreadable(const struct policy *pol, const char *path)
+/* The last directory unreadable() looked at: an index lists the
+ * entries of one directory together. */
+struct dir_memo {
+	char *dir;
+	bool hidden;
+};
+
+/* Can the sandbox not read path (a tracked file of a repository):
+ * hidden itself or below a hidden directory, or view only? */
+static bool unreadable(const struct policy *pol, const char *path, struct dir_memo *memo)
 {
 	struct decision d;
-	autofree char *dir = xstrdup(path);
-	for (char *s = strchr(dir, '/'); s; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		policy_decide(pol, dir, true, &d);
-		*s = '/';
-		if (d.level == LEVEL_NONE && !d.traversable)
-			return true;
+	const char *slash = strrchr(path, '/');
+	size_t dlen = slash ? (size_t)(slash - path) : 0;
+	if (!memo->dir || strlen(memo->dir) != dlen || memcmp(memo->dir, path, dlen) != 0) {
+		free(memo->dir);
+		memo->dir = xstrndup(path, dlen);
+		memo->hidden = false;
+		/* each directory on the way, the last one included */
+		for (size_t i = 1; i <= dlen && !memo->hidden; i++) {
+			if (i < dlen && memo->dir[i] != '/')
+				continue;
+			char c = memo->dir[i];
+			memo->dir[i] = '\0';
+			policy_decide(pol, memo->dir, true, &d);
+			memo->dir[i] = c;
+			memo->hidden = d.level == LEVEL_NONE && !d.traversable;
+		}
 	}
+	if (memo->hidden)
+		return true;
 	policy_decide(pol, path, false, &d);
 	return d.level < LEVEL_READ;
 }
@@ -555,6 +573,7 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 	size_t p = 12;
 	bool changed = false, extended = false;
 	struct buf prev = { 0 };
+	struct dir_memo memo = { 0 };
 	int r = 0;
 	buf_add(out, in, 12);
 	buf_add(&prev, "", 0);
@@ -620,7 +639,7 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 		const uint8_t *stat_from = in + p;
 		if ((flags & CE_STAGEMASK) == 0 && !S_ISDIR(mode)) {
 			autofree char *full = xasprintf("%s%s", op->prefix ? op->prefix : "", prev.p);
-			bool hide = unreadable(op->policy, full);
+			bool hide = unreadable(op->policy, full, &memo);
 			struct host_ent key = { .name = prev.p }, *h = NULL;
 			if (op->host)
 				h = bsearch(&key, op->host, op->nhost, sizeof(*h), cmp_host);
@@ -663,6 +682,7 @@ static int index_rewrite(const uint8_t *in, size_t len, size_t hashlen, const st
 		p = next;
 	}
 	free(prev.p);
+	free(memo.dir);
 	if (entries_end)
 		*entries_end = out->len;
 	/* the extensions: a split index is not ours to rewrite; the entry
