@@ -241,17 +241,23 @@ struct cfg_parser {
 	bool sha256;
 };
 
-static void emit_quoted(struct buf *b, const char *v)
+/* Quote v as a value, or (sub) as a subsection name, which knows no
+ * escapes but \\ and \" and holds no newline. */
+static void emit_quoted(struct buf *b, const char *v, bool sub)
 {
 	buf_str(b, "\"");
 	for (const char *s = v; *s; s++) {
-		switch (*s) {
-		case '\\': buf_str(b, "\\\\"); break;
-		case '"': buf_str(b, "\\\""); break;
-		case '\n': buf_str(b, "\\n"); break;
-		case '\t': buf_str(b, "\\t"); break;
-		case '\b': buf_str(b, "\\b"); break;
-		default: buf_add(b, s, 1);
+		if (*s == '\\' || *s == '"') {
+			buf_str(b, "\\");
+			buf_add(b, s, 1);
+		} else if (!sub && *s == '\n') {
+			buf_str(b, "\\n");
+		} else if (!sub && *s == '\t') {
+			buf_str(b, "\\t");
+		} else if (!sub && *s == '\b') {
+			buf_str(b, "\\b");
+		} else {
+			buf_add(b, s, 1);
 		}
 	}
 	buf_str(b, "\"");
@@ -276,7 +282,7 @@ static void emit_key(struct cfg_parser *c, const char *key, const char *value)
 			buf_str(&c->out, "[");
 			buf_str(&c->out, c->section);
 			buf_str(&c->out, " ");
-			emit_quoted(&c->out, c->sub);
+			emit_quoted(&c->out, c->sub, true);
 			buf_str(&c->out, "]\n");
 		} else {
 			buf_str(&c->out, "[");
@@ -290,7 +296,7 @@ static void emit_key(struct cfg_parser *c, const char *key, const char *value)
 	buf_str(&c->out, key);
 	if (value) {
 		buf_str(&c->out, " = ");
-		emit_quoted(&c->out, value);
+		emit_quoted(&c->out, value, false);
 	}
 	buf_str(&c->out, "\n");
 }
@@ -1081,4 +1087,22 @@ bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const cha
 	}
 	free(out.p);
 	return same;
+}
+
+/* ---- for the unit tests -------------------------------------------------- */
+
+char *gitprep_config_clean(const char *text, size_t len, bool *sha256)
+{
+	return config_clean(text, len, sha256);
+}
+
+int gitprep_index_mark(const void *in, size_t len, size_t hashlen, const struct policy *pol,
+		       bool set, void **out, size_t *outlen)
+{
+	struct index_op op = { .policy = pol, .set = set };
+	struct buf b = { 0 };
+	int r = index_rewrite(in, len, hashlen, &op, &b, NULL);
+	*out = b.p;
+	*outlen = b.len;
+	return r;
 }

@@ -5,6 +5,7 @@
 #define AF_GITPREP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/util.h"
 #include "delta/delta.h"
@@ -30,5 +31,17 @@ int gitprep_prepare(struct delta *d, int project_fd, const char *project_path,
  * Never fails: what cannot be read is synced as usual. */
 bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const char *path,
 		  const struct policy *pol);
+
+/* --- for the unit tests: the parsers of gitprep.c on their own. */
+
+/* The configuration text cleaned as the sandbox sees it (malloc'd), or
+ * NULL when git could not parse it; *sha256 as its object format. */
+char *gitprep_config_clean(const char *text, size_t len, bool *sha256);
+/* Rewrite index [in, in + len) for pol: set (or clear) the skip-worktree
+ * bit of the paths the sandbox cannot read.  *out (malloc'd, *outlen
+ * bytes) is the result.  Returns 1 if anything changed, 0 if not, or
+ * -EINVAL / -ENOTSUP (a split index). */
+int gitprep_index_mark(const void *in, size_t len, size_t hashlen, const struct policy *pol,
+		       bool set, void **out, size_t *outlen);
 
 #endif
