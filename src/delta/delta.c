@@ -409,6 +409,8 @@ int delta_dir_fd(const struct delta *d)
 
 void delta_add_shown(struct delta *d, const char *path)
 {
+	if (delta_is_shown(d, path))
+		return; /* a delta resumed */
 	d->shown = xrealloc(d->shown, (d->nshown + 1) * sizeof(*d->shown));
 	d->shown[d->nshown++] = xstrdup(path);
 }

@@ -821,6 +821,23 @@ static bool readable(const struct policy *pol, const char *path, bool is_dir)
 	return d.level >= LEVEL_READ;
 }
 
+/* Open project directory path (relative, several components) under
+ * project_fd, never through a symbolic link.  Returns an fd or -errno. */
+static int open_beneath(int project_fd, const char *path)
+{
+	int fd = openat(project_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	autofree char *copy = xstrdup(path);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c && fd >= 0; c = strtok_r(NULL, "/", &save)) {
+		int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		fd = next;
+		errno = e;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 /* The upper directory of project directory path (relative, "" for the
  * root), made with the project's modes and times where missing.
  * Returns an fd or -errno (-ENOTDIR: the delta has something else
@@ -900,7 +917,7 @@ static int prep_config(struct delta *d, int project_fd, const struct policy *pol
 	autofree char *text = NULL;
 	size_t len;
 	struct stat st;
-	autoclose int pdir = openat(project_fd, gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	autoclose int pdir = open_beneath(project_fd, gdir);
 	if (pdir < 0 || read_file(pdir, name, MAX_CONFIG, &text, &len, &st) < 0)
 		return 0; /* none, or not one git would read either */
 	bool is256 = false;
@@ -934,7 +951,7 @@ static int prep_index(struct delta *d, int project_fd, const struct policy *pol,
 	autofree char *in = NULL;
 	size_t len;
 	struct stat st;
-	autoclose int pdir = openat(project_fd, gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	autoclose int pdir = open_beneath(project_fd, gdir);
 	if (pdir < 0 || read_file(pdir, "index", MAX_INDEX, &in, &len, &st) < 0)
 		return 0;
 	struct index_op op = { .policy = pol, .set = true, .prefix = prefix };
@@ -958,8 +975,7 @@ static int prep_index(struct delta *d, int project_fd, const struct policy *pol,
 static int prep_worktrees(struct delta *d, int project_fd, const char *project_path,
 			  const struct policy *pol, size_t hashlen)
 {
-	autoclose int wfd = openat(project_fd, ".git/worktrees",
-				   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	autoclose int wfd = open_beneath(project_fd, ".git/worktrees");
 	char **names;
 	if (wfd < 0 || !project_path || delta_list_dir(wfd, &names) < 0)
 		return 0;
@@ -985,8 +1001,9 @@ static int prep_worktrees(struct delta *d, int project_fd, const char *project_p
 		autofree char *gitfile = xasprintf("%s/.git", wt);
 		autofree char *prefix = xasprintf("%s/", wt);
 		struct stat gst;
-		if (fstatat(project_fd, gitfile, &gst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(gst.st_mode) ||
-		    !readable(pol, gitfile, false))
+		autoclose int wtfd = open_beneath(project_fd, wt);
+		if (wtfd < 0 || fstatat(wtfd, ".git", &gst, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(gst.st_mode) || !readable(pol, gitfile, false))
 			continue;
 		if (!upper_has(d, gitfile)) {
 			struct buf up = { 0 };
