@@ -411,3 +411,16 @@ first commit"
 	run git -C "$P" fsck --no-progress --no-dangling
 	assert_status 0
 }
+
+@test "git: a worktree reached through a symbolic link is left alone, the run goes on" {
+	git_repo
+	git -C "$P" worktree add -q "$T/elsewhere" -b side
+	ln -s "$T/elsewhere" "$P/linked"
+	printf '%s\n' "$P/linked/.git" >"$P/.git/worktrees/elsewhere/gitdir"
+	run inside -- 'readlink linked; git status --porcelain; echo "status=$?"'
+	assert_status 0
+	assert_output "$T/elsewhere
+?? linked
+status=0"
+	[ "$(cat "$T/elsewhere/.git")" = "gitdir: $P/.git/worktrees/elsewhere" ]
+}
