@@ -126,8 +126,8 @@ server.key
 tests/fixtures/client.pem'
 
 # git_repo [sha1|sha256]: make $P a repository tracking everything in it,
-# the secrets included, with a configuration that names programs and
-# credentials.
+# the secrets included, with a token in its remote's URL.  (No program in
+# its configuration: a core.fsmonitor would fool git on the host.)
 git_repo() {
 	mkdir -p "$P/tests/fixtures"
 	printf 'EXAMPLE=%s_example\n' "$SECRET_MARK" >"$P/.env.example"
@@ -137,7 +137,6 @@ git_repo() {
 	git -C "$P" add -A
 	(cd "$P" && eval "$GIT_FIXED" && git commit -qm 'first commit')
 	git -C "$P" remote add origin "https://user:${SECRET_MARK}_token@example.com/r.git?access_token=${SECRET_MARK}_q"
-	git -C "$P" config core.fsmonitor "echo $SECRET_MARK"
 }
 
 # The repository's refs and what they point at, its HEAD, and the state
@@ -223,8 +222,6 @@ git status --porcelain'
 	for fmt in sha1 sha256; do
 		rm -rf "$P" "$T/native" "$RUNS" && make_project "$P" && git_repo $fmt
 		cp -a "$P" "$T/native"
-		# the sandbox never runs it; natively it would hide every change
-		git -C "$T/native" config --unset core.fsmonitor
 		local native
 		native=$(cd "$T/native" && eval "$GIT_FIXED" && sh -c "$GIT_STEPS" 2>&1) ||
 			{ printf 'native run failed:\n%s\n' "$native" >&2; return 1; }
@@ -244,6 +241,7 @@ git status --porcelain'
 	git_repo sha256
 	cat >>"$P/.git/config" <<EOF2
 [core]
+	fsmonitor = echo $SECRET_MARK
 	hooksPath = /tmp/$SECRET_MARK-hooks
 	sshCommand = ssh -i $SECRET_MARK
 	editor = $SECRET_MARK-editor
@@ -423,4 +421,18 @@ first commit"
 ?? linked
 status=0"
 	[ "$(cat "$T/elsewhere/.git")" = "gitdir: $P/.git/worktrees/elsewhere" ]
+}
+
+@test "git: a branch switch that changes a hidden tracked file updates the index, not the file" {
+	git_repo
+	(cd "$P" && eval "$GIT_FIXED" && git checkout -qb other && printf 'SECRET=%s_other\n' "$SECRET_MARK" >.env &&
+		git commit -qam other-env && git checkout -q main)
+	run af run -p development "$P" -- sh -c 'git checkout -q other && git status --porcelain && git ls-files -v .env && cat .env'
+	assert_status 1
+	assert_output "error: unable to create file .env: Permission denied
+S .env
+cat: .env: No such file or directory"
+	run git -C "$P" status --porcelain
+	assert_output " M .env"
+	assert_eq "SECRET=${SECRET_MARK}_env" "$(cat "$P/.env")"
 }
