@@ -44,7 +44,8 @@ first commit"
 first commit"
 	run git -C "$P" fsck --no-progress
 	assert_status 0
-	run git -C "$P" status --porcelain --untracked-files=no
+	# the fixture's fsmonitor would tell git on the host nothing changed
+	run git -C "$P" -c core.fsmonitor=false status --porcelain --untracked-files=no
 	assert_output ""
 	# the hidden config survived untouched
 	assert_contains "$(cat "$P/.git/config")" "fsmonitor = echo $SECRET_MARK"
@@ -305,7 +306,7 @@ mv: cannot move '.git/config' to '.git/c2': Permission denied"
 	[ ! -e "$RUNS" ] || [ -z "$(ls -A "$RUNS")" ]
 }
 
-@test "git: a configuration git cannot parse is not shown, as before" {
+@test "git: a configuration git cannot parse is not shown" {
 	git_repo
 	printf '[core\n\tbroken\n' >>"$P/.git/config"
 	run inside -- 'ls .git/config; git ls-files -v | grep -c "^S"'
