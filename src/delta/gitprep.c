@@ -50,6 +50,10 @@
 #define MAX_CONFIG (1u << 20)
 #define MAX_INDEX (512u << 20)
 #define MADE_FILE "git-made"
+/* Submodule git directories looked at, and how deep (git nests a
+ * submodule's own in its modules/). */
+#define MAX_MODULES 1000
+#define MAX_MODULE_DEPTH 16
 
 /* ---- a growing buffer --------------------------------------------------- */
 
@@ -239,6 +243,7 @@ struct cfg_parser {
 	struct buf out;
 	char *emitted; /* "section\nsub" of the last header written */
 	bool sha256;
+	char *worktree; /* core.worktree, which is not shown */
 };
 
 /* Quote v as a value, or (sub) as a subsection name, which knows no
@@ -266,6 +271,10 @@ static void emit_quoted(struct buf *b, const char *v, bool sub)
 static void emit_key(struct cfg_parser *c, const char *key, const char *value)
 {
 	autofree char *v = NULL;
+	if (strcmp(c->section, "core") == 0 && !c->sub && strcmp(key, "worktree") == 0 && value) {
+		free(c->worktree);
+		c->worktree = xstrdup(value);
+	}
 	if (!key_kept(c->section, c->sub, key))
 		return;
 	if (value && (strcmp(key, "url") == 0 || strcmp(key, "pushurl") == 0)) {
@@ -413,8 +422,9 @@ bad:
 /* The configuration text in [text, text + len) rebuilt from its kept
  * keys.  Returns a malloc'd text, or NULL if it is malformed (git would
  * refuse it too); *sha256 tells whether the repository's objects are
- * named by SHA-256. */
-static char *config_clean(const char *text, size_t len, bool *sha256)
+ * named by SHA-256, *worktree (if not NULL) gets core.worktree
+ * (malloc'd) or NULL. */
+static char *config_clean(const char *text, size_t len, bool *sha256, char **worktree)
 {
 	struct cfg_parser c = { .p = text, .end = text + len };
 	int r = 0;
@@ -467,9 +477,14 @@ static char *config_clean(const char *text, size_t len, bool *sha256)
 	free(c.emitted);
 	if (r < 0) {
 		free(c.out.p);
+		free(c.worktree);
 		return NULL;
 	}
 	*sha256 = c.sha256;
+	if (worktree)
+		*worktree = c.worktree;
+	else
+		free(c.worktree);
 	return c.out.p;
 }
 
@@ -908,10 +923,11 @@ static bool upper_has(struct delta *d, const char *path)
 	return fstatat(delta_upper_fd(d), path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* Show the cleaned configuration file gdir/name, if the policy hides it.
- * Returns 0 or -errno (writing it failed). */
+/* Show the cleaned configuration file gdir/name, if the policy hides it;
+ * *hashlen and *worktree (if not NULL) as config_clean() says.  Returns
+ * 0 or -errno (writing it failed). */
 static int prep_config(struct delta *d, int project_fd, const struct policy *pol,
-		       const char *gdir, const char *name, size_t *hashlen)
+		       const char *gdir, const char *name, size_t *hashlen, char **worktree)
 {
 	autofree char *path = xasprintf("%s/%s", gdir, name);
 	autofree char *text = NULL;
@@ -921,7 +937,7 @@ static int prep_config(struct delta *d, int project_fd, const struct policy *pol
 	if (pdir < 0 || read_file(pdir, name, MAX_CONFIG, &text, &len, &st) < 0)
 		return 0; /* none, or not one git would read either */
 	bool is256 = false;
-	autofree char *clean = config_clean(text, len, &is256);
+	autofree char *clean = config_clean(text, len, &is256, worktree);
 	if (hashlen)
 		*hashlen = is256 ? SHA256_DIGEST_LEN : SHA1_DIGEST_LEN;
 	if (!clean || readable(pol, path, false))
@@ -1014,9 +1030,91 @@ static int prep_worktrees(struct delta *d, int project_fd, const char *project_p
 			r = make_file(d, project_fd, wt, ".git", text, strlen(text), 0, &gst, 0, "");
 		}
 		if (r == 0)
-			r = prep_config(d, project_fd, pol, gdir, "config.worktree", NULL);
+			r = prep_config(d, project_fd, pol, gdir, "config.worktree", NULL, NULL);
 		if (r == 0)
 			r = prep_index(d, project_fd, pol, gdir, prefix, hashlen);
+	}
+	delta_free_names(names);
+	return r;
+}
+
+/* The worktree of git directory gdir whose core.worktree says rel: a
+ * project path (malloc'd, "sub" for "../../../sub" of
+ * ".git/modules/sub"), or NULL if it leaves the project or is in .git. */
+static char *module_worktree(const char *gdir, const char *rel)
+{
+	if (rel[0] == '/')
+		return NULL;
+	autofree char *all = xasprintf("%s/%s", gdir, rel);
+	char **comp = NULL;
+	size_t n = 0;
+	bool ok = true;
+	autofree char *copy = xstrdup(all);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c && ok; c = strtok_r(NULL, "/", &save)) {
+		if (strcmp(c, ".") == 0)
+			continue;
+		if (strcmp(c, "..") == 0) {
+			ok = n > 0;
+			if (ok)
+				n--;
+			continue;
+		}
+		comp = xrealloc(comp, (n + 1) * sizeof(*comp));
+		comp[n++] = c;
+	}
+	char *out = NULL;
+	if (ok && n > 0 && !hold_is_dotgit(comp[0])) {
+		struct buf b = { 0 };
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				buf_str(&b, "/");
+			buf_str(&b, comp[i]);
+		}
+		out = b.p;
+	}
+	free(comp);
+	return out;
+}
+
+/* The submodules' git directories in dir (".git/modules", then their own
+ * modules/; a name with '/' is nested directories): their configuration
+ * and index as the main repository's, for the worktree their
+ * core.worktree names in the project.  *budget bounds the directories
+ * looked at.  Returns 0 or -errno. */
+static int prep_modules(struct delta *d, int project_fd, const struct policy *pol,
+			const char *dir, unsigned depth, unsigned *budget)
+{
+	autoclose int mfd = open_beneath(project_fd, dir);
+	char **names;
+	if (mfd < 0 || depth > MAX_MODULE_DEPTH || delta_list_dir(mfd, &names) < 0)
+		return 0;
+	int r = 0;
+	for (size_t i = 0; names[i] && r == 0 && *budget; i++, (*budget)--) {
+		autofree char *gdir = xasprintf("%s/%s", dir, names[i]);
+		autofree char *head = xasprintf("%s/HEAD", gdir);
+		struct stat st;
+		if (fstatat(mfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		autofree char *rel_head = xasprintf("%s/HEAD", names[i]);
+		if (fstatat(mfd, rel_head, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = prep_modules(d, project_fd, pol, gdir, depth + 1, budget);
+			continue;
+		}
+		if (!readable(pol, head, false))
+			continue;
+		size_t hashlen = SHA1_DIGEST_LEN;
+		autofree char *wt = NULL;
+		r = prep_config(d, project_fd, pol, gdir, "config", &hashlen, &wt);
+		autofree char *where = wt ? module_worktree(gdir, wt) : NULL;
+		if (r == 0 && where) {
+			autofree char *prefix = xasprintf("%s/", where);
+			r = prep_index(d, project_fd, pol, gdir, prefix, hashlen);
+		}
+		if (r == 0) {
+			autofree char *sub = xasprintf("%s/modules", gdir);
+			r = prep_modules(d, project_fd, pol, sub, depth + 1, budget);
+		}
 	}
 	delta_free_names(names);
 	return r;
@@ -1034,13 +1132,16 @@ int gitprep_prepare(struct delta *d, int project_fd, const char *project_path,
 	    fstatat(project_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
 		return 0;
 	size_t hashlen = SHA1_DIGEST_LEN;
-	int r = prep_config(d, project_fd, pol, ".git", "config", &hashlen);
+	int r = prep_config(d, project_fd, pol, ".git", "config", &hashlen, NULL);
 	if (r == 0)
-		r = prep_config(d, project_fd, pol, ".git", "config.worktree", NULL);
+		r = prep_config(d, project_fd, pol, ".git", "config.worktree", NULL, NULL);
 	if (r == 0)
 		r = prep_index(d, project_fd, pol, ".git", "", hashlen);
 	if (r == 0)
 		r = prep_worktrees(d, project_fd, project_path, pol, hashlen);
+	unsigned budget = MAX_MODULES;
+	if (r == 0)
+		r = prep_modules(d, project_fd, pol, ".git/modules", 0, &budget);
 	/* a resumed delta where the sandbox replaced a directory: nothing to show */
 	if (r == -ENOTDIR)
 		return 0;
@@ -1110,7 +1211,7 @@ bool gitprep_sync(struct delta *d, int ufd, int pfd, const char *name, const cha
 
 char *gitprep_config_clean(const char *text, size_t len, bool *sha256)
 {
-	return config_clean(text, len, sha256);
+	return config_clean(text, len, sha256, NULL);
 }
 
 int gitprep_index_mark(const void *in, size_t len, size_t hashlen, const struct policy *pol,

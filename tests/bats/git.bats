@@ -437,3 +437,35 @@ cat: .env: No such file or directory"
 	assert_output " M .env"
 	assert_eq "SECRET=${SECRET_MARK}_env" "$(cat "$P/.env")"
 }
+
+@test "git: a submodule's hidden tracked files are not deleted either; a commit in it syncs" {
+	git_repo
+	local src=$T/subsrc
+	mkdir -p "$src/secrets"
+	printf 'lib\n' >"$src/lib.c"
+	printf 'K=%s_sub\n' "$SECRET_MARK" >"$src/.env.example"
+	printf '%s_subsecret\n' "$SECRET_MARK" >"$src/secrets/k"
+	git -C "$src" init -q -b main
+	git -C "$src" add -A
+	(cd "$src" && eval "$GIT_FIXED" && git commit -qm sub)
+	git -C "$P" -c protocol.file.allow=always submodule add -q "$src" vendor/lib
+	(cd "$P" && eval "$GIT_FIXED" && git commit -qm add-submodule)
+	run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+git status --porcelain; cd vendor/lib && git status --porcelain && git ls-files -v | grep "^S" &&
+grep -c '"$SECRET_MARK"' ../../.git/modules/vendor/lib/config
+echo more >> lib.c && git commit -qam in-submodule && git log --format=%s -1 && cd ../.. && git status --porcelain'
+	assert_status 0
+	assert_output "S .env.example
+S secrets/k
+0
+in-submodule
+ M vendor/lib"
+	run git -C "$P/vendor/lib" log --format=%s -1
+	assert_output "in-submodule"
+	run git -C "$P/vendor/lib" status --porcelain
+	assert_output ""
+	run git -C "$P/vendor/lib" ls-files -v
+	refute_contains "$output" "S "
+	run git -C "$P/vendor/lib" fsck --no-progress --no-dangling
+	assert_status 0
+}
