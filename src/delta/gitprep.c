@@ -2,7 +2,10 @@
  * the project's repository as on the host, and what sync undoes of it.
  *
  * Before the view starts, for the repository whose '.git' directory is
- * at the project's root (when the policy lets the sandbox read it):
+ * at the project's root (when the policy lets the sandbox read it), for
+ * its linked worktrees checked out in the project (whose '.git' file,
+ * naming the git directory by its host path, is shown with a relative
+ * one) and for its submodules' repositories in .git/modules:
  *
  *   - the configuration (.git/config, .git/config.worktree), which the
  *     presets hide, is put in the delta rebuilt from the keys git needs
@@ -24,14 +27,16 @@
  *     extensions.objectformat) is made anew.
  *
  * What it made is recorded in the run directory (file "git-made": the
- * SHA-256 of each file and its path).  Sync drops a made file the
+ * SHA-256 of each file, the object name length, its path and its
+ * worktree's place in the project).  Sync drops a made file the
  * sandbox left as it was, and clears in the sandbox's index the
  * skip-worktree bits of paths the sandbox cannot read, unless the
  * project's own index has the bit on that path too, so the host's
  * repository never keeps a trace of the sandbox's view.
  *
  * A split index (a "link" extension) or an index that cannot be parsed
- * is left as it is. */
+ * is left as it is.  The project's git directories are read without
+ * following a symbolic link on the way. */
 #include "delta/gitprep.h"
 
 #include <ctype.h>
