@@ -25,7 +25,7 @@ _agentfense()
     fi
 
     local commands="codebase explain help preset run serve shell version"
-    local run_opts="--bind --changes --cpus --disk-limit --env --env-file --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
+    local run_opts="--bind --changes --cpus --disk-limit --env --env-file --git-identity --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
     local codebase_cmds="create files get info ls put rm"
@@ -61,7 +61,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "host none" -- "$cur"))
         return
         ;;
-    --seccomp)
+    --seccomp | --git-identity)
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
@@ -86,7 +86,7 @@ _agentfense()
             fi
             case ${words[i]} in
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | --env-file | \
-                -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
+                --git-identity | -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
                 --tmpfs | --rootfs | --image | --memory | --cpus | --pids | \
                 --disk-limit) ((i++)) ;;
             -*) ;;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/gitident.h"
 #include "common/units.h"
 #include "delta/delta.h"
 #include "sandbox/env.h"
@@ -51,6 +52,7 @@ struct run_opts {
 	enum changes changes;
 	bool net_host;
 	bool seccomp_off;
+	bool git_identity_off; /* --git-identity off */
 	struct mount_list mounts;
 	const char *rootfs;
 	const char *image;
@@ -91,6 +93,8 @@ static void usage(FILE *f, bool interactive)
 		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
 		"      --env-file FILE        variables from FILE: KEY=VALUE or KEY lines,\n"
 		"                             '#' comments (repeatable; docker's format)\n"
+		"      --git-identity on|off  the host's git user.name and user.email as\n"
+		"                             GIT_AUTHOR_* and GIT_COMMITTER_* (default: on)\n"
 		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
 		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
 		"      --changes sync|discard|keep\n"
@@ -248,7 +252,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT, OPT_ENV_FILE };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_GIT_IDENTITY };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -257,6 +261,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "env", required_argument, NULL, 'e' },
 		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+		{ "git-identity", required_argument, NULL, OPT_GIT_IDENTITY },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
@@ -306,6 +311,11 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_ENV_FILE:
 			read_env_file(o, optarg);
 			break;
+		case OPT_GIT_IDENTITY: {
+			static const char *const onoff[] = { "on", "off", NULL };
+			o->git_identity_off = parse_choice("--git-identity", optarg, onoff) == 1;
+			break;
+		}
 		case 't':
 			o->timeout = parse_timeout(optarg);
 			break;
@@ -627,6 +637,8 @@ static int run_main(int argc, char **argv, bool interactive)
 	autofree char *workdir = make_workdir(o.workdir);
 	env_init(&env);
 	env_defaults(&env, workdir);
+	if (!o.git_identity_off)
+		git_identity_env(&env, proj.real); /* --env and the image's win */
 	if (o.rootfs) {
 		root_dir = lc_check_root_dir("--rootfs", o.rootfs, &proj, &err);
 		if (!root_dir)

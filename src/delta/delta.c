@@ -49,6 +49,9 @@ struct delta {
 	uint64_t disk_limit; /* bytes; 0: none (set before the view starts) */
 	uint64_t disk_used;  /* charged and reserved bytes (atomic) */
 	bool disk_full;      /* a reservation was refused (atomic) */
+
+	char **shown; /* paths made to be read whatever the policy says */
+	size_t nshown;
 };
 
 /* ---- small helpers shared with sync.c --------------------------------- */
@@ -373,6 +376,9 @@ void delta_free(struct delta *d)
 {
 	if (!d)
 		return;
+	for (size_t i = 0; i < d->nshown; i++)
+		free(d->shown[i]);
+	free(d->shown);
 	for (size_t i = 0; i < d->nslots; i++)
 		free(d->slots[i].path);
 	free(d->slots);
@@ -394,6 +400,27 @@ void delta_free(struct delta *d)
 const char *delta_path(const struct delta *d)
 {
 	return d->path;
+}
+
+int delta_dir_fd(const struct delta *d)
+{
+	return d->dir_fd;
+}
+
+void delta_add_shown(struct delta *d, const char *path)
+{
+	if (delta_is_shown(d, path))
+		return; /* a delta resumed */
+	d->shown = xrealloc(d->shown, (d->nshown + 1) * sizeof(*d->shown));
+	d->shown[d->nshown++] = xstrdup(path);
+}
+
+bool delta_is_shown(const struct delta *d, const char *path)
+{
+	for (size_t i = 0; i < d->nshown; i++)
+		if (strcmp(d->shown[i], path) == 0)
+			return true;
+	return false;
 }
 
 int delta_upper_fd(const struct delta *d)

@@ -54,6 +54,14 @@ void delta_free(struct delta *d);
 const char *delta_path(const struct delta *d);  /* run directory */
 int delta_upper_fd(const struct delta *d);      /* O_DIRECTORY fd of upper/ */
 int delta_work_fd(const struct delta *d);       /* O_DIRECTORY fd of work/ */
+int delta_dir_fd(const struct delta *d);        /* O_DIRECTORY fd of the run directory */
+
+/* Files the delta itself made for the sandbox to read (git's cleaned
+ * configuration, gitprep.h): the view shows them read-only whatever the
+ * policy says of their path.  Added before the view starts, read-only
+ * after (so thread-safe then). */
+void delta_add_shown(struct delta *d, const char *path);
+bool delta_is_shown(const struct delta *d, const char *path);
 
 /* Record the base of path (view path form, as in policy.h) unless one is
  * recorded already: the first touch wins.  st == NULL records "did not

@@ -28,6 +28,7 @@ enum hold_kind {
 	HOLD_DOTGIT,    /* a new '.git', under any spelling */
 	HOLD_GITDIR,    /* HEAD, objects, refs, commondir making a repository */
 	HOLD_GITCONFIG, /* config, config.worktree, hooks, commondir of one */
+	HOLD_GITTODO,   /* rebase-merge, rebase-apply, sequencer of one */
 	HOLD_HG,        /* a new '.hg', under any spelling */
 	HOLD_HGCONFIG,  /* hgrc, hgrc-not-shared, sharedpath in a '.hg' */
 };

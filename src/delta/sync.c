@@ -21,6 +21,7 @@
 
 #include "common/casefold.h"
 #include "delta/delta_int.h"
+#include "delta/gitprep.h"
 
 struct sync_ctx {
 	struct delta *d;
@@ -138,6 +139,11 @@ static void held_kind(struct sync_ctx *c, const char *path, const char *dir, enu
 	case HOLD_GITCONFIG:
 		what = xasprintf("is configuration or hooks of the git repository '%s', which git "
 				 "on the host would run", d);
+		break;
+	case HOLD_GITTODO:
+		what = xasprintf("is an unfinished rebase, cherry-pick or revert of the git "
+				 "repository '%s', whose todo list git on the host would run on "
+				 "--continue", d);
 		break;
 	case HOLD_HG:
 		what = xasprintf("is a name Mercurial takes for '.hg' (a repository), whose "
@@ -602,6 +608,11 @@ static void sync_entry(struct sync_ctx *c, int ufd, int pfd, const char *name, c
 		       bool *dirty)
 {
 	struct stat ust, pst;
+	/* what the delta made for git in the sandbox, and left unchanged */
+	if (gitprep_sync(c->d, ufd, pfd, name, path, c->hold.policy)) {
+		drop_upper(c, ufd, name, path);
+		return;
+	}
 	if (fstatat(ufd, name, &ust, AT_SYMLINK_NOFOLLOW) < 0) {
 		delta_fail(c, -errno, "stat", path);
 		return;

@@ -17,6 +17,9 @@
  *     would turn into a git repository;
  *   - config, config.worktree, hooks and commondir of any directory that
  *     is a git repository after sync;
+ *   - rebase-merge, rebase-apply and sequencer of one: the state of an
+ *     unfinished rebase, cherry-pick or revert, whose todo list may say
+ *     "exec COMMAND", which git on the host runs on --continue;
  *   - hgrc, hgrc-not-shared and sharedpath in a directory named '.hg'.
  *
  * Symbolic links.  The target is resolved lexically from the link's
@@ -138,6 +141,7 @@ static bool in_list(const char *name, const char *const *list)
 
 static const char *const git_markers[] = { "HEAD", "objects", "refs", "commondir", NULL };
 static const char *const git_config[] = { "config", "config.worktree", "hooks", "commondir", NULL };
+static const char *const git_todo[] = { "rebase-merge", "rebase-apply", "sequencer", NULL };
 static const char *const hg_config[] = { "hgrc", "hgrc-not-shared", "sharedpath", NULL };
 
 /* Is there a non-whiteout entry in upper directory ufd whose name is
@@ -212,6 +216,8 @@ void hold_scan_dir(int ufd, int pfd, const char *path, char **names, enum hold_k
 			holds[i] = HOLD_GITDIR;
 		else if (repo && in_list(n, git_config))
 			holds[i] = HOLD_GITCONFIG;
+		else if (repo && in_list(n, git_todo))
+			holds[i] = HOLD_GITTODO;
 		else if (in_hg && in_list(n, hg_config))
 			holds[i] = HOLD_HGCONFIG;
 	}

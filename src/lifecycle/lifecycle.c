@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "delta/gitprep.h"
 #include "lifecycle/lifecycle.h"
 #include "sandbox/mounts.h"
 #include "view/view.h"
@@ -274,6 +275,11 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 		if (r < 0)
 			return r;
 		r = set_disk_limit(lc->delta, lc->cfg.disk_limit, err);
+		if (r < 0)
+			return r;
+		/* once: a resumed sandbox keeps what was prepared */
+		r = gitprep_prepare(lc->delta, lc->cfg.project->fd, lc->cfg.project->real,
+				    lc->cfg.policy, err);
 		if (r < 0)
 			return r;
 	}

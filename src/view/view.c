@@ -35,6 +35,12 @@ void vw_policy_decide(struct view *v, bool folds, const char *path, bool is_dir,
 		policy_decide_folded(v->policy, path, is_dir, out);
 	else
 		policy_decide(v->policy, path, is_dir, out);
+	/* the repository's configuration the delta cleaned for git in the
+	 * sandbox (gitprep.c), read-only */
+	if (!is_dir && out->level < LEVEL_READ && delta_is_shown(v->delta, path)) {
+		out->level = LEVEL_READ;
+		out->traversable = false;
+	}
 }
 
 bool vw_may_place(struct view *v, struct node *dir, const char *name, bool is_dir,

@@ -68,17 +68,20 @@ cat: /workspace/secrets/key.txt: No such file or directory
 cat: /workspace/server.key: No such file or directory"
 }
 
-@test "agent-safe: .git/config and .git/hooks are hidden, the rest of .git is readable" {
+@test "agent-safe: .git/config is shown cleaned, .git/hooks hidden, the rest of .git readable" {
 	mkdir -p "$P/.git/hooks" "$P/.git/refs"
 	printf '[remote "origin"]\n\turl = https://%s@example.com/x\n' "$SECRET_MARK" >"$P/.git/config"
 	printf '#!/bin/sh\necho %s\n' "$SECRET_MARK" >"$P/.git/hooks/pre-commit"
 	printf 'ref: refs/heads/main\n' >"$P/.git/HEAD"
 	run inside -- 'cd /workspace/.git; cat config hooks/pre-commit HEAD; ls -A'
 	assert_status 0
-	assert_output "cat: config: No such file or directory
+	assert_output "# the repository's configuration as agentfense shows it in the sandbox
+[remote \"origin\"]
+	url = \"https://example.com/x\"
 cat: hooks/pre-commit: No such file or directory
 ref: refs/heads/main
 HEAD
+config
 refs"
 }
 
