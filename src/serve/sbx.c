@@ -1209,7 +1209,10 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 	struct sbx *s = sbx_alloc(t, rec, id);
 	rec = NULL;
 	s->policy = steal_pointer(&policy);
-	r = rec_write(s, err);
+	/* the project and the image are checked now, not at the first start */
+	r = prepare(s, err);
+	if (r == 0)
+		r = rec_write(s, err);
 	if (r < 0) {
 		sbx_release(s);
 		goto fail;
