@@ -465,3 +465,61 @@ hint: use a private directory, such as the default under \$XDG_RUNTIME_DIR or ~/
 	run api GET /v1/sandboxes
 	assert_output '200 {"sandboxes":[],"next_page_token":""}'
 }
+
+@test "SIGTERM gives the changes their fate: sync applies them to the codebase" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary synced
+	assert_eq 200 "${output%% *}"
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	stop_serve
+	[ ! -e "$dp" ]
+	[ -z "$(af_leftovers)" ]
+	start_serve
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 synced"
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 stopped None" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+}
+
+@test "a sandbox whose init is killed is in status error; destroying it still syncs" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary before
+	assert_eq 200 "${output%% *}"
+	kill -KILL $(sandbox_pids)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		run api GET "/v1/sandboxes/$SB"
+		[ "$(field 'j["status"]')" = error ] && break
+		sleep 0.02
+	done
+	assert_eq "200 error" "${output%% *} $(field 'j["status"]')"
+	[[ "$(field 'j["error"]')" == "the sandbox ended by itself"* ]]
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 synced" "${output%% *} $(field 'j["delta"]["fate"]')"
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 before"
+}
+
+@test "resources become the limits run uses; what is not enforced is a warning" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox '"start": true, "resources": {"memory_bytes": 67108864, "cpu_quota": 50000, "cpu_shares": 512, "pids_limit": "64"}'
+	assert_eq "{'memory_bytes': 67108864, 'cpu_quota': 50000, 'cpu_shares': 512, 'pids_limit': 64}" "$(jget "$SBJ" 'j["resources"]')"
+	assert_eq "resources.cpu_shares is not enforced: agentfense limits CPU time with cpu_quota only" \
+		"$(jget "$SBJ" 'j["warnings"][0]')"
+	# the limits' own warnings (no delegated cgroup here) follow, as run's
+	local w
+	w=$(jget "$SBJ" '"\n".join(j["warnings"][1:])')
+	[ -z "$w" ] || [[ "$w" == *"--memory"* ]]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "$(jget "$SBJ" 'j["warnings"]')" "$(field 'j["warnings"]')"
+}
