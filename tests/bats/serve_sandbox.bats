@@ -523,3 +523,35 @@ hint: use a private directory, such as the default under \$XDG_RUNTIME_DIR or ~/
 	run api GET "/v1/sandboxes/$SB"
 	assert_eq "$(jget "$SBJ" 'j["warnings"]')" "$(field 'j["warnings"]')"
 }
+
+@test "a sandbox cannot see or reach serve's socket or data directory" {
+	# outside /tmp (every sandbox has its own), where a user's are
+	local h
+	h=$(mktemp -d "$HOME/.af-serve-test.XXXXXX")
+	export XDG_RUNTIME_DIR=$h/rt XDG_DATA_HOME=$h/data
+	mkdir -m 700 "$XDG_RUNTIME_DIR"
+	SOCK=$XDG_RUNTIME_DIR/agentfense/agentfense.sock
+	start_serve
+	cb_source
+	local net rc=0
+	for net in none host; do
+		new_sandbox "\"start\": true, \"network\": \"$net\""
+		run api POST "/v1/sandboxes/$SB/exec" -d "{\"argv\": [\"python3\", \"-c\", \"
+import os, socket, sys
+for p in sys.argv[1:]:
+    print(p, os.path.exists(p))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+\", \"$SOCK\", \"$XDG_RUNTIME_DIR\", \"$XDG_DATA_HOME\", \"$h\"]}"
+		assert_eq 200 "${output%% *}" || rc=1
+		assert_eq "$SOCK False|$XDG_RUNTIME_DIR False|$XDG_DATA_HOME False|$h False|refused 2|" \
+			"$(field 'j["stdout"].replace("\n", "|")')" || rc=1
+	done
+	stop_serve
+	rm -rf "$h"
+	return $rc
+}
