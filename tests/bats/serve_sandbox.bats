@@ -555,3 +555,26 @@ except OSError as e:
 	rm -rf "$h"
 	return $rc
 }
+
+@test "at most 1024 sandboxes: past it, resource_exhausted" {
+	# records as an earlier serve left them
+	local dir=$XDG_DATA_HOME/agentfense/sandboxes
+	mkdir -p "$dir"
+	python3 - "$dir" <<'PY'
+import json, sys
+for i in range(1024):
+    sid = "sb_%032x" % i
+    with open("%s/%s.json" % (sys.argv[1], sid), "w") as f:
+        json.dump({"id": sid, "codebase_id": "cb_gone", "status": "pending",
+                   "created_at": "2026-01-01T00:00:00.%06dZ" % i}, f)
+PY
+	start_serve
+	new_codebase '{"name": "a"}'
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"}"
+	assert_output '429 {"code":"resource_exhausted","message":"serve holds 1024 sandboxes already: destroy some first"}'
+	run api DELETE /v1/sandboxes/sb_00000000000000000000000000000007
+	assert_eq "200 none" "${output%% *} $(field 'j["delta"]["fate"]')"
+	new_sandbox ''
+	run api GET /v1/sandboxes
+	assert_eq 1024 "$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["sandboxes"]))' "$T/body")"
+}
