@@ -535,7 +535,13 @@ static int prepare(struct sbx *s, struct af_err *err)
 		env_defaults(&s->env, "/workspace");
 		s->env_ready = true;
 	}
-	return resolve_image(s, err);
+	/* a missing or unusable image is a bad field, not a missing object */
+	r = resolve_image(s, err);
+	if (r < 0 && err) {
+		err->errnum = EINVAL;
+		r = -EINVAL;
+	}
+	return r;
 }
 
 static void watches_end(struct sbx *s)
