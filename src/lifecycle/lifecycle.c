@@ -407,6 +407,11 @@ const struct lc_end *lc_end(const struct lifecycle *lc)
 	return &lc->end;
 }
 
+const char *lc_delta_path(const struct lifecycle *lc)
+{
+	return lc->delta ? delta_path(lc->delta) : NULL;
+}
+
 bool lc_stuck(const struct lifecycle *lc)
 {
 	return lc->stuck;

@@ -149,6 +149,11 @@ struct lc_end {
 void lc_stop(struct lifecycle *lc);
 const struct lc_end *lc_end(const struct lifecycle *lc);
 
+/* The delta's run directory once lc_start() made it, else NULL; valid
+ * until lc_finish() or lc_free() (serve records it, so a serve killed
+ * with SIGKILL leaves its successor the path of the changes). */
+const char *lc_delta_path(const struct lifecycle *lc);
+
 /* What to do with the delta at the end (as --changes lists them). */
 enum lc_changes { LC_CHANGES_SYNC, LC_CHANGES_DISCARD, LC_CHANGES_KEEP };
 
