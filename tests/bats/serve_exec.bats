@@ -131,6 +131,10 @@ gone() {
 	assert_eq 400 "$CODE"
 	ex '[1]'
 	assert_eq 400 "$CODE"
+	# argv and environment over 256 KiB
+	python3 -c 'import json; print(json.dumps({"argv": ["echo", "x" * 300000]}))' >"$T/big"
+	run api POST "/v1/sandboxes/$SB/exec" --data-binary "@$T/big"
+	assert_eq "413 payload_too_large" "${output%% *} $(jget "${output#* }" 'j["code"]')"
 	run api GET "/v1/sandboxes/$SB/exec"
 	assert_eq 405 "${output%% *}"
 	run api POST /v1/sandboxes/sb_nosuch/exec -d '{"command": "true"}'
