@@ -309,6 +309,8 @@ int xout_data(struct xout *o, int which, const char *data, size_t n)
 	if (!o->stream) {
 		if (xbuf_add(&o->buf[which], data, n) < 0) {
 			xout_error(o, 503, "resource_exhausted", "out of memory for the output");
+			if (o->gone)
+				o->gone(o); /* nobody will get the result: stop it */
 			return -EPIPE;
 		}
 		return 0;

@@ -324,8 +324,12 @@ static void on_ctl(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t event
 				continue;
 			if (n < 0 && errno == EAGAIN)
 				break;
-			if (n < 0)
-				break; /* the shell is gone: its end says why */
+			if (n < 0) {
+				/* the shell is gone (its end says why): what it
+				 * would have read goes too */
+				s->woff = s->wbuf.len;
+				break;
+			}
 			s->woff += (size_t)n;
 		}
 		ctl_events(s);
@@ -338,8 +342,10 @@ static void on_ctl(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t event
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			if (n == 0 || errno != EAGAIN) /* the shell is gone */
-				ev_fd_mod(s->t->loop, s->ctl_fd, 0);
+			/* the shell is gone: its end says why; a hang-up
+			 * would keep waking us until then */
+			if (n == 0 || errno != EAGAIN)
+				ev_fd_del(s->t->loop, s->ctl_fd);
 			return;
 		}
 		s->rlen += (size_t)n;
