@@ -335,4 +335,5 @@ print("execs/s %.0f" % (500 / (time.time() - t0)))
 EOF
 	assert_status 0
 	assert_contains "$output" "errors 0 []"
+	echo "# 500 execs from 10 clients: ${output##*execs/s } execs/s" >&3
 }
