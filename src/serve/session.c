@@ -140,6 +140,7 @@ static int add_quoted(struct xbuf *b, const char *text)
 	return r ?: xbuf_add(b, "'", 1);
 }
 
+/* Queue text for the shell's stdin.  Returns 0, or -ENOMEM. */
 static int send_script(struct session *s, const char *text, size_t len)
 {
 	if (s->woff == s->wbuf.len)
@@ -541,6 +542,9 @@ static void on_stdin_proc(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_
 	}
 }
 
+/* Write the exec's stdin data to its file in the sandbox (SPROC_WRITE);
+ * the line is sent when that is done.  Returns 0, or -errno with *err
+ * filled. */
 static int start_stdin(struct session *s, struct af_err *err)
 {
 	int p[2];
