@@ -98,6 +98,8 @@ struct sandbox {
 	int exec_errno;   /* MSG_EXEC_FAILED's errno, else 0 */
 	bool failed;      /* MSG_ERROR came: failure */
 	struct af_err failure;
+	double kill_after; /* the timeout's grace after SIGTERM; 0: SIGKILL at once */
+	bool timing_out;   /* the timeout sent SIGTERM: the end counts as the timeout */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -710,6 +712,10 @@ static double now_sec(void);
 /* How long the command may take to end after a terminating signal
  * before agentfense looks whether the view still answers. */
 #define TERM_GRACE 5.0
+/* In the timeout's grace: how long the view may go without answering
+ * before the command counts as waiting on it, past SIGTERM's reach, and
+ * the sandbox is killed without waiting for the rest of the grace. */
+#define TIMEOUT_STUCK 1.0
 
 /* Reap PID 1 if it ends within secs.  Returns true once it is reaped. */
 static bool reap_within(struct sandbox *sb, double secs)
@@ -990,6 +996,35 @@ static void set_end(const struct sandbox *sb, struct sandbox_result *res)
 		res->end = SANDBOX_END_EXITED;
 }
 
+void sandbox_set_kill_after(struct sandbox *sb, double secs)
+{
+	sb->kill_after = secs > 0 ? secs : 0;
+}
+
+double sandbox_kill_after(const struct sandbox *sb)
+{
+	return sb->kill_after;
+}
+
+/* Whether the view has been serving a request without answering any
+ * for secs: the command may be waiting on it. */
+static bool server_stuck(const struct sandbox *sb, double secs)
+{
+	return sb->server.stuck && sb->server.stuck(sb->server.arg, secs);
+}
+
+bool sandbox_time_term(struct sandbox *sb)
+{
+	if (sb->reaped || sb->timing_out || sb->kill_after <= 0 ||
+	    server_stuck(sb, TIMEOUT_STUCK))
+		return false;
+	sb->timing_out = true;
+	/* as the terminal's signals: PID 1 sends it to the whole group */
+	union sigval v = { .sival_int = FORWARD_TO_GROUP };
+	sigqueue(sb->pid, SIGTERM, v);
+	return true;
+}
+
 void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res)
 {
 	sandbox_kill(sb);
@@ -1064,6 +1099,11 @@ static int end_wait(struct sandbox *sb, struct sandbox_result *res, struct af_er
 	} else {
 		res->exit_code = WEXITSTATUS(status);
 	}
+	/* ended in the timeout's grace, however it ended: as timeout(1) */
+	if (sb->timing_out) {
+		res->timed_out = true;
+		res->exit_code = AF_EXIT_TIMEOUT;
+	}
 	set_end(sb, res);
 	return 0;
 }
@@ -1126,6 +1166,13 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			return af_err_set(err, errno, "cannot wait for the sandbox: %s", strerror(errno));
 		}
 		if (n == 0 && deadline > 0 && now_sec() >= deadline) {
+			/* SIGTERM first, SIGKILL when the grace is over */
+			if (sandbox_time_term(sb)) {
+				deadline = now_sec() + sb->kill_after;
+				if (sb->server.stuck)
+					term_check = now_sec() + TIMEOUT_STUCK;
+				continue;
+			}
 			res->exec_errno = sb->exec_errno;
 			sandbox_time_up(sb, res);
 			return 0;
@@ -1135,7 +1182,12 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 * while, the command may be waiting for it and unable to
 		 * end, so end the sandbox as the timeout does. */
 		if (term_check > 0 && now_sec() >= term_check) {
-			if (sb->server.stuck(sb->server.arg, TERM_GRACE)) {
+			if (sb->timing_out && server_stuck(sb, TIMEOUT_STUCK)) {
+				res->exec_errno = sb->exec_errno;
+				sandbox_time_up(sb, res);
+				return 0;
+			}
+			if (!sb->timing_out && sb->server.stuck(sb->server.arg, TERM_GRACE)) {
 				sandbox_kill(sb);
 				res->exec_errno = sb->exec_errno;
 				res->term_signal = term;

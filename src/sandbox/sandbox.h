@@ -142,6 +142,20 @@ int sandbox_step(struct sandbox *sb, struct sandbox_result *res, struct af_err *
  * sandbox_wait() does for its timeout. */
 void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res);
 
+/* A grace for the timeout (run's --kill-after): when it fires, SIGTERM
+ * to the command's whole process group, and SIGKILL of the whole sandbox
+ * secs later if the command has not ended by then; however it ends in
+ * between counts as the timeout (timed_out, exit 124).  0, the default:
+ * SIGKILL at once.  sandbox_wait() does this by itself; a caller with
+ * its own wait calls sandbox_time_term() when its timeout fires, which
+ * returns true if it sent SIGTERM (wait sandbox_kill_after() more), or
+ * false if there is no grace to give (none set, already given, or the
+ * view has stopped answering, which SIGTERM cannot help): then
+ * sandbox_time_up(). */
+void sandbox_set_kill_after(struct sandbox *sb, double secs);
+double sandbox_kill_after(const struct sandbox *sb);
+bool sandbox_time_term(struct sandbox *sb);
+
 /* Building blocks for event loops holding many sandboxes (serve): the
  * sandbox's PID 1, and its control socket, readable when sandbox_wait()
  * would make progress. */
