@@ -301,6 +301,11 @@ int lc_exec(struct lifecycle *lc, struct af_err *err)
 	return 0;
 }
 
+const char *lc_delta_path(const struct lifecycle *lc)
+{
+	return lc->delta ? delta_path(lc->delta) : NULL;
+}
+
 void lc_set_result(struct lifecycle *lc, const struct sandbox_result *res)
 {
 	lc->end.res = *res;

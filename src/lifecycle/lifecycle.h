@@ -95,6 +95,9 @@ int lc_start(struct lifecycle *lc, struct af_err *err);
  * a caller's own wait (a terminal relay); NULL otherwise. */
 struct sandbox *lc_sandbox(struct lifecycle *lc);
 
+/* The delta's run directory, after lc_start() made it; else NULL. */
+const char *lc_delta_path(const struct lifecycle *lc);
+
 /* Let the command start.  Returns 0 or -errno with *err filled. */
 int lc_exec(struct lifecycle *lc, struct af_err *err);
 
