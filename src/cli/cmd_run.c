@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/run_plan.h"
 #include "common/units.h"
 #include "delta/delta.h"
 #include "sandbox/env.h"
@@ -48,7 +49,13 @@ struct run_opts {
 	const char **envs; /* --env specs, in order */
 	size_t n_envs;
 	double timeout;
+	double kill_after;   /* --kill-after: the timeout's grace after SIGTERM */
+	bool kill_after_set;
 	enum changes changes;
+	bool changes_set;    /* --changes given: honoured even after a timeout */
+	bool quiet;          /* -q: no summary of what was synced */
+	bool verbose;        /* -v: the rules' sources, the mounts, the delta */
+	bool dry_run;        /* --dry-run: say what would run, start nothing */
 	bool net_host;
 	bool seccomp_off;
 	struct mount_list mounts;
@@ -91,10 +98,19 @@ static void usage(FILE *f, bool interactive)
 		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
 		"      --env-file FILE        variables from FILE: KEY=VALUE or KEY lines,\n"
 		"                             '#' comments (repeatable; docker's format)\n"
-		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
-		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
+		"  -t, --timeout DURATION     after this long (e.g. 30, 1.5s, 5m, 1h), SIGTERM\n"
+		"                             to the command's process group, then SIGKILL\n"
+		"                             of the whole sandbox (exit 124)\n"
+		"      --kill-after DURATION  the grace between the two (default: 10s; 0:\n"
+		"                             SIGKILL at once)\n"
 		"      --changes sync|discard|keep\n"
-		"                             what happens to the changes at exit (default: sync)\n"
+		"                             what happens to the changes at exit (default:\n"
+		"                             sync, but keep after a timeout or a signal)\n"
+		"  -q, --quiet                no summary line of the changes synced\n"
+		"  -v, --verbose              say where the rules come from, the mounts and\n"
+		"                             the delta directory before the command starts\n"
+		"      --dry-run              say what would run (rules, mounts, limits and\n"
+		"                             how each is enforced, ...) and start nothing\n"
 		"      --net none|host        network: loopback only (default) or the host's\n"
 		"      --seccomp on|off       system call filter (default: on; see\n"
 		"                             agentfense(1), SECURITY)\n"
@@ -156,14 +172,19 @@ static int parse_choice(const char *opt, const char *arg, const char *const *nam
 	usage_error("invalid value '%s' for %s: expected %s", arg, opt, expected);
 }
 
-static double parse_timeout(const char *s)
+/* A duration for opt (the timeout, a positive one; its grace, 0 allowed). */
+static double parse_timeout(const char *opt, const char *s, bool zero_ok)
 {
 	double t;
-	if (parse_duration(s, &t) < 0 || t <= 0)
-		usage_error("invalid timeout '%s': expected a duration such as 30, 30s, 1.5s, "
-			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", s);
+	if (parse_duration(s, &t) < 0 || t < 0 || (t == 0 && !zero_ok))
+		usage_error("invalid %s '%s': expected a duration such as 30, 30s, 1.5s, "
+			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", opt, s);
 	return t;
 }
+
+/* The grace --kill-after gives when not told: as long as `docker stop`
+ * waits, enough for make to remove a half-written target. */
+#define DEFAULT_KILL_AFTER 10.0
 
 /* Whether relative path w stays inside the directory it is relative
  * to, '..' taken lexically ("a/../b" does, "../x" and "a/../.." do
@@ -248,7 +269,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT, OPT_ENV_FILE };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_KILL_AFTER, OPT_DRY_RUN };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
@@ -258,6 +279,10 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		{ "env", required_argument, NULL, 'e' },
 		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
@@ -279,7 +304,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	opterr = 0;
 	optind = 0;
 	/* '+': options come before DIR; everything after is the command's */
-	while ((c = getopt_long(argc, argv, "+:p:r:w:e:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:r:w:e:t:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			policy_options_add(&o->po, POPT_PRESET, optarg);
@@ -307,12 +332,26 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 			read_env_file(o, optarg);
 			break;
 		case 't':
-			o->timeout = parse_timeout(optarg);
+			o->timeout = parse_timeout("timeout", optarg, false);
+			break;
+		case OPT_KILL_AFTER:
+			o->kill_after = parse_timeout("--kill-after value", optarg, true);
+			o->kill_after_set = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
 			break;
 		case OPT_CHANGES: {
 			/* in the order of enum changes */
 			static const char *const changes[] = { "sync", "discard", "keep", NULL };
 			o->changes = (enum changes)parse_choice("--changes", optarg, changes);
+			o->changes_set = true;
 			break;
 		}
 		case OPT_NET: {
@@ -382,7 +421,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		usage_error("missing project directory");
 	o->dir = argv[optind++];
 	/* "run DIR -p x -- cmd": the option would be run as the command */
-	if (optind < argc && is_option_of(argv[optind], longopts, "prwteh")) {
+	if (optind < argc && is_option_of(argv[optind], longopts, "prwteqvh")) {
 		autofree char *hint = xasprintf("options go before DIR: 'agentfense %s [OPTIONS] "
 						"DIR [--] COMMAND [ARG...]'", subcmd);
 		usage_error_hint(hint, "option '%s' after the project directory '%s'",
@@ -415,11 +454,25 @@ static char *make_workdir(const char *w)
 	return xasprintf("/workspace/%s", w);
 }
 
+/* Why the changes are kept for review rather than synced (the command
+ * did not finish as it should have), or NULL: they are not. */
+static const char *review_reason(const struct run_opts *o, const struct sandbox_result *res)
+{
+	if (o->changes_set || o->changes != CHANGES_SYNC)
+		return NULL;
+	if (res->timed_out)
+		return "the command timed out";
+	if (res->term_signal)
+		return "the command was killed by a signal";
+	return NULL;
+}
+
 /* Say what became of the delta (lc_finish()'s *f, its return r and
- * error), as the user expects to read it.  Returns 0, or the exit code
- * to use when agentfense failed. */
+ * error), as the user expects to read it; review: why it was kept
+ * instead of synced, or NULL.  Returns 0, or the exit code to use when
+ * agentfense failed. */
 static int report_changes(const struct lc_finish *f, int r, const struct af_err *err,
-			  const char *dir)
+			  const char *dir, const char *review, bool quiet)
 {
 	const struct sync_report *rep = &f->sync;
 
@@ -446,7 +499,10 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 	case LC_FATE_DISCARDED:
 		break;
 	case LC_FATE_KEPT:
-		if (r == 0)
+		if (r == 0 && review)
+			error_msg("%s: changes kept in '%s' for review, not synced "
+				  "('--changes sync' syncs them even then)", review, f->delta_path);
+		else if (r == 0)
 			error_msg("changes kept in '%s'", f->delta_path);
 		break;
 	case LC_FATE_UNSYNCED:
@@ -463,11 +519,11 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 		return AF_EXIT_FAILURE;
 	case LC_FATE_SYNCED:
 	case LC_FATE_CONFLICTS:
-		/* A person at a terminal is told what changed; scripts get
-		 * silence unless there is something to act on (conflicts). */
-		if ((rep->written || rep->deleted) && isatty(STDERR_FILENO))
-			error_msg("synced to '%s': %lu written, %lu deleted", dir, rep->written,
-				  rep->deleted);
+		/* on stderr, so a script's output stays the command's */
+		if ((rep->written || rep->deleted || rep->conflicts) && !quiet)
+			error_msg("synced changes to '%s': %lu written, %lu deleted, %lu conflict%s",
+				  dir, rep->written, rep->deleted, rep->conflicts,
+				  rep->conflicts == 1 ? "" : "s");
 		if (f->fate == LC_FATE_CONFLICTS && r == 0)
 			error_msg("%lu change%s not synced (conflicting or held): the sandbox's "
 				  "version%s kept in '%s'",
@@ -483,17 +539,20 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 }
 
 /* Apply --changes to the delta once the sandbox is gone (kept unsynced
- * if the view was cut), and say what became of it.  Returns 0, or the
- * exit code to use when agentfense failed. */
-static int finish_changes(struct lifecycle *lc, enum changes ch, const char *dir)
+ * if the view was cut; kept for review if the command timed out or was
+ * killed, unless --changes was given), and say what became of it.
+ * Returns 0, or the exit code to use when agentfense failed. */
+static int finish_changes(struct lifecycle *lc, const struct run_opts *o)
 {
 	static const enum lc_changes fates[] = { [CHANGES_SYNC] = LC_CHANGES_SYNC,
 						 [CHANGES_DISCARD] = LC_CHANGES_DISCARD,
 						 [CHANGES_KEEP] = LC_CHANGES_KEEP };
 	struct af_err err = { 0 };
 	struct lc_finish f;
+	const char *review = review_reason(o, &lc_end(lc)->res);
+	enum changes ch = review ? CHANGES_KEEP : o->changes;
 	int r = lc_finish(lc, fates[ch], &f, &err);
-	int code = report_changes(&f, r, &err, dir);
+	int code = report_changes(&f, r, &err, o->dir, review, o->quiet);
 	lc_finish_free(&f);
 	return code;
 }
@@ -591,11 +650,74 @@ static char **default_shell(struct env *env, const struct run_opts *o, const cha
 	return is_bash ? bash : sh;
 }
 
+/* What becomes of the changes, in words, for run_plan_print(). */
+static const char *changes_words(const struct run_opts *o)
+{
+	switch (o->changes) {
+	case CHANGES_DISCARD:
+		return "discard";
+	case CHANGES_KEEP:
+		return "keep";
+	case CHANGES_SYNC:
+		break;
+	}
+	return o->changes_set ? "sync" : "sync (kept instead after a timeout or a signal)";
+}
+
+/* The run as o and the checked inputs describe it; lim and delta are
+ * what is known so far (NULL: not yet). */
+static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct policy *policy,
+		      const char *project, const char *root_dir, const char *workdir,
+		      const char *state_dir)
+{
+	*p = (struct run_plan){
+		.policy = policy,
+		.project = project,
+		.root_dir = root_dir,
+		.mounts = &o->mounts,
+		.net_host = o->net_host,
+		.seccomp_off = o->seccomp_off,
+		.limits = &o->limits,
+		.disk_limit = o->disk_limit,
+		.timeout = o->timeout,
+		.kill_after = o->timeout > 0 ? o->kill_after : 0,
+		.changes = changes_words(o),
+		.workdir = workdir,
+		.argv = o->argv,
+		.state_dir = state_dir,
+	};
+}
+
+/* --dry-run: say it all on stdout and start nothing.  The limits are
+ * chosen as the run would (their cgroups made and removed again), so
+ * what is said of them holds.  Exits 0, or dies as the run would. */
+static AF_NORETURN void dry_run(const struct run_opts *o, const struct policy *policy,
+				const char *project, const char *root_dir, const char *workdir)
+{
+	struct af_err err = { 0 };
+	struct limits *lim = NULL;
+	autofree char *state = delta_state_dir(&err);
+	if (!state)
+		die_err(&err);
+	if (limits_new(&o->limits, &lim, &err) < 0)
+		die_err(&err);
+	struct run_plan p;
+	fill_plan(&p, o, policy, project, root_dir, workdir, state);
+	p.lim = lim;
+	if (o->image && !root_dir)
+		printf("root: the image '%s', unpacked into the cache at run time\n", o->image);
+	run_plan_print(stdout, "", &p, true);
+	limits_free(lim);
+	fflush(stdout);
+	exit(ferror(stdout) ? AF_EXIT_FAILURE : 0);
+}
+
 /* `run` and `shell`: the same options, the same sandbox; interactive
  * gives the command a terminal of its own. */
 static int run_main(int argc, char **argv, bool interactive)
 {
-	struct run_opts o = { .changes = CHANGES_SYNC, .interactive = interactive };
+	struct run_opts o = { .changes = CHANGES_SYNC, .kill_after = DEFAULT_KILL_AFTER,
+			      .interactive = interactive };
 	struct af_err err = { 0 };
 	struct sandbox_result res = { 0 };
 	struct env env;
@@ -612,6 +734,8 @@ static int run_main(int argc, char **argv, bool interactive)
 	bool relay = interactive || tty_fds;
 	enum ptyrelay_mode mode = interactive ? PTYRELAY_SHELL : PTYRELAY_RUN;
 	parse_args(argc, argv, &o);
+	if (o.kill_after_set && o.timeout == 0)
+		usage_error("--kill-after without --timeout: it is the timeout's grace");
 
 	autofree char *root_dir = NULL;
 	if (lc_project_open(o.dir, &proj, &err) < 0)
@@ -631,7 +755,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		root_dir = lc_check_root_dir("--rootfs", o.rootfs, &proj, &err);
 		if (!root_dir)
 			die_err(&err);
-	} else if (o.image) {
+	} else if (o.image && !o.dry_run) { /* a dry run unpacks nothing */
 		struct image_info img = { 0 };
 		if (image_prepare(o.image, &img, &err) < 0)
 			die_err(&err);
@@ -659,6 +783,8 @@ static int run_main(int argc, char **argv, bool interactive)
 		o.argv = default_shell(&env, &o, root_dir);
 	if (lc_check_dev_fuse(&err) < 0)
 		die_err(&err);
+	if (o.dry_run)
+		dry_run(&o, policy, proj.real, root_dir, workdir);
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
@@ -713,6 +839,14 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (lc_start(lc, &err) < 0)
 		goto fail;
 	raise_nofile();
+	sandbox_set_kill_after(lc_sandbox(lc), o.timeout > 0 ? o.kill_after : 0);
+	/* before a terminal relay puts the terminal in raw mode */
+	if (o.verbose) {
+		struct run_plan p;
+		fill_plan(&p, &o, policy, proj.real, root_dir, workdir, NULL);
+		p.delta = lc_delta_path(lc);
+		run_plan_print(stderr, AF_PROG ": ", &p, false);
+	}
 	if (relay &&
 	    ((pty = sandbox_pty(lc_sandbox(lc))) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
 		goto fail;
@@ -730,7 +864,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	const struct lc_end *end = lc_end(lc);
 	report_end(&o, &end->res);
 	if (lc_stuck(lc)) {
-		code = finish_changes(lc, o.changes, o.dir);
+		code = finish_changes(lc, &o);
 		goto stuck;
 	}
 	if (end->nodes_refused)
@@ -738,7 +872,7 @@ static int run_main(int argc, char **argv, bool interactive)
 			  "lookups past it failed with 'Too many open files in system'",
 			  end->nodes_refused);
 	report_disk(end);
-	code = finish_changes(lc, o.changes, o.dir);
+	code = finish_changes(lc, &o);
 	if (code == 0)
 		code = end->res.exit_code;
 	goto out;
@@ -753,7 +887,7 @@ fail:
 	/* The command may have written before agentfense failed: honour
 	 * --changes (lc_finish() removes the delta if it never ran, keeps
 	 * it if the view was cut). */
-	if (finish_changes(lc, o.changes, o.dir) != 0 && lc_stuck(lc))
+	if (finish_changes(lc, &o) != 0 && lc_stuck(lc))
 		code = AF_EXIT_FAILURE;
 	if (lc_stuck(lc))
 		goto stuck;
