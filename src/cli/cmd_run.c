@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "cli/run_plan.h"
 #include "common/units.h"
 #include "delta/delta.h"
@@ -57,6 +58,7 @@ struct run_opts {
 	bool verbose;        /* -v: the rules' sources, the mounts, the delta */
 	bool dry_run;        /* --dry-run: say what would run, start nothing */
 	bool net_host;
+	bool net_set;
 	bool seccomp_off;
 	struct mount_list mounts;
 	const char *rootfs;
@@ -357,6 +359,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_NET: {
 			static const char *const nets[] = { "none", "host", NULL };
 			o->net_host = parse_choice("--net", optarg, nets) == 1;
+			o->net_set = true;
 			break;
 		}
 		case OPT_SECCOMP: {
@@ -432,6 +435,86 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	if (optind >= argc && !o->interactive)
 		usage_error("missing command to run");
 	o->argv = optind < argc ? argv + optind : NULL;
+}
+
+/* A value of the configuration was refused where it is used: say
+ * where it came from.  Dies. */
+static AF_NORETURN void config_error(const struct af_err *err, const struct config_value *v)
+{
+	print_err(err);
+	hint_msg("the value comes from %s", v->source);
+	exit(AF_EXIT_USAGE);
+}
+
+/* Fill in what the command line left unsaid from the configuration
+ * (config.h): a value given on the command line wins; the
+ * configuration's rules come before the command line's, its binds
+ * beside them. */
+static void apply_config(struct run_opts *o, const struct config *c)
+{
+	struct af_err err = { 0 };
+	const struct config_value *v = c->scalar;
+	double d;
+	uint32_t u32;
+	uint64_t u64;
+
+	if (v[CONFIG_PRESET].value && !o->po.preset) {
+		autofree char *text = NULL, *src = NULL;
+		if (preset_load(v[CONFIG_PRESET].value, &text, &src, &err) < 0)
+			config_error(&err, &v[CONFIG_PRESET]);
+		o->po.default_preset = v[CONFIG_PRESET].value;
+	}
+	if (v[CONFIG_NET].value && !o->net_set)
+		o->net_host = strcmp(v[CONFIG_NET].value, "host") == 0;
+	if (v[CONFIG_CHANGES].value && !o->changes_set) {
+		static const char *const changes[] = { "sync", "discard", "keep" };
+		for (size_t i = 0; i < ARRAY_SIZE(changes); i++)
+			if (strcmp(v[CONFIG_CHANGES].value, changes[i]) == 0)
+				o->changes = (enum changes)i;
+		o->changes_set = true; /* told, as --changes is */
+	}
+	/* the values were checked by config_load() */
+	if (v[CONFIG_TIMEOUT].value && o->timeout == 0 &&
+	    parse_duration(v[CONFIG_TIMEOUT].value, &d) == 0)
+		o->timeout = d;
+	if (v[CONFIG_KILL_AFTER].value && !o->kill_after_set &&
+	    parse_duration(v[CONFIG_KILL_AFTER].value, &d) == 0)
+		o->kill_after = d;
+	if (v[CONFIG_MEMORY].value && !o->limits.memory &&
+	    limits_parse_memory(v[CONFIG_MEMORY].value, &u64, &err) == 0)
+		o->limits.memory = u64;
+	if (v[CONFIG_CPUS].value && !o->limits.cpu_quota &&
+	    limits_parse_cpus(v[CONFIG_CPUS].value, &u32, &err) == 0)
+		o->limits.cpu_quota = u32;
+	if (v[CONFIG_PIDS].value && !o->limits.pids &&
+	    limits_parse_pids(v[CONFIG_PIDS].value, &u32, &err) == 0)
+		o->limits.pids = u32;
+	if (v[CONFIG_DISK_LIMIT].value && !o->disk_limit &&
+	    limits_parse_disk(v[CONFIG_DISK_LIMIT].value, &u64, &err) == 0)
+		o->disk_limit = u64;
+
+	struct policy_opt *cli = o->po.items;
+	int n = o->po.n;
+	o->po.items = NULL;
+	o->po.n = 0;
+	for (size_t i = 0; i < c->n[CONFIG_RULE]; i++)
+		policy_options_add_rule(&o->po, c->list[CONFIG_RULE][i].value,
+					c->list[CONFIG_RULE][i].source);
+	for (int i = 0; i < n; i++)
+		policy_options_add(&o->po, cli[i].kind, cli[i].arg);
+	free(cli);
+
+	static const struct {
+		enum config_key key;
+		enum mount_kind kind;
+	} binds[] = { { CONFIG_BIND, MOUNT_BIND },
+		      { CONFIG_RO_BIND, MOUNT_RO_BIND },
+		      { CONFIG_TMPFS, MOUNT_TMPFS } };
+	for (size_t b = 0; b < ARRAY_SIZE(binds); b++)
+		for (size_t i = 0; i < c->n[binds[b].key]; i++)
+			if (mounts_add(&o->mounts, binds[b].kind, c->list[binds[b].key][i].value,
+				       &err) < 0)
+				config_error(&err, &c->list[binds[b].key][i]);
 }
 
 /* A closed stdin/stdout/stderr would be reused by our own fds. */
@@ -734,6 +817,10 @@ static int run_main(int argc, char **argv, bool interactive)
 	bool relay = interactive || tty_fds;
 	enum ptyrelay_mode mode = interactive ? PTYRELAY_SHELL : PTYRELAY_RUN;
 	parse_args(argc, argv, &o);
+	struct config cfg;
+	if (config_load(&cfg, &err) < 0)
+		die_err(&err);
+	apply_config(&o, &cfg);
 	if (o.kill_after_set && o.timeout == 0)
 		usage_error("--kill-after without --timeout: it is the timeout's grace");
 
@@ -896,6 +983,7 @@ out:
 	lc_project_close(&proj);
 	policy_free(policy);
 	policy_options_free(&o.po);
+	config_free(&cfg);
 	env_free(&env);
 	free(o.envs);
 	mounts_free(&o.mounts);

@@ -15,7 +15,14 @@ void policy_options_add(struct policy_options *po, int kind, const char *arg)
 	po->items = xrealloc(po->items, (size_t)(po->n + 1) * sizeof(*po->items));
 	po->items[po->n].kind = kind == POPT_RULE ? POPT_RULE : POPT_POLICY;
 	po->items[po->n].arg = arg;
+	po->items[po->n].origin = NULL;
 	po->n++;
+}
+
+void policy_options_add_rule(struct policy_options *po, const char *spec, const char *origin)
+{
+	policy_options_add(po, POPT_RULE, spec);
+	po->items[po->n - 1].origin = origin;
 }
 
 /* The preset (NULL: none), then the items; dies on bad input. */
@@ -31,7 +38,7 @@ static struct policy *build(const struct policy_options *po, const char *preset)
 		int r;
 		switch (o->kind) {
 		case POPT_RULE:
-			r = policy_add_spec(p, o->arg, "--rule", &err);
+			r = policy_add_spec(p, o->arg, o->origin ? o->origin : "--rule", &err);
 			break;
 		case POPT_POLICY:
 			r = policy_add_file(p, o->arg, &err);
@@ -56,8 +63,9 @@ struct policy *policy_options_build(const struct policy_options *po)
 
 	for (int i = 0; i < po->n; i++)
 		files |= po->items[i].kind == POPT_POLICY;
+	const char *dflt = po->default_preset ? po->default_preset : DEFAULT_PRESET;
 	if (po->preset || !files) {
-		p = build(po, po->preset ? po->preset : DEFAULT_PRESET);
+		p = build(po, po->preset ? po->preset : dflt);
 	} else {
 		/* A policy file that names a preset chooses it instead of the
 		 * default, as -p does: "preset = read-only" must not leave
@@ -66,7 +74,7 @@ struct policy *policy_options_build(const struct policy_options *po)
 		p = build(po, NULL);
 		if (policy_preset_count(p) == 0) {
 			policy_free(p);
-			p = build(po, DEFAULT_PRESET);
+			p = build(po, dflt);
 		}
 	}
 	if (po->announce) {
