@@ -437,15 +437,6 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	o->argv = optind < argc ? argv + optind : NULL;
 }
 
-/* A value of the configuration was refused where it is used: say
- * where it came from.  Dies. */
-static AF_NORETURN void config_error(const struct af_err *err, const struct config_value *v)
-{
-	print_err(err);
-	hint_msg("the value comes from %s", v->source);
-	exit(AF_EXIT_USAGE);
-}
-
 /* Fill in what the command line left unsaid from the configuration
  * (config.h): a value given on the command line wins; the
  * configuration's rules come before the command line's, its binds
@@ -458,12 +449,7 @@ static void apply_config(struct run_opts *o, const struct config *c)
 	uint32_t u32;
 	uint64_t u64;
 
-	if (v[CONFIG_PRESET].value && !o->po.preset) {
-		autofree char *text = NULL, *src = NULL;
-		if (preset_load(v[CONFIG_PRESET].value, &text, &src, &err) < 0)
-			config_error(&err, &v[CONFIG_PRESET]);
-		o->po.default_preset = v[CONFIG_PRESET].value;
-	}
+	config_policy_options(c, &o->po);
 	if (v[CONFIG_NET].value && !o->net_set)
 		o->net_host = strcmp(v[CONFIG_NET].value, "host") == 0;
 	if (v[CONFIG_CHANGES].value && !o->changes_set) {
@@ -492,17 +478,6 @@ static void apply_config(struct run_opts *o, const struct config *c)
 	if (v[CONFIG_DISK_LIMIT].value && !o->disk_limit &&
 	    limits_parse_disk(v[CONFIG_DISK_LIMIT].value, &u64, &err) == 0)
 		o->disk_limit = u64;
-
-	struct policy_opt *cli = o->po.items;
-	int n = o->po.n;
-	o->po.items = NULL;
-	o->po.n = 0;
-	for (size_t i = 0; i < c->n[CONFIG_RULE]; i++)
-		policy_options_add_rule(&o->po, c->list[CONFIG_RULE][i].value,
-					c->list[CONFIG_RULE][i].source);
-	for (int i = 0; i < n; i++)
-		policy_options_add(&o->po, cli[i].kind, cli[i].arg);
-	free(cli);
 
 	static const struct {
 		enum config_key key;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/config.h"
 #include "common/units.h"
 #include "sandbox/reslimits.h"
@@ -243,6 +244,36 @@ int config_load(struct config *c, struct af_err *err)
 		set_value(c, (enum config_key)k, v, xstrdup(keys[k].env));
 	}
 	return 0;
+}
+
+AF_NORETURN void config_error(const struct af_err *err, const struct config_value *v)
+{
+	print_err(err);
+	hint_msg("the value comes from %s", v->source);
+	exit(AF_EXIT_USAGE);
+}
+
+void config_policy_options(const struct config *c, struct policy_options *po)
+{
+	const struct config_value *preset = &c->scalar[CONFIG_PRESET];
+	struct af_err err = { 0 };
+
+	if (preset->value && !po->preset) {
+		autofree char *text = NULL, *src = NULL;
+		if (preset_load(preset->value, &text, &src, &err) < 0)
+			config_error(&err, preset);
+		po->default_preset = preset->value;
+	}
+	struct policy_opt *cli = po->items;
+	int n = po->n;
+	po->items = NULL;
+	po->n = 0;
+	for (size_t i = 0; i < c->n[CONFIG_RULE]; i++)
+		policy_options_add_rule(po, c->list[CONFIG_RULE][i].value,
+					c->list[CONFIG_RULE][i].source);
+	for (int i = 0; i < n; i++)
+		policy_options_add(po, cli[i].kind, cli[i].arg);
+	free(cli);
 }
 
 void config_free(struct config *c)

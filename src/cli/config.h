@@ -55,4 +55,15 @@ const char *config_key_env(enum config_key k);
 int config_load(struct config *c, struct af_err *err);
 void config_free(struct config *c);
 
+/* A value of the configuration was refused where it is used: print err
+ * and where the value came from.  Dies with a usage error. */
+AF_NORETURN void config_error(const struct af_err *err, const struct config_value *v);
+
+/* The configuration's preset (the default, when -p is not given) and
+ * rules (before the command line's) into po, after the command line
+ * filled it.  c must outlive po.  Dies naming the source of a preset
+ * that does not exist. */
+struct policy_options;
+void config_policy_options(const struct config *c, struct policy_options *po);
+
 #endif

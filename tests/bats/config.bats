@@ -171,3 +171,20 @@ ro-bind = /no/such/path'
 	assert_status 0
 	assert_eq 0 "$(runs_count)"
 }
+
+@test "config: explain decides with the configured preset and rules, as the run does" {
+	config '[run]
+preset = read-only
+rule = /docs/**=write'
+	local c="$(CFG_DIR)/config.ini"
+	run --separate-stderr af explain "$P" docs/guide.txt output/x
+	assert_status 0
+	assert_contains "$output" "docs/guide.txt"
+	assert_contains "${lines[0]}" "write"
+	assert_contains "${lines[0]}" "$c:3"
+	refute_contains "${lines[1]}" "write"
+	# -p on the command line replaces the configured preset
+	run --separate-stderr af explain -p agent-safe "$P" output/x
+	assert_status 0
+	assert_contains "$output" "write"
+}
