@@ -617,7 +617,8 @@ static int finish_changes(struct lifecycle *lc, const struct run_opts *o)
 
 /* Say how the command ended when agentfense ended it, or a limit
  * touched it (the exit status alone cannot tell). */
-static void report_end(const struct run_opts *o, const struct sandbox_result *res)
+static void report_end(const struct run_opts *o, const struct sandbox_result *res,
+		       const struct run_plan *plan, char *const *envp)
 {
 	char mem[64];
 	limits_format_size(o->limits.memory, mem, sizeof(mem));
@@ -626,7 +627,7 @@ static void report_end(const struct run_opts *o, const struct sandbox_result *re
 		error_msg("command timed out after %gs", o->timeout);
 		break;
 	case SANDBOX_END_EXEC_FAILED:
-		error_msg("cannot run '%s': %s", o->argv[0], strerror(res->exec_errno));
+		run_plan_exec_failed(plan, envp, res->exec_errno);
 		break;
 	case SANDBOX_END_OOM:
 		error_msg("command was killed: out of memory (limit %s)", mem);
@@ -924,7 +925,9 @@ static int run_main(int argc, char **argv, bool interactive)
 
 	lc_stop(lc); /* nothing runs in the namespace, the view is done */
 	const struct lc_end *end = lc_end(lc);
-	report_end(&o, &end->res);
+	struct run_plan plan;
+	fill_plan(&plan, &o, policy, proj.real, root_dir, workdir, NULL);
+	report_end(&o, &end->res, &plan, env.v);
 	if (lc_stuck(lc)) {
 		code = finish_changes(lc, &o);
 		goto stuck;

@@ -35,4 +35,10 @@ struct run_plan {
  * timeout, changes, command).  Cannot fail. */
 void run_plan_print(FILE *f, const char *prefix, const struct run_plan *p, bool full);
 
+/* The command could not be executed (exec_errno): say so, and why when
+ * the host can tell (run_hints.c): a script's missing interpreter, named,
+ * or a host path the sandbox does not show, with the --ro-bind that
+ * would.  envp: the command's environment (its PATH).  Cannot fail. */
+void run_plan_exec_failed(const struct run_plan *p, char *const *envp, int exec_errno);
+
 #endif

@@ -387,3 +387,52 @@ a get system.posix_acl_access Operation not supported" "$output"
 	run -127 --separate-stderr af run --changes discard --rootfs "$T/empty" "$P" -- true
 	assert_status 127
 }
+
+@test "a script whose interpreter the sandbox lacks: the interpreter is named" {
+	# a venv made on the host names the host's path of the project
+	mkdir -p "$P/venv/bin"
+	ln -s /usr/bin/python3 "$P/venv/bin/python3"
+	printf '#!%s/venv/bin/python3\nprint("ran")\n' "$P" >"$P/venv/bin/pip"
+	printf '#!/opt/no-such/bash -e\necho ran\n' >"$P/src/tool"
+	chmod +x "$P/venv/bin/pip" "$P/src/tool"
+	run -127 --separate-stderr af run --changes discard "$P" -- venv/bin/pip
+	assert_error 127 "cannot run 'venv/bin/pip': its interpreter '$P/venv/bin/python3' does not exist in the sandbox"
+	assert_eq "hint: the project is at /workspace in the sandbox, not at '$P': a script made on the host names the host's paths; make it again inside the sandbox" "${stderr_lines[1]}"
+	# found in PATH too
+	run -127 --separate-stderr af run --changes discard -e PATH=/workspace/src:/usr/bin:/bin "$P" -- tool
+	assert_error 127 "cannot run 'tool': its interpreter '/opt/no-such/bash' does not exist in the sandbox"
+	assert_eq 1 "${#stderr_lines[@]}"
+	# the interpreter of a file the policy hides is not told
+	printf '#!/opt/secret-interpreter\n' >"$P/secrets/run"
+	chmod +x "$P/secrets/run"
+	run -127 --separate-stderr af run --changes discard "$P" -- ./secrets/run
+	assert_error 127 "cannot run './secrets/run': No such file or directory"
+	refute_contains "$stderr" "secret-interpreter"
+}
+
+@test "a command on the host but not in the sandbox: said, with the --ro-bind that shows it" {
+	mkdir -p "$T/home/.local/bin"
+	printf '#!/bin/sh\necho agent ran\n' >"$T/home/.local/bin/myagent"
+	chmod +x "$T/home/.local/bin/myagent"
+	run -127 --separate-stderr af run --changes discard "$P" -- "$T/home/.local/bin/myagent"
+	assert_error 127 "cannot run '$T/home/.local/bin/myagent': No such file or directory"
+	assert_eq "hint: '$T/home/.local/bin/myagent' exists on the host, but the sandbox shows only the system directories, the project and what is bound" "${stderr_lines[1]}"
+	assert_eq "hint: '--ro-bind $T/home/.local/bin' shows its directory in the sandbox" "${stderr_lines[2]}"
+	run --separate-stderr af run --changes discard --ro-bind "$T/home/.local/bin" "$P" -- "$T/home/.local/bin/myagent"
+	assert_status 0
+	assert_output "agent ran"
+	# nothing on the host either: no hint
+	run -127 --separate-stderr af run --changes discard "$P" -- "$T/home/nothing"
+	assert_error 127 "cannot run '$T/home/nothing': No such file or directory"
+	assert_eq 1 "${#stderr_lines[@]}"
+}
+
+@test "the state directory overlapping the project or a bind: the hint names XDG_STATE_HOME" {
+	XDG_STATE_HOME=$P/.state run --separate-stderr af run --changes discard "$P" -- true
+	assert_error 125 "it overlaps agentfense's state directory '$P/.state/agentfense/runs'"
+	assert_eq "hint: the state directory is \$XDG_STATE_HOME/agentfense/runs (~/.local/state/agentfense/runs when unset): point XDG_STATE_HOME outside the project" "${stderr_lines[1]}"
+	mkdir -p "$RUNS"
+	run --separate-stderr af run --changes discard --ro-bind "$XDG_STATE_HOME:/st" "$P" -- true
+	assert_error 125 "it overlaps agentfense's state directory"
+	assert_contains "${stderr_lines[1]}" "or point XDG_STATE_HOME elsewhere"
+}
