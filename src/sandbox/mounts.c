@@ -283,7 +283,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "cannot bind '%s' (%s): it overlaps agentfense's state "
 					 "directory '%s'", m->src, mount_kind_option(m->kind), state_real);
 			af_err_hint(err, "the state directory holds the changes of every run; bind "
-					 "a directory outside it");
+					 "a directory outside it, or point XDG_STATE_HOME elsewhere");
 			return r;
 		}
 		/* an image is unpacked once and reused as it is: a command
