@@ -40,6 +40,7 @@
 #include "sandbox/reslimits.h"
 #include "policy/policy.h"
 #include "sandbox/ptyrelay.h"
+#include "sandbox/rootfs.h"
 #include "sandbox/sandbox.h"
 
 enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes lists them */
@@ -61,6 +62,7 @@ struct run_opts {
 	bool net_set;
 	bool seccomp_off;
 	struct mount_list mounts;
+	char *resolv;        /* --net host: where /etc/resolv.conf leads, shown read-only */
 	const char *rootfs;
 	const char *image;
 	struct limits_spec limits;
@@ -492,6 +494,81 @@ static void apply_config(struct run_opts *o, const struct config *c)
 				config_error(&err, &c->list[binds[b].key][i]);
 }
 
+/* Absolute path target of a symbolic link found at link (absolute),
+ * '..' and '.' taken lexically, as the kernel walks it in the sandbox,
+ * malloc'd; NULL if it climbs above '/'. */
+static char *link_target(const char *link, const char *target)
+{
+	autofree char *joined = target[0] == '/' ? xstrdup(target) : xasprintf("%s/../%s", link,
+										 target);
+	char *out = xmalloc(strlen(joined) + 2);
+	size_t n = 0;
+	for (const char *p = joined; *p;) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			if (n == 0) {
+				free(out);
+				return NULL;
+			}
+			n--;
+		} else if (len && !(len == 1 && p[0] == '.')) {
+			out[n++] = '/';
+			memcpy(out + n, p, len);
+			n += len;
+		}
+		p += len;
+		p += *p == '/';
+	}
+	out[n] = '\0';
+	if (n == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* --net host on the host's root: /etc/resolv.conf is often a symbolic
+ * link into /run (systemd-resolved, resolvconf), which the sandbox does
+ * not show, and without it there is no DNS.  Show the file it leads to,
+ * read-only, where the link leads in the sandbox; nothing else of /run.
+ * Sets o->resolv to that path. */
+static void show_resolv_conf(struct run_opts *o)
+{
+	static const char link[] = "/etc/resolv.conf";
+	char target[PATH_MAX];
+	struct stat st;
+
+	if (!o->net_host || o->rootfs || o->image)
+		return;
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return; /* no link: /etc, shown, holds the file */
+	target[n] = '\0';
+	autofree char *dst = link_target(link, target);
+	autofree char *real = realpath(link, NULL);
+	if (!dst || !real || stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+		return; /* dangling on the host too: nothing to show */
+	/* a link within the system directories resolves as on the host */
+	size_t first = strcspn(dst + 1, "/");
+	for (size_t i = 0; rootfs_system_dirs[i]; i++)
+		if (strlen(rootfs_system_dirs[i]) == first &&
+		    strncmp(dst + 1, rootfs_system_dirs[i], first) == 0)
+			return;
+	for (size_t i = 0; i < o->mounts.n; i++)
+		if (mounts_path_under(dst, o->mounts.v[i].dst))
+			return; /* shown by the user's own mount */
+	struct af_err err = { 0 };
+	autofree char *spec = xasprintf("%s:%s", real, dst);
+	if (mounts_add(&o->mounts, MOUNT_RO_BIND, spec, &err) < 0) {
+		warn_msg("--net host: cannot show '%s', where '%s' leads, in the sandbox: %s", real,
+			 link, err.msg);
+		return;
+	}
+	o->resolv = steal_pointer(&dst);
+}
+
 /* A closed stdin/stdout/stderr would be reused by our own fds. */
 static void ensure_stdio(void)
 {
@@ -734,6 +811,7 @@ static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct
 		.project = project,
 		.root_dir = root_dir,
 		.mounts = &o->mounts,
+		.resolv = o->resolv,
 		.net_host = o->net_host,
 		.seccomp_off = o->seccomp_off,
 		.limits = &o->limits,
@@ -800,6 +878,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (o.kill_after_set && o.timeout == 0)
 		usage_error("--kill-after without --timeout: it is the timeout's grace");
 
+	show_resolv_conf(&o);
 	autofree char *root_dir = NULL;
 	if (lc_project_open(o.dir, &proj, &err) < 0)
 		die_err(&err);
@@ -965,6 +1044,7 @@ out:
 	env_free(&env);
 	free(o.envs);
 	mounts_free(&o.mounts);
+	free(o.resolv);
 	return code;
 
 stuck:

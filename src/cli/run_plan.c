@@ -2,6 +2,7 @@
  * and delta of a run, said before it starts (see run_plan.h). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +64,12 @@ static void print_mounts(FILE *f, const char *pfx, const struct run_plan *p)
 				m->dst, m->src);
 			break;
 		case MOUNT_RO_BIND:
-			fprintf(f, "%s  %-14s '%s', read-only (--ro-bind)\n", pfx, m->dst, m->src);
+			if (p->resolv && strcmp(m->dst, p->resolv) == 0)
+				fprintf(f, "%s  %-14s '%s', read-only: /etc/resolv.conf leads there "
+					   "(--net host)\n", pfx, m->dst, m->src);
+			else
+				fprintf(f, "%s  %-14s '%s', read-only (--ro-bind)\n", pfx, m->dst,
+					m->src);
 			break;
 		case MOUNT_TMPFS:
 			fprintf(f, "%s  %-14s a private tmpfs (--tmpfs)\n", pfx, m->dst);

@@ -17,6 +17,7 @@ struct run_plan {
 	const char *project;          /* canonical host path */
 	const char *root_dir;         /* --rootfs/--image root, or NULL: the host's */
 	const struct mount_list *mounts;
+	const char *resolv;           /* the mount that shows where /etc/resolv.conf leads */
 	bool net_host;
 	bool seccomp_off;
 	const struct limits_spec *limits;

@@ -145,9 +145,20 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 			return af_err_usage(err, EINVAL, "invalid %s '%s': empty destination", opt,
 					    spec);
 		struct stat st;
-		if (stat(src_arg, &st) < 0)
-			return af_err_usage(err, errno, "invalid %s '%s': cannot use source '%s': %s",
-					    opt, spec, src_arg, strerror(errno));
+		if (stat(src_arg, &st) < 0) {
+			int e = errno;
+			char target[PATH_MAX];
+			ssize_t n = readlink(src_arg, target, sizeof(target) - 1);
+			/* a dangling link: say where it leads, not just ENOENT */
+			if (n >= 0) {
+				target[n] = '\0';
+				return af_err_usage(err, e, "invalid %s '%s': source '%s' is a "
+						    "symbolic link to '%s': %s", opt, spec, src_arg,
+						    target, strerror(e));
+			}
+			return af_err_usage(err, e, "invalid %s '%s': cannot use source '%s': %s",
+					    opt, spec, src_arg, strerror(e));
+		}
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 			r = af_err_usage(err, EINVAL,
 					 "invalid %s '%s': source '%s' is neither a directory nor "

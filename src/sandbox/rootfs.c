@@ -365,9 +365,25 @@ static int open_mount_point(const struct mount_spec *m, int *out, struct af_err 
 		cur = next;
 		if (last && !m->is_dir) {
 			struct stat st;
+			char target[PATH_MAX];
+			ssize_t n = -1;
+			if (fstat(cur, &st) == 0 && S_ISLNK(st.st_mode))
+				n = readlinkat(cur, "", target, sizeof(target) - 1);
+			if (n >= 0) {
+				/* /etc/localtime and the like: the host's /etc
+				 * shows the link, which a mount would not follow */
+				target[n] = '\0';
+				r = af_err_usage(err, ELOOP, "cannot bind a file on '%s': it is a "
+						   "symbolic link in the sandbox, to '%s'", m->dst,
+						   target);
+				af_err_hint(err, "give the path it points to as the destination, "
+						 "or another path");
+				break;
+			}
 			if (fstat(cur, &st) < 0 || !S_ISREG(st.st_mode)) {
-				r = af_err_usage(err, EISDIR, "cannot bind a file on '%s': it is not "
-						   "a regular file in the sandbox", m->dst);
+				r = af_err_usage(err, EISDIR, "cannot bind a file on '%s': it is %s in "
+						   "the sandbox", m->dst, S_ISDIR(st.st_mode) ?
+						   "a directory" : "not a regular file");
 				break;
 			}
 		}

@@ -436,3 +436,49 @@ a get system.posix_acl_access Operation not supported" "$output"
 	assert_error 125 "it overlaps agentfense's state directory"
 	assert_contains "${stderr_lines[1]}" "or point XDG_STATE_HOME elsewhere"
 }
+
+@test "--net host: an /etc/resolv.conf linking into /run is followed, that file alone shown read-only" {
+	# systemd-resolved's layout, made in a mount namespace of our own:
+	# a copy of /etc whose resolv.conf links into a /run of our own
+	mkdir "$T/etc"
+	cp -a /etc/. "$T/etc/" 2>/dev/null || true
+	rm -f "$T/etc/resolv.conf"
+	ln -s ../run/systemd/resolve/stub-resolv.conf "$T/etc/resolv.conf"
+	run --separate-stderr env AF_TEST_MARK="$T" unshare -Urm sh -c '
+		mount --bind "$1/etc" /etc && mount -t tmpfs tmpfs /run &&
+		mkdir -p /run/systemd/resolve /run/secret &&
+		echo "nameserver 127.0.0.53" >/run/systemd/resolve/stub-resolv.conf &&
+		echo private >/run/secret/x || exit 99
+		"$2" run --changes discard --net host "$3" -- sh -c "cat /etc/resolv.conf; ls /run/systemd/resolve; cat /run/secret/x"
+		echo "host:$?"
+		"$2" run --changes discard "$3" -- cat /etc/resolv.conf
+		echo "none:$?"
+		"$2" run --dry-run --net host "$3" -- true | grep resolv' \
+		sh "$T" "$AGENTFENSE" "$P"
+	assert_status 0
+	assert_eq "nameserver 127.0.0.53
+stub-resolv.conf
+host:1
+none:1
+  /run/systemd/resolve/stub-resolv.conf '/run/systemd/resolve/stub-resolv.conf', read-only: /etc/resolv.conf leads there (--net host)" "$output"
+	assert_eq "cat: /run/secret/x: No such file or directory
+cat: /etc/resolv.conf: No such file or directory" "$stderr"
+}
+
+@test "--ro-bind: a symbolic link says what it is, as source or destination" {
+	ln -s "$T/nowhere" "$T/dangling"
+	run --separate-stderr af run --changes discard --ro-bind "$T/dangling:/x" "$P" -- true
+	assert_error 125 "invalid --ro-bind '$T/dangling:/x': source '$T/dangling' is a symbolic link to '$T/nowhere': No such file or directory"
+	# a link as the source is followed: the file it leads to is shown
+	printf 'linked\n' >"$T/real.txt"
+	ln -s real.txt "$T/link.txt"
+	run --separate-stderr af run --changes discard --ro-bind "$T/link.txt:/l.txt" "$P" -- cat /l.txt
+	assert_status 0
+	assert_output linked
+	# a destination the host's /etc shows as a link is no directory
+	if [ -L /etc/localtime ]; then
+		run --separate-stderr af run --changes discard --ro-bind /etc/localtime "$P" -- true
+		assert_error 125 "cannot bind a file on '/etc/localtime': it is a symbolic link in the sandbox, to '$(readlink /etc/localtime)'"
+		assert_eq "hint: give the path it points to as the destination, or another path" "${stderr_lines[1]}"
+	fi
+}
