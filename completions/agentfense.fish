@@ -34,6 +34,7 @@ complete -c agentfense -n $runlike -l dry-run -d 'say what would run and start n
 complete -c agentfense -n $runlike -s e -l env -x -d 'KEY=VALUE, or KEY to pass its value'
 complete -c agentfense -n $runlike -l env-file -r -F -d 'read environment variables from a file'
 complete -c agentfense -n $runlike -s h -l help -d 'show help'
+complete -c agentfense -n $runlike -l host-path -d 'show the project at its own host path'
 complete -c agentfense -n $runlike -l image -x -a '(__fish_complete_directories)' -d 'OCI image layout as the root filesystem'
 complete -c agentfense -n $runlike -l kill-after -x -d "grace between the timeout's SIGTERM and SIGKILL"
 complete -c agentfense -n $runlike -l memory -x -d 'memory limit, e.g. 512m, 1.5G'
@@ -50,6 +51,7 @@ complete -c agentfense -n $runlike -s t -l timeout -x -d 'SIGTERM, then SIGKILL,
 complete -c agentfense -n $runlike -l tmpfs -x -d 'fresh private tmpfs at DST'
 complete -c agentfense -n $runlike -s v -l verbose -d "say the rules' sources, the mounts and the delta"
 complete -c agentfense -n $runlike -s w -l workdir -x -d 'working directory inside the sandbox'
+complete -c agentfense -n $runlike -l workspace -x -d 'show the project at this path instead of /workspace'
 complete -c agentfense -n $runlike -a '(__fish_complete_directories)'
 
 # explain

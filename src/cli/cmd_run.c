@@ -48,6 +48,8 @@ enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes li
 struct run_opts {
 	struct policy_options po;
 	const char *workdir;
+	const char *workspace; /* --workspace; NULL: /workspace */
+	bool host_path;        /* --host-path: the project at its own host path */
 	const char **envs; /* --env specs, in order */
 	size_t n_envs;
 	double timeout;
@@ -97,6 +99,9 @@ static void usage(FILE *f, bool interactive)
 		"  -w, --workdir PATH         working directory inside the sandbox\n"
 		"                             (default /workspace; a relative PATH stays\n"
 		"                             under /workspace)\n"
+		"      --workspace PATH       show the project at PATH instead of /workspace\n"
+		"      --host-path            show the project at its own host path (the\n"
+		"                             directories above it stay hidden)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
 		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
@@ -273,13 +278,16 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_KILL_AFTER, OPT_DRY_RUN };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_KILL_AFTER, OPT_DRY_RUN, OPT_WORKSPACE,
+	       OPT_HOST_PATH };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
 		{ "rule", required_argument, NULL, 'r' },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "workdir", required_argument, NULL, 'w' },
+		{ "workspace", required_argument, NULL, OPT_WORKSPACE },
+		{ "host-path", no_argument, NULL, OPT_HOST_PATH },
 		{ "env", required_argument, NULL, 'e' },
 		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 		{ "timeout", required_argument, NULL, 't' },
@@ -350,6 +358,13 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_WORKSPACE:
+		case OPT_HOST_PATH:
+			if (o->workspace || o->host_path)
+				usage_error("only one of --workspace and --host-path, once");
+			o->workspace = c == OPT_WORKSPACE ? optarg : NULL;
+			o->host_path = c == OPT_HOST_PATH;
 			break;
 		case OPT_CHANGES: {
 			/* in the order of enum changes */
@@ -580,13 +595,73 @@ static void ensure_stdio(void)
 		}
 }
 
-static char *make_workdir(const char *w)
+static char *make_workdir(const char *w, const char *ws)
 {
 	if (!w)
-		return xstrdup("/workspace");
+		return xstrdup(ws);
 	if (w[0] == '/')
 		return xstrdup(w);
-	return xasprintf("/workspace/%s", w);
+	return xasprintf("%s/%s", ws, w);
+}
+
+/* The first component of absolute path p is one of list's. */
+static bool first_component_in(const char *p, const char *const *list)
+{
+	size_t n = strcspn(p + 1, "/");
+	for (size_t i = 0; list[i]; i++)
+		if (strlen(list[i]) == n && strncmp(p + 1, list[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* Where the view is shown: --workspace, the project's host path
+ * (--host-path), or /workspace; absolute and clean, clear of the extra
+ * mounts.  Returns it malloc'd; dies on a bad one. */
+static char *make_workspace(const struct run_opts *o, const char *project)
+{
+	const char *opt = o->host_path ? "--host-path" : "--workspace";
+	const char *ws = o->host_path ? project : o->workspace;
+	if (!ws)
+		return xstrdup("/workspace");
+	if (ws[0] != '/')
+		usage_error("invalid %s '%s': expected an absolute path", opt, ws);
+	char *clean = path_clean(ws, true, false);
+	if (!clean || !*clean) {
+		free(clean);
+		usage_error("invalid %s '%s': expected an absolute path below '/', without '.' or "
+			    "'..'", opt, ws);
+	}
+	for (size_t i = 0; i < o->mounts.n; i++)
+		if (mounts_paths_overlap(o->mounts.v[i].dst, clean)) {
+			const char *dst = o->mounts.v[i].dst;
+			const char *mopt = mount_kind_option(o->mounts.v[i].kind);
+			free(clean);
+			usage_error("cannot show the project at '%s' (%s): it overlaps the %s at '%s'",
+				    ws, opt, mopt, dst);
+		}
+	return clean;
+}
+
+/* The workspace must be made in the new root, not in what it shows
+ * read-only as it is: the system directories (or root_dir's entries),
+ * /proc, /dev.  Dies if it would be. */
+static void check_workspace_root(const struct run_opts *o, const char *ws, const char *root_dir)
+{
+	static const char *const own[] = { "proc", "dev", NULL };
+	char top[PATH_MAX];
+	size_t n = strcspn(ws + 1, "/");
+	if (!o->workspace && !o->host_path)
+		return;
+	snprintf(top, sizeof(top), "%s/%.*s", root_dir ? root_dir : "", (int)n, ws + 1);
+	bool taken = first_component_in(ws, own) ||
+		     (root_dir ? !first_component_in(ws, rootfs_own_dirs) && access(top, F_OK) == 0
+			       : first_component_in(ws, rootfs_system_dirs));
+	if (!taken)
+		return;
+	autofree char *hint = xasprintf("the sandbox shows '/%.*s' as it is, read-only; choose "
+					"a path outside it", (int)n, ws + 1);
+	usage_error_hint(hint, "cannot show the project at '%s' (%s)", ws,
+			 o->host_path ? "--host-path" : "--workspace");
 }
 
 /* Why the changes are kept for review rather than synced (the command
@@ -803,7 +878,8 @@ static const char *changes_words(const struct run_opts *o)
 /* The run as o and the checked inputs describe it; lim and delta are
  * what is known so far (NULL: not yet). */
 static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct policy *policy,
-		      const char *project, const char *root_dir, const char *workdir,
+		      const char *project, const char *root_dir, const char *workspace,
+		      const char *workdir,
 		      const char *state_dir)
 {
 	*p = (struct run_plan){
@@ -819,6 +895,7 @@ static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct
 		.timeout = o->timeout,
 		.kill_after = o->timeout > 0 ? o->kill_after : 0,
 		.changes = changes_words(o),
+		.workspace = workspace,
 		.workdir = workdir,
 		.argv = o->argv,
 		.state_dir = state_dir,
@@ -829,7 +906,8 @@ static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct
  * chosen as the run would (their cgroups made and removed again), so
  * what is said of them holds.  Exits 0, or dies as the run would. */
 static AF_NORETURN void dry_run(const struct run_opts *o, const struct policy *policy,
-				const char *project, const char *root_dir, const char *workdir)
+				const char *project, const char *root_dir, const char *workspace,
+				const char *workdir)
 {
 	struct af_err err = { 0 };
 	struct limits *lim = NULL;
@@ -839,7 +917,7 @@ static AF_NORETURN void dry_run(const struct run_opts *o, const struct policy *p
 	if (limits_new(&o->limits, &lim, &err) < 0)
 		die_err(&err);
 	struct run_plan p;
-	fill_plan(&p, o, policy, project, root_dir, workdir, state);
+	fill_plan(&p, o, policy, project, root_dir, workspace, workdir, state);
 	p.lim = lim;
 	if (o->image && !root_dir)
 		printf("root: the image '%s', unpacked into the cache at run time\n", o->image);
@@ -890,7 +968,8 @@ static int run_main(int argc, char **argv, bool interactive)
 		die_err(&err);
 	mounts_sort(&o.mounts);
 	struct policy *policy = policy_options_build(&o.po);
-	autofree char *workdir = make_workdir(o.workdir);
+	autofree char *workspace = make_workspace(&o, proj.real);
+	autofree char *workdir = make_workdir(o.workdir, workspace);
 	env_init(&env);
 	env_defaults(&env, workdir);
 	if (o.rootfs) {
@@ -918,6 +997,7 @@ static int run_main(int argc, char **argv, bool interactive)
 				warn_msg("ignoring the image's environment entry '%s'", img.env[i]);
 		image_info_free(&img);
 	}
+	check_workspace_root(&o, workspace, root_dir);
 	for (size_t i = 0; i < o.n_envs; i++)
 		if (env_set_spec(&env, o.envs[i], &err) < 0)
 			die_err(&err);
@@ -926,7 +1006,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (lc_check_dev_fuse(&err) < 0)
 		die_err(&err);
 	if (o.dry_run)
-		dry_run(&o, policy, proj.real, root_dir, workdir);
+		dry_run(&o, policy, proj.real, root_dir, workspace, workdir);
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
@@ -943,6 +1023,7 @@ static int run_main(int argc, char **argv, bool interactive)
 			.envp = env.v,
 			.workdir = workdir,
 			.workdir_beneath = o.workdir && o.workdir[0] != '/',
+			.workspace = workspace,
 			.net_host = o.net_host,
 			.seccomp_off = o.seccomp_off,
 			.pty = relay,
@@ -985,7 +1066,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	/* before a terminal relay puts the terminal in raw mode */
 	if (o.verbose) {
 		struct run_plan p;
-		fill_plan(&p, &o, policy, proj.real, root_dir, workdir, NULL);
+		fill_plan(&p, &o, policy, proj.real, root_dir, workspace, workdir, NULL);
 		p.delta = lc_delta_path(lc);
 		run_plan_print(stderr, AF_PROG ": ", &p, false);
 	}
@@ -1005,7 +1086,7 @@ static int run_main(int argc, char **argv, bool interactive)
 	lc_stop(lc); /* nothing runs in the namespace, the view is done */
 	const struct lc_end *end = lc_end(lc);
 	struct run_plan plan;
-	fill_plan(&plan, &o, policy, proj.real, root_dir, workdir, NULL);
+	fill_plan(&plan, &o, policy, proj.real, root_dir, workspace, workdir, NULL);
 	report_end(&o, &end->res, &plan, env.v);
 	if (lc_stuck(lc)) {
 		code = finish_changes(lc, &o);

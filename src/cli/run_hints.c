@@ -28,8 +28,8 @@ static bool first_in(const char *p, const char *const *list)
  * through the view (hidden, view only) or a tmpfs, /proc or /dev. */
 static char *host_path_of(const struct run_plan *p, const char *path)
 {
-	if (mounts_path_under(path, "/workspace")) {
-		const char *rel = path + strlen("/workspace");
+	if (mounts_path_under(path, p->workspace)) {
+		const char *rel = path + strlen(p->workspace);
 		rel += *rel == '/';
 		struct decision d;
 		policy_decide(p->policy, rel, false, &d);
@@ -128,9 +128,10 @@ void run_plan_exec_failed(const struct run_plan *p, char *const *envp, int exec_
 		error_msg("cannot run '%s': its interpreter '%s' does not exist in the sandbox",
 			  cmd, interp);
 		if (mounts_path_under(interp, p->project))
-			hint_msg("the project is at /workspace in the sandbox, not at '%s': a "
-				 "script made on the host names the host's paths; make it again "
-				 "inside the sandbox", p->project);
+			hint_msg("the project is at %s in the sandbox, not at '%s': a script made "
+				 "on the host names the host's paths; make it again inside the "
+				 "sandbox, or show the project at its own path with --host-path",
+				 p->workspace, p->project);
 		else if (access(interp, X_OK) == 0)
 			hint_msg("'%s' exists on the host: '--ro-bind %s' shows it in the sandbox",
 				 interp, interp);
@@ -139,7 +140,7 @@ void run_plan_exec_failed(const struct run_plan *p, char *const *envp, int exec_
 	error_msg("cannot run '%s': %s", cmd, strerror(exec_errno));
 	/* a host path the sandbox does not show: ~/.local/bin/agent */
 	autofree char *clean = cmd[0] == '/' ? path_clean(cmd, true, true) : NULL;
-	if (clean && exec_errno == ENOENT && !mounts_path_under(clean, "/workspace") &&
+	if (clean && exec_errno == ENOENT && !mounts_path_under(clean, p->workspace) &&
 	    !sandbox_has(p, clean) && access(clean, F_OK) == 0) {
 		autofree char *dir = xstrdup(clean);
 		*strrchr(dir, '/') = '\0';

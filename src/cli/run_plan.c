@@ -55,7 +55,7 @@ static void print_mounts(FILE *f, const char *pfx, const struct run_plan *p)
 		"/dev");
 	fprintf(f, "%s  %-14s a private tmpfs\n", pfx, "/tmp");
 	fprintf(f, "%s  %-14s '%s' through the permissioned, copy-on-write view\n", pfx,
-		"/workspace", p->project);
+		p->workspace, p->project);
 	for (size_t i = 0; i < p->mounts->n; i++) {
 		const struct mount_spec *m = &p->mounts->v[i];
 		switch (m->kind) {

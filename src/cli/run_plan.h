@@ -25,6 +25,7 @@ struct run_plan {
 	uint64_t disk_limit;          /* 0: the default */
 	double timeout, kill_after;   /* 0: none */
 	const char *changes;          /* what becomes of the changes, in words */
+	const char *workspace;        /* where the view is shown */
 	const char *workdir;          /* inside the sandbox */
 	char *const *argv;            /* NULL: an interactive shell */
 	const char *delta;            /* the run directory, or NULL: not made yet */

@@ -355,9 +355,9 @@ static int enter_workdir(const struct sandbox_config *cfg)
 {
 	if (!cfg->workdir_beneath)
 		return chdir(cfg->workdir) < 0 ? -errno : 0;
-	const char *rel = cfg->workdir + strlen("/workspace");
+	const char *rel = cfg->workdir + strlen(cfg->workspace);
 	rel += strspn(rel, "/");
-	autoclose int ws = open("/workspace", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	autoclose int ws = open(cfg->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		return -errno;
 	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -564,6 +564,7 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 				    .gid = gid,
 				    .fuse_options = cfg->fuse_options,
 				    .root_dir = cfg->root_dir,
+				    .workspace = cfg->workspace,
 				    .mounts = cfg->mounts,
 				    .n_mounts = cfg->n_mounts,
 				    .mount_fds = mount_fds };
@@ -801,7 +802,8 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->reaped = true; /* nothing to reap yet */
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);
-	sb->cfg.workdir = xstrdup(cfg->workdir ? cfg->workdir : "/workspace");
+	sb->cfg.workspace = xstrdup(cfg->workspace ? cfg->workspace : "/workspace");
+	sb->cfg.workdir = xstrdup(cfg->workdir ? cfg->workdir : sb->cfg.workspace);
 	sb->cfg.workdir_beneath = cfg->workdir && cfg->workdir_beneath;
 	sb->cfg.hostname = xstrdup(cfg->hostname ? cfg->hostname : DEFAULT_HOSTNAME);
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
@@ -1265,6 +1267,7 @@ void sandbox_free(struct sandbox *sb)
 	strv_free((char **)sb->cfg.argv);
 	strv_free((char **)sb->cfg.envp);
 	free((char *)sb->cfg.workdir);
+	free((char *)sb->cfg.workspace);
 	free((char *)sb->cfg.hostname);
 	free((char *)sb->cfg.fuse_options);
 	free((char *)sb->cfg.root_dir);

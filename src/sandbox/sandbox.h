@@ -41,8 +41,12 @@ struct sandbox_config {
 	char *const *argv;  /* command and arguments; argv[0] looked up in PATH */
 	char *const *envp;  /* the command's whole environment (PATH from here) */
 	const char *workdir; /* absolute path inside the sandbox */
-	bool workdir_beneath; /* workdir is /workspace/REL: resolve REL beneath
-			       * /workspace, no symbolic link leading out */
+	bool workdir_beneath; /* workdir is WORKSPACE/REL: resolve REL beneath
+			       * the workspace, no symbolic link leading out */
+	/* Where the view is mounted: an absolute, clean path whose
+	 * components the new root does not hold already (the caller
+	 * checks); NULL: "/workspace". */
+	const char *workspace;
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */

@@ -397,7 +397,11 @@ a get system.posix_acl_access Operation not supported" "$output"
 	chmod +x "$P/venv/bin/pip" "$P/src/tool"
 	run -127 --separate-stderr af run --changes discard "$P" -- venv/bin/pip
 	assert_error 127 "cannot run 'venv/bin/pip': its interpreter '$P/venv/bin/python3' does not exist in the sandbox"
-	assert_eq "hint: the project is at /workspace in the sandbox, not at '$P': a script made on the host names the host's paths; make it again inside the sandbox" "${stderr_lines[1]}"
+	assert_eq "hint: the project is at /workspace in the sandbox, not at '$P': a script made on the host names the host's paths; make it again inside the sandbox, or show the project at its own path with --host-path" "${stderr_lines[1]}"
+	# which --host-path does
+	run --separate-stderr af run --changes discard --host-path "$P" -- venv/bin/pip
+	assert_status 0
+	assert_output ran
 	# found in PATH too
 	run -127 --separate-stderr af run --changes discard -e PATH=/workspace/src:/usr/bin:/bin "$P" -- tool
 	assert_error 127 "cannot run 'tool': its interpreter '/opt/no-such/bash' does not exist in the sandbox"
@@ -481,4 +485,57 @@ cat: /etc/resolv.conf: No such file or directory" "$stderr"
 		assert_error 125 "cannot bind a file on '/etc/localtime': it is a symbolic link in the sandbox, to '$(readlink /etc/localtime)'"
 		assert_eq "hint: give the path it points to as the destination, or another path" "${stderr_lines[1]}"
 	fi
+}
+
+@test "--workspace PATH and --host-path: the project elsewhere than /workspace, what is above it hidden" {
+	local real
+	real=$(cd "$P" && pwd -P)
+	run --separate-stderr af run --workspace /src/app -w output "$P" -- sh -c \
+		'pwd; echo "$PWD"; echo x >new; ls -A /src; ls -d /workspace 2>&1; cat ../README.md'
+	assert_status 0
+	assert_output "/src/app/output
+/src/app/output
+app
+ls: cannot access '/workspace': No such file or directory
+hello agentfense"
+	assert_eq x "$(cat "$P/output/new")"
+	# at its own host path: a path made on the host holds inside, the
+	# directories above show nothing else, the policy is the same
+	run --separate-stderr af run --changes discard --host-path "$P" -- sh -c \
+		"pwd; ls -A '$real/..'; cat '$real/.env' 2>&1; ls -A '$T' | grep -c . || true"
+	assert_status 0
+	assert_eq "$real
+$(basename "$real")
+cat: $real/.env: No such file or directory
+1" "$output"
+	# a relative -w stays beneath it
+	ln -s / "$P/up"
+	run --separate-stderr af run --changes discard -p development --workspace /w -w up "$P" -- pwd
+	assert_error 125 "cannot change to working directory '/w/up'"
+	run --separate-stderr af run --dry-run --workspace /w "$P" -- true
+	assert_contains "$output" "
+  /w             '$real' through the permissioned, copy-on-write view
+"
+}
+
+@test "--workspace: a relative, unclean or taken path is refused" {
+	run --separate-stderr af run --workspace rel "$P" -- true
+	assert_error 125 "invalid --workspace 'rel': expected an absolute path"
+	run --separate-stderr af run --workspace / "$P" -- true
+	assert_error 125 "invalid --workspace '/': expected an absolute path below '/', without '.' or '..'"
+	run --separate-stderr af run --workspace /a/../b "$P" -- true
+	assert_error 125 "invalid --workspace '/a/../b'"
+	local d top
+	for d in /usr/x /etc /proc/w /dev/w; do
+		top=${d#/}
+		top=${top%%/*}
+		run --separate-stderr af run --workspace "$d" "$P" -- true
+		assert_error 125 "cannot show the project at '$d' (--workspace)"
+		assert_eq "hint: the sandbox shows '/$top' as it is, read-only; choose a path outside it" "${stderr_lines[1]}"
+	done
+	run --separate-stderr af run --tmpfs /w --workspace /w/p "$P" -- true
+	assert_error 125 "cannot show the project at '/w/p' (--workspace): it overlaps the --tmpfs at '/w'"
+	run --separate-stderr af run --workspace /a --host-path "$P" -- true
+	assert_error 125 "only one of --workspace and --host-path, once"
+	assert_eq 0 "$(runs_count)"
 }
