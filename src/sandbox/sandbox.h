@@ -126,7 +126,8 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
  * whole group with SIGSTOP, then this process; SIGCONT continues the
  * group.  The caller must block all six in every thread beforehand, or
  * they keep their default action.  timeout > 0
- * kills the whole sandbox after that many seconds (see also
+ * kills the whole sandbox after that many seconds, after SIGTERM and a
+ * grace if sandbox_set_kill_after() gave one (see also
  * sandbox_set_server() for a command that hangs on the view).  Returns 0 with *res
  * filled, or -errno with *err filled (e.g. the working directory does
  * not exist; exit code 125). */
