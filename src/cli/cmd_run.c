@@ -61,7 +61,7 @@ struct run_opts {
 	bool verbose;        /* -v: the rules' sources, the mounts, the delta */
 	bool dry_run;        /* --dry-run: say what would run, start nothing */
 	bool net_host;
-	bool net_set;
+	bool net_set;        /* --net given: over the configuration's */
 	bool seccomp_off;
 	struct mount_list mounts;
 	char *resolv;        /* --net host: where /etc/resolv.conf leads, shown read-only */
