@@ -231,16 +231,21 @@ int config_load(struct config *c, struct af_err *err)
 	memset(c, 0, sizeof(*c));
 	c->path = xdg_dir("XDG_CONFIG_HOME", ".config", "agentfense/config.ini",
 			  "configuration directory", &no_home);
-	if (c->path && (r = load_file(c, err)) < 0)
+	if (c->path && (r = load_file(c, err)) < 0) {
+		config_free(c);
 		return r;
+	}
 	for (int k = 0; k < CONFIG_NSCALARS; k++) {
 		const char *v = getenv(keys[k].env);
 		struct af_err e = { 0 };
 		if (!v)
 			continue;
-		if (check_value((enum config_key)k, v, &e) < 0)
-			return af_err_usage(err, EINVAL, "invalid value '%s' for %s: %s", v,
-					    keys[k].env, e.msg);
+		if (check_value((enum config_key)k, v, &e) < 0) {
+			r = af_err_usage(err, EINVAL, "invalid value '%s' for %s: %s", v,
+					 keys[k].env, e.msg);
+			config_free(c);
+			return r;
+		}
 		set_value(c, (enum config_key)k, v, xstrdup(keys[k].env));
 	}
 	return 0;

@@ -51,7 +51,7 @@ const char *config_key_env(enum config_key k);
 
 /* Read the file (if any) and the environment into *c, checking every
  * key and value.  Returns 0, or -errno with *err filled (a usage error
- * naming the file and line, or the variable). */
+ * naming the file and line, or the variable) and nothing left in *c. */
 int config_load(struct config *c, struct af_err *err);
 void config_free(struct config *c);
 
