@@ -920,8 +920,7 @@ static AF_NORETURN void dry_run(const struct run_opts *o, const struct policy *p
 	struct run_plan p;
 	fill_plan(&p, o, policy, project, root_dir, workspace, workdir, state);
 	p.lim = lim;
-	if (o->image && !root_dir)
-		printf("root: the image '%s', unpacked into the cache at run time\n", o->image);
+	p.image = root_dir ? NULL : o->image;
 	run_plan_print(stdout, "", &p, true);
 	limits_free(lim);
 	fflush(stdout);

@@ -30,6 +30,9 @@ static void print_mounts(FILE *f, const char *pfx, const struct run_plan *p)
 	if (p->root_dir) {
 		fprintf(f, "%s  %-14s the top-level entries of '%s', read-only\n", pfx, "/",
 			p->root_dir);
+	} else if (p->image) {
+		fprintf(f, "%s  %-14s the top-level entries of the image '%s', read-only "
+			   "(unpacked at run time)\n", pfx, "/", p->image);
 	} else {
 		for (size_t i = 0; rootfs_system_dirs[i]; i++) {
 			char path[64];

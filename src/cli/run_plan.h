@@ -16,6 +16,7 @@ struct run_plan {
 	const struct policy *policy;  /* finalized */
 	const char *project;          /* canonical host path */
 	const char *root_dir;         /* --rootfs/--image root, or NULL: the host's */
+	const char *image;            /* --image not unpacked yet (--dry-run), or NULL */
 	const struct mount_list *mounts;
 	const char *resolv;           /* the mount that shows where /etc/resolv.conf leads */
 	bool net_host;
