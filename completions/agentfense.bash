@@ -24,8 +24,8 @@ _agentfense()
         fi
     fi
 
-    local commands="codebase explain help preset run serve shell version"
-    local run_opts="--bind --changes --cpus --disk-limit --env --env-file --git-identity --help --image --memory --net --pids --policy --preset --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --workdir -e -p -r -t -w"
+    local commands="codebase config explain help preset run serve shell version"
+    local run_opts="--bind --changes --cpus --disk-limit --dry-run --env --env-file --git-identity --help --host-path --image --kill-after --memory --net --pids --policy --preset --quiet --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --verbose --workdir --workspace -e -p -q -r -t -v -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
     local codebase_cmds="create files get info ls put rm"
@@ -65,7 +65,7 @@ _agentfense()
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
-    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --tmpfs | --cpus | --disk-limit | --memory | --pids)
+    -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --workspace | --tmpfs | --cpus | --disk-limit | --kill-after | --memory | --pids)
         [[ $cmd == codebase && $prev == -r ]] || return
         ;;
     --client-timeout | --idle-exit | --max-connections | --max-upload | --ignore | --label | \
@@ -88,7 +88,7 @@ _agentfense()
             -p | --preset | -r | --rule | --policy | -w | --workdir | -e | --env | --env-file | \
                 --git-identity | -t | --timeout | --changes | --net | --seccomp | --bind | --ro-bind | \
                 --tmpfs | --rootfs | --image | --memory | --cpus | --pids | \
-                --disk-limit) ((i++)) ;;
+                --disk-limit | --kill-after | --workspace) ((i++)) ;;
             -*) ;;
             *) dir_at=$i ;;
             esac

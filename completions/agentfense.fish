@@ -9,12 +9,13 @@ function __agentfense_presets
     printf '%s\n' $names
 end
 
-set -l commands codebase explain help preset run serve shell version
+set -l commands codebase config explain help preset run serve shell version
 
 complete -c agentfense -f
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'show help'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -s V -l version -d 'show the version'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a codebase -d 'create, list, fill and remove codebases through serve'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a config -d 'show the defaults of run and shell and where each comes from'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a explain -d 'show the level of paths and the rule that decided it'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a help -d 'show help'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a preset -d 'list presets or show one'
@@ -29,23 +30,29 @@ complete -c agentfense -n $runlike -l bind -r -F -d 'show a host path in the san
 complete -c agentfense -n $runlike -l changes -x -a 'discard keep sync' -d 'what happens to the delta at exit'
 complete -c agentfense -n $runlike -l cpus -x -d 'CPU time limit, in CPUs'
 complete -c agentfense -n $runlike -l disk-limit -x -d 'bytes the changes may take on disk, e.g. 10G'
+complete -c agentfense -n $runlike -l dry-run -d 'say what would run and start nothing'
 complete -c agentfense -n $runlike -s e -l env -x -d 'KEY=VALUE, or KEY to pass its value'
 complete -c agentfense -n $runlike -l env-file -r -F -d 'read environment variables from a file'
 complete -c agentfense -n $runlike -l git-identity -x -a 'off on' -d 'the host\'s git user.name and user.email for commits'
 complete -c agentfense -n $runlike -s h -l help -d 'show help'
+complete -c agentfense -n $runlike -l host-path -d 'show the project at its own host path'
 complete -c agentfense -n $runlike -l image -x -a '(__fish_complete_directories)' -d 'OCI image layout as the root filesystem'
+complete -c agentfense -n $runlike -l kill-after -x -d "grace between the timeout's SIGTERM and SIGKILL"
 complete -c agentfense -n $runlike -l memory -x -d 'memory limit, e.g. 512m, 1.5G'
 complete -c agentfense -n $runlike -l net -x -a 'host none' -d 'network'
 complete -c agentfense -n $runlike -l pids -x -d 'at most this many processes and threads'
 complete -c agentfense -n $runlike -l policy -r -F -d 'rules and presets from an INI file'
 complete -c agentfense -n $runlike -s p -l preset -x -a '(__agentfense_presets)' -d 'permission preset'
+complete -c agentfense -n $runlike -s q -l quiet -d 'no summary line of the changes synced'
 complete -c agentfense -n $runlike -l ro-bind -r -F -d 'show a host path in the sandbox, read-only'
 complete -c agentfense -n $runlike -l rootfs -x -a '(__fish_complete_directories)' -d 'directory to use as the root filesystem'
 complete -c agentfense -n $runlike -s r -l rule -x -d 'extra rule PATTERN=LEVEL[@PRIORITY]'
 complete -c agentfense -n $runlike -l seccomp -x -a 'off on' -d 'system call filter'
-complete -c agentfense -n $runlike -s t -l timeout -x -d 'kill the sandbox after this long, e.g. 30, 5m'
+complete -c agentfense -n $runlike -s t -l timeout -x -d 'SIGTERM, then SIGKILL, after this long, e.g. 30, 5m'
 complete -c agentfense -n $runlike -l tmpfs -x -d 'fresh private tmpfs at DST'
+complete -c agentfense -n $runlike -s v -l verbose -d "say the rules' sources, the mounts and the delta"
 complete -c agentfense -n $runlike -s w -l workdir -x -d 'working directory inside the sandbox'
+complete -c agentfense -n $runlike -l workspace -x -d 'show the project at this path instead of /workspace'
 complete -c agentfense -n $runlike -a '(__fish_complete_directories)'
 
 # explain

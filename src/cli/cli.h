@@ -18,21 +18,27 @@ int cmd_preset(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_codebase(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 /* Options every policy-taking subcommand accepts (run, explain, later
  * shell/serve).  Collected in order, applied by policy_options_build(). */
 struct policy_opt {
 	enum { POPT_PRESET, POPT_RULE, POPT_POLICY } kind;
 	const char *arg;
+	const char *origin; /* a rule's, for explain; NULL: "--rule" */
 };
 struct policy_options {
-	const char *preset; /* NULL: agent-safe */
+	const char *preset; /* -p; NULL: default_preset */
+	const char *default_preset; /* the configuration's; NULL: agent-safe */
 	bool announce;      /* say when a user preset shadows a built-in one */
 	struct policy_opt *items;
 	int n;
 };
 /* Record one -p/-r/--policy option. */
 void policy_options_add(struct policy_options *po, int kind, const char *arg);
+/* Record a rule of the configuration (origin: its file and line),
+ * before the command line's. */
+void policy_options_add_rule(struct policy_options *po, const char *spec, const char *origin);
 /* Build a finalized policy: the preset (-p; else agent-safe unless a
  * --policy file names a preset), then the --policy files and --rule
  * specs in command-line order.  Dies with a

@@ -11,6 +11,7 @@
 
 #include "common/casefold.h"
 #include "cli/cli.h"
+#include "cli/config.h"
 
 static void usage(FILE *f)
 {
@@ -217,6 +218,12 @@ int cmd_explain(int argc, char **argv)
 	if (dirfd < 0)
 		die(AF_EXIT_USAGE, "cannot use '%s' as project: %s", dir, strerror(errno));
 
+	/* the same defaults as run's, so explain says what a run does */
+	struct config cfg;
+	struct af_err err = { 0 };
+	if (config_load(&cfg, &err) < 0)
+		die_err(&err);
+	config_policy_options(&cfg, &po);
 	struct policy *p = policy_options_build(&po);
 	int n = argc - optind;
 	struct line *lines = xcalloc((size_t)n, sizeof(*lines));
@@ -283,5 +290,6 @@ int cmd_explain(int argc, char **argv)
 	free(lines);
 	policy_free(p);
 	policy_options_free(&po);
+	config_free(&cfg);
 	return 0;
 }

@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "cli/gitident.h"
+#include "cli/run_plan.h"
 #include "common/units.h"
 #include "delta/delta.h"
 #include "sandbox/env.h"
@@ -39,6 +41,7 @@
 #include "sandbox/reslimits.h"
 #include "policy/policy.h"
 #include "sandbox/ptyrelay.h"
+#include "sandbox/rootfs.h"
 #include "sandbox/sandbox.h"
 
 enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes lists them */
@@ -46,14 +49,24 @@ enum changes { CHANGES_SYNC, CHANGES_DISCARD, CHANGES_KEEP }; /* as --changes li
 struct run_opts {
 	struct policy_options po;
 	const char *workdir;
+	const char *workspace; /* --workspace; NULL: /workspace */
+	bool host_path;        /* --host-path: the project at its own host path */
 	const char **envs; /* --env specs, in order */
 	size_t n_envs;
 	double timeout;
+	double kill_after;   /* --kill-after: the timeout's grace after SIGTERM */
+	bool kill_after_set;
 	enum changes changes;
+	bool changes_set;    /* --changes given: honoured even after a timeout */
+	bool quiet;          /* -q: no summary of what was synced */
+	bool verbose;        /* -v: the rules' sources, the mounts, the delta */
+	bool dry_run;        /* --dry-run: say what would run, start nothing */
 	bool net_host;
+	bool net_set;        /* --net given: over the configuration's */
 	bool seccomp_off;
 	bool git_identity_off; /* --git-identity off */
 	struct mount_list mounts;
+	char *resolv;        /* --net host: where /etc/resolv.conf leads, shown read-only */
 	const char *rootfs;
 	const char *image;
 	struct limits_spec limits;
@@ -88,6 +101,9 @@ static void usage(FILE *f, bool interactive)
 		"  -w, --workdir PATH         working directory inside the sandbox\n"
 		"                             (default /workspace; a relative PATH stays\n"
 		"                             under /workspace)\n"
+		"      --workspace PATH       show the project at PATH instead of /workspace\n"
+		"      --host-path            show the project at its own host path (the\n"
+		"                             directories above it stay hidden)\n"
 		"  -e, --env KEY=VALUE        environment variable (repeatable); the host\n"
 		"                             environment is NOT inherited\n"
 		"  -e, --env KEY              pass KEY's value from agentfense's environment\n"
@@ -95,10 +111,19 @@ static void usage(FILE *f, bool interactive)
 		"                             '#' comments (repeatable; docker's format)\n"
 		"      --git-identity on|off  the host's git user.name and user.email as\n"
 		"                             GIT_AUTHOR_* and GIT_COMMITTER_* (default: on)\n"
-		"  -t, --timeout DURATION     kill the whole sandbox after this long (exit\n"
-		"                             124), e.g. 30, 1.5s, 5m, 1h\n"
+		"  -t, --timeout DURATION     after this long (e.g. 30, 1.5s, 5m, 1h), SIGTERM\n"
+		"                             to the command's process group, then SIGKILL\n"
+		"                             of the whole sandbox (exit 124)\n"
+		"      --kill-after DURATION  the grace between the two (default: 10s; 0:\n"
+		"                             SIGKILL at once)\n"
 		"      --changes sync|discard|keep\n"
-		"                             what happens to the changes at exit (default: sync)\n"
+		"                             what happens to the changes at exit (default:\n"
+		"                             sync, but keep after a timeout or a signal)\n"
+		"  -q, --quiet                no summary line of the changes synced\n"
+		"  -v, --verbose              say where the rules come from, the mounts and\n"
+		"                             the delta directory before the command starts\n"
+		"      --dry-run              say what would run (rules, mounts, limits and\n"
+		"                             how each is enforced, ...) and start nothing\n"
 		"      --net none|host        network: loopback only (default) or the host's\n"
 		"      --seccomp on|off       system call filter (default: on; see\n"
 		"                             agentfense(1), SECURITY)\n"
@@ -119,7 +144,8 @@ static void usage(FILE *f, bool interactive)
 		"  -h, --help                 show this help\n"
 		"\n"
 		"Limits use a writable cgroup, else rlimits with a warning: see\n"
-		"agentfense(1), LIMITS.\n"
+		"agentfense(1), LIMITS.  Defaults come from ~/.config/agentfense/config.ini\n"
+		"and AGENTFENSE_* variables: see 'agentfense config'.\n"
 		"\n"
 		"Exit status: the command's; 124 on timeout; 128+N if killed by signal N\n"
 		"(137 when the memory limit killed it);\n"
@@ -160,14 +186,19 @@ static int parse_choice(const char *opt, const char *arg, const char *const *nam
 	usage_error("invalid value '%s' for %s: expected %s", arg, opt, expected);
 }
 
-static double parse_timeout(const char *s)
+/* A duration for opt (the timeout, a positive one; its grace, 0 allowed). */
+static double parse_timeout(const char *opt, const char *s, bool zero_ok)
 {
 	double t;
-	if (parse_duration(s, &t) < 0 || t <= 0)
-		usage_error("invalid timeout '%s': expected a duration such as 30, 30s, 1.5s, "
-			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", s);
+	if (parse_duration(s, &t) < 0 || t < 0 || (t == 0 && !zero_ok))
+		usage_error("invalid %s '%s': expected a duration such as 30, 30s, 1.5s, "
+			    "5m or 1h (see agentfense(1), DURATIONS AND SIZES)", opt, s);
 	return t;
 }
+
+/* The grace --kill-after gives when not told: as long as `docker stop`
+ * waits, enough for make to remove a half-written target. */
+#define DEFAULT_KILL_AFTER 10.0
 
 /* Whether relative path w stays inside the directory it is relative
  * to, '..' taken lexically ("a/../b" does, "../x" and "a/../.." do
@@ -252,17 +283,24 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { OPT_POLICY = 256, OPT_CHANGES, OPT_NET, OPT_SECCOMP, OPT_BIND, OPT_RO_BIND,
 	       OPT_TMPFS, OPT_ROOTFS, OPT_IMAGE, OPT_MEMORY, OPT_CPUS, OPT_PIDS,
-	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_GIT_IDENTITY };
+	       OPT_DISK_LIMIT, OPT_ENV_FILE, OPT_GIT_IDENTITY, OPT_KILL_AFTER, OPT_DRY_RUN,
+	       OPT_WORKSPACE, OPT_HOST_PATH };
 	struct af_err err = { 0 };
 	static const struct option longopts[] = {
 		{ "preset", required_argument, NULL, 'p' },
 		{ "rule", required_argument, NULL, 'r' },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "workdir", required_argument, NULL, 'w' },
+		{ "workspace", required_argument, NULL, OPT_WORKSPACE },
+		{ "host-path", no_argument, NULL, OPT_HOST_PATH },
 		{ "env", required_argument, NULL, 'e' },
 		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 		{ "git-identity", required_argument, NULL, OPT_GIT_IDENTITY },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "changes", required_argument, NULL, OPT_CHANGES },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
@@ -284,7 +322,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	opterr = 0;
 	optind = 0;
 	/* '+': options come before DIR; everything after is the command's */
-	while ((c = getopt_long(argc, argv, "+:p:r:w:e:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:r:w:e:t:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			policy_options_add(&o->po, POPT_PRESET, optarg);
@@ -317,17 +355,39 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		}
 		case 't':
-			o->timeout = parse_timeout(optarg);
+			o->timeout = parse_timeout("timeout", optarg, false);
+			break;
+		case OPT_KILL_AFTER:
+			o->kill_after = parse_timeout("--kill-after value", optarg, true);
+			o->kill_after_set = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			break;
+		case OPT_WORKSPACE:
+		case OPT_HOST_PATH:
+			if (o->workspace || o->host_path)
+				usage_error("only one of --workspace and --host-path, once");
+			o->workspace = c == OPT_WORKSPACE ? optarg : NULL;
+			o->host_path = c == OPT_HOST_PATH;
 			break;
 		case OPT_CHANGES: {
 			/* in the order of enum changes */
 			static const char *const changes[] = { "sync", "discard", "keep", NULL };
 			o->changes = (enum changes)parse_choice("--changes", optarg, changes);
+			o->changes_set = true;
 			break;
 		}
 		case OPT_NET: {
 			static const char *const nets[] = { "none", "host", NULL };
 			o->net_host = parse_choice("--net", optarg, nets) == 1;
+			o->net_set = true;
 			break;
 		}
 		case OPT_SECCOMP: {
@@ -392,7 +452,7 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 		usage_error("missing project directory");
 	o->dir = argv[optind++];
 	/* "run DIR -p x -- cmd": the option would be run as the command */
-	if (optind < argc && is_option_of(argv[optind], longopts, "prwteh")) {
+	if (optind < argc && is_option_of(argv[optind], longopts, "prwteqvh")) {
 		autofree char *hint = xasprintf("options go before DIR: 'agentfense %s [OPTIONS] "
 						"DIR [--] COMMAND [ARG...]'", subcmd);
 		usage_error_hint(hint, "option '%s' after the project directory '%s'",
@@ -403,6 +463,136 @@ static void parse_args(int argc, char **argv, struct run_opts *o)
 	if (optind >= argc && !o->interactive)
 		usage_error("missing command to run");
 	o->argv = optind < argc ? argv + optind : NULL;
+}
+
+/* Fill in what the command line left unsaid from the configuration
+ * (config.h): a value given on the command line wins; the
+ * configuration's rules come before the command line's, its binds
+ * beside them. */
+static void apply_config(struct run_opts *o, const struct config *c)
+{
+	struct af_err err = { 0 };
+	const struct config_value *v = c->scalar;
+	double d;
+	uint32_t u32;
+	uint64_t u64;
+
+	config_policy_options(c, &o->po);
+	if (v[CONFIG_NET].value && !o->net_set)
+		o->net_host = strcmp(v[CONFIG_NET].value, "host") == 0;
+	if (v[CONFIG_CHANGES].value && !o->changes_set) {
+		static const char *const changes[] = { "sync", "discard", "keep" };
+		for (size_t i = 0; i < ARRAY_SIZE(changes); i++)
+			if (strcmp(v[CONFIG_CHANGES].value, changes[i]) == 0)
+				o->changes = (enum changes)i;
+		o->changes_set = true; /* told, as --changes is */
+	}
+	/* the values were checked by config_load() */
+	if (v[CONFIG_TIMEOUT].value && o->timeout == 0 &&
+	    parse_duration(v[CONFIG_TIMEOUT].value, &d) == 0)
+		o->timeout = d;
+	if (v[CONFIG_KILL_AFTER].value && !o->kill_after_set &&
+	    parse_duration(v[CONFIG_KILL_AFTER].value, &d) == 0)
+		o->kill_after = d;
+	if (v[CONFIG_MEMORY].value && !o->limits.memory &&
+	    limits_parse_memory(v[CONFIG_MEMORY].value, &u64, &err) == 0)
+		o->limits.memory = u64;
+	if (v[CONFIG_CPUS].value && !o->limits.cpu_quota &&
+	    limits_parse_cpus(v[CONFIG_CPUS].value, &u32, &err) == 0)
+		o->limits.cpu_quota = u32;
+	if (v[CONFIG_PIDS].value && !o->limits.pids &&
+	    limits_parse_pids(v[CONFIG_PIDS].value, &u32, &err) == 0)
+		o->limits.pids = u32;
+	if (v[CONFIG_DISK_LIMIT].value && !o->disk_limit &&
+	    limits_parse_disk(v[CONFIG_DISK_LIMIT].value, &u64, &err) == 0)
+		o->disk_limit = u64;
+
+	static const struct {
+		enum config_key key;
+		enum mount_kind kind;
+	} binds[] = { { CONFIG_BIND, MOUNT_BIND },
+		      { CONFIG_RO_BIND, MOUNT_RO_BIND },
+		      { CONFIG_TMPFS, MOUNT_TMPFS } };
+	for (size_t b = 0; b < ARRAY_SIZE(binds); b++)
+		for (size_t i = 0; i < c->n[binds[b].key]; i++)
+			if (mounts_add(&o->mounts, binds[b].kind, c->list[binds[b].key][i].value,
+				       &err) < 0)
+				config_error(&err, &c->list[binds[b].key][i]);
+}
+
+/* Absolute path target of a symbolic link found at link (absolute),
+ * '..' and '.' taken lexically, as the kernel walks it in the sandbox,
+ * malloc'd; NULL if it climbs above '/'. */
+static char *link_target(const char *link, const char *target)
+{
+	autofree char *joined = target[0] == '/' ? xstrdup(target) : xasprintf("%s/../%s", link,
+										 target);
+	char *out = xmalloc(strlen(joined) + 2);
+	size_t n = 0;
+	for (const char *p = joined; *p;) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			if (n == 0) {
+				free(out);
+				return NULL;
+			}
+			n--;
+		} else if (len && !(len == 1 && p[0] == '.')) {
+			out[n++] = '/';
+			memcpy(out + n, p, len);
+			n += len;
+		}
+		p += len;
+		p += *p == '/';
+	}
+	out[n] = '\0';
+	if (n == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* --net host on the host's root: /etc/resolv.conf is often a symbolic
+ * link into /run (systemd-resolved, resolvconf), which the sandbox does
+ * not show, and without it there is no DNS.  Show the file it leads to,
+ * read-only, where the link leads in the sandbox; nothing else of /run.
+ * Sets o->resolv to that path. */
+static void show_resolv_conf(struct run_opts *o)
+{
+	static const char link[] = "/etc/resolv.conf";
+	char target[PATH_MAX];
+	struct stat st;
+
+	if (!o->net_host || o->rootfs || o->image)
+		return;
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return; /* no link: /etc, shown, holds the file */
+	target[n] = '\0';
+	autofree char *dst = link_target(link, target);
+	autofree char *real = realpath(link, NULL);
+	if (!dst || !real || stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+		return; /* dangling on the host too: nothing to show */
+	/* a link within the system directories resolves as on the host */
+	size_t first = strcspn(dst + 1, "/");
+	for (size_t i = 0; rootfs_system_dirs[i]; i++)
+		if (strlen(rootfs_system_dirs[i]) == first &&
+		    strncmp(dst + 1, rootfs_system_dirs[i], first) == 0)
+			return;
+	for (size_t i = 0; i < o->mounts.n; i++)
+		if (mounts_path_under(dst, o->mounts.v[i].dst))
+			return; /* shown by the user's own mount */
+	struct af_err err = { 0 };
+	autofree char *spec = xasprintf("%s:%s", real, dst);
+	if (mounts_add(&o->mounts, MOUNT_RO_BIND, spec, &err) < 0) {
+		warn_msg("--net host: cannot show '%s', where '%s' leads, in the sandbox: %s", real,
+			 link, err.msg);
+		return;
+	}
+	o->resolv = steal_pointer(&dst);
 }
 
 /* A closed stdin/stdout/stderr would be reused by our own fds. */
@@ -416,20 +606,94 @@ static void ensure_stdio(void)
 		}
 }
 
-static char *make_workdir(const char *w)
+static char *make_workdir(const char *w, const char *ws)
 {
 	if (!w)
-		return xstrdup("/workspace");
+		return xstrdup(ws);
 	if (w[0] == '/')
 		return xstrdup(w);
-	return xasprintf("/workspace/%s", w);
+	return xasprintf("%s/%s", ws, w);
+}
+
+/* The first component of absolute path p is one of list's. */
+static bool first_component_in(const char *p, const char *const *list)
+{
+	size_t n = strcspn(p + 1, "/");
+	for (size_t i = 0; list[i]; i++)
+		if (strlen(list[i]) == n && strncmp(p + 1, list[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* Where the view is shown: --workspace, the project's host path
+ * (--host-path), or /workspace; absolute and clean, clear of the extra
+ * mounts.  Returns it malloc'd; dies on a bad one. */
+static char *make_workspace(const struct run_opts *o, const char *project)
+{
+	const char *opt = o->host_path ? "--host-path" : "--workspace";
+	const char *ws = o->host_path ? project : o->workspace;
+	if (!ws)
+		return xstrdup("/workspace");
+	if (ws[0] != '/')
+		usage_error("invalid %s '%s': expected an absolute path", opt, ws);
+	char *clean = path_clean(ws, true, false);
+	if (!clean || !*clean) {
+		free(clean);
+		usage_error("invalid %s '%s': expected an absolute path below '/', without '.' or "
+			    "'..'", opt, ws);
+	}
+	for (size_t i = 0; i < o->mounts.n; i++)
+		if (mounts_paths_overlap(o->mounts.v[i].dst, clean)) {
+			const char *dst = o->mounts.v[i].dst;
+			const char *mopt = mount_kind_option(o->mounts.v[i].kind);
+			free(clean);
+			usage_error("cannot show the project at '%s' (%s): it overlaps the %s at '%s'",
+				    ws, opt, mopt, dst);
+		}
+	return clean;
+}
+
+/* The workspace must be made in the new root, not in what it shows
+ * read-only as it is: the system directories (or root_dir's entries),
+ * /proc, /dev.  Dies if it would be. */
+static void check_workspace_root(const struct run_opts *o, const char *ws, const char *root_dir)
+{
+	static const char *const own[] = { "proc", "dev", NULL };
+	char top[PATH_MAX];
+	size_t n = strcspn(ws + 1, "/");
+	if (!o->workspace && !o->host_path)
+		return;
+	snprintf(top, sizeof(top), "%s/%.*s", root_dir ? root_dir : "", (int)n, ws + 1);
+	bool taken = first_component_in(ws, own) ||
+		     (root_dir ? !first_component_in(ws, rootfs_own_dirs) && access(top, F_OK) == 0
+			       : first_component_in(ws, rootfs_system_dirs));
+	if (!taken)
+		return;
+	autofree char *hint = xasprintf("the sandbox shows '/%.*s' as it is, read-only; choose "
+					"a path outside it", (int)n, ws + 1);
+	usage_error_hint(hint, "cannot show the project at '%s' (%s)", ws,
+			 o->host_path ? "--host-path" : "--workspace");
+}
+
+/* Why the changes are kept for review rather than synced (the command
+ * did not finish as it should have), or NULL: they are not. */
+static const char *review_reason(const struct run_opts *o, const struct sandbox_result *res)
+{
+	if (o->changes_set || o->changes != CHANGES_SYNC)
+		return NULL;
+	if (res->timed_out)
+		return "the command timed out";
+	if (res->term_signal)
+		return "the command was killed by a signal";
+	return NULL;
 }
 
 /* Say what became of the delta (lc_finish()'s *f, its return r and
- * error), as the user expects to read it.  Returns 0, or the exit code
- * to use when agentfense failed. */
+ * error), as the user expects to read it; review: why it was kept
+ * instead of synced, or NULL.  Returns 0, or the exit code to use when
+ * agentfense failed. */
 static int report_changes(const struct lc_finish *f, int r, const struct af_err *err,
-			  const char *dir)
+			  const char *dir, const char *review, bool quiet)
 {
 	const struct sync_report *rep = &f->sync;
 
@@ -456,7 +720,10 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 	case LC_FATE_DISCARDED:
 		break;
 	case LC_FATE_KEPT:
-		if (r == 0)
+		if (r == 0 && review)
+			error_msg("%s: changes kept in '%s' for review, not synced "
+				  "('--changes sync' syncs them even then)", review, f->delta_path);
+		else if (r == 0)
 			error_msg("changes kept in '%s'", f->delta_path);
 		break;
 	case LC_FATE_UNSYNCED:
@@ -473,11 +740,11 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 		return AF_EXIT_FAILURE;
 	case LC_FATE_SYNCED:
 	case LC_FATE_CONFLICTS:
-		/* A person at a terminal is told what changed; scripts get
-		 * silence unless there is something to act on (conflicts). */
-		if ((rep->written || rep->deleted) && isatty(STDERR_FILENO))
-			error_msg("synced to '%s': %lu written, %lu deleted", dir, rep->written,
-				  rep->deleted);
+		/* on stderr, so a script's output stays the command's */
+		if ((rep->written || rep->deleted || rep->conflicts) && !quiet)
+			error_msg("synced changes to '%s': %lu written, %lu deleted, %lu conflict%s",
+				  dir, rep->written, rep->deleted, rep->conflicts,
+				  rep->conflicts == 1 ? "" : "s");
 		if (f->fate == LC_FATE_CONFLICTS && r == 0)
 			error_msg("%lu change%s not synced (conflicting or held): the sandbox's "
 				  "version%s kept in '%s'",
@@ -493,24 +760,28 @@ static int report_changes(const struct lc_finish *f, int r, const struct af_err 
 }
 
 /* Apply --changes to the delta once the sandbox is gone (kept unsynced
- * if the view was cut), and say what became of it.  Returns 0, or the
- * exit code to use when agentfense failed. */
-static int finish_changes(struct lifecycle *lc, enum changes ch, const char *dir)
+ * if the view was cut; kept for review if the command timed out or was
+ * killed, unless --changes was given), and say what became of it.
+ * Returns 0, or the exit code to use when agentfense failed. */
+static int finish_changes(struct lifecycle *lc, const struct run_opts *o)
 {
 	static const enum lc_changes fates[] = { [CHANGES_SYNC] = LC_CHANGES_SYNC,
 						 [CHANGES_DISCARD] = LC_CHANGES_DISCARD,
 						 [CHANGES_KEEP] = LC_CHANGES_KEEP };
 	struct af_err err = { 0 };
 	struct lc_finish f;
+	const char *review = review_reason(o, &lc_end(lc)->res);
+	enum changes ch = review ? CHANGES_KEEP : o->changes;
 	int r = lc_finish(lc, fates[ch], &f, &err);
-	int code = report_changes(&f, r, &err, dir);
+	int code = report_changes(&f, r, &err, o->dir, review, o->quiet);
 	lc_finish_free(&f);
 	return code;
 }
 
 /* Say how the command ended when agentfense ended it, or a limit
  * touched it (the exit status alone cannot tell). */
-static void report_end(const struct run_opts *o, const struct sandbox_result *res)
+static void report_end(const struct run_opts *o, const struct sandbox_result *res,
+		       const struct run_plan *plan, char *const *envp)
 {
 	char mem[64];
 	limits_format_size(o->limits.memory, mem, sizeof(mem));
@@ -519,7 +790,7 @@ static void report_end(const struct run_opts *o, const struct sandbox_result *re
 		error_msg("command timed out after %gs", o->timeout);
 		break;
 	case SANDBOX_END_EXEC_FAILED:
-		error_msg("cannot run '%s': %s", o->argv[0], strerror(res->exec_errno));
+		run_plan_exec_failed(plan, envp, res->exec_errno);
 		break;
 	case SANDBOX_END_OOM:
 		error_msg("command was killed: out of memory (limit %s)", mem);
@@ -601,11 +872,77 @@ static char **default_shell(struct env *env, const struct run_opts *o, const cha
 	return is_bash ? bash : sh;
 }
 
+/* What becomes of the changes, in words, for run_plan_print(). */
+static const char *changes_words(const struct run_opts *o)
+{
+	switch (o->changes) {
+	case CHANGES_DISCARD:
+		return "discard";
+	case CHANGES_KEEP:
+		return "keep";
+	case CHANGES_SYNC:
+		break;
+	}
+	return o->changes_set ? "sync" : "sync (kept instead after a timeout or a signal)";
+}
+
+/* The run as o and the checked inputs describe it; lim and delta are
+ * what is known so far (NULL: not yet). */
+static void fill_plan(struct run_plan *p, const struct run_opts *o, const struct policy *policy,
+		      const char *project, const char *root_dir, const char *workspace,
+		      const char *workdir,
+		      const char *state_dir)
+{
+	*p = (struct run_plan){
+		.policy = policy,
+		.project = project,
+		.root_dir = root_dir,
+		.mounts = &o->mounts,
+		.resolv = o->resolv,
+		.net_host = o->net_host,
+		.seccomp_off = o->seccomp_off,
+		.limits = &o->limits,
+		.disk_limit = o->disk_limit,
+		.timeout = o->timeout,
+		.kill_after = o->timeout > 0 ? o->kill_after : 0,
+		.changes = changes_words(o),
+		.workspace = workspace,
+		.workdir = workdir,
+		.argv = o->argv,
+		.state_dir = state_dir,
+	};
+}
+
+/* --dry-run: say it all on stdout and start nothing.  The limits are
+ * chosen as the run would (their cgroups made and removed again), so
+ * what is said of them holds.  Exits 0, or dies as the run would. */
+static AF_NORETURN void dry_run(const struct run_opts *o, const struct policy *policy,
+				const char *project, const char *root_dir, const char *workspace,
+				const char *workdir)
+{
+	struct af_err err = { 0 };
+	struct limits *lim = NULL;
+	autofree char *state = delta_state_dir(&err);
+	if (!state)
+		die_err(&err);
+	if (limits_new(&o->limits, &lim, &err) < 0)
+		die_err(&err);
+	struct run_plan p;
+	fill_plan(&p, o, policy, project, root_dir, workspace, workdir, state);
+	p.lim = lim;
+	p.image = root_dir ? NULL : o->image;
+	run_plan_print(stdout, "", &p, true);
+	limits_free(lim);
+	fflush(stdout);
+	exit(ferror(stdout) ? AF_EXIT_FAILURE : 0);
+}
+
 /* `run` and `shell`: the same options, the same sandbox; interactive
  * gives the command a terminal of its own. */
 static int run_main(int argc, char **argv, bool interactive)
 {
-	struct run_opts o = { .changes = CHANGES_SYNC, .interactive = interactive };
+	struct run_opts o = { .changes = CHANGES_SYNC, .kill_after = DEFAULT_KILL_AFTER,
+			      .interactive = interactive };
 	struct af_err err = { 0 };
 	struct sandbox_result res = { 0 };
 	struct env env;
@@ -622,7 +959,14 @@ static int run_main(int argc, char **argv, bool interactive)
 	bool relay = interactive || tty_fds;
 	enum ptyrelay_mode mode = interactive ? PTYRELAY_SHELL : PTYRELAY_RUN;
 	parse_args(argc, argv, &o);
+	struct config cfg;
+	if (config_load(&cfg, &err) < 0)
+		die_err(&err);
+	apply_config(&o, &cfg);
+	if (o.kill_after_set && o.timeout == 0)
+		usage_error("--kill-after without --timeout: it is the timeout's grace");
 
+	show_resolv_conf(&o);
 	autofree char *root_dir = NULL;
 	if (lc_project_open(o.dir, &proj, &err) < 0)
 		die_err(&err);
@@ -634,7 +978,8 @@ static int run_main(int argc, char **argv, bool interactive)
 		die_err(&err);
 	mounts_sort(&o.mounts);
 	struct policy *policy = policy_options_build(&o.po);
-	autofree char *workdir = make_workdir(o.workdir);
+	autofree char *workspace = make_workspace(&o, proj.real);
+	autofree char *workdir = make_workdir(o.workdir, workspace);
 	env_init(&env);
 	env_defaults(&env, workdir);
 	if (!o.git_identity_off)
@@ -643,7 +988,7 @@ static int run_main(int argc, char **argv, bool interactive)
 		root_dir = lc_check_root_dir("--rootfs", o.rootfs, &proj, &err);
 		if (!root_dir)
 			die_err(&err);
-	} else if (o.image) {
+	} else if (o.image && !o.dry_run) { /* a dry run unpacks nothing */
 		struct image_info img = { 0 };
 		if (image_prepare(o.image, &img, &err) < 0)
 			die_err(&err);
@@ -664,6 +1009,7 @@ static int run_main(int argc, char **argv, bool interactive)
 				warn_msg("ignoring the image's environment entry '%s'", img.env[i]);
 		image_info_free(&img);
 	}
+	check_workspace_root(&o, workspace, root_dir);
 	for (size_t i = 0; i < o.n_envs; i++)
 		if (env_set_spec(&env, o.envs[i], &err) < 0)
 			die_err(&err);
@@ -671,6 +1017,8 @@ static int run_main(int argc, char **argv, bool interactive)
 		o.argv = default_shell(&env, &o, root_dir);
 	if (lc_check_dev_fuse(&err) < 0)
 		die_err(&err);
+	if (o.dry_run)
+		dry_run(&o, policy, proj.real, root_dir, workspace, workdir);
 	if (o.seccomp_off)
 		warn_msg("running without the seccomp filter (--seccomp off): the command "
 			 "can reach kernel interfaces the sandbox normally refuses");
@@ -687,6 +1035,7 @@ static int run_main(int argc, char **argv, bool interactive)
 			.envp = env.v,
 			.workdir = workdir,
 			.workdir_beneath = o.workdir && o.workdir[0] != '/',
+			.workspace = workspace,
 			.net_host = o.net_host,
 			.seccomp_off = o.seccomp_off,
 			.pty = relay,
@@ -725,6 +1074,14 @@ static int run_main(int argc, char **argv, bool interactive)
 	if (lc_start(lc, &err) < 0)
 		goto fail;
 	raise_nofile();
+	sandbox_set_kill_after(lc_sandbox(lc), o.timeout > 0 ? o.kill_after : 0);
+	/* before a terminal relay puts the terminal in raw mode */
+	if (o.verbose) {
+		struct run_plan p;
+		fill_plan(&p, &o, policy, proj.real, root_dir, workspace, workdir, NULL);
+		p.delta = lc_delta_path(lc);
+		run_plan_print(stderr, AF_PROG ": ", &p, false);
+	}
 	if (relay &&
 	    ((pty = sandbox_pty(lc_sandbox(lc))) < 0 || ptyrelay_begin(pty, mode, &err) < 0))
 		goto fail;
@@ -740,9 +1097,11 @@ static int run_main(int argc, char **argv, bool interactive)
 
 	lc_stop(lc); /* nothing runs in the namespace, the view is done */
 	const struct lc_end *end = lc_end(lc);
-	report_end(&o, &end->res);
+	struct run_plan plan;
+	fill_plan(&plan, &o, policy, proj.real, root_dir, workspace, workdir, NULL);
+	report_end(&o, &end->res, &plan, env.v);
 	if (lc_stuck(lc)) {
-		code = finish_changes(lc, o.changes, o.dir);
+		code = finish_changes(lc, &o);
 		goto stuck;
 	}
 	if (end->nodes_refused)
@@ -750,7 +1109,7 @@ static int run_main(int argc, char **argv, bool interactive)
 			  "lookups past it failed with 'Too many open files in system'",
 			  end->nodes_refused);
 	report_disk(end);
-	code = finish_changes(lc, o.changes, o.dir);
+	code = finish_changes(lc, &o);
 	if (code == 0)
 		code = end->res.exit_code;
 	goto out;
@@ -765,7 +1124,7 @@ fail:
 	/* The command may have written before agentfense failed: honour
 	 * --changes (lc_finish() removes the delta if it never ran, keeps
 	 * it if the view was cut). */
-	if (finish_changes(lc, o.changes, o.dir) != 0 && lc_stuck(lc))
+	if (finish_changes(lc, &o) != 0 && lc_stuck(lc))
 		code = AF_EXIT_FAILURE;
 	if (lc_stuck(lc))
 		goto stuck;
@@ -774,9 +1133,11 @@ out:
 	lc_project_close(&proj);
 	policy_free(policy);
 	policy_options_free(&o.po);
+	config_free(&cfg);
 	env_free(&env);
 	free(o.envs);
 	mounts_free(&o.mounts);
+	free(o.resolv);
 	return code;
 
 stuck:

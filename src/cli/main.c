@@ -19,6 +19,7 @@ static const struct cmd commands[] = {
 	{ "explain", cmd_explain, "show the level of paths and the rule that decided it" },
 	{ "serve", cmd_serve, "serve the API (codebases) on a Unix socket" },
 	{ "codebase", cmd_codebase, "create, list, fill and remove codebases through serve" },
+	{ "config", cmd_config, "show the defaults of run and shell and where each comes from" },
 	{ "help", cmd_help, "show this help" },
 	{ "version", cmd_version, "show the version" },
 	{ NULL, NULL, NULL },

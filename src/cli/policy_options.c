@@ -13,7 +13,14 @@ void policy_options_add(struct policy_options *po, int kind, const char *arg)
 	po->items = xrealloc(po->items, (size_t)(po->n + 1) * sizeof(*po->items));
 	po->items[po->n].kind = kind == POPT_RULE ? POPT_RULE : POPT_POLICY;
 	po->items[po->n].arg = arg;
+	po->items[po->n].origin = NULL;
 	po->n++;
+}
+
+void policy_options_add_rule(struct policy_options *po, const char *spec, const char *origin)
+{
+	policy_options_add(po, POPT_RULE, spec);
+	po->items[po->n - 1].origin = origin;
 }
 
 struct policy *policy_options_build(const struct policy_options *po)
@@ -26,9 +33,10 @@ struct policy *policy_options_build(const struct policy_options *po)
 		srcs[i] = (struct policy_src){
 			.kind = po->items[i].kind == POPT_RULE ? POLICY_SRC_SPEC : POLICY_SRC_FILE,
 			.arg = po->items[i].arg,
-			.origin = "--rule",
+			.origin = po->items[i].origin ? po->items[i].origin : "--rule",
 		};
-	int r = policy_build(po->preset, srcs, (size_t)po->n, &p, &err);
+	const char *dflt = po->default_preset ? po->default_preset : POLICY_DEFAULT_PRESET;
+	int r = policy_build_default(po->preset, dflt, srcs, (size_t)po->n, &p, &err);
 	free(srcs);
 	if (r < 0)
 		die_err(&err);

@@ -88,9 +88,14 @@ int lc_project_open(const char *dir, struct lc_project *p, struct af_err *err)
 		af_err_hint(err, "point XDG_STATE_HOME somewhere else");
 		return r;
 	}
-	if (path_under(real, state_real) || path_under(state_real, real))
-		return af_err_usage(err, EINVAL, "cannot use '%s' as project: it overlaps "
-				    "agentfense's state directory '%s'", dir, state_real);
+	if (path_under(real, state_real) || path_under(state_real, real)) {
+		r = af_err_usage(err, EINVAL, "cannot use '%s' as project: it overlaps "
+				 "agentfense's state directory '%s'", dir, state_real);
+		af_err_hint(err, "the state directory is $XDG_STATE_HOME/agentfense/runs "
+				 "(~/.local/state/agentfense/runs when unset): point XDG_STATE_HOME "
+				 "outside the project");
+		return r;
+	}
 	p->fd = fd;
 	fd = -1; /* owned by p now */
 	p->real = steal_pointer(&real);

@@ -36,6 +36,12 @@ static int build(const char *preset, const struct policy_src *src, size_t n,
 int policy_build(const char *preset, const struct policy_src *src, size_t n,
 		 struct policy **out, struct af_err *err)
 {
+	return policy_build_default(preset, POLICY_DEFAULT_PRESET, src, n, out, err);
+}
+
+int policy_build_default(const char *preset, const char *dflt, const struct policy_src *src,
+			 size_t n, struct policy **out, struct af_err *err)
+{
 	struct policy *p;
 	bool files = false;
 	int r;
@@ -43,7 +49,7 @@ int policy_build(const char *preset, const struct policy_src *src, size_t n,
 	for (size_t i = 0; i < n; i++)
 		files |= src[i].kind == POLICY_SRC_FILE;
 	if (preset || !files) {
-		r = build(preset ? preset : POLICY_DEFAULT_PRESET, src, n, &p, err);
+		r = build(preset ? preset : dflt, src, n, &p, err);
 	} else {
 		/* A policy file that names a preset chooses it instead of the
 		 * default, as -p does: "preset = read-only" must not leave
@@ -52,7 +58,7 @@ int policy_build(const char *preset, const struct policy_src *src, size_t n,
 		r = build(NULL, src, n, &p, err);
 		if (r == 0 && policy_preset_count(p) == 0) {
 			policy_free(p);
-			r = build(POLICY_DEFAULT_PRESET, src, n, &p, err);
+			r = build(dflt, src, n, &p, err);
 		}
 	}
 	if (r < 0)

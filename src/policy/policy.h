@@ -99,6 +99,10 @@ struct policy_src {
  * *err filled (an error in a source is a usage error). */
 int policy_build(const char *preset, const struct policy_src *src, size_t n,
 		 struct policy **out, struct af_err *err);
+/* The same with another default than POLICY_DEFAULT_PRESET (a user's
+ * configured one). */
+int policy_build_default(const char *preset, const char *dflt, const struct policy_src *src,
+			 size_t n, struct policy **out, struct af_err *err);
 
 /* Freeze: sort rules by precedence.  Must be called once, before any
  * query.  Returns 0. */

@@ -145,9 +145,20 @@ int mounts_add(struct mount_list *l, enum mount_kind kind, const char *spec,
 			return af_err_usage(err, EINVAL, "invalid %s '%s': empty destination", opt,
 					    spec);
 		struct stat st;
-		if (stat(src_arg, &st) < 0)
-			return af_err_usage(err, errno, "invalid %s '%s': cannot use source '%s': %s",
-					    opt, spec, src_arg, strerror(errno));
+		if (stat(src_arg, &st) < 0) {
+			int e = errno;
+			char target[PATH_MAX];
+			ssize_t n = readlink(src_arg, target, sizeof(target) - 1);
+			/* a dangling link: say where it leads, not just ENOENT */
+			if (n >= 0) {
+				target[n] = '\0';
+				return af_err_usage(err, e, "invalid %s '%s': source '%s' is a "
+						    "symbolic link to '%s': %s", opt, spec, src_arg,
+						    target, strerror(e));
+			}
+			return af_err_usage(err, e, "invalid %s '%s': cannot use source '%s': %s",
+					    opt, spec, src_arg, strerror(e));
+		}
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 			r = af_err_usage(err, EINVAL,
 					 "invalid %s '%s': source '%s' is neither a directory nor "
@@ -283,7 +294,7 @@ int mounts_check(const struct mount_list *l, const char *real_project, const cha
 					 "cannot bind '%s' (%s): it overlaps agentfense's state "
 					 "directory '%s'", m->src, mount_kind_option(m->kind), state_real);
 			af_err_hint(err, "the state directory holds the changes of every run; bind "
-					 "a directory outside it");
+					 "a directory outside it, or point XDG_STATE_HOME elsewhere");
 			return r;
 		}
 		/* an image is unpacked once and reused as it is: a command

@@ -445,6 +445,10 @@ int ptyrelay_wait(struct sandbox *sb, int master, enum ptyrelay_mode mode, doubl
 		}
 		double now = now_sec();
 		if (deadline > 0 && now >= deadline) {
+			if (sandbox_time_term(sb)) {
+				deadline = now + sandbox_kill_after(sb);
+				continue;
+			}
 			sandbox_time_up(sb, res);
 			goto out;
 		}

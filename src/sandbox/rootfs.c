@@ -365,9 +365,25 @@ static int open_mount_point(const struct mount_spec *m, int *out, struct af_err 
 		cur = next;
 		if (last && !m->is_dir) {
 			struct stat st;
+			char target[PATH_MAX];
+			ssize_t n = -1;
+			if (fstat(cur, &st) == 0 && S_ISLNK(st.st_mode))
+				n = readlinkat(cur, "", target, sizeof(target) - 1);
+			if (n >= 0) {
+				/* /etc/localtime and the like: the host's /etc
+				 * shows the link, which a mount would not follow */
+				target[n] = '\0';
+				r = af_err_usage(err, ELOOP, "cannot bind a file on '%s': it is a "
+						   "symbolic link in the sandbox, to '%s'", m->dst,
+						   target);
+				af_err_hint(err, "give the path it points to as the destination, "
+						 "or another path");
+				break;
+			}
 			if (fstat(cur, &st) < 0 || !S_ISREG(st.st_mode)) {
-				r = af_err_usage(err, EISDIR, "cannot bind a file on '%s': it is not "
-						   "a regular file in the sandbox", m->dst);
+				r = af_err_usage(err, EISDIR, "cannot bind a file on '%s': it is %s in "
+						   "the sandbox", m->dst, S_ISDIR(st.st_mode) ?
+						   "a directory" : "not a regular file");
 				break;
 			}
 		}
@@ -513,14 +529,53 @@ static int add_proc(struct af_err *err)
 	return 0;
 }
 
-/* Open /dev/fuse inside the user namespace and mount it at /workspace.
- * Returns 0 with *fuse_fd set, or -errno. */
+/* Make the workspace's directory in the new root, its parents too, one
+ * component at a time and never through a symbolic link.  Returns 0 or
+ * -errno. */
+static int make_workspace_dir(const char *ws, struct af_err *err)
+{
+	char comp[NAME_MAX + 1];
+	int cur = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (cur < 0)
+		return fail(err, "cannot open the new root");
+	for (const char *p = ws; *p;) {
+		p++; /* the '/' */
+		size_t len = strcspn(p, "/");
+		if (len > NAME_MAX) {
+			r = af_err_set(err, ENAMETOOLONG, "cannot create the workspace '%s'", ws);
+			break;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		p += len;
+		if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
+			r = fail(err, "cannot create the workspace '%s'", ws);
+			break;
+		}
+		int next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			r = fail(err, "cannot create the workspace '%s'", ws);
+			break;
+		}
+		close(cur);
+		cur = next;
+	}
+	close(cur);
+	return r;
+}
+
+/* Open /dev/fuse inside the user namespace and mount it at the
+ * workspace.  Returns 0 with *fuse_fd set, or -errno. */
 static int add_workspace(const struct rootfs_config *rc, int *fuse_fd, struct af_err *err)
 {
-	char opts[512];
+	char opts[512], target[PATH_MAX];
+	const char *ws = rc->workspace ? rc->workspace : "/workspace";
 	int r;
 
-	if ((r = make_dir(NEWROOT "/workspace", 0755, err)) < 0)
+	if ((size_t)snprintf(target, sizeof(target), NEWROOT "%s", ws) >= sizeof(target))
+		return af_err_set(err, ENAMETOOLONG, "cannot create the workspace '%s'", ws);
+	if ((r = make_workspace_dir(ws, err)) < 0)
 		return r;
 	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -539,9 +594,8 @@ static int add_workspace(const struct rootfs_config *rc, int *fuse_fd, struct af
 		close(fd);
 		return af_err_set(err, EINVAL, "FUSE mount options too long");
 	}
-	if (mount("agentfense", NEWROOT "/workspace", "fuse.agentfense", MS_NOSUID | MS_NODEV,
-		  opts) < 0) {
-		r = fail(err, "cannot mount the view on '/workspace'");
+	if (mount("agentfense", target, "fuse.agentfense", MS_NOSUID | MS_NODEV, opts) < 0) {
+		r = fail(err, "cannot mount the view on '%s'", ws);
 		close(fd);
 		return r;
 	}

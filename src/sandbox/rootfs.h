@@ -23,6 +23,9 @@ struct rootfs_config {
 	 * entries, bound read-only, replace the host's system directories;
 	 * NULL for the host's. */
 	const char *root_dir;
+	/* Where the view is mounted (absolute, clean), made with its
+	 * parents, never through a symbolic link. */
+	const char *workspace;
 	/* Extra mounts (--bind, --ro-bind, --tmpfs), parents first. */
 	const struct mount_spec *mounts;
 	size_t n_mounts;

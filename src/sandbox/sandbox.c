@@ -78,6 +78,8 @@ struct sandbox {
 	struct af_err failure;
 	bool exec_sent;   /* sandbox_exec() done: a service sandbox takes requests */
 	int exe_fd;       /* service mode: our executable, which PID 1 becomes, or -1 */
+	double kill_after; /* the timeout's grace after SIGTERM; 0: SIGKILL at once */
+	bool timing_out;   /* the timeout sent SIGTERM: the end counts as the timeout */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -333,9 +335,9 @@ int enter_workdir(const struct sandbox_config *cfg)
 {
 	if (!cfg->workdir_beneath)
 		return chdir(cfg->workdir) < 0 ? -errno : 0;
-	const char *rel = cfg->workdir + strlen("/workspace");
+	const char *rel = cfg->workdir + strlen(cfg->workspace);
 	rel += strspn(rel, "/");
-	autoclose int ws = open("/workspace", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	autoclose int ws = open(cfg->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		return -errno;
 	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -561,6 +563,7 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 				    .gid = gid,
 				    .fuse_options = cfg->fuse_options,
 				    .root_dir = cfg->root_dir,
+				    .workspace = cfg->workspace,
 				    .mounts = cfg->mounts,
 				    .n_mounts = cfg->n_mounts,
 				    .mount_fds = mount_fds };
@@ -711,6 +714,10 @@ static double now_sec(void);
 /* How long the command may take to end after a terminating signal
  * before agentfense looks whether the view still answers. */
 #define TERM_GRACE 5.0
+/* In the timeout's grace: how long the view may go without answering
+ * before the command counts as waiting on it, past SIGTERM's reach, and
+ * the sandbox is killed without waiting for the rest of the grace. */
+#define TIMEOUT_STUCK 1.0
 
 /* Reap PID 1 if it ends within secs.  Returns true once it is reaped. */
 static bool reap_within(struct sandbox *sb, double secs)
@@ -820,7 +827,8 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->reaped = true; /* nothing to reap yet */
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);
-	sb->cfg.workdir = xstrdup(cfg->workdir ? cfg->workdir : "/workspace");
+	sb->cfg.workspace = xstrdup(cfg->workspace ? cfg->workspace : "/workspace");
+	sb->cfg.workdir = xstrdup(cfg->workdir ? cfg->workdir : sb->cfg.workspace);
 	sb->cfg.workdir_beneath = cfg->workdir && cfg->workdir_beneath;
 	sb->cfg.hostname = xstrdup(cfg->hostname ? cfg->hostname : DEFAULT_HOSTNAME);
 	sb->cfg.fuse_options = cfg->fuse_options ? xstrdup(cfg->fuse_options) : NULL;
@@ -1034,6 +1042,35 @@ static void set_end(const struct sandbox *sb, struct sandbox_result *res)
 		res->end = SANDBOX_END_EXITED;
 }
 
+void sandbox_set_kill_after(struct sandbox *sb, double secs)
+{
+	sb->kill_after = secs > 0 ? secs : 0;
+}
+
+double sandbox_kill_after(const struct sandbox *sb)
+{
+	return sb->kill_after;
+}
+
+/* Whether the view has been serving a request without answering any
+ * for secs: the command may be waiting on it. */
+static bool server_stuck(const struct sandbox *sb, double secs)
+{
+	return sb->server.stuck && sb->server.stuck(sb->server.arg, secs);
+}
+
+bool sandbox_time_term(struct sandbox *sb)
+{
+	if (sb->reaped || sb->timing_out || sb->kill_after <= 0 ||
+	    server_stuck(sb, TIMEOUT_STUCK))
+		return false;
+	sb->timing_out = true;
+	/* as the terminal's signals: PID 1 sends it to the whole group */
+	union sigval v = { .sival_int = FORWARD_TO_GROUP };
+	sigqueue(sb->pid, SIGTERM, v);
+	return true;
+}
+
 void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res)
 {
 	sandbox_kill(sb);
@@ -1108,6 +1145,11 @@ static int end_wait(struct sandbox *sb, struct sandbox_result *res, struct af_er
 	} else {
 		res->exit_code = WEXITSTATUS(status);
 	}
+	/* ended in the timeout's grace, however it ended: as timeout(1) */
+	if (sb->timing_out) {
+		res->timed_out = true;
+		res->exit_code = AF_EXIT_TIMEOUT;
+	}
 	set_end(sb, res);
 	return 0;
 }
@@ -1170,6 +1212,13 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 			return af_err_set(err, errno, "cannot wait for the sandbox: %s", strerror(errno));
 		}
 		if (n == 0 && deadline > 0 && now_sec() >= deadline) {
+			/* SIGTERM first, SIGKILL when the grace is over */
+			if (sandbox_time_term(sb)) {
+				deadline = now_sec() + sb->kill_after;
+				if (sb->server.stuck)
+					term_check = now_sec() + TIMEOUT_STUCK;
+				continue;
+			}
 			res->exec_errno = sb->exec_errno;
 			sandbox_time_up(sb, res);
 			return 0;
@@ -1179,7 +1228,12 @@ int sandbox_wait(struct sandbox *sb, double timeout, struct sandbox_result *res,
 		 * while, the command may be waiting for it and unable to
 		 * end, so end the sandbox as the timeout does. */
 		if (term_check > 0 && now_sec() >= term_check) {
-			if (sb->server.stuck(sb->server.arg, TERM_GRACE)) {
+			if (sb->timing_out && server_stuck(sb, TIMEOUT_STUCK)) {
+				res->exec_errno = sb->exec_errno;
+				sandbox_time_up(sb, res);
+				return 0;
+			}
+			if (!sb->timing_out && sb->server.stuck(sb->server.arg, TERM_GRACE)) {
 				sandbox_kill(sb);
 				res->exec_errno = sb->exec_errno;
 				res->term_signal = term;
@@ -1259,6 +1313,7 @@ void sandbox_free(struct sandbox *sb)
 	strv_free((char **)sb->cfg.argv);
 	strv_free((char **)sb->cfg.envp);
 	free((char *)sb->cfg.workdir);
+	free((char *)sb->cfg.workspace);
 	free((char *)sb->cfg.hostname);
 	free((char *)sb->cfg.fuse_options);
 	free((char *)sb->cfg.root_dir);

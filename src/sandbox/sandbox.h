@@ -41,8 +41,12 @@ struct sandbox_config {
 	char *const *argv;  /* command and arguments; argv[0] looked up in PATH */
 	char *const *envp;  /* the command's whole environment (PATH from here) */
 	const char *workdir; /* absolute path inside the sandbox */
-	bool workdir_beneath; /* workdir is /workspace/REL: resolve REL beneath
-			       * /workspace, no symbolic link leading out */
+	bool workdir_beneath; /* workdir is WORKSPACE/REL: resolve REL beneath
+			       * the workspace, no symbolic link leading out */
+	/* Where the view is mounted: an absolute, clean path whose
+	 * components the new root does not hold already (the caller
+	 * checks); NULL: "/workspace". */
+	const char *workspace;
 	bool net_host;      /* share the host network namespace */
 	const char *hostname; /* NULL: "agentfense" */
 	const char *fuse_options; /* extra /workspace mount options, or NULL */
@@ -126,7 +130,8 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err);
  * whole group with SIGSTOP, then this process; SIGCONT continues the
  * group.  The caller must block all six in every thread beforehand, or
  * they keep their default action.  timeout > 0
- * kills the whole sandbox after that many seconds (see also
+ * kills the whole sandbox after that many seconds, after SIGTERM and a
+ * grace if sandbox_set_kill_after() gave one (see also
  * sandbox_set_server() for a command that hangs on the view).  Returns 0 with *res
  * filled, or -errno with *err filled (e.g. the working directory does
  * not exist; exit code 125). */
@@ -145,6 +150,20 @@ int sandbox_step(struct sandbox *sb, struct sandbox_result *res, struct af_err *
  * sandbox_wait()): kill the whole sandbox and fill *res as
  * sandbox_wait() does for its timeout. */
 void sandbox_time_up(struct sandbox *sb, struct sandbox_result *res);
+
+/* A grace for the timeout (run's --kill-after): when it fires, SIGTERM
+ * to the command's whole process group, and SIGKILL of the whole sandbox
+ * secs later if the command has not ended by then; however it ends in
+ * between counts as the timeout (timed_out, exit 124).  0, the default:
+ * SIGKILL at once.  sandbox_wait() does this by itself; a caller with
+ * its own wait calls sandbox_time_term() when its timeout fires, which
+ * returns true if it sent SIGTERM (wait sandbox_kill_after() more), or
+ * false if there is no grace to give (none set, already given, or the
+ * view has stopped answering, which SIGTERM cannot help): then
+ * sandbox_time_up(). */
+void sandbox_set_kill_after(struct sandbox *sb, double secs);
+double sandbox_kill_after(const struct sandbox *sb);
+bool sandbox_time_term(struct sandbox *sb);
 
 /* Building blocks for event loops holding many sandboxes (serve): the
  * sandbox's PID 1, and its control socket, readable when sandbox_wait()

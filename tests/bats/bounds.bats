@@ -235,7 +235,7 @@ while held ENOSPC" "$(grep -v '^agentfense:\|^hint:' <<<"$output")"
 }
 
 @test "disk-limit: a sparse file costs what it holds, and df in the sandbox shows the limit" {
-	run af run --disk-limit 1M "$P" -- sh -c \
+	run af run -q --disk-limit 1M "$P" -- sh -c \
 		'truncate -s 100G /workspace/output/huge && df -B1 --output=size /workspace | tail -1'
 	assert_status 0
 	assert_eq 1048576 "$(tr -d ' ' <<<"$output")"

@@ -387,3 +387,155 @@ a get system.posix_acl_access Operation not supported" "$output"
 	run -127 --separate-stderr af run --changes discard --rootfs "$T/empty" "$P" -- true
 	assert_status 127
 }
+
+@test "a script whose interpreter the sandbox lacks: the interpreter is named" {
+	# a venv made on the host names the host's path of the project
+	mkdir -p "$P/venv/bin"
+	ln -s /usr/bin/python3 "$P/venv/bin/python3"
+	printf '#!%s/venv/bin/python3\nprint("ran")\n' "$P" >"$P/venv/bin/pip"
+	printf '#!/opt/no-such/bash -e\necho ran\n' >"$P/src/tool"
+	chmod +x "$P/venv/bin/pip" "$P/src/tool"
+	run -127 --separate-stderr af run --changes discard "$P" -- venv/bin/pip
+	assert_error 127 "cannot run 'venv/bin/pip': its interpreter '$P/venv/bin/python3' does not exist in the sandbox"
+	assert_eq "hint: the project is at /workspace in the sandbox, not at '$P': a script made on the host names the host's paths; make it again inside the sandbox, or show the project at its own path with --host-path" "${stderr_lines[1]}"
+	# which --host-path does
+	run --separate-stderr af run --changes discard --host-path "$P" -- venv/bin/pip
+	assert_status 0
+	assert_output ran
+	# found in PATH too
+	run -127 --separate-stderr af run --changes discard -e PATH=/workspace/src:/usr/bin:/bin "$P" -- tool
+	assert_error 127 "cannot run 'tool': its interpreter '/opt/no-such/bash' does not exist in the sandbox"
+	assert_eq 1 "${#stderr_lines[@]}"
+	# the interpreter of a file the policy hides is not told
+	printf '#!/opt/secret-interpreter\n' >"$P/secrets/run"
+	chmod +x "$P/secrets/run"
+	run -127 --separate-stderr af run --changes discard "$P" -- ./secrets/run
+	assert_error 127 "cannot run './secrets/run': No such file or directory"
+	refute_contains "$stderr" "secret-interpreter"
+}
+
+@test "a command on the host but not in the sandbox: said, with the --ro-bind that shows it" {
+	mkdir -p "$T/home/.local/bin"
+	printf '#!/bin/sh\necho agent ran\n' >"$T/home/.local/bin/myagent"
+	chmod +x "$T/home/.local/bin/myagent"
+	run -127 --separate-stderr af run --changes discard "$P" -- "$T/home/.local/bin/myagent"
+	assert_error 127 "cannot run '$T/home/.local/bin/myagent': No such file or directory"
+	assert_eq "hint: '$T/home/.local/bin/myagent' exists on the host, but the sandbox shows only the system directories, the project and what is bound" "${stderr_lines[1]}"
+	assert_eq "hint: '--ro-bind $T/home/.local/bin' shows its directory in the sandbox" "${stderr_lines[2]}"
+	run --separate-stderr af run --changes discard --ro-bind "$T/home/.local/bin" "$P" -- "$T/home/.local/bin/myagent"
+	assert_status 0
+	assert_output "agent ran"
+	# nothing on the host either: no hint
+	run -127 --separate-stderr af run --changes discard "$P" -- "$T/home/nothing"
+	assert_error 127 "cannot run '$T/home/nothing': No such file or directory"
+	assert_eq 1 "${#stderr_lines[@]}"
+}
+
+@test "the state directory overlapping the project or a bind: the hint names XDG_STATE_HOME" {
+	XDG_STATE_HOME=$P/.state run --separate-stderr af run --changes discard "$P" -- true
+	assert_error 125 "it overlaps agentfense's state directory '$P/.state/agentfense/runs'"
+	assert_eq "hint: the state directory is \$XDG_STATE_HOME/agentfense/runs (~/.local/state/agentfense/runs when unset): point XDG_STATE_HOME outside the project" "${stderr_lines[1]}"
+	mkdir -p "$RUNS"
+	run --separate-stderr af run --changes discard --ro-bind "$XDG_STATE_HOME:/st" "$P" -- true
+	assert_error 125 "it overlaps agentfense's state directory"
+	assert_contains "${stderr_lines[1]}" "or point XDG_STATE_HOME elsewhere"
+}
+
+@test "--net host: an /etc/resolv.conf linking into /run is followed, that file alone shown read-only" {
+	# systemd-resolved's layout, made in a mount namespace of our own:
+	# a copy of /etc whose resolv.conf links into a /run of our own
+	mkdir "$T/etc"
+	cp -a /etc/. "$T/etc/" 2>/dev/null || true
+	rm -f "$T/etc/resolv.conf"
+	ln -s ../run/systemd/resolve/stub-resolv.conf "$T/etc/resolv.conf"
+	run --separate-stderr env AF_TEST_MARK="$T" unshare -Urm sh -c '
+		mount --bind "$1/etc" /etc && mount -t tmpfs tmpfs /run &&
+		mkdir -p /run/systemd/resolve /run/secret &&
+		echo "nameserver 127.0.0.53" >/run/systemd/resolve/stub-resolv.conf &&
+		echo private >/run/secret/x || exit 99
+		"$2" run --changes discard --net host "$3" -- sh -c "cat /etc/resolv.conf; ls /run/systemd/resolve; cat /run/secret/x"
+		echo "host:$?"
+		"$2" run --changes discard "$3" -- cat /etc/resolv.conf
+		echo "none:$?"
+		"$2" run --dry-run --net host "$3" -- true | grep resolv' \
+		sh "$T" "$AGENTFENSE" "$P"
+	assert_status 0
+	assert_eq "nameserver 127.0.0.53
+stub-resolv.conf
+host:1
+none:1
+  /run/systemd/resolve/stub-resolv.conf '/run/systemd/resolve/stub-resolv.conf', read-only: /etc/resolv.conf leads there (--net host)" "$output"
+	assert_eq "cat: /run/secret/x: No such file or directory
+cat: /etc/resolv.conf: No such file or directory" "$stderr"
+}
+
+@test "--ro-bind: a symbolic link says what it is, as source or destination" {
+	ln -s "$T/nowhere" "$T/dangling"
+	run --separate-stderr af run --changes discard --ro-bind "$T/dangling:/x" "$P" -- true
+	assert_error 125 "invalid --ro-bind '$T/dangling:/x': source '$T/dangling' is a symbolic link to '$T/nowhere': No such file or directory"
+	# a link as the source is followed: the file it leads to is shown
+	printf 'linked\n' >"$T/real.txt"
+	ln -s real.txt "$T/link.txt"
+	run --separate-stderr af run --changes discard --ro-bind "$T/link.txt:/l.txt" "$P" -- cat /l.txt
+	assert_status 0
+	assert_output linked
+	# a destination the host's /etc shows as a link is no directory
+	if [ -L /etc/localtime ]; then
+		run --separate-stderr af run --changes discard --ro-bind /etc/localtime "$P" -- true
+		assert_error 125 "cannot bind a file on '/etc/localtime': it is a symbolic link in the sandbox, to '$(readlink /etc/localtime)'"
+		assert_eq "hint: give the path it points to as the destination, or another path" "${stderr_lines[1]}"
+	fi
+}
+
+@test "--workspace PATH and --host-path: the project elsewhere than /workspace, what is above it hidden" {
+	local real
+	real=$(cd "$P" && pwd -P)
+	run --separate-stderr af run --workspace /src/app -w output "$P" -- sh -c \
+		'pwd; echo "$PWD"; echo x >new; ls -A /src; ls -d /workspace 2>&1; cat ../README.md'
+	assert_status 0
+	assert_output "/src/app/output
+/src/app/output
+app
+ls: cannot access '/workspace': No such file or directory
+hello agentfense"
+	assert_eq x "$(cat "$P/output/new")"
+	# at its own host path: a path made on the host holds inside, the
+	# directories above show nothing else, the policy is the same
+	run --separate-stderr af run --changes discard --host-path "$P" -- sh -c \
+		"pwd; ls -A '$real/..'; cat '$real/.env' 2>&1; ls -A '$T' | grep -c . || true"
+	assert_status 0
+	assert_eq "$real
+$(basename "$real")
+cat: $real/.env: No such file or directory
+1" "$output"
+	# a relative -w stays beneath it
+	ln -s / "$P/up"
+	run --separate-stderr af run --changes discard -p development --workspace /w -w up "$P" -- pwd
+	assert_error 125 "cannot change to working directory '/w/up'"
+	run --separate-stderr af run --dry-run --workspace /w "$P" -- true
+	assert_contains "$output" "
+  /w             '$real' through the permissioned, copy-on-write view
+"
+}
+
+@test "--workspace: a relative, unclean or taken path is refused" {
+	run --separate-stderr af run --workspace rel "$P" -- true
+	assert_error 125 "invalid --workspace 'rel': expected an absolute path"
+	run --separate-stderr af run --workspace / "$P" -- true
+	assert_error 125 "invalid --workspace '/': expected an absolute path below '/', without '.' or '..'"
+	run --separate-stderr af run --workspace /a/../b "$P" -- true
+	assert_error 125 "invalid --workspace '/a/../b'"
+	local d top
+	for d in /usr/x /etc /proc/w /dev/w; do
+		top=${d#/}
+		top=${top%%/*}
+		run --separate-stderr af run --workspace "$d" "$P" -- true
+		assert_error 125 "cannot show the project at '$d' (--workspace)"
+		assert_eq "hint: the sandbox shows '/$top' as it is, read-only; choose a path outside it" "${stderr_lines[1]}"
+	done
+	run --separate-stderr af run --tmpfs /w --workspace /w/p "$P" -- true
+	assert_error 125 "cannot show the project at '/w/p' (--workspace): it overlaps the --tmpfs at '/w'"
+	run --separate-stderr af run --workspace /a --host-path "$P" -- true
+	assert_error 125 "only one of --workspace and --host-path, once"
+	assert_eq 0 "$(runs_count)"
+}

@@ -13,6 +13,7 @@ help_opts() {
 }
 
 COMMANDS="codebase
+config
 explain
 help
 preset

@@ -283,7 +283,7 @@ guide" "$output"
 @test "copy_file_range: overlapping ranges of one file through two names are refused" {
 	# two names of one file are two inodes to the sandbox's kernel, so
 	# only the view can see the overlap
-	run af run -p development "$P" -- python3 -c '
+	run --separate-stderr af run -p development "$P" -- python3 -c '
 import errno, os
 os.chdir("/workspace/output")
 data = bytes(range(256)) * 1024
@@ -300,6 +300,7 @@ print("intact" if open("a", "rb").read() == data else "garbled")'
 	assert_status 0
 	assert_eq "EINVAL
 intact" "$output"
+	assert_eq "$(synced_line 2 0 0)" "$stderr"
 }
 
 @test "copy_file_range: project and delta on different file systems" {
@@ -310,7 +311,7 @@ intact" "$output"
 		skip "/dev/shm and $T are one file system"
 	fi
 	head -c 2500000 /dev/urandom >"$shm/big.bin"
-	run af run -p development "$shm" -- python3 -c "$CFR_PY"'
+	run af run -q -p development "$shm" -- python3 -c "$CFR_PY"'
 cp("/workspace/big.bin", "/workspace/big.copy")
 print("done")'
 	local st=$status out=$output

@@ -63,7 +63,7 @@ cat a.txt b.txt; echo "cat=$?"'
 cat: b.txt: No such file or directory
 $(held output/a.txt "is a symlink to '../SECRETS/token.txt': it leads to 'SECRETS', which the policy hides")
 $(held output/b.txt "is a symlink to '../Server.KEY': it leads to 'Server.KEY', which the policy hides")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "" "$(ls -A "$B/output")"
 	run cat "$P/output/a.txt" "$P/output/b.txt"
 	refute_contains "$output" "$SECRET_MARK"
@@ -78,7 +78,7 @@ ln -s "../server.${2}ey" b.txt' sh "$S" "$K"
 	assert_output ""
 	assert_eq "$(held output/a.txt "is a symlink to '../${S}ecrets/key.txt': it leads to '${S}ecrets', which the policy hides")
 $(held output/b.txt "is a symlink to '../server.${K}ey': it leads to 'server.${K}ey', which the policy hides")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "" "$(ls -A "$B/output")"
 	run cat "$P/output/a.txt" "$P/output/b.txt"
 	refute_contains "$output" "$SECRET_MARK"
@@ -97,7 +97,7 @@ echo data > result.txt' sh "$S"
 $(held output/config "$(r_gitconf output)")
 $(held "output/object$S" "$(r_gitdir output)")
 $(held "output/ref$S" "$(r_gitdir output)")
-$(summary 4)" "$stderr"
+$(summary 4)" "$(without_synced 4)"
 	assert_eq "result.txt" "$(ls -A "$B/output")"
 	run host_git "$P/output" status
 	assert_status 128
@@ -118,7 +118,7 @@ echo "a description" > description' sh "$S" "$K"
 	assert_status 0
 	assert_eq "$(held "fixtures.git/config.wor${K}tree" "$(r_gitconf fixtures.git)")
 $(held "fixtures.git/hook$S" "$(r_gitconf fixtures.git)")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "a description" "$(cat "$B/fixtures.git/description")"
 	[ ! -e "$P/fixtures.git/hooks/post-checkout" ]
 	[ ! -e "$P/fixtures.git/config.worktree" ]
@@ -139,7 +139,7 @@ ln b/plain b/.git'
 	assert_status 0
 	assert_eq "$(held output/a/.git "$R_DOTGIT")
 $(held output/b/.git "$R_DOTGIT")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "gitdir: $T/evil" "$(cat "$P/output/b/plain")"
 	[ ! -e "$P/output/a/.git" ] && [ ! -e "$P/output/b/.git" ]
 	run host_git "$P/output/a" status
@@ -178,7 +178,7 @@ open(".git" + "." * 80 + "x", "w").write("plain\n")
 		expect+="$(held "output/$n" "$R_DOTGIT")"$'\n'
 	done
 	expect+="$(summary 4)"
-	assert_eq "$expect" "$stderr"
+	assert_eq "$expect" "$(without_synced 4)"
 	assert_eq ".git$(printf '%80s' '' | tr ' ' .)x" "$(ls -A "$P/output")"
 }
 
@@ -199,7 +199,7 @@ $(held output/deep/er/repo/refs "$(r_gitdir output/deep/er/repo)")
 $(held output/u/HEAD "$(r_gitdir output/u)")
 $(held output/u/objects "$(r_gitdir output/u)")
 $(held output/u/refs "$(r_gitdir output/u)")
-$(summary 7)" "$stderr"
+$(summary 7)" "$(without_synced 7)"
 	run host_git "$P/output/deep/er/repo" status
 	assert_status 128
 	run host_git "$P/output/u" status
@@ -225,7 +225,7 @@ $(held output/c "is a symlink to '../a/b/.': it leads to 'a/b/c/.env', which the
 $(held output/d "is a symlink to '../a/b': it leads to 'a/b/c/.env', which the policy hides")
 $(held output/e "is a symlink to 'd/secrets/deep.txt': it leads to 'a/b/secrets', which the policy hides")
 $(held output/f/g/h "is a symlink to '../../a/../.env': it leads to 'output/.env', which the policy hides")
-$(summary 6)" "$stderr"
+$(summary 6)" "$(without_synced 6)"
 	assert_eq "f
 ok" "$(ls -A "$P/output")"
 	run tar -C "$P" -ch output
@@ -242,7 +242,7 @@ rm file.txt && ln -s ../a/b/secrets/deep.txt file.txt'
 	assert_status 0
 	assert_eq "$(held output/file.txt "is a symlink to '../a/b/secrets/deep.txt': it leads to 'a/b/secrets', which the policy hides")
 $(held output/sub "is a symlink to '../secrets': it leads to 'secrets', which the policy hides")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "sub" "$(cat "$P/output/sub/f.txt")"
 	assert_eq "file" "$(cat "$P/output/file.txt")"
 	[ ! -L "$P/output/sub" ] && [ ! -L "$P/output/file.txt" ]
@@ -261,7 +261,7 @@ open("\x1b[31mred/.git", "w").write("gitdir: /tmp\n")
 	assert_eq "$(held "$d/.git" "$R_DOTGIT")
 $(held "$d/l" "is a symlink to '/etc/\\x1b]52;c;ZXZpbA==\\x07\\nagentfense: all synced': an absolute path, outside the project")
 hint: a symlink out of the project is never synced, the host's files being other than the sandbox's; make it on the host if it is wanted
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	refute_contains "$stderr" $'\x1b'
 }
 
@@ -500,7 +500,7 @@ os.system("cp /workspace/data.bin /workspace/output/data.bin")
 '
 	assert_status 0
 	assert_output "one call: 32 MiB"
-	assert_eq "" "$stderr"
+	assert_eq "$(synced_line 1 0 0)" "$stderr"
 	cmp "$P/data.bin" "$P/output/data.bin"
 }
 
@@ -529,7 +529,7 @@ links_py() {
 	run --separate-stderr af run "$P" -- python3 -c "$(links_py 1000 '"../big"')"
 	local took=$SECONDS
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq "$(synced_line 1000 0 0)" "$stderr"
 	assert_eq 1000 "$(find "$P/output" -type l | wc -l)"
 	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
 }
@@ -542,10 +542,11 @@ links_py() {
 	run --separate-stderr af run "$P" -- python3 -c "$(links_py 1000 '"../big"')"
 	local took=$SECONDS
 	assert_status 0
-	assert_eq 1001 "${#stderr_lines[@]}"
+	assert_eq 1002 "${#stderr_lines[@]}"
 	assert_eq "$(held output/l0 "is a symlink to '../big': it leads to 'big/zzzz/secrets', which the policy hides")" "${stderr_lines[0]}"
 	assert_eq "$(held output/l999 "is a symlink to '../big': it leads to 'big/zzzz/secrets', which the policy hides")" "${stderr_lines[999]}"
-	assert_eq "$(summary 1000)" "${stderr_lines[1000]}"
+	assert_eq "$(synced_line 0 0 1000)" "${stderr_lines[1000]}"
+	assert_eq "$(summary 1000)" "${stderr_lines[1001]}"
 	assert_eq "" "$(ls -A "$P/output")"
 	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
 }
@@ -560,7 +561,7 @@ links_py() {
 os.symlink('../tree', 'all')"
 	local took=$SECONDS
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq "$(synced_line 4001 0 0)" "$stderr"
 	assert_eq 4001 "$(find "$P/output" -type l | wc -l)"
 	[ "$took" -le 10 ] || { echo "sync took ${took}s" >&2; return 1; }
 }

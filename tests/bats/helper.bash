@@ -374,6 +374,24 @@ assert_error() {
 	done
 }
 
+# synced_line W D C: the summary line of a sync of $P.
+synced_line() {
+	printf "agentfense: synced changes to '%s': %s written, %s deleted, %s conflict%s" \
+		"$P" "$1" "$2" "$3" "$([ "$3" = 1 ] || echo s)"
+}
+
+# without_synced C: $stderr without the summary line of a sync that left
+# C conflicts (held entries included), which must be there once; for
+# the tests of the other lines (run_end.bats tests the counts).
+without_synced() {
+	local re="^agentfense: synced changes to '.*': [0-9]+ written, [0-9]+ deleted, $1 conflicts?\$"
+	if [ "$(grep -cE "$re" <<<"$stderr")" != 1 ]; then
+		echo "(no summary line with $1 conflicts)"
+		return 0
+	fi
+	grep -vE "$re" <<<"$stderr" || true
+}
+
 # tree_sig DIR: a listing of DIR with type, mode, size, link target and
 # content hash of every entry, to prove a tree unchanged.
 tree_sig() {

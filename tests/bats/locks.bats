@@ -69,7 +69,7 @@ every op answered within 10 s'
 	for ((i = 0; i < 10; i++)); do
 		many "$P/stress/fresh/d$i" 600
 	done
-	run race --preset full-access --timeout 50 -- stress 10
+	run race -q --preset full-access --timeout 50 -- stress 10
 	assert_status 0
 	local inside=$output
 	# every worker got through, nothing failed but name races, and the

@@ -125,7 +125,7 @@ assert_session() {
 	assert_session 0
 	assert_eq "from-shell" "$(cat "$P"/output/s.txt)"
 	# messages come after the terminal is back, at the start of a line
-	assert_contains "$output" $'\nagentfense: synced to '
+	assert_contains "$output" $'\nagentfense: synced changes to \''"$P"$'\': 1 written, 0 deleted, 0 conflicts'
 }
 
 @test "shell: --changes discard leaves the project alone" {

@@ -26,7 +26,7 @@ echo data > result.txt'
 $(held output/config "$(r_gitconf output)")
 $(held output/objects "$(r_gitdir output)")
 $(held output/refs "$(r_gitdir output)")
-$(summary 4)" "$stderr"
+$(summary 4)" "$(without_synced 4)"
 	# the rest synced; the planted repository did not
 	assert_eq "result.txt" "$(ls -A "$P/output")"
 	run host_git "$P/output" status
@@ -50,7 +50,7 @@ mkdir hooks && printf "#!/bin/sh\ntouch '"$T"'/pwned\n" > hooks/post-checkout'
 $(held src/hooks "$(r_gitconf src)")
 $(held src/objects "$(r_gitdir src)")
 $(held src/refs "$(r_gitdir src)")
-$(summary 4)" "$stderr"
+$(summary 4)" "$(without_synced 4)"
 	assert_eq "lib
 main.c" "$(ls -A "$P/src")"
 	run host_git "$P/src" status
@@ -65,7 +65,7 @@ printf "[core]\n\tfsmonitor = \"touch '"$T"'/pwned\"\n" > config'
 	assert_status 0
 	assert_eq "$(held output/HEAD "$(r_gitdir output)")
 $(held output/config "$(r_gitconf output)")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "objects
 refs" "$(ls -A "$P/output")"
 	run host_git "$P/output" status
@@ -79,7 +79,7 @@ refs" "$(ls -A "$P/output")"
 	assert_status 0
 	assert_eq "$(held output/objects "$(r_gitdir output)")
 $(held output/refs "$(r_gitdir output)")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "HEAD" "$(ls -A "$P/output")"
 }
 
@@ -90,7 +90,7 @@ echo ../../.git > commondir'
 	assert_status 0
 	assert_eq "$(held output/HEAD "$(r_gitdir output)")
 $(held output/commondir "$(r_gitdir output)")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "" "$(ls -A "$P/output")"
 }
 
@@ -104,7 +104,7 @@ echo "a description" > description'
 	assert_status 0
 	assert_eq "$(held fixtures.git/config "$(r_gitconf fixtures.git)")
 $(held fixtures.git/hooks "$(r_gitconf fixtures.git)")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	# what git does not run synced
 	assert_eq "a description" "$(cat "$P/fixtures.git/description")"
 	cmp "$T/config.before" "$P/fixtures.git/config"
@@ -129,7 +129,7 @@ for n in [".gitignore", ".github", ".gitkeep", "git", "digit", ".git2", "git~2"]
 		expect+="$(held "output/$n" "$R_DOTGIT")"$'\n'
 	done
 	expect+="$(summary 7)"
-	assert_eq "$expect" "$stderr"
+	assert_eq "$expect" "$(without_synced 7)"
 	assert_eq ".git2
 .github
 .gitignore
@@ -145,7 +145,7 @@ git~2" "$(cd "$P/output" && LC_ALL=C ls -A)"
 	run --separate-stderr af run -p full-access "$P" -- sh -c "echo 'gitdir: $T/evil' > /workspace/output/.git"
 	assert_status 0
 	assert_eq "$(held output/.git "$R_DOTGIT")
-$(summary 1)" "$stderr"
+$(summary 1)" "$(without_synced 1)"
 	[ ! -e "$P/output/.git" ]
 	run host_git "$P/output" status
 	assert_status 128
@@ -159,7 +159,7 @@ echo "ref: refs/heads/main" > a/HEAD
 mkdir b/objects b/refs
 echo x > c/config && mkdir c/refs c/hooks'
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq "$(synced_line 9 0 0)" "$stderr"
 	assert_eq "./a
 ./a/HEAD
 ./b
@@ -179,7 +179,7 @@ echo x > c/config && mkdir c/refs c/hooks'
 	git -C "$P" -c user.name=t -c user.email=t@example.com commit -qm first
 	run --separate-stderr af run -p development "$P" -- sh -c 'echo changed > README.md && git -c user.name=t -c user.email=t@example.com commit -qam second'
 	assert_status 0
-	assert_eq "" "$stderr"
+	assert_eq "" "$(without_synced 0)"
 	assert_eq "second
 first" "$(git -C "$P" log --format=%s)"
 	[ "$(runs_count)" = 0 ]
@@ -200,7 +200,7 @@ echo data > /workspace/a/.hg/store/data'
 $(held a/.hg/sharedpath "$(r_hgconf a/.hg)")
 $(held output/.HG. "$R_HG")
 $(held output/.hg "$R_HG")
-$(summary 4)" "$stderr"
+$(summary 4)" "$(without_synced 4)"
 	assert_eq "data" "$(cat "$P/a/.hg/store/data")"
 	assert_eq "requires
 store" "$(ls -A "$P/a/.hg")"
@@ -217,7 +217,7 @@ cat report.txt; echo "cat=$?"'
 	assert_output "cat=1"
 	assert_eq "cat: report.txt: No such file or directory
 $(held output/report.txt "is a symlink to '../.env': it leads to '.env', which the policy hides")
-$(summary 1)" "$stderr"
+$(summary 1)" "$(without_synced 1)"
 	[ ! -e "$P/output/report.txt" ] && [ ! -L "$P/output/report.txt" ]
 	run tar -C "$P" -ch output
 	refute_contains "$output" "$SECRET_MARK"
@@ -236,7 +236,7 @@ ln -s ./sub/../b d'
 $(held output/b "is a symlink to 'a': it leads to '.env', which the policy hides")
 $(held output/c "is a symlink to '../docs/env-link': it leads to '.env', which the policy hides")
 $(held output/d "is a symlink to './sub/../b': it leads to '.env', which the policy hides")
-$(summary 4)" "$stderr"
+$(summary 4)" "$(without_synced 4)"
 	assert_eq "" "$(ls -A "$P/output")"
 }
 
@@ -252,7 +252,7 @@ mkdir d && ln -s ../../docs d/docs'
 	assert_eq "$(held output/ab "is a symlink to '../a/b': it leads to 'a/b/c/.env', which the policy hides")
 $(held output/s "is a symlink to '../secrets': it leads to 'secrets', which the policy hides")
 $(held output/up "is a symlink to '..': it leads to '.env', which the policy hides")
-$(summary 3)" "$stderr"
+$(summary 3)" "$(without_synced 3)"
 	assert_eq "../src" "$(readlink "$P/output/code")"
 	assert_eq "../README.md" "$(readlink "$P/output/readme")"
 	assert_eq "../../docs" "$(readlink "$P/output/d/docs")"
@@ -272,7 +272,7 @@ ln -s ../../etc/passwd up2'
 $R_HINT
 $(held output/venv/bin/python "is a symlink to '/usr/bin/python3': an absolute path, outside the project")
 $(held output/venv/bin/python3 "is a symlink to 'python': it leads to '/usr/bin/python3', outside the project")
-$(summary 3)" "$stderr"
+$(summary 3)" "$(without_synced 3)"
 	assert_eq "home = /usr/bin" "$(cat "$P/output/venv/pyvenv.cfg")"
 	assert_eq "" "$(ls -A "$P/output/venv/bin")"
 }
@@ -285,7 +285,7 @@ ln -s ../later.txt plain'
 	assert_status 0
 	assert_eq "$(held output/e "is a symlink to '../.env.production': it leads to '.env.production', which the policy hides")
 $(held output/s "is a symlink to '../secrets/later.txt': it leads to 'secrets', which the policy hides")
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "../later.txt" "$(readlink "$P/output/plain")"
 	# created later on the host, the plain one is what the user expects
 	echo later >"$P/later.txt"
@@ -300,7 +300,7 @@ cat g; echo "cat=$?"'
 	assert_output "cat=1"
 	assert_eq "cat: g: Permission denied
 $(held output/g "is a symlink to '../docs/guide.txt': it leads to 'docs/guide.txt', which the policy hides")
-$(summary 1)" "$stderr"
+$(summary 1)" "$(without_synced 1)"
 }
 
 @test "links: a directory shown only for a visible path in it does not hold a link through it" {
@@ -320,7 +320,7 @@ ln -s . self'
 	assert_eq "$(held src/l "is a symlink to 'lib': it leads to 'src/lib', which the policy hides")
 $(held src/r "is a symlink to '../README.md': it leads to 'README.md', which the policy hides")
 $(held src/self "is a symlink to '.': it leads to 'src/lib', which the policy hides")
-$(summary 3)" "$stderr"
+$(summary 3)" "$(without_synced 3)"
 	assert_eq "main.c" "$(readlink "$P/src/m")"
 	assert_eq "../src/main.c" "$(readlink "$P/src/m2")"
 }
@@ -338,7 +338,7 @@ open("/workspace/output/z", "w").write("z")'
 $R_HINT
 $(held output/m "is a symlink to '../../x': it leads outside the project")
 agentfense: warning: not syncing 'output/sock': devices and sockets are not copied to the project
-$(summary 2)" "$stderr"
+$(summary 2)" "$(without_synced 2)"
 	assert_eq "z" "$(cat "$P/output/z")"
 	[ ! -L "$P/output/l" ]
 	[ ! -L "$P/output/m" ]
