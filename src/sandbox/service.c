@@ -396,6 +396,9 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 	struct sandbox_config c = *cfg;
 	c.argv = argv;
 	c.envp = envp;
+	/* a service sandbox shows the project at /workspace (PID 1 executed
+	 * anew has no --workspace to carry) */
+	c.workspace = "/workspace";
 	c.workdir = workdir ? workdir : "/workspace";
 	c.workdir_beneath = workdir && (r.flags & REQ_BENEATH);
 	c.pty = false;
