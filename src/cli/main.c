@@ -19,6 +19,8 @@ static const struct cmd commands[] = {
 	{ "explain", cmd_explain, "show the level of paths and the rule that decided it" },
 	{ "serve", cmd_serve, "serve the API (codebases) on a Unix socket" },
 	{ "codebase", cmd_codebase, "create, list, fill and remove codebases through serve" },
+	{ "sandbox", cmd_sandbox, "create, start, exec in and remove sandboxes through serve" },
+	{ "session", cmd_session, "persistent shells in a sandbox of serve" },
 	{ "help", cmd_help, "show this help" },
 	{ "version", cmd_version, "show the version" },
 	{ NULL, NULL, NULL },
