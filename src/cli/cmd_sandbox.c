@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -401,6 +402,11 @@ static void kv(const char *k, const char *v)
 	putchar('\n');
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int sb_info(const struct sb_opts *o, const char *arg)
 {
 	autofree char *id = api_sandbox_id(&o->c, arg);
@@ -431,12 +437,20 @@ static int sb_info(const struct sb_opts *o, const char *arg)
 		snprintf(buf, sizeof(buf), "%.0f", api_num(res, "pids_limit"));
 		kv("pids", buf);
 	}
+	/* labels sorted: serve keeps no order */
 	const cJSON *it;
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "labels")) {
-		autofree char *l = xasprintf("%s=%s", it->string,
-					     cJSON_GetStringValue(it) ? it->valuestring : "");
-		kv("label", l);
+	size_t nl = 0;
+	char **labels = xcalloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItem(j, "labels")) + 1,
+				sizeof(*labels));
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "labels"))
+		labels[nl++] = xasprintf("%s=%s", it->string,
+					 cJSON_GetStringValue(it) ? it->valuestring : "");
+	qsort(labels, nl, sizeof(*labels), cmp_str);
+	for (size_t i = 0; i < nl; i++) {
+		kv("label", labels[i]);
+		free(labels[i]);
 	}
+	free(labels);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "permissions")) {
 		autofree char *r = xasprintf("%s=%s@%.0f", api_str(it, "pattern"),
 					     api_str(it, "permission"), api_num(it, "priority"));
@@ -558,9 +572,12 @@ int cmd_sandbox(int argc, char **argv)
 				autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
 				api_usage_error(&o.c, dashed, "unknown option '%s'", argv[optind - 1]);
 			}
+			/* the option as typed: before its value when apart */
+			const char *as = optarg && optarg == argv[optind - 1] ? argv[optind - 2]
+									       : argv[optind - 1];
 			for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
 				if (applies[i].opt == c && !typed[i])
-					typed[i] = argv[optind - 1];
+					typed[i] = as;
 			switch (c) {
 			case 'h':
 				usage(stdout);
@@ -627,8 +644,8 @@ int cmd_sandbox(int argc, char **argv)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
 		if (typed[i] && !(applies[i].subs & ON(sub)))
-			api_usage_error(&o.c, NULL, "option '%s' does not apply to 'sandbox %s'",
-					typed[i], subname);
+			api_usage_error(&o.c, NULL, "option '%.*s' does not apply to 'sandbox %s'",
+					(int)strcspn(typed[i], "="), typed[i], subname);
 	int n = argc - optind;
 	char **a = argv + optind;
 	if (sub == SUB_EXEC) {

@@ -156,6 +156,7 @@ static int ss_open(struct ss_opts *o, const char *arg)
 
 static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 {
+	double timeout = o->timeout ? api_duration(&o->c, "--timeout", o->timeout) : 0;
 	check_session_id(o, id);
 	autofree char *text = NULL;
 	if (n == 1 && !strcmp(words[0], "-")) {
@@ -178,8 +179,8 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	}
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "command", text);
-	if (o->timeout)
-		cJSON_AddNumberToObject(body, "timeout", api_duration(&o->c, "--timeout", o->timeout));
+	if (timeout > 0)
+		cJSON_AddNumberToObject(body, "timeout", timeout);
 	autofree char *json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	if (!json)
@@ -300,9 +301,12 @@ int cmd_session(int argc, char **argv)
 				autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
 				api_usage_error(&o.c, dashed, "unknown option '%s'", argv[optind - 1]);
 			}
+			/* the option as typed: before its value when apart */
+			const char *as = optarg && optarg == argv[optind - 1] ? argv[optind - 2]
+									       : argv[optind - 1];
 			for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
 				if (applies[i].opt == c && !typed[i])
-					typed[i] = argv[optind - 1];
+					typed[i] = as;
 			switch (c) {
 			case 'h':
 				usage(stdout);
@@ -347,8 +351,8 @@ int cmd_session(int argc, char **argv)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
 		if (typed[i] && !(applies[i].subs & ON(sub)))
-			api_usage_error(&o.c, NULL, "option '%s' does not apply to 'session %s'",
-					typed[i], subname);
+			api_usage_error(&o.c, NULL, "option '%.*s' does not apply to 'session %s'",
+					(int)strcspn(typed[i], "="), typed[i], subname);
 	int n = argc - optind;
 	char **a = argv + optind;
 #define NARGS(lo, hi, what)                                                                   \

@@ -25,6 +25,15 @@ new_sb() {
 
 ID_RE='^sb_[0-9a-f]{32}$'
 
+# stop_autostarted: stop the serve the CLI started on $SOCK.
+stop_autostarted() {
+	[ -S "$SOCK" ] || return 0
+	local pid
+	pid=$(python3 "$HTTPRAW" pid "$SOCK") || return 0
+	kill -TERM "$pid"
+	wait_gone "$pid"
+}
+
 @test "sandbox create prints the id alone; ls and info show it; --json gives serve's objects" {
 	start_serve
 	new_cb
@@ -89,9 +98,9 @@ ID_RE='^sb_[0-9a-f]{32}$'
 	assert_eq ". .. guide.txt notes.md" "$(echo $output)"
 	run sb exec "$SB" -- sh -c 'kill -9 $$'
 	assert_status 137
-	run --separate-stderr sb exec "$SB" -- no-such-command
-	assert_status 127
-	assert_contains "$stderr" "no-such-command"
+	run -127 --separate-stderr sb exec "$SB" -- no-such-command
+	assert_eq "" "$output"
+	assert_eq "agentfense: 'no-such-command': command not found" "$stderr"
 	# the policy holds: a secret stays hidden
 	run sb exec "$SB" -- cat /workspace/.env
 	assert_status 1
@@ -275,6 +284,8 @@ ID_RE='^sb_[0-9a-f]{32}$'
 	bad "cannot read env file '$T/none'" exec --env-file "$T/none" sb_x -- true
 	bad "option '--start' does not apply to 'sandbox ls'" ls --start
 	bad "option '-f' does not apply to 'sandbox info'" info -f sb_x
+	bad "option '--memory' does not apply to 'sandbox ls'" ls --memory 1g
+	bad "option '--label' does not apply to 'sandbox start'" start --label=a=b sb_x
 	bad "option '--timeout' needs a value" exec --timeout
 	bad "missing command for 'sandbox exec sb_x'" exec sb_x --
 	bad "wrong number of arguments for 'sandbox info'" info

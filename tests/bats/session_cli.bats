@@ -38,9 +38,11 @@ SS_RE='^ss_[0-9a-f]{32}$'
 	assert_status 0
 	assert_eq 3 "${#lines[@]}"
 	assert_eq 'ID                                   STATUS   SHELL         CREATED' "${lines[0]}"
-	[[ "${lines[1]}" =~ ^$id\ \ active\ \ \ /bin/sh\ +20[0-9-]+T[0-9:.]+Z$ ]]
+	local row
+	row=$(grep "^$id " <<<"$output")
+	[[ "$row" =~ ^$id\ \ active\ \ \ /bin/sh\ +20[0-9-]+T[0-9:.]+Z$ ]]
 	run ss ls --json "$SB"
-	assert_eq "$id $id2" "$(jget "$output" '" ".join(x["id"] for x in j)')"
+	assert_eq "$(printf '%s\n' "$id" "$id2" | sort | xargs)" "$(jget "$output" '" ".join(sorted(x["id"] for x in j))')"
 	run ss info "$id"
 	assert_eq "id          $id" "${lines[0]}"
 	assert_eq "sandbox_id  $SB" "${lines[1]}"
@@ -107,7 +109,17 @@ EOF
 	assert_status 0
 	assert_eq "" "$output$stderr"
 	run --separate-stderr ss exec "$id" -- true
-	assert_error 125 "session $id is closed"
+	assert_error 125 "no session '$id'"
+	# a shell that exits ends its session, which says why
+	id=$(ss open "$SB")
+	run ss exec "$id" -- 'exit 4'
+	assert_status 4
+	run --separate-stderr ss exec "$id" -- true
+	assert_error 125 "session '$id' is closed: its shell exited 4"
+	run ss info "$id"
+	assert_contains "$output" $'\nstatus      closed\n'
+	assert_contains "$output" $'\nerror       its shell exited 4\n'
+	ss close "$id"
 	run --separate-stderr ss info ss_00000000000000000000000000000000
 	assert_error 1 "ss_00000000000000000000000000000000"
 	assert_contains "$stderr" "hint: 'agentfense session ls SANDBOX' lists the sessions"
