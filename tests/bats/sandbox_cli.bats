@@ -330,3 +330,36 @@ EOF
 	refute_contains "$output" "not reached"
 	assert_contains "$output" "Error 3"
 }
+
+@test "sandbox exec: a client that is killed takes its command down with it" {
+	start_serve
+	new_cb
+	new_sb --start
+	bg_af "$T/tick.out" sandbox exec "$SB" -- sh -c \
+		'echo started; while :; do date +%s%N >/workspace/output/tick; sleep 0.05; done'
+	local pid=$BG_PID
+	wait_for_line "$T/tick.out" started 3
+	# (SIGTERM: a background job of a script ignores SIGINT)
+	kill -TERM "$pid"
+	wait "$pid" || true
+	sleep 0.3
+	local a b
+	a=$(sb exec "$SB" -- cat /workspace/output/tick)
+	sleep 0.5
+	b=$(sb exec "$SB" -- cat /workspace/output/tick)
+	[ -n "$a" ]
+	assert_eq "$a" "$b"
+}
+
+@test "sandbox create --expires: the sandbox is gone after its time" {
+	start_serve
+	new_cb
+	new_sb --start --expires 1s
+	local i
+	for ((i = 0; i < 100; i++)); do
+		sb info "$SB" >/dev/null 2>&1 || break
+		sleep 0.1
+	done
+	run --separate-stderr sb info "$SB"
+	assert_error 1 "$SB"
+}
