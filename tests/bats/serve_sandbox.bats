@@ -21,9 +21,10 @@ field() {
 	jget "${output#* }" "$1"
 }
 
-# cb_source: a codebase imported from $T/src (a.txt, docs/d.txt, .env).
+# cb_source: a codebase imported from $T/src (a.txt, docs/d.txt, .env,
+# output/).
 cb_source() {
-	mkdir -p "$T/src/docs"
+	mkdir -p "$T/src/docs" "$T/src/output"
 	echo alpha >"$T/src/a.txt"
 	echo doc >"$T/src/docs/d.txt"
 	echo SECRET=1 >"$T/src/.env"
@@ -289,4 +290,310 @@ sandbox_pids() {
 	run api DELETE "/v1/sandboxes/$SB"
 	assert_eq "200 kept $dp" "${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]')"
 	[ -d "$dp" ]
+}
+
+@test "files through the view: hidden 404, read-only 403, writes land in the delta" {
+	start_serve
+	cb_source
+	ln -s /etc/passwd "$T/src/out"
+	ln -s a.txt "$T/src/in"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+	new_sandbox '"start": true, "permissions": [{"pattern": "/out", "permission": "read"}]'
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$SB/files/in"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$SB/files/.env"
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no file '.env' in the sandbox\"}"
+	run api PUT "/v1/sandboxes/$SB/files/a.txt" --data-binary changed
+	assert_output "403 {\"code\":\"permission_denied\",\"message\":\"'a.txt': Permission denied\"}"
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary new
+	assert_output '200 {"path":"output/n.txt","size":3}'
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_output "200 new"
+	[ "$(cat "$(jget "$SBJ" 'j["delta_path"]')/upper/output/n.txt")" = new ]
+	# the codebase is untouched until the sandbox is destroyed
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_eq 404 "${output%% *}"
+	run api GET "/v1/sandboxes/$SB/files?recursive=true"
+	assert_eq "200 a.txt docs docs/d.txt in out output output/n.txt" \
+		"${output%% *} $(field '" ".join(f["path"] for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files?path=docs"
+	assert_eq "200 docs/d.txt:d.txt:file:4" \
+		"${output%% *} $(field '" ".join("%s:%s:%s:%d" % (f["path"], f["name"], f["type"], f["size"]) for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files?path=a.txt"
+	assert_eq "200 a.txt:a.txt:file:6" \
+		"${output%% *} $(field '" ".join("%s:%s:%s:%d" % (f["path"], f["name"], f["type"], f["size"]) for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files/docs"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"'docs' is a directory\"}"
+}
+
+@test "files: paths that would leave /workspace are refused" {
+	start_serve
+	cb_source
+	ln -s /etc/passwd "$T/src/out"
+	ln -s .. "$T/src/up"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+	new_sandbox '"start": true, "permissions": [{"pattern": "/out", "permission": "write"}, {"pattern": "/up", "permission": "write"}]'
+	run api GET "/v1/sandboxes/$SB/files/..%2F..%2Fetc%2Fpasswd"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"path '../../etc/passwd' has a '..' component\"}"
+	run api GET "/v1/sandboxes/$SB/files/%2Fetc%2Fpasswd"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"path '/etc/passwd' is absolute: paths are relative to /workspace\"}"
+	run api GET "/v1/sandboxes/$SB/files?path=/etc"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files/out"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"'out' leads out of /workspace through a symbolic link\"}"
+	run api PUT "/v1/sandboxes/$SB/files/out" --data-binary x
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files/up/etc/passwd"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files?path=up"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	# a directory that does not exist cannot be written into
+	run api PUT "/v1/sandboxes/$SB/files/nodir/x" --data-binary x
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no file 'nodir/x' in the sandbox\"}"
+}
+
+@test "files: not running 409, no sandbox 404" {
+	start_serve
+	cb_source
+	new_sandbox ''
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	assert_output "409 {\"code\":\"not_running\",\"message\":\"sandbox '$SB' is not running\"}"
+	run api PUT "/v1/sandboxes/$SB/files/output/x" --data-binary x
+	assert_output "409 {\"code\":\"not_running\",\"message\":\"sandbox '$SB' is not running\"}"
+	run api GET "/v1/sandboxes/$SB/files"
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/sb_nope/files/a.txt"
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no sandbox 'sb_nope'\"}"
+}
+
+@test "two sandboxes over one codebase, each with its own rules and delta" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true, "permissions": [{"pattern": "/docs", "permission": "write", "type": "directory", "priority": 10}]'
+	local a=$SB
+	new_sandbox '"start": true, "preset": "read-only", "permissions": [{"pattern": "a.txt", "permission": "none", "type": "file", "priority": 10}]'
+	local b=$SB
+	run api PUT "/v1/sandboxes/$a/files/docs/new.txt" --data-binary A
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/sandboxes/$b/files/docs/new.txt" --data-binary B
+	assert_eq 403 "${output%% *}"
+	run api GET "/v1/sandboxes/$b/files/docs/new.txt"
+	assert_eq 404 "${output%% *}"
+	run api GET "/v1/sandboxes/$a/files/a.txt"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$b/files/a.txt"
+	assert_eq 404 "${output%% *}"
+}
+
+@test "stop and start again: the writes are kept" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary kept
+	assert_eq 200 "${output%% *}"
+	run api POST "/v1/sandboxes/$SB/stop"
+	assert_eq 200 "${output%% *}"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "200 running $(jget "$SBJ" 'j["delta_path"]')" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_output "200 kept"
+}
+
+@test "destroy: sync, keep and discard, and conflicts reported" {
+	start_serve
+	cb_source
+	local fate
+	for fate in sync keep discard; do
+		new_sandbox "\"start\": true, \"on_destroy\": \"$fate\""
+		run api PUT "/v1/sandboxes/$SB/files/output/$fate.txt" --data-binary "$fate"
+		assert_eq 200 "${output%% *}"
+		local dp
+		dp=$(jget "$SBJ" 'j["delta_path"]')
+		run api DELETE "/v1/sandboxes/$SB"
+		case $fate in
+		sync)
+			assert_output '200 {"delta":{"fate":"synced","path":null,"written":1,"deleted":0,"conflicts":0,"notes":[]}}'
+			run api GET "/v1/codebases/$CB/files/output/sync.txt"
+			assert_output "200 sync"
+			[ ! -e "$dp" ] ;;
+		keep)
+			assert_output "200 {\"delta\":{\"fate\":\"kept\",\"path\":\"$dp\",\"written\":0,\"deleted\":0,\"conflicts\":0,\"notes\":[]}}"
+			[ "$(cat "$dp/upper/output/keep.txt")" = keep ]
+			run api GET "/v1/codebases/$CB/files/output/keep.txt"
+			assert_eq 404 "${output%% *}" ;;
+		discard)
+			assert_output '200 {"delta":{"fate":"discarded","path":null,"written":0,"deleted":0,"conflicts":0,"notes":[]}}'
+			[ ! -e "$dp" ]
+			run api GET "/v1/codebases/$CB/files/output/discard.txt"
+			assert_eq 404 "${output%% *}" ;;
+		esac
+		[ -z "$(sandbox_pids)" ]
+	done
+	# changed in the codebase meanwhile: a conflict, the delta kept
+	new_sandbox '"start": true, "permissions": [{"pattern": "a.txt", "permission": "write", "priority": 10}]'
+	run api PUT "/v1/sandboxes/$SB/files/a.txt" --data-binary mine
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/codebases/$CB/files/a.txt" --data-binary theirs
+	assert_eq 200 "${output%% *}"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 conflicts 1 a.txt conflict $(jget "$SBJ" 'j["delta_path"]')" \
+		"${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["conflicts"]') $(field 'j["delta"]["notes"][0]["path"]') $(field 'j["delta"]["notes"][0]["kind"]') $(field 'j["delta"]["path"]')"
+	[ -n "$(field 'j["delta"]["notes"][0]["message"]')" ]
+	run api GET "/v1/codebases/$CB/files/a.txt"
+	assert_output "200 theirs"
+}
+
+@test "a sandbox cannot be given serve's socket or data directory" {
+	# a socket every sandbox would show: refused before it is made
+	run af serve --socket /usr/share/agentfense-test.sock
+	assert_status 125
+	assert_output "agentfense: cannot use '/usr/share/agentfense-test.sock' as socket: it is inside '/usr', which every sandbox shows
+hint: use a private directory, such as the default under \$XDG_RUNTIME_DIR or ~/.local/share"
+	# a root filesystem holding the socket, or the data directory
+	mkdir -p "$T/root/bin" "$T/root/run"
+	chmod 700 "$T/root/run"
+	SOCK=$T/root/run/af.sock
+	start_serve --socket "$SOCK"
+	new_codebase '{"name": "a"}'
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$T/root\", \"start\": true}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	assert_eq "cannot use '$T/root' as image: it holds serve's socket '$T/root/run'" "$(field 'j["message"]')"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$XDG_DATA_HOME\"}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET /v1/sandboxes
+	assert_output '200 {"sandboxes":[],"next_page_token":""}'
+}
+
+@test "SIGTERM gives the changes their fate: sync applies them to the codebase" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary synced
+	assert_eq 200 "${output%% *}"
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	stop_serve
+	[ ! -e "$dp" ]
+	[ -z "$(af_leftovers)" ]
+	start_serve
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 synced"
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 stopped None" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+}
+
+@test "a sandbox whose init is killed is in status error; destroying it still syncs" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary before
+	assert_eq 200 "${output%% *}"
+	kill -KILL $(sandbox_pids)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		run api GET "/v1/sandboxes/$SB"
+		[ "$(field 'j["status"]')" = error ] && break
+		sleep 0.02
+	done
+	assert_eq "200 error" "${output%% *} $(field 'j["status"]')"
+	[[ "$(field 'j["error"]')" == "the sandbox ended by itself"* ]]
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 synced" "${output%% *} $(field 'j["delta"]["fate"]')"
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 before"
+}
+
+@test "resources become the limits run uses; what is not enforced is a warning" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox '"start": true, "resources": {"memory_bytes": 67108864, "cpu_quota": 50000, "cpu_shares": 512, "pids_limit": "64"}'
+	assert_eq "{'memory_bytes': 67108864, 'cpu_quota': 50000, 'cpu_shares': 512, 'pids_limit': 64}" "$(jget "$SBJ" 'j["resources"]')"
+	assert_eq "resources.cpu_shares is not enforced: agentfense limits CPU time with cpu_quota only" \
+		"$(jget "$SBJ" 'j["warnings"][0]')"
+	# the limits' own warnings (no delegated cgroup here) follow, as run's
+	local w
+	w=$(jget "$SBJ" '"\n".join(j["warnings"][1:])')
+	[ -z "$w" ] || [[ "$w" == *"--memory"* ]]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "$(jget "$SBJ" 'j["warnings"]')" "$(field 'j["warnings"]')"
+}
+
+@test "a sandbox cannot see or reach serve's socket or data directory" {
+	# outside /tmp (every sandbox has its own), where a user's are
+	local h
+	h=$(mktemp -d "$HOME/.af-serve-test.XXXXXX")
+	export XDG_RUNTIME_DIR=$h/rt XDG_DATA_HOME=$h/data
+	mkdir -m 700 "$XDG_RUNTIME_DIR"
+	SOCK=$XDG_RUNTIME_DIR/agentfense/agentfense.sock
+	start_serve
+	cb_source
+	local net rc=0
+	for net in none host; do
+		new_sandbox "\"start\": true, \"network\": \"$net\""
+		run api POST "/v1/sandboxes/$SB/exec" -d "{\"argv\": [\"python3\", \"-c\", \"
+import os, socket, sys
+for p in sys.argv[1:]:
+    print(p, os.path.exists(p))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+\", \"$SOCK\", \"$XDG_RUNTIME_DIR\", \"$XDG_DATA_HOME\", \"$h\"]}"
+		assert_eq 200 "${output%% *}" || rc=1
+		assert_eq "$SOCK False|$XDG_RUNTIME_DIR False|$XDG_DATA_HOME False|$h False|refused 2|" \
+			"$(field 'j["stdout"].replace("\n", "|")')" || rc=1
+	done
+	stop_serve
+	rm -rf "$h"
+	return $rc
+}
+
+@test "at most 1024 sandboxes: past it, resource_exhausted" {
+	# records as an earlier serve left them
+	local dir=$XDG_DATA_HOME/agentfense/sandboxes
+	mkdir -p "$dir"
+	python3 - "$dir" <<'PY'
+import json, sys
+for i in range(1024):
+    sid = "sb_%032x" % i
+    with open("%s/%s.json" % (sys.argv[1], sid), "w") as f:
+        json.dump({"id": sid, "codebase_id": "cb_gone", "status": "pending",
+                   "created_at": "2026-01-01T00:00:00.%06dZ" % i}, f)
+PY
+	start_serve
+	new_codebase '{"name": "a"}'
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"}"
+	assert_output '429 {"code":"resource_exhausted","message":"serve holds 1024 sandboxes already: destroy some first"}'
+	run api DELETE /v1/sandboxes/sb_00000000000000000000000000000007
+	assert_eq "200 none" "${output%% *} $(field 'j["delta"]["fate"]')"
+	new_sandbox ''
+	run api GET /v1/sandboxes
+	assert_eq 1024 "$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["sandboxes"]))' "$T/body")"
+}
+
+@test "image: a root filesystem directory or an OCI layout, as --rootfs and --image" {
+	local tools=$BATS_TEST_DIRNAME/../tools
+	"$tools"/mkrootfs "$T/rootfs"
+	"$tools"/mkoci "$T/oci" "$T/rootfs" >/dev/null
+	export XDG_CACHE_HOME=$T/cache
+	start_serve
+	cb_source
+	local img
+	for img in "$T/rootfs" "$T/oci"; do
+		new_sandbox "\"start\": true, \"image\": \"$img\", \"runtime\": \"RUNTIME_TYPE_DOCKER\""
+		assert_eq "$img docker" "$(jget "$SBJ" 'j["image"]') $(jget "$SBJ" 'j["runtime"]')"
+		[[ "$(jget "$SBJ" '" ".join(j["warnings"])')" == *"runtime docker: agentfense runs the image in its own sandbox"* ]]
+		run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "cat /etc/af-rootfs-marker; cat a.txt; test -e /usr/bin/python3 || echo no-python"}'
+		assert_eq "200 af-rootfs|alpha|no-python|" "${output%% *} $(field 'j["stdout"].replace("\n", "|")')"
+	done
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$T/nothing\"}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
 }
