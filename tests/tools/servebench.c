@@ -3,9 +3,9 @@
  * bench/serve; not installed).  A client in C, so that what is measured
  * is serve and not the client.
  *
- *   servebench SOCK latency N METHOD PATH [BODY]
+ *   servebench SOCK latency N METHOD PATH [BODY [EXPECT]]
  *       N requests one after another on one connection; each must answer
- *       2xx.  Prints {"n":N,"p50_ms":..,"p99_ms":..,"mean_ms":..,"max_ms":..}.
+ *       2xx, with EXPECT in its body if given.  Prints {"n":N,"p50_ms":..,"p99_ms":..,"mean_ms":..,"max_ms":..}.
  *   servebench SOCK create N CODEBASE
  *       N times: POST /v1/sandboxes {"codebase_id":CODEBASE,"start":true,
  *       "on_destroy":"discard"} (timed: create + start), then DELETE it
@@ -139,7 +139,8 @@ static void wrong(const char *what, const struct reply *r)
 		r->body ? r->body : "");
 }
 
-static int latency(int n, const char *method, const char *path, const char *body)
+static int latency(int n, const char *method, const char *path, const char *body,
+		   const char *expect)
 {
 	int fd = dial();
 	double *t = calloc((size_t)n, sizeof(*t));
@@ -152,7 +153,8 @@ static int latency(int n, const char *method, const char *path, const char *body
 			exit(125);
 		}
 		t[i] = now_ms() - t0;
-		if (r.status / 100 != 2 && !bad++)
+		if ((r.status / 100 != 2 || (expect && (!r.body || !strstr(r.body, expect)))) &&
+		    !bad++)
 			wrong(path, &r);
 		free(r.body);
 	}
@@ -291,10 +293,10 @@ static int number(const char *s)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 5 && !strcmp(argv[2], "latency") && argc <= 7) {
+	if (argc >= 5 && !strcmp(argv[2], "latency") && argc <= 8) {
 		sock_path = argv[1];
 		return latency(number(argv[3]), argv[4], argc > 5 ? argv[5] : "/",
-			       argc > 6 ? argv[6] : NULL);
+			       argc > 6 ? argv[6] : NULL, argc > 7 ? argv[7] : NULL);
 	}
 	if (argc == 5 && !strcmp(argv[2], "create")) {
 		sock_path = argv[1];
@@ -304,7 +306,7 @@ int main(int argc, char **argv)
 		sock_path = argv[1];
 		return spread(number(argv[3]), number(argv[4]), argv + 5, argc - 5);
 	}
-	fprintf(stderr, "usage: servebench SOCK latency N METHOD PATH [BODY]\n"
+	fprintf(stderr, "usage: servebench SOCK latency N METHOD PATH [BODY [EXPECT]]\n"
 			"       servebench SOCK create N CODEBASE\n"
 			"       servebench SOCK spread CLIENTS TOTAL ID...\n");
 	return 125;
