@@ -113,6 +113,8 @@ stop_autostarted() {
 	assert_eq "1|two words|f1|ours|/workspace/src" "$output"
 	run sb exec -w /workspace/docs "$SB" -- pwd
 	assert_eq /workspace/docs "$output"
+	run --separate-stderr sb exec -w /workspace/nope "$SB" -- true
+	assert_error 125 "cannot change to working directory '/workspace/nope'"
 	# bytes that are not UTF-8 come back as they are
 	sb exec "$SB" -- printf '\377\000a\351' >"$T/bin"
 	assert_eq "ff 00 61 e9" "$(od -An -tx1 "$T/bin" | xargs)"
@@ -205,6 +207,22 @@ stop_autostarted() {
 	assert_eq "" "$output"
 	assert_contains "$stderr" "agentfense: changes kept in '"
 	rm -rf "$(sed -n "s/.*changes kept in '\(.*\)'.*/\1/p" <<<"$stderr")"
+	# a change the codebase made meanwhile wins; rm says where the
+	# sandbox's version is, as run does
+	new_sb --start -r 'README.md=write'
+	sb exec "$SB" -- sh -c 'echo mine >/workspace/README.md'
+	echo theirs | af codebase put "$CB" - README.md
+	run --separate-stderr sb rm -f "$SB"
+	assert_status 0
+	assert_eq "" "$output"
+	assert_eq 2 "${#stderr_lines[@]}"
+	assert_contains "${stderr_lines[0]}" "agentfense: conflict: 'README.md' changed in the project while the sandbox ran"
+	assert_contains "${stderr_lines[1]}" "agentfense: 1 change not synced (conflicting or held): the sandbox's version is kept in '"
+	path=$(sed -n "s/.*version is kept in '\(.*\)'$/\1/p" <<<"${stderr_lines[1]}")
+	assert_eq mine "$(cat "$path/upper/README.md")"
+	rm -rf "$path"
+	run af codebase get "$CB" README.md
+	assert_eq theirs "$output"
 	# several ids in one go
 	local a b
 	a=$(sb create "$CB")
