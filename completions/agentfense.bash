@@ -30,7 +30,7 @@ _agentfense()
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
     local codebase_cmds="create files get info ls put rm"
     local codebase_opts="--force --from --help --ignore --json --label --max-file-size --owner --recursive --socket --tar -r"
-    local sandbox_cmds="create exec info ls rm start stop"
+    local sandbox_cmds="cp create exec info ls rm start stop"
     local sandbox_opts="--changes --codebase --cpus --env --env-file --expires --force --help --image --interactive --json --label --memory --net --pids --preset --rule --socket --start --status --timeout --workdir -e -f -i -p -r -w"
     local session_cmds="close exec info ls open"
     local session_opts="--env --env-file --help --json --shell --socket --timeout --workdir -e -w"
@@ -214,6 +214,9 @@ _agentfense()
             COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         elif [[ -z $sub ]]; then
             COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        elif [[ $cmd == sandbox && $sub == cp ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            compopt -o filenames 2>/dev/null
         fi
         ;;
     help)

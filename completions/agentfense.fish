@@ -99,7 +99,8 @@ complete -c agentfense -n "$codebase; and __fish_seen_subcommand_from get put" -
 
 # sandbox (options sorted)
 set -l sandbox '__fish_seen_subcommand_from sandbox'
-set -l sbcmds create exec info ls rm start stop
+set -l sbcmds cp create exec info ls rm start stop
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a cp -d 'copy a file out of or into a sandbox'
 complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a create -d 'create a sandbox on a codebase'
 complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a exec -d 'run a command in a sandbox'
 complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a info -d 'show a sandbox'
@@ -129,6 +130,7 @@ complete -c agentfense -n $sandbox -l start -d 'create: start it at once'
 complete -c agentfense -n $sandbox -l status -x -a 'error pending running stopped' -d 'ls: only sandboxes in this state'
 complete -c agentfense -n $sandbox -l timeout -x -d 'exec: kill the command after this long'
 complete -c agentfense -n $sandbox -s w -l workdir -x -d 'exec: working directory'
+complete -c agentfense -n "$sandbox; and __fish_seen_subcommand_from cp" -F
 
 # session (options sorted)
 set -l session '__fish_seen_subcommand_from session'

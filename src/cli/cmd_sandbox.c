@@ -9,10 +9,12 @@
  * fired and 125 for any failure of agentfense (a missing sandbox too). */
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/api_cli.h"
@@ -22,8 +24,9 @@
 #include "policy/policy.h"
 #include "sandbox/reslimits.h"
 
-enum sub { SUB_CREATE, SUB_START, SUB_STOP, SUB_RM, SUB_LS, SUB_INFO, SUB_EXEC, NSUB };
-static const char *const sub_names[] = { "create", "start", "stop", "rm", "ls", "info", "exec" };
+enum sub { SUB_CREATE, SUB_START, SUB_STOP, SUB_RM, SUB_LS, SUB_INFO, SUB_EXEC, SUB_CP, NSUB };
+static const char *const sub_names[] = { "create", "start", "stop", "rm", "ls", "info", "exec",
+					 "cp" };
 #define ALL ((1u << NSUB) - 1)
 #define ON(s) (1u << (s))
 
@@ -45,10 +48,14 @@ static void usage(FILE *f)
 		"   or: agentfense sandbox rm [-f] ID...\n"
 		"   or: agentfense sandbox ls [--codebase ID] [--status S] [--label K=V]...\n"
 		"   or: agentfense sandbox info ID\n"
-		"   or: agentfense sandbox exec [OPTIONS] ID [--] COMMAND [ARG...]\n\n"
+		"   or: agentfense sandbox exec [OPTIONS] ID [--] COMMAND [ARG...]\n"
+		"   or: agentfense sandbox cp ID:PATH LOCAL|-\n"
+		"   or: agentfense sandbox cp LOCAL|- ID:PATH\n\n"
 		"Manage long-lived sandboxes through agentfense serve, which is started in\n"
 		"the background when nothing answers on the socket.  CODEBASE is a codebase\n"
-		"id or name; an ID may be shortened to a unique prefix (sb_3f2a).\n"
+		"id or name; an ID may be shortened to a unique prefix (sb_3f2a).  cp copies\n"
+		"one file out of or into a running sandbox through its view; PATH is\n"
+		"relative to /workspace.\n"
 		"See agentfense-serve(1).\n\n"
 		"options:\n"
 		"      --changes sync|keep|discard\n"
@@ -505,6 +512,148 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 	return api_exec_status(&o->c, &end);
 }
 
+/* --- cp ---------------------------------------------------------------------------- */
+
+/* Split "ID:PATH" (a colon before any slash, as docker cp has it) into a
+ * resolved id and a path relative to /workspace; false for a local path.
+ * Dies on a path outside /workspace. */
+static bool looks_remote(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	return colon && colon != arg && !memchr(arg, '/', (size_t)(colon - arg));
+}
+
+static bool remote_arg(const struct sb_opts *o, const char *arg, char **id, char **path)
+{
+	if (!looks_remote(arg))
+		return false;
+	const char *colon = strchr(arg, ':');
+	autofree char *want = xstrndup(arg, (size_t)(colon - arg));
+	const char *p = colon + 1;
+	if (*p == '/') {
+		if (strncmp(p, "/workspace", 10) != 0 || (p[10] && p[10] != '/'))
+			api_usage_error(&o->c, NULL, "cannot copy '%s': only files under /workspace "
+					"can be copied", arg);
+		p += 10;
+		p += strspn(p, "/");
+	}
+	*path = xstrdup(p);
+	*id = api_sandbox_id(&o->c, want);
+	return true;
+}
+
+static char *file_route(const char *id, const char *path, unsigned mode)
+{
+	autofree char *e = client_escape(path, true);
+	autofree char *suffix = mode ? xasprintf("/files/%s?mode=%04o", e, mode)
+				     : xasprintf("/files/%s", e);
+	return sb_path(id, suffix);
+}
+
+/* A failed file request: not found is 1 (125 for an unknown sandbox is
+ * api_no_sandbox's), not running 3 with how to start it. */
+static AF_NORETURN void cp_fail(const struct sb_opts *o, const char *id, struct api_error *e)
+{
+	if (!strcmp(e->code, "not_found") && strstr(e->message, "no sandbox"))
+		api_no_sandbox(&o->c, id, e->message);
+	fputs(AF_PROG ": ", stderr);
+	api_put_safe(stderr, e->message);
+	fputc('\n', stderr);
+	if (!strcmp(e->code, "not_running"))
+		hint_msg("start it with 'agentfense sandbox start %s'", id);
+	exit(api_exit_code(&o->c, e));
+}
+
+static int cp_out(const struct sb_opts *o, const char *id, const char *path, const char *local)
+{
+	if (!*path || path[strlen(path) - 1] == '/')
+		api_usage_error(&o->c, NULL, "cannot copy '%s': cp copies one file", path);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	bool to_stdout = strcmp(local, "-") == 0;
+	autofree char *target = NULL;
+	struct stat st;
+	if (!to_stdout)
+		target = stat(local, &st) == 0 && S_ISDIR(st.st_mode) ? xasprintf("%s/%s", local, base)
+								       : xstrdup(local);
+	/* written beside the target and renamed: a failed copy leaves no
+	 * half file under the name */
+	autofree char *tmp = to_stdout ? NULL : xasprintf("%s.agentfense-XXXXXX", target);
+	autoclose int fd = to_stdout ? dup(STDOUT_FILENO) : mkstemp(tmp);
+	if (fd < 0)
+		die(AF_EXIT_FAILURE, "cannot create '%s': %s", to_stdout ? "-" : target,
+		    strerror(errno));
+	autofree char *route = file_route(id, path, 0);
+	struct client_req req = { "GET", route, NULL, 0, -1, 0, fd };
+	cJSON *j;
+	struct api_error e;
+	if (api_request(&o->c, &req, &j, &e)) {
+		if (tmp)
+			unlink(tmp);
+		cp_fail(o, id, &e);
+	}
+	if (tmp) {
+		fchmod(fd, 0644 & ~umask(umask(0)));
+		if (rename(tmp, target) < 0) {
+			int en = errno;
+			unlink(tmp);
+			die(AF_EXIT_FAILURE, "cannot write '%s': %s", target, strerror(en));
+		}
+	}
+	return 0;
+}
+
+static int cp_in(const struct sb_opts *o, const char *local, const char *id, const char *path)
+{
+	bool from_stdin = strcmp(local, "-") == 0;
+	autoclose int fd = from_stdin ? dup(STDIN_FILENO) : open(local, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(errno == ENOENT ? API_EXIT_NOT_FOUND : AF_EXIT_FAILURE, "cannot open '%s': %s",
+		    local, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		die(AF_EXIT_FAILURE, "cannot stat '%s': %s", local, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		api_usage_error(&o->c, NULL, "cannot copy '%s': it is a directory; cp copies one file",
+				local);
+	autofree char *dest = NULL;
+	if (!*path || path[strlen(path) - 1] == '/') {
+		if (from_stdin)
+			api_usage_error(&o->c, NULL, "a copy from standard input needs a file name "
+					"in the sandbox");
+		const char *base = strrchr(local, '/') ? strrchr(local, '/') + 1 : local;
+		dest = xasprintf("%s%s", path, base);
+	} else {
+		dest = xstrdup(path);
+	}
+	unsigned mode = S_ISREG(st.st_mode) ? (unsigned)(st.st_mode & 0777) : 0;
+	autofree char *route = file_route(id, dest, mode);
+	struct client_req req = { "PUT", route, NULL, 0, fd,
+				  S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1, -1 };
+	cJSON *j;
+	struct api_error e;
+	if (api_request(&o->c, &req, &j, &e))
+		cp_fail(o, id, &e);
+	if (o->json)
+		api_print_json(j);
+	cJSON_Delete(j);
+	return 0;
+}
+
+static int sb_cp(const struct sb_opts *o, const char *src, const char *dst)
+{
+	autofree char *sid = NULL, *spath = NULL, *did = NULL, *dpath = NULL;
+	if (looks_remote(src) && looks_remote(dst))
+		api_usage_error(&o->c, NULL, "cannot copy from one sandbox to another: copy to a "
+				"local file first");
+	if (!looks_remote(src) && !looks_remote(dst))
+		api_usage_error(&o->c, NULL, "one of '%s' and '%s' must be ID:PATH in a sandbox",
+				src, dst);
+	bool sr = remote_arg(o, src, &sid, &spath);
+	if (!sr)
+		remote_arg(o, dst, &did, &dpath);
+	return sr ? cp_out(o, sid, spath, dst) : cp_in(o, src, did, dpath);
+}
+
 /* --- the command line ---------------------------------------------------------- */
 
 int cmd_sandbox(int argc, char **argv)
@@ -542,7 +691,7 @@ int cmd_sandbox(int argc, char **argv)
 	struct { int opt; unsigned subs; } applies[] = {
 		{ OPT_SOCKET, ALL }, { 'h', ALL },
 		{ OPT_JSON, ON(SUB_CREATE) | ON(SUB_START) | ON(SUB_STOP) | ON(SUB_RM) | ON(SUB_LS) |
-			    ON(SUB_INFO) },
+			    ON(SUB_INFO) | ON(SUB_CP) },
 		{ 'p', ON(SUB_CREATE) }, { 'r', ON(SUB_CREATE) }, { OPT_EXPIRES, ON(SUB_CREATE) },
 		{ OPT_NET, ON(SUB_CREATE) }, { OPT_MEMORY, ON(SUB_CREATE) },
 		{ OPT_CPUS, ON(SUB_CREATE) }, { OPT_PIDS, ON(SUB_CREATE) },
@@ -629,7 +778,7 @@ int cmd_sandbox(int argc, char **argv)
 			break;
 		if (optind >= argc)
 			api_usage_error(&o.c, NULL, "missing subcommand: create, start, stop, rm, ls, "
-					"info or exec");
+					"info, exec or cp");
 		subname = argv[optind];
 		for (int i = 0; i < NSUB; i++)
 			if (!strcmp(subname, sub_names[i]))
@@ -693,6 +842,10 @@ int cmd_sandbox(int argc, char **argv)
 	case SUB_INFO:
 		NARGS(1, 1, "ID");
 		r = sb_info(&o, a[0]);
+		break;
+	case SUB_CP:
+		NARGS(2, 2, "ID:PATH LOCAL, or LOCAL ID:PATH");
+		r = sb_cp(&o, a[0], a[1]);
 		break;
 	case SUB_EXEC:
 	case NSUB:

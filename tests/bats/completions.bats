@@ -74,7 +74,8 @@ contains_all() {
 	contains_all "$(help_opts explain)" "$(zsh_complete 'agentfense explain --')"
 	contains_all "$(help_opts sandbox)" "$(zsh_complete 'agentfense sandbox --')"
 	contains_all "$(help_opts session)" "$(zsh_complete 'agentfense session --')"
-	contains_all "create
+	contains_all "cp
+create
 exec
 info
 ls
@@ -135,7 +136,8 @@ read-only" "$(fish_complete 'agentfense run -p ')"
 	contains_all "$(help_opts sandbox)" "$(bash_complete agentfense sandbox --)"
 	contains_all "$(help_opts session)" "$(bash_complete agentfense session --)"
 	contains_all "$(help_opts sandbox)" "$(bash_complete agentfense sandbox exec --)"
-	assert_eq "create
+	assert_eq "cp
+create
 exec
 info
 ls

@@ -381,3 +381,54 @@ EOF
 	run --separate-stderr sb info "$SB"
 	assert_error 1 "$SB"
 }
+
+@test "sandbox cp: one file out of and into a running sandbox, through its view" {
+	start_serve
+	new_cb
+	new_sb --start
+	# out: to a file, into a directory, to stdout
+	sb cp "$SB:README.md" "$T/readme"
+	assert_eq "hello agentfense" "$(cat "$T/readme")"
+	mkdir "$T/d"
+	sb cp "$SB:/workspace/docs/guide.txt" "$T/d"
+	assert_eq guide "$(cat "$T/d/guide.txt")"
+	run sb cp "${SB:0:10}:src/main.c" -
+	assert_eq "int main(void) { return 0; }" "$output"
+	# in: bytes and mode as they are, from stdin with a name
+	printf '\000\377bin' >"$T/b.bin"
+	chmod 640 "$T/b.bin"
+	run --separate-stderr sb cp "$T/b.bin" "$SB:output/"
+	assert_status 0
+	assert_eq "" "$output$stderr"
+	assert_eq "00 ff 62 69 6e 640" "$(sb exec "$SB" -- sh -c 'od -An -tx1 /workspace/output/b.bin; stat -c %a /workspace/output/b.bin' | xargs)"
+	echo piped | sb cp - "$SB:output/p.txt"
+	run sb exec "$SB" -- cat /workspace/output/p.txt
+	assert_eq piped "$output"
+	# the policy holds: hidden is not found, read-only refused
+	run --separate-stderr sb cp "$SB:.env" "$T/env"
+	assert_error 1 "no file '.env' in the sandbox"
+	refute_contains "$stderr" "$SECRET_MARK"
+	[ ! -e "$T/env" ]
+	assert_eq "" "$(ls "$T" | grep agentfense- || true)"
+	run --separate-stderr sb cp "$T/b.bin" "$SB:src/b.bin"
+	assert_error 125 "'src/b.bin': Permission denied"
+	run sb exec "$SB" -- test -e /workspace/src/b.bin
+	assert_status 1
+	run --separate-stderr sb cp "$SB:../../etc/passwd" "$T/x"
+	assert_error 125 "has a '..' component"
+	# bad arguments
+	run --separate-stderr sb cp "$T/a" "$T/b"
+	assert_error 125 "must be ID:PATH in a sandbox"
+	run --separate-stderr sb cp "$SB:a" "$SB:b"
+	assert_error 125 "cannot copy from one sandbox to another"
+	run --separate-stderr sb cp "$SB:/etc/passwd" "$T/x"
+	assert_error 125 "only files under /workspace"
+	run --separate-stderr sb cp "$P" "$SB:x"
+	assert_error 125 "is a directory"
+	run --separate-stderr sb cp - "$SB:output/"
+	assert_error 125 "needs a file name"
+	sb stop "$SB"
+	run --separate-stderr sb cp "$SB:README.md" -
+	assert_error 3 "is not running"
+	assert_contains "$stderr" "hint: start it with 'agentfense sandbox start $SB'"
+}
