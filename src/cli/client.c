@@ -273,7 +273,7 @@ int client_call_lines(const char *sock, const struct client_req *req, client_lin
 		if (rd.done)
 			break;
 		if (HTTP_PARSER_ERRNO(&p) != HPE_OK || got != (size_t)n || n == 0) {
-			free(rd.line);
+			free(steal_pointer(&rd.line));
 			if (rd.line_err)
 				return af_err_set(err, rd.line_err < 0 ? -rd.line_err : EPROTO,
 						  "cannot read the reply of agentfense serve: %s",

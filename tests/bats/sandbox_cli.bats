@@ -432,3 +432,20 @@ EOF
 	assert_error 3 "is not running"
 	assert_contains "$stderr" "hint: start it with 'agentfense sandbox start $SB'"
 }
+
+@test "sandbox exec: a serve that dies mid-command is agentfense's failure, 125, not the command's" {
+	start_serve
+	new_cb
+	new_sb --start
+	bg_af "$T/cut" sandbox exec "$SB" -- sh -c 'echo started; sleep 30'
+	local pid=$BG_PID st=0
+	wait_for_line "$T/cut" started 3
+	kill -KILL "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null || true
+	SERVE_PID=
+	wait "$pid" || st=$?
+	assert_eq 125 "$st"
+	assert_eq "started" "$(head -n 1 "$T/cut")"
+	assert_eq "agentfense: no valid reply from agentfense serve: Protocol error" "$(sed -n 2p "$T/cut")"
+	: >"$T/serve.log"
+}
