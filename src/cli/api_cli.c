@@ -63,6 +63,9 @@ void api_print_json(const cJSON *j)
 	cJSON_free(s);
 }
 
+/* api_request(), a 2xx body given line by line to on_line when it is
+ * not NULL.  Returns 0 or the error status with *e filled; dies when
+ * serve cannot be reached. */
 static int request(const struct api_cli *c, struct client_req *req, client_line_fn on_line,
 		   void *arg, cJSON **out, struct api_error *e)
 {
@@ -214,6 +217,7 @@ void api_env_file(const struct api_cli *c, cJSON *env, const char *path)
 	}
 }
 
+/* The value of a base64 digit, or -1. */
 static int b64_value(unsigned char ch)
 {
 	if (ch >= 'A' && ch <= 'Z')
@@ -371,7 +375,7 @@ char *api_read_all(int fd, size_t *len)
 
 /* --- sandbox ids ------------------------------------------------------------------- */
 
-static bool is_full_id(const char *s, const char *prefix)
+bool api_is_id(const char *s, const char *prefix)
 {
 	if (strncmp(s, prefix, 3) != 0 || strlen(s) != 35)
 		return false;
@@ -422,7 +426,7 @@ void api_no_sandbox(const struct api_cli *c, const char *id, const char *msg)
  * (a session's or codebase's id among them), or not found. */
 char *api_sandbox_id(const struct api_cli *c, const char *arg)
 {
-	if (is_full_id(arg, "sb_"))
+	if (api_is_id(arg, "sb_"))
 		return xstrdup(arg);
 	if (!strncmp(arg, "ss_", 3)) {
 		error_msg("'%s' is a session id, not a sandbox id", arg);

@@ -103,6 +103,9 @@ int api_exec_line(char *line, size_t len, void *arg);
  * failed (an error event, a stream cut short). */
 int api_exec_status(const struct api_cli *c, const struct api_exec_end *end);
 
+/* Whether s is a full id of its kind: prefix ("sb_", "ss_") and 32
+ * lowercase hex digits. */
+bool api_is_id(const char *s, const char *prefix);
 /* The full id of the sandbox arg names: a full id as it is, else the one
  * sandbox whose id starts with arg (sb_3f2a).  Dies with a usage error
  * on what cannot be a sandbox id (a session's or codebase's among them)

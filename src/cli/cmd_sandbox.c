@@ -88,6 +88,7 @@ static void usage(FILE *f)
 		"Durations are 30, 30s, 5m, 1h; sizes 512M, 1.5G: see agentfense(1).\n");
 }
 
+/* /v1/sandboxes/ID + suffix, malloc'd. */
 static char *sb_path(const char *id, const char *suffix)
 {
 	autofree char *e = client_escape(id, false);
@@ -107,6 +108,7 @@ static cJSON *sb_call(const struct sb_opts *o, const char *id, struct client_req
 	return j;
 }
 
+/* sb_call() with a JSON body (or NULL), which is freed. */
 static cJSON *sb_call_json(const struct sb_opts *o, const char *id, const char *method,
 			   const char *suffix, cJSON *body)
 {
@@ -212,6 +214,7 @@ static void add_labels(const struct sb_opts *o, cJSON *body)
 	}
 }
 
+/* Exit 125 with err (a usage error of a parser of the library). */
 static void die_usage_err(const struct af_err *err)
 {
 	error_msg("%s", err->msg);
@@ -220,6 +223,7 @@ static void die_usage_err(const struct af_err *err)
 	exit(AF_EXIT_USAGE);
 }
 
+/* The subcommands: each returns the exit status, or dies with it. */
 static int sb_create(const struct sb_opts *o, const char *cb)
 {
 	cJSON *body = cJSON_CreateObject();
@@ -402,6 +406,7 @@ static int sb_ls(const struct sb_opts *o)
 	return 0;
 }
 
+/* One "field value" line of info. */
 static void kv(const char *k, const char *v)
 {
 	printf("%-12s ", k);
@@ -409,6 +414,7 @@ static void kv(const char *k, const char *v)
 	putchar('\n');
 }
 
+/* qsort() of strings. */
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -514,15 +520,16 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 
 /* --- cp ---------------------------------------------------------------------------- */
 
-/* Split "ID:PATH" (a colon before any slash, as docker cp has it) into a
- * resolved id and a path relative to /workspace; false for a local path.
- * Dies on a path outside /workspace. */
+/* Whether a cp argument is ID:PATH: a colon before any slash, as docker
+ * cp has it. */
 static bool looks_remote(const char *arg)
 {
 	const char *colon = strchr(arg, ':');
 	return colon && colon != arg && !memchr(arg, '/', (size_t)(colon - arg));
 }
 
+/* Split "ID:PATH" into a resolved id and a path relative to /workspace;
+ * false for a local path.  Dies on a path outside /workspace. */
 static bool remote_arg(const struct sb_opts *o, const char *arg, char **id, char **path)
 {
 	if (!looks_remote(arg))
@@ -542,6 +549,7 @@ static bool remote_arg(const struct sb_opts *o, const char *arg, char **id, char
 	return true;
 }
 
+/* The route of a file of the sandbox, with ?mode= unless 0; malloc'd. */
 static char *file_route(const char *id, const char *path, unsigned mode)
 {
 	autofree char *e = client_escape(path, true);
@@ -564,6 +572,7 @@ static AF_NORETURN void cp_fail(const struct sb_opts *o, const char *id, struct 
 	exit(api_exit_code(&o->c, e));
 }
 
+/* Download path to local (a file, a directory, or - for stdout). */
 static int cp_out(const struct sb_opts *o, const char *id, const char *path, const char *local)
 {
 	if (!*path || path[strlen(path) - 1] == '/')
@@ -602,6 +611,8 @@ static int cp_out(const struct sb_opts *o, const char *id, const char *path, con
 	return 0;
 }
 
+/* Upload local (a file, or - for stdin) to path (a directory if it
+ * ends in '/'). */
 static int cp_in(const struct sb_opts *o, const char *local, const char *id, const char *path)
 {
 	bool from_stdin = strcmp(local, "-") == 0;
@@ -639,6 +650,7 @@ static int cp_in(const struct sb_opts *o, const char *local, const char *id, con
 	return 0;
 }
 
+/* cp SRC DST: exactly one of them in a sandbox. */
 static int sb_cp(const struct sb_opts *o, const char *src, const char *dst)
 {
 	autofree char *sid = NULL, *spath = NULL, *did = NULL, *dpath = NULL;

@@ -53,20 +53,10 @@ static void usage(FILE *f)
 		"  -w, --workdir DIR         open: start in DIR (relative to /workspace)\n");
 }
 
-static bool is_session_id(const char *s)
-{
-	if (strncmp(s, "ss_", 3) != 0 || strlen(s) != 35)
-		return false;
-	for (const char *p = s + 3; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
 /* Die with a usage error unless id is a session id. */
 static void check_session_id(const struct ss_opts *o, const char *id)
 {
-	if (is_session_id(id))
+	if (api_is_id(id, "ss_"))
 		return;
 	if (!strncmp(id, "sb_", 3)) {
 		error_msg("'%s' is a sandbox id, not a session id", id);
@@ -91,6 +81,7 @@ static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error 
 	exit(api_exit_code(&o->c, e));
 }
 
+/* One request with a JSON body (freed); dies on an error reply. */
 static cJSON *ss_call(const struct ss_opts *o, const char *method, const char *path, cJSON *body)
 {
 	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
@@ -105,12 +96,14 @@ static cJSON *ss_call(const struct ss_opts *o, const char *method, const char *p
 	return j;
 }
 
+/* /v1/sessions/ID + suffix, malloc'd. */
 static char *ss_path(const char *id, const char *suffix)
 {
 	autofree char *e = client_escape(id, false);
 	return xasprintf("/v1/sessions/%s%s", e, suffix);
 }
 
+/* The subcommands: each returns the exit status, or dies with it. */
 static int ss_open(struct ss_opts *o, const char *arg)
 {
 	cJSON *body = cJSON_CreateObject();
@@ -205,6 +198,7 @@ static int ss_close(const struct ss_opts *o, int n, char **ids)
 	return 0;
 }
 
+/* One row of the ls table. */
 static void print_session_row(const cJSON *it)
 {
 	api_put_pad(api_str(it, "id"), 35);
