@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		"usage: agentfense sandbox create [OPTIONS] CODEBASE\n"
 		"   or: agentfense sandbox start|stop ID...\n"
 		"   or: agentfense sandbox rm [-f] ID...\n"
-		"   or: agentfense sandbox ls [--codebase ID] [--status S] [--label K=V]...\n"
+		"   or: agentfense sandbox ls [--codebase ID] [--status S] [--label K[=V]]...\n"
 		"   or: agentfense sandbox info ID\n"
 		"   or: agentfense sandbox exec [OPTIONS] ID [--] COMMAND [ARG...]\n"
 		"   or: agentfense sandbox cp ID:PATH LOCAL|-\n"
@@ -365,13 +365,27 @@ static int sb_rm(const struct sb_opts *o, int n, char **ids)
 
 /* --- ls, info ------------------------------------------------------------------ */
 
+/* Whether labels (a sandbox's object) has every --label K=V, or K. */
+static bool labels_match(const struct sb_opts *o, const cJSON *labels)
+{
+	for (int i = 0; i < o->nlabels; i++) {
+		const char *eq = strchr(o->labels[i], '=');
+		autofree char *k = eq ? xstrndup(o->labels[i], (size_t)(eq - o->labels[i]))
+				      : xstrdup(o->labels[i]);
+		const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, k));
+		if (!v || (eq && strcmp(v, eq + 1)))
+			return false;
+	}
+	return true;
+}
+
 static int sb_ls(const struct sb_opts *o)
 {
 	autofree char *path = xstrdup("/v1/sandboxes");
 	char sep = '?';
 	const char *keys[2] = { "codebase_id", "status" };
 	const char *vals[2] = { o->codebase, o->status };
-	for (int i = 0; i < 2 + o->nlabels; i++) {
+	for (int i = 0; i < 2 + (o->nlabels > 0); i++) {
 		const char *k = i < 2 ? keys[i] : "label", *v = i < 2 ? vals[i] : o->labels[i - 2];
 		if (!v)
 			continue;
@@ -387,6 +401,12 @@ static int sb_ls(const struct sb_opts *o)
 	}
 	struct client_req req = { "GET", path, NULL, 0, -1, 0, -1 };
 	cJSON *j = api_call(&o->c, &req);
+	/* serve filters by one label: the others are matched here, all of
+	 * them (the first again costs nothing and keeps one rule) */
+	cJSON *arr = cJSON_GetObjectItem(j, "sandboxes");
+	for (int i = cJSON_GetArraySize(arr) - 1; i >= 0; i--)
+		if (!labels_match(o, cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "labels")))
+			cJSON_DeleteItemFromArray(arr, i);
 	if (o->json) {
 		api_print_json(cJSON_GetObjectItem(j, "sandboxes"));
 		cJSON_Delete(j);

@@ -57,6 +57,13 @@ stop_autostarted() {
 	run sb ls --label team=x
 	assert_eq 2 "${#lines[@]}"
 	assert_eq "$id" "${lines[1]%% *}"
+	# several labels must all match; a key alone matches any value
+	run sb ls --json --label env=dev --label team=x
+	assert_eq "$id" "$(jget "$output" '" ".join(x["id"] for x in j)')"
+	run sb ls --json --label env=dev --label team=y
+	assert_eq "" "$(jget "$output" '" ".join(x["id"] for x in j)')"
+	run sb ls --json --label team
+	assert_eq "$id" "$(jget "$output" '" ".join(x["id"] for x in j)')"
 	run sb ls --status running
 	assert_eq 1 "${#lines[@]}"
 	run sb ls --codebase "$CB" --json
