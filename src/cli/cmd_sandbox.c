@@ -71,7 +71,8 @@ static void usage(FILE *f)
 		"  -i, --interactive         exec: send our standard input to the command\n"
 		"                            (read to its end first; else /dev/null)\n"
 		"      --image DIR           create: run on this OCI layout or root file system\n"
-		"      --json                print serve's JSON replies\n"
+		"      --json                print serve's JSON replies (exec: the whole\n"
+		"                            result as one object once the command ended)\n"
 		"      --label K=V           create: add a label; ls: only with this label\n"
 		"      --memory SIZE         create: memory limit, e.g. 512m\n"
 		"      --net none|host       create: network (default none: loopback only)\n"
@@ -525,7 +526,12 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 	struct api_exec_end end = { 0 };
 	struct client_req req = { "POST", path, text, strlen(text), -1, 0, -1 };
 	struct api_error e;
-	if (api_request_lines(&o->c, &req, api_exec_line, &end, &e)) {
+	cJSON *res = NULL;
+	/* --json: the whole result at the end, as one ExecResult object */
+	if (o->json)
+		path[strlen(path) - strlen("/stream")] = '\0';
+	if (o->json ? api_request(&o->c, &req, &res, &e)
+		    : api_request_lines(&o->c, &req, api_exec_line, &end, &e)) {
 		if (!strcmp(e.code, "not_found"))
 			api_no_sandbox(&o->c, id, e.message);
 		if (!strcmp(e.code, "not_running")) {
@@ -534,6 +540,13 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 			exit(AF_EXIT_FAILURE);
 		}
 		api_fail(&o->c, &e);
+	}
+	if (res) {
+		api_print_json(res);
+		end.ended = true;
+		end.exit_code = (int)api_num(res, "exit_code");
+		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
+		cJSON_Delete(res);
 	}
 	return api_exec_status(&o->c, &end);
 }
@@ -722,8 +735,7 @@ int cmd_sandbox(int argc, char **argv)
 	/* the subcommands each option applies to, and the option as typed */
 	struct { int opt; unsigned subs; } applies[] = {
 		{ OPT_SOCKET, ALL }, { 'h', ALL },
-		{ OPT_JSON, ON(SUB_CREATE) | ON(SUB_START) | ON(SUB_STOP) | ON(SUB_RM) | ON(SUB_LS) |
-			    ON(SUB_INFO) | ON(SUB_CP) },
+		{ OPT_JSON, ALL },
 		{ 'p', ON(SUB_CREATE) }, { 'r', ON(SUB_CREATE) }, { OPT_EXPIRES, ON(SUB_CREATE) },
 		{ OPT_NET, ON(SUB_CREATE) }, { OPT_MEMORY, ON(SUB_CREATE) },
 		{ OPT_CPUS, ON(SUB_CREATE) }, { OPT_PIDS, ON(SUB_CREATE) },

@@ -99,6 +99,11 @@ stop_autostarted() {
 	assert_eq "err" "$stderr"
 	run sb exec "$SB" false
 	assert_status 1
+	# --json: one ExecResult once the command ended, its status still ours
+	run --separate-stderr sb exec --json "$SB" -- sh -c 'echo hi; echo oh >&2; exit 3'
+	assert_status 3
+	assert_eq "['hi\\n', 'oh\\n', 3, False]" "$(jget "$output" '[j["stdout"], j["stderr"], j["exit_code"], j["timed_out"]]')"
+	assert_eq "" "$stderr"
 	# the command's own options stay the command's
 	run sb exec "$SB" ls -a /workspace/docs
 	assert_status 0
