@@ -46,7 +46,8 @@ static void usage(FILE *f)
 		"  -e, --env KEY=VALUE|KEY   open: set a variable (KEY alone: our value)\n"
 		"      --env-file FILE       open: variables from FILE (KEY=VALUE lines)\n"
 		"  -h, --help                show this help\n"
-		"      --json                print serve's JSON replies\n"
+		"      --json                print serve's JSON replies (exec: the whole\n"
+		"                            result as one object once the command ended)\n"
 		"      --shell SH            open: the shell (default /bin/sh)\n"
 		"      --socket PATH         the socket of serve\n"
 		"      --timeout DURATION    exec: kill the command after this long (exit 124)\n"
@@ -178,12 +179,22 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	cJSON_Delete(body);
 	if (!json)
 		die(AF_EXIT_FAILURE, "out of memory");
-	autofree char *path = ss_path(id, "/exec/stream");
+	/* --json: the whole result at the end, as one ExecResult object */
+	autofree char *path = ss_path(id, o->json ? "/exec" : "/exec/stream");
 	struct api_exec_end end = { 0 };
 	struct client_req req = { "POST", path, json, strlen(json), -1, 0, -1 };
 	struct api_error e;
-	if (api_request_lines(&o->c, &req, api_exec_line, &end, &e))
+	cJSON *res = NULL;
+	if (o->json ? api_request(&o->c, &req, &res, &e)
+		    : api_request_lines(&o->c, &req, api_exec_line, &end, &e))
 		ss_fail(o, &e);
+	if (res) {
+		api_print_json(res);
+		end.ended = true;
+		end.exit_code = (int)api_num(res, "exit_code");
+		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
+		cJSON_Delete(res);
+	}
 	return api_exec_status(&o->c, &end);
 }
 
@@ -273,7 +284,7 @@ int cmd_session(int argc, char **argv)
 	struct ss_opts o = { .c = { "session", NULL, false } };
 	struct { int opt; unsigned subs; } applies[] = {
 		{ OPT_SOCKET, ALL }, { 'h', ALL },
-		{ OPT_JSON, ON(SUB_OPEN) | ON(SUB_LS) | ON(SUB_INFO) },
+		{ OPT_JSON, ON(SUB_OPEN) | ON(SUB_EXEC) | ON(SUB_LS) | ON(SUB_INFO) },
 		{ 'e', ON(SUB_OPEN) }, { OPT_ENV_FILE, ON(SUB_OPEN) }, { OPT_SHELL, ON(SUB_OPEN) },
 		{ 'w', ON(SUB_OPEN) }, { OPT_TIMEOUT, ON(SUB_EXEC) },
 	};

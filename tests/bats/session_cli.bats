@@ -70,6 +70,9 @@ SS_RE='^ss_[0-9a-f]{32}$'
 	assert_status 1
 	run ss exec "$id" -- '(exit 7)'
 	assert_status 7
+	run --separate-stderr ss exec --json "$id" -- 'echo "$GREETING"; (exit 5)'
+	assert_status 5
+	assert_eq "['hello\\n', 5]" "$(jget "$output" '[j["stdout"], j["exit_code"]]')"
 	# the text on standard input with '-': quotes and newlines as they are
 	run ss exec "$id" - <<'EOF'
 x='it'"'"'s'
