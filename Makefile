@@ -208,8 +208,15 @@ clean:
 # agentfense as it ships (static: no dynamic loading at each start-up);
 # BENCH_AF=build/agentfense measures the dynamic build instead.
 BENCH_AF ?= $(STATIC_BUILD)/agentfense
-bench: $(BENCH_AF) $(BUILD)/viewharness
+bench: $(BENCH_AF) $(BUILD)/viewharness bench-serve
 	AGENTFENSE=$(abspath $(BENCH_AF)) VIEWHARNESS=$(abspath $(BUILD)/viewharness) \
 		bench/run --out $(BUILD)/bench.json $(BENCHFLAGS)
 
-.PHONY: bench
+# bench/serve: exec, session exec and create+start through serve's
+# socket, memory per running sandbox, execs from concurrent clients;
+# JSON in $(BUILD)/bench-serve.json.  Also run alone: make bench-serve.
+bench-serve: $(BENCH_AF) $(BUILD)/servebench
+	AGENTFENSE=$(abspath $(BENCH_AF)) SERVEBENCH=$(abspath $(BUILD)/servebench) \
+		bench/serve --out $(BUILD)/bench-serve.json $(filter --quick,$(BENCHFLAGS))
+
+.PHONY: bench bench-serve

@@ -24,12 +24,16 @@ _agentfense()
         fi
     fi
 
-    local commands="codebase config explain help preset run serve shell version"
+    local commands="codebase config explain help preset run sandbox serve session shell version"
     local run_opts="--bind --changes --cpus --disk-limit --dry-run --env --env-file --git-identity --help --host-path --image --kill-after --memory --net --pids --policy --preset --quiet --ro-bind --rootfs --rule --seccomp --timeout --tmpfs --verbose --workdir --workspace -e -p -q -r -t -v -w"
     local explain_opts="--help --json --policy --preset --rule -p -r"
     local serve_opts="--client-timeout --help --idle-exit --max-connections --max-upload --socket"
     local codebase_cmds="create files get info ls put rm"
     local codebase_opts="--force --from --help --ignore --json --label --max-file-size --owner --recursive --socket --tar -r"
+    local sandbox_cmds="cp create exec info ls rm start stop"
+    local sandbox_opts="--changes --codebase --cpus --env --env-file --expires --force --help --image --interactive --json --label --memory --net --pids --preset --rule --socket --start --status --timeout --workdir -e -f -i -p -r -w"
+    local session_cmds="close exec info ls open"
+    local session_opts="--env --env-file --help --json --shell --socket --timeout --workdir -e -w"
 
     # The subcommand: the first word after the program name.
     if ((cword == 1)); then
@@ -65,11 +69,15 @@ _agentfense()
         COMPREPLY=($(compgen -W "off on" -- "$cur"))
         return
         ;;
+    --status)
+        COMPREPLY=($(compgen -W "error pending running stopped" -- "$cur"))
+        return
+        ;;
     -r | --rule | -e | --env | -t | --timeout | -w | --workdir | --workspace | --tmpfs | --cpus | --disk-limit | --kill-after | --memory | --pids)
         [[ $cmd == codebase && $prev == -r ]] || return
         ;;
     --client-timeout | --idle-exit | --max-connections | --max-upload | --ignore | --label | \
-        --max-file-size | --owner)
+        --max-file-size | --owner | --codebase | --expires | --shell)
         return
         ;;
     esac
@@ -167,6 +175,46 @@ _agentfense()
         elif [[ -z $sub ]]; then
             COMPREPLY=($(compgen -W "$codebase_cmds" -- "$cur"))
         elif [[ $sub == put || $sub == get ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            compopt -o filenames 2>/dev/null
+        fi
+        ;;
+    sandbox | session)
+        # sandbox|session [OPTIONS] SUBCOMMAND [OPTIONS] ARG...; after an
+        # exec's ID (and "--") comes the command.
+        local i sub= id_at=0 cmd_at=0
+        for ((i = 2; i < cword; i++)); do
+            case ${words[i]} in
+            --socket | -p | --preset | -r | --rule | --label | --expires | --net | --memory | \
+                --cpus | --pids | --image | --changes | --codebase | --status | -e | --env | \
+                --env-file | -w | --workdir | --timeout | --shell) ((i++)) ;;
+            --) [[ $sub == exec && $id_at -gt 0 ]] && { cmd_at=$((i + 1)); break; } ;;
+            -*) ;;
+            *)
+                if [[ -z $sub ]]; then
+                    sub=${words[i]}
+                elif [[ $sub == exec && $id_at -eq 0 ]]; then
+                    id_at=$i
+                elif [[ $sub == exec ]]; then
+                    cmd_at=$i
+                    break
+                fi
+                ;;
+            esac
+        done
+        local opts=$sandbox_opts subs=$sandbox_cmds
+        [[ $cmd == session ]] && opts=$session_opts subs=$session_cmds
+        if ((cmd_at)) && [[ $cmd == sandbox ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $cmd_at
+            else
+                COMPREPLY=($(compgen -c -- "$cur"))
+            fi
+        elif [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        elif [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        elif [[ $cmd == sandbox && $sub == cp ]]; then
             COMPREPLY=($(compgen -f -- "$cur"))
             compopt -o filenames 2>/dev/null
         fi

@@ -9,7 +9,7 @@ function __agentfense_presets
     printf '%s\n' $names
 end
 
-set -l commands codebase config explain help preset run serve shell version
+set -l commands codebase config explain help preset run sandbox serve session shell version
 
 complete -c agentfense -f
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'show help'
@@ -20,7 +20,9 @@ complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a explain
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a help -d 'show help'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a preset -d 'list presets or show one'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a run -d 'run a command in a sandbox over a permissioned view of DIR'
-complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a serve -d 'serve the API (codebases) on a Unix socket'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a sandbox -d 'create, start, exec in and remove sandboxes through serve'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a serve -d 'serve the API (codebases, sandboxes, sessions) on a Unix socket'
+complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a session -d 'persistent shells in a sandbox of serve'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a shell -d 'start an interactive shell in a sandbox over DIR'
 complete -c agentfense -n "not __fish_seen_subcommand_from $commands" -a version -d 'show the version'
 
@@ -102,6 +104,58 @@ complete -c agentfense -n $codebase -s r -l recursive -d 'files: the whole tree'
 complete -c agentfense -n $codebase -l socket -r -F -d 'the socket of serve'
 complete -c agentfense -n $codebase -l tar -d 'put: LOCAL is a tar archive'
 complete -c agentfense -n "$codebase; and __fish_seen_subcommand_from get put" -F
+
+# sandbox (options sorted)
+set -l sandbox '__fish_seen_subcommand_from sandbox'
+set -l sbcmds cp create exec info ls rm start stop
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a cp -d 'copy a file out of or into a sandbox'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a create -d 'create a sandbox on a codebase'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a exec -d 'run a command in a sandbox'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a info -d 'show a sandbox'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a ls -d 'list sandboxes'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a rm -d 'remove sandboxes'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a start -d 'start sandboxes'
+complete -c agentfense -n "$sandbox; and not __fish_seen_subcommand_from $sbcmds" -a stop -d 'stop sandboxes'
+complete -c agentfense -n $sandbox -l changes -x -a 'discard keep sync' -d 'create: what rm does with the changes'
+complete -c agentfense -n $sandbox -l codebase -x -d 'ls: only the sandboxes of this codebase'
+complete -c agentfense -n $sandbox -l cpus -x -d 'create: CPU time limit, in CPUs'
+complete -c agentfense -n $sandbox -s e -l env -x -d 'exec: environment variable, or KEY to pass its value'
+complete -c agentfense -n $sandbox -l env-file -r -F -d 'exec: read environment variables from a file'
+complete -c agentfense -n $sandbox -l expires -x -d 'create: remove the sandbox after this long'
+complete -c agentfense -n $sandbox -s f -l force -d 'rm: remove a running sandbox too'
+complete -c agentfense -n $sandbox -s h -l help -d 'show help'
+complete -c agentfense -n $sandbox -l image -x -a '(__fish_complete_directories)' -d 'create: OCI layout or root file system'
+complete -c agentfense -n $sandbox -s i -l interactive -d 'exec: send standard input to the command'
+complete -c agentfense -n $sandbox -l json -d 'print JSON'
+complete -c agentfense -n $sandbox -l label -x -d 'create: add a label; ls: only with this label'
+complete -c agentfense -n $sandbox -l memory -x -d 'create: memory limit, e.g. 512m'
+complete -c agentfense -n $sandbox -l net -x -a 'host none' -d 'create: network'
+complete -c agentfense -n $sandbox -l pids -x -d 'create: at most this many processes and threads'
+complete -c agentfense -n $sandbox -s p -l preset -x -a '(__agentfense_presets)' -d 'create: the preset'
+complete -c agentfense -n $sandbox -s r -l rule -x -d 'create: extra rule PATTERN=LEVEL[@PRIORITY]'
+complete -c agentfense -n $sandbox -l socket -r -F -d 'the socket of serve'
+complete -c agentfense -n $sandbox -l start -d 'create: start it at once'
+complete -c agentfense -n $sandbox -l status -x -a 'error pending running stopped' -d 'ls: only sandboxes in this state'
+complete -c agentfense -n $sandbox -l timeout -x -d 'exec: kill the command after this long'
+complete -c agentfense -n $sandbox -s w -l workdir -x -d 'exec: working directory'
+complete -c agentfense -n "$sandbox; and __fish_seen_subcommand_from cp" -F
+
+# session (options sorted)
+set -l session '__fish_seen_subcommand_from session'
+set -l sscmds close exec info ls open
+complete -c agentfense -n "$session; and not __fish_seen_subcommand_from $sscmds" -a close -d 'close sessions'
+complete -c agentfense -n "$session; and not __fish_seen_subcommand_from $sscmds" -a exec -d 'run command text in a session'
+complete -c agentfense -n "$session; and not __fish_seen_subcommand_from $sscmds" -a info -d 'show a session'
+complete -c agentfense -n "$session; and not __fish_seen_subcommand_from $sscmds" -a ls -d 'list the sessions of a sandbox'
+complete -c agentfense -n "$session; and not __fish_seen_subcommand_from $sscmds" -a open -d 'open a session in a sandbox'
+complete -c agentfense -n $session -s e -l env -x -d 'open: environment variable, or KEY to pass its value'
+complete -c agentfense -n $session -l env-file -r -F -d 'open: read environment variables from a file'
+complete -c agentfense -n $session -s h -l help -d 'show help'
+complete -c agentfense -n $session -l json -d 'print JSON'
+complete -c agentfense -n $session -l shell -r -F -d 'open: the shell'
+complete -c agentfense -n $session -l socket -r -F -d 'the socket of serve'
+complete -c agentfense -n $session -l timeout -x -d 'exec: kill the command after this long'
+complete -c agentfense -n $session -s w -l workdir -x -d 'open: working directory'
 
 # help COMMAND
 complete -c agentfense -n '__fish_seen_subcommand_from help' -a "$commands"

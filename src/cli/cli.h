@@ -19,6 +19,8 @@ int cmd_explain(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_codebase(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_sandbox(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 
 /* Options every policy-taking subcommand accepts (run, explain, later
  * shell/serve).  Collected in order, applied by policy_options_build(). */

@@ -101,14 +101,60 @@ static int connect_serve(const char *sock, struct af_err *err)
 
 struct rd {
 	struct client_reply *rep;
+	client_line_fn on_line;
+	void *line_arg;
 	int out_fd;
 	bool done;
 	int werr;
+	int line_err;    /* on_line's result, or -E2BIG */
+	char *line;      /* a record not yet ended by '\n' */
+	size_t line_len;
 };
+
+int client_split_lines(char **buf, size_t *len, const char *data, size_t n, bool final,
+		       size_t max, client_line_fn on_line, void *arg)
+{
+	char *b = realloc(*buf, *len + n + 1);
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	memcpy(b + *len, data, n);
+	*len += n;
+	b[*len] = '\0';
+	size_t start = 0;
+	int r = 0;
+	for (;;) {
+		char *nl = memchr(b + start, '\n', *len - start);
+		if (!nl)
+			break;
+		*nl = '\0';
+		r = on_line(b + start, (size_t)(nl - (b + start)), arg);
+		start = (size_t)(nl - b) + 1;
+		if (r)
+			break;
+	}
+	memmove(b, b + start, *len - start);
+	*len -= start;
+	b[*len] = '\0';
+	if (r)
+		return r;
+	if (*len > max)
+		return -E2BIG;
+	if (final && *len) {
+		*len = 0;
+		return on_line(b, strlen(b), arg);
+	}
+	return 0;
+}
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct rd *r = p->data;
+	if (r->on_line && p->status_code / 100 == 2) {
+		r->line_err = client_split_lines(&r->line, &r->line_len, at, len, false, REPLY_MAX,
+						 r->on_line, r->line_arg);
+		return r->line_err ? -1 : 0;
+	}
 	if (r->out_fd >= 0 && p->status_code / 100 == 2) {
 		int e = write_all(r->out_fd, at, len);
 		if (e < 0) {
@@ -132,6 +178,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_complete(http_parser *p)
 {
 	struct rd *r = p->data;
+	if (r->on_line && p->status_code / 100 == 2) {
+		r->line_err = client_split_lines(&r->line, &r->line_len, "", 0, true, REPLY_MAX,
+						 r->on_line, r->line_arg);
+		if (r->line_err)
+			return -1;
+	}
 	r->done = true;
 	r->rep->status = (int)p->status_code;
 	return 0;
@@ -170,6 +222,12 @@ static int send_body(int fd, const struct client_req *req)
 int client_call(const char *sock, const struct client_req *req, struct client_reply *rep,
 		struct af_err *err)
 {
+	return client_call_lines(sock, req, NULL, NULL, rep, err);
+}
+
+int client_call_lines(const char *sock, const struct client_req *req, client_line_fn on_line,
+		      void *arg, struct client_reply *rep, struct af_err *err)
+{
 	memset(rep, 0, sizeof(*rep));
 	autoclose int fd = connect_serve(sock, err);
 	if (fd < 0)
@@ -197,7 +255,7 @@ int client_call(const char *sock, const struct client_req *req, struct client_re
 	int send_err = r;
 	http_parser p;
 	http_parser_init(&p, HTTP_RESPONSE);
-	struct rd rd = { rep, req->out_fd, false, 0 };
+	struct rd rd = { rep, on_line, arg, req->out_fd, false, 0, 0, NULL, 0 };
 	p.data = &rd;
 	http_parser_settings s = { 0 };
 	s.on_body = on_body;
@@ -215,6 +273,11 @@ int client_call(const char *sock, const struct client_req *req, struct client_re
 		if (rd.done)
 			break;
 		if (HTTP_PARSER_ERRNO(&p) != HPE_OK || got != (size_t)n || n == 0) {
+			free(steal_pointer(&rd.line));
+			if (rd.line_err)
+				return af_err_set(err, rd.line_err < 0 ? -rd.line_err : EPROTO,
+						  "cannot read the reply of agentfense serve: %s",
+						  strerror(rd.line_err < 0 ? -rd.line_err : EPROTO));
 			if (rd.werr)
 				return af_err_set(err, -rd.werr, "cannot write the download: %s",
 						  strerror(-rd.werr));
@@ -222,6 +285,7 @@ int client_call(const char *sock, const struct client_req *req, struct client_re
 			break;
 		}
 	}
+	free(rd.line);
 	if (!rd.done) {
 		client_reply_free(rep);
 		if (send_err < 0)

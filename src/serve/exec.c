@@ -576,7 +576,8 @@ static void exec_finish(struct exec *x)
 		else
 			snprintf(msg, sizeof(msg), "agentfense: cannot run '%.256s': %s\n",
 				 x->rq.argv[0], strerror(en));
-		xbuf_add(&x->out.buf[1], msg, strlen(msg));
+		/* as output, so that a stream carries it too */
+		xout_data(&x->out, 1, msg, strlen(msg));
 	}
 	xout_finish(&x->out, &e);
 	exec_end(x);

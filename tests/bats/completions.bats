@@ -18,7 +18,9 @@ explain
 help
 preset
 run
+sandbox
 serve
+session
 shell
 version"
 
@@ -61,7 +63,7 @@ contains_all() {
 	fi
 }
 
-@test "zsh: every subcommand and every option of run, serve, codebase, explain" {
+@test "zsh: every subcommand and every option of run, serve, codebase, explain, sandbox, session" {
 	command -v zsh >/dev/null || skip "zsh is not installed (.ci/run installs it)"
 	contains_all "$COMMANDS" "$(zsh_complete 'agentfense ')"
 	assert_eq "run" "$(zsh_complete 'agentfense ru')"
@@ -71,6 +73,16 @@ contains_all() {
 	contains_all "$(help_opts serve)" "$(zsh_complete 'agentfense serve --')"
 	contains_all "$(help_opts codebase)" "$(zsh_complete 'agentfense codebase --')"
 	contains_all "$(help_opts explain)" "$(zsh_complete 'agentfense explain --')"
+	contains_all "$(help_opts sandbox)" "$(zsh_complete 'agentfense sandbox --')"
+	contains_all "$(help_opts session)" "$(zsh_complete 'agentfense session --')"
+	contains_all "cp
+create
+exec
+info
+ls
+rm
+start
+stop" "$(zsh_complete 'agentfense sandbox ')"
 	contains_all "create
 files
 get
@@ -84,7 +96,7 @@ sync" "$(zsh_complete 'agentfense run --changes ')"
 	contains_all "read-only" "$(zsh_complete 'agentfense run -p read')"
 }
 
-@test "fish: every subcommand and every option of run, serve, codebase, explain" {
+@test "fish: every subcommand and every option of run, serve, codebase, explain, sandbox, session" {
 	command -v fish >/dev/null || skip "fish is not installed (.ci/run installs it)"
 	contains_all "$COMMANDS" "$(fish_complete 'agentfense ')"
 	assert_eq "run" "$(fish_complete 'agentfense ru')"
@@ -93,6 +105,13 @@ sync" "$(zsh_complete 'agentfense run --changes ')"
 	contains_all "$(help_opts serve)" "$(fish_complete 'agentfense serve --')"
 	contains_all "$(help_opts codebase)" "$(fish_complete 'agentfense codebase --')"
 	contains_all "$(help_opts explain)" "$(fish_complete 'agentfense explain --')"
+	contains_all "$(help_opts sandbox)" "$(fish_complete 'agentfense sandbox --')"
+	contains_all "$(help_opts session)" "$(fish_complete 'agentfense session --')"
+	contains_all "close
+exec
+info
+ls
+open" "$(fish_complete 'agentfense session ')"
 	contains_all "create
 files
 get
@@ -109,12 +128,26 @@ sync" "$(fish_complete 'agentfense run --changes ')"
 read-only" "$(fish_complete 'agentfense run -p ')"
 }
 
-@test "bash: every subcommand and every option of run, serve, codebase, explain" {
+@test "bash: every subcommand and every option of run, serve, codebase, explain, sandbox, session" {
 	contains_all "$COMMANDS" "$(bash_complete agentfense '')"
 	contains_all "$(help_opts run)" "$(bash_complete agentfense run --)"
 	contains_all "$(help_opts serve)" "$(bash_complete agentfense serve --)"
 	contains_all "$(help_opts codebase)" "$(bash_complete agentfense codebase --)"
 	contains_all "$(help_opts explain)" "$(bash_complete agentfense explain --)"
+	contains_all "$(help_opts sandbox)" "$(bash_complete agentfense sandbox --)"
+	contains_all "$(help_opts session)" "$(bash_complete agentfense session --)"
+	contains_all "$(help_opts sandbox)" "$(bash_complete agentfense sandbox exec --)"
+	assert_eq "cp
+create
+exec
+info
+ls
+rm
+start
+stop" "$(bash_complete agentfense sandbox '')"
+	assert_eq "running" "$(bash_complete agentfense sandbox ls --status ru)"
+	# after an exec's ID comes the command, completed as a command
+	assert_eq "true" "$(bash_complete agentfense sandbox exec sb_1 -- tru | grep -x true)"
 }
 
 @test "make install: zsh's file in site-functions, fish's in vendor_completions.d" {
