@@ -35,7 +35,7 @@ config"
 
 @test "git commit inside the view syncs back a valid repository" {
 	make_repo
-	run af run -p development "$P" -- sh -c 'echo changed > README.md && git -c user.name=t -c user.email=t@example.com commit -qam "second commit" && git log --format=%s'
+	run af run -q -p development "$P" -- sh -c 'echo changed > README.md && git -c user.name=t -c user.email=t@example.com commit -qam "second commit" && git log --format=%s'
 	assert_status 0
 	assert_contains "$output" "second commit
 first commit"
@@ -157,7 +157,7 @@ repo_state() {
 		local before
 		before=$(sha256sum <"$P/.git/index")
 		for preset in agent-safe development; do
-			run af run -p $preset "$P" -- sh -c 'git status --porcelain; echo "status=$?"; git ls-files -v | grep "^S" | cut -c3-; git rev-parse --show-object-format'
+			run af run -q -p $preset "$P" -- sh -c 'git status --porcelain; echo "status=$?"; git ls-files -v | grep "^S" | cut -c3-; git rev-parse --show-object-format'
 			assert_status 0
 			assert_output "status=0
 $HIDDEN_TRACKED
@@ -174,7 +174,7 @@ $fmt"
 	local fmt
 	for fmt in sha1 sha256; do
 		rm -rf "$P" "$RUNS" && make_project "$P" && git_repo $fmt
-		run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+		run af run -q -p development "$P" -- sh -c "$GIT_FIXED"'
 echo more >> README.md && git add -A && git commit -qm add-all &&
 echo again >> src/main.c && git commit -qam commit-all &&
 git show --name-status --format=%s HEAD~1 HEAD && git status --porcelain'
@@ -226,7 +226,7 @@ git status --porcelain'
 		local native
 		native=$(cd "$T/native" && eval "$GIT_FIXED" && sh -c "$GIT_STEPS" 2>&1) ||
 			{ printf 'native run failed:\n%s\n' "$native" >&2; return 1; }
-		run af run -p development "$P" -- sh -c "$GIT_FIXED; $GIT_STEPS"
+		run af run -q -p development "$P" -- sh -c "$GIT_FIXED; $GIT_STEPS"
 		assert_status 0
 		assert_output "$native"
 		assert_eq "$(repo_state "$T/native")" "$(repo_state "$P")"
@@ -273,7 +273,7 @@ git status --porcelain'
 EOF2
 	local host_config
 	host_config=$(sha256sum <"$P/.git/config")
-	run af run -p development "$P" -- sh -c 'cat .git/config; git remote -v | tr "\t" " " | sed "s/ *$//"; git config core.fsmonitor; echo "fsmonitor=$?"
+	run af run -q -p development "$P" -- sh -c 'cat .git/config; git remote -v | tr "\t" " " | sed "s/ *$//"; git config core.fsmonitor; echo "fsmonitor=$?"
 echo x >> .git/config; git config user.name x; echo "config=$?"; rm .git/config; mv .git/config .git/c2'
 	assert_output "# the repository's configuration as agentfense shows it in the sandbox
 [core]
@@ -322,7 +322,7 @@ mv: cannot move '.git/config' to '.git/c2': Permission denied"
 	HOME=$T/home git config --global credential.helper "store $SECRET_MARK"
 	HOME=$T/home git config --global alias.pwn "!echo $SECRET_MARK"
 	local show='git log -1 --format="%an <%ae> / %cn <%ce>"; env | grep ^GIT_ | sort; git config --get credential.helper; echo "helper=$?"'
-	HOME=$T/home run af run -p development "$P" -- sh -c "echo x >> README.md; git commit -qam ident; $show"
+	HOME=$T/home run af run -q -p development "$P" -- sh -c "echo x >> README.md; git commit -qam ident; $show"
 	assert_status 0
 	assert_output "Ann Host <ann@host.example> / Ann Host <ann@host.example>
 GIT_AUTHOR_EMAIL=ann@host.example
@@ -371,7 +371,7 @@ ls: cannot access 'secrets': No such file or directory"
 @test "git: an unfinished rebase in the sandbox is held, its todo never reaches the host" {
 	git_repo
 	(cd "$P" && eval "$GIT_FIXED" && echo 2 >>README.md && git commit -qam second)
-	run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+	run af run -q -p development "$P" -- sh -c "$GIT_FIXED"'
 GIT_SEQUENCE_EDITOR="sed -i 1ibreak" git rebase -q -i HEAD~1 2>/dev/null
 echo "exec echo planted_exec" > .git/rebase-merge/git-rebase-todo; ls .git/rebase-merge/git-rebase-todo'
 	assert_output ".git/rebase-merge/git-rebase-todo
@@ -391,7 +391,7 @@ $(summary 1)"
 	(cd "$P/wt" && git config --worktree core.sshCommand "ssh -i $SECRET_MARK")
 	local gitfile
 	gitfile=$(cat "$P/wt/.git")
-	run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+	run af run -q -p development "$P" -- sh -c "$GIT_FIXED"'
 cd wt && cat .git && git status --porcelain && git ls-files -v | grep -c "^S" && grep -c '"$SECRET_MARK"' ../.git/worktrees/wt/config.worktree
 echo w >> README.md && git commit -qam in-worktree && git log --format=%s -2'
 	assert_status 0
@@ -428,7 +428,7 @@ status=0"
 	git_repo
 	(cd "$P" && eval "$GIT_FIXED" && git checkout -qb other && printf 'SECRET=%s_other\n' "$SECRET_MARK" >.env &&
 		git commit -qam other-env && git checkout -q main)
-	run af run -p development "$P" -- sh -c 'git checkout -q other && git status --porcelain && git ls-files -v .env && cat .env'
+	run af run -q -p development "$P" -- sh -c 'git checkout -q other && git status --porcelain && git ls-files -v .env && cat .env'
 	assert_status 1
 	assert_output "error: unable to create file .env: Permission denied
 S .env
@@ -450,7 +450,7 @@ cat: .env: No such file or directory"
 	(cd "$src" && eval "$GIT_FIXED" && git commit -qm sub)
 	git -C "$P" -c protocol.file.allow=always submodule add -q "$src" vendor/lib
 	(cd "$P" && eval "$GIT_FIXED" && git commit -qm add-submodule)
-	run af run -p development "$P" -- sh -c "$GIT_FIXED"'
+	run af run -q -p development "$P" -- sh -c "$GIT_FIXED"'
 git status --porcelain; cd vendor/lib && git status --porcelain && git ls-files -v | grep "^S" &&
 grep -c '"$SECRET_MARK"' ../../.git/modules/vendor/lib/config
 echo more >> lib.c && git commit -qam in-submodule && git log --format=%s -1 && cd ../.. && git status --porcelain'
