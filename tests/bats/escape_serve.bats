@@ -9,13 +9,14 @@ load helper
 load serve_helper
 
 # sandbox_up: serve, a codebase of $T/proj and a running sandbox over it
-# (preset $PRESET, agent-safe by default); SB is its id.
+# (preset $PRESET, agent-safe by default; on_destroy $ON_DESTROY, discard
+# by default); SB is its id.
 sandbox_up() {
 	mkdir -p "$T/proj/sub"
 	echo hello >"$T/proj/a.txt"
 	start_serve
 	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
-	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"${PRESET:-agent-safe}\", \"on_destroy\": \"discard\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"${PRESET:-agent-safe}\", \"on_destroy\": \"${ON_DESTROY:-discard}\"}"
 	[ "${output%% *}" = 201 ] || { echo "sandbox failed: $output" >&2; return 1; }
 	SB=$(jget "${output#* }" 'j["id"]')
 }
@@ -136,4 +137,38 @@ PY
 	assert_eq 400 "${output%% *}"
 	run api GET "/v1/sandboxes/$SB/files?path=/proc"
 	assert_eq 400 "${output%% *}"
+}
+
+@test "escape serve: a bash session reads no startup file the sandbox planted in its HOME" {
+	sandbox_up
+	# bash sources ~/.bashrc when its stdin is a socket (as under sshd):
+	# a planted one would redefine printf and answer for every exec
+	ex 'cat >"$HOME/.bashrc" <<RC
+echo RC-RAN >&2
+printf() { builtin printf "0 2\n"; }
+RC
+cp "$HOME/.bashrc" "$HOME/.profile"; cp "$HOME/.bashrc" "$HOME/.bash_profile"; echo $HOME'
+	assert_eq "200 /tmp" "$CODE $(f 'j["stdout"].strip()')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/bin/bash"}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo hi; false'
+	assert_eq "200 1 'hi\n' ''" "$CODE $(f 'j["exit_code"], j["stdout"], j["stderr"]' | tr -d '(),')"
+}
+
+@test "escape serve: a destroyed sandbox's planted .git and links out are held, not synced into the codebase" {
+	PRESET=full-access ON_DESTROY=sync
+	sandbox_up
+	ex 'mkdir -p .git/hooks && printf "#!/bin/sh\necho pwned\n" >.git/hooks/pre-commit &&
+chmod +x .git/hooks/pre-commit && ln -s /etc/passwd lnk && ln -s ../../../.. up && echo ok >b.txt'
+	assert_eq "200 0" "$CODE $(f 'j["exit_code"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 200 "${output%% *}"
+	BODY=${output#* }
+	assert_eq "conflicts 1 3 .git:held lnk:held up:held" \
+		"$(f '" ".join([j["delta"]["fate"], str(j["delta"]["written"]), str(j["delta"]["conflicts"])] + sorted(n["path"] + ":" + n["kind"] for n in j["delta"]["notes"]))')"
+	local files
+	files=$(echo "$XDG_DATA_HOME"/agentfense/codebases/"$CB"/files)
+	assert_eq "no no no" "$(for p in .git lnk up; do [ -e "$files/$p" ] || [ -L "$files/$p" ] && echo yes || echo no; done | xargs)"
+	assert_eq ok "$(cat "$files/b.txt")"
 }
