@@ -172,3 +172,44 @@ chmod +x .git/hooks/pre-commit && ln -s /etc/passwd lnk && ln -s ../../../.. up 
 	assert_eq "no no no" "$(for p in .git lnk up; do [ -e "$files/$p" ] || [ -L "$files/$p" ] && echo yes || echo no; done | xargs)"
 	assert_eq ok "$(cat "$files/b.txt")"
 }
+
+@test "escape serve: one sandbox reaches nothing of another's: /tmp, /dev/shm, abstract sockets" {
+	sandbox_up
+	local a=$SB
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	assert_eq 201 "${output%% *}"
+	local b
+	b=$(jget "${output#* }" 'j["id"]')
+	# a session of the first keeps a listener on an abstract socket
+	run api POST "/v1/sandboxes/$a/sessions" -d '{}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo a >/tmp/mine; echo a >/dev/shm/mine
+python3 -c "
+import socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(b\"\\0agentfense-probe\")
+s.listen(1)
+print(\"listening\", flush=True)
+time.sleep(60)
+" >/tmp/listener.log 2>&1 &
+for i in 1 2 3 4 5 6 7 8 9 10; do grep -q listening /tmp/listener.log && break; sleep 0.2; done
+python3 -c "
+import socket
+socket.socket(socket.AF_UNIX).connect(b\"\\0agentfense-probe\")
+print(\"reached\")
+"'
+	assert_eq "200 reached" "$CODE $(f 'j["stdout"].strip()')"
+	SB=$b
+	ex 'cat /tmp/mine /dev/shm/mine 2>&1 | sed "s/^.*: //"
+python3 -c "
+import socket
+try:
+    socket.socket(socket.AF_UNIX).connect(b\"\\0agentfense-probe\")
+    print(\"reached\")
+except OSError as e:
+    print(e.strerror)
+"'
+	assert_eq "No such file or directory|No such file or directory|Connection refused" \
+		"$(f '"|".join(j["stdout"].split("\n")[:3])')"
+}
