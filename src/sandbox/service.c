@@ -66,7 +66,7 @@ struct spawn_req {
 	uint32_t len; /* bytes of strings */
 };
 
-enum { REQ_WORKDIR = 1, REQ_PATH = 2, REQ_BENEATH = 4, REQ_RECURSIVE = 8 };
+enum { REQ_WORKDIR = 1, REQ_PATH = 2, REQ_BENEATH = 4, REQ_RECURSIVE = 8, REQ_SEALED = 16 };
 
 #define REQ_STRINGS_MAX (SPROC_MAX_ARGS + 2 * PATH_MAX)
 #define REQ_HEAD (sizeof(struct msg) + sizeof(struct spawn_req))
@@ -411,6 +411,7 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 	c.workspace = "/workspace";
 	c.workdir = workdir ? workdir : "/workspace";
 	c.workdir_beneath = workdir && (r.flags & REQ_BENEATH);
+	c.sealed = (r.flags & REQ_SEALED) != 0;
 	c.pty = false;
 
 	sigset_t set;
@@ -819,6 +820,8 @@ int service_spawn(int sock, const struct sproc_spec *sp, struct sandbox_proc **o
 		r.flags |= REQ_WORKDIR | (sp->workdir_beneath ? REQ_BENEATH : 0);
 	if (sp->op != SPROC_EXEC)
 		r.flags |= REQ_PATH | (sp->recursive ? REQ_RECURSIVE : 0);
+	else if (sp->sealed)
+		r.flags |= REQ_SEALED;
 	r.len = (uint32_t)(args + (sp->workdir ? strlen(sp->workdir) + 1 : 0) +
 			   (sp->op != SPROC_EXEC ? strlen(sp->path) + 1 : 0));
 
