@@ -510,10 +510,12 @@ bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
 		af_err_set(err, ef->errnum, "cannot set the resource limits");
 		return true;
 	case STAGE_SEAL:
-		af_err_set(err, ef->errnum, "cannot make an execute-only copy of the program");
+		/* said in the message itself: serve's clients see no hints */
 		if (ef->errnum == EACCES)
-			af_err_hint(err, "the sysctl vm.memfd_noexec=2 forbids executable memfds; "
-					 "set it to 0 or 1 for sealed sessions");
+			af_err_set(err, EACCES, "cannot make an execute-only copy of the program: "
+					      "executable memfds are forbidden here (vm.memfd_noexec=2)");
+		else
+			af_err_set(err, ef->errnum, "cannot make an execute-only copy of the program");
 		return true;
 	case STAGE_EXEC:
 	case STAGE_FILE:

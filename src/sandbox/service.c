@@ -81,6 +81,7 @@ struct sandbox_proc {
 	int pidfd; /* its exec init's, once MSG_PIDFD came; else -1 */
 	enum sproc_op op;
 	char *what; /* argv[0] or the path, for messages */
+	bool sealed; /* sproc_spec's */
 	bool eof;   /* ctl ended: the namespace is gone */
 	bool killed;
 	bool have_exit;
@@ -885,6 +886,7 @@ int service_spawn(int sock, const struct sproc_spec *sp, struct sandbox_proc **o
 	proc->pidfd = -1;
 	proc->op = sp->op;
 	proc->what = xstrdup(sp->op == SPROC_EXEC ? sp->argv[0] : sp->path);
+	proc->sealed = sp->op == SPROC_EXEC && sp->sealed;
 	*out = proc;
 	return 0;
 }
@@ -949,7 +951,11 @@ static void proc_result(struct sandbox_proc *p, struct sproc_result *res, struct
 		res->exec_errno = e;
 		if (p->op == SPROC_EXEC) {
 			res->exit_code = e == ENOENT ? AF_EXIT_NOTFOUND : AF_EXIT_NOEXEC;
-			af_err_set(err, e, "cannot run '%s': %s", p->what, strerror(e));
+			if (e == ENOEXEC && p->sealed)
+				af_err_set(err, e, "cannot run '%s': not an ELF binary (a sealed "
+					   "program cannot be a #! script)", p->what);
+			else
+				af_err_set(err, e, "cannot run '%s': %s", p->what, strerror(e));
 		} else {
 			res->exit_code = 1;
 			af_err_set(err, e, "cannot %s '%s': %s",
