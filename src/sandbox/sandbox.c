@@ -261,8 +261,8 @@ static int open_sealable(const char *path, bool *as_is)
 		fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISREG(st.st_mode) ? errno : EACCES;
+	int e = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EACCES : 0;
+	if (e) {
 		close(fd);
 		return -e;
 	}
@@ -285,13 +285,16 @@ static int seal_copy(int fd, const char *file, int *stage)
 	*stage = STAGE_SEAL;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	/* the name shows in /proc/PID/exe and comm; memfd_create takes
+	 * 249 bytes at most */
 	const char *base = strrchr(file, '/');
-	base = base ? base + 1 : file;
+	char name[64];
+	snprintf(name, sizeof(name), "%s", base ? base + 1 : file);
 	/* MFD_EXEC (Linux 6.3) says so where vm.memfd_noexec would seal it
 	 * non-executable; older kernels refuse the flag */
-	autoclose int mfd = memfd_create(base, MFD_CLOEXEC | MFD_EXEC_FLAG);
+	autoclose int mfd = memfd_create(name, MFD_CLOEXEC | MFD_EXEC_FLAG);
 	if (mfd < 0 && errno == EINVAL)
-		mfd = memfd_create(base, MFD_CLOEXEC);
+		mfd = memfd_create(name, MFD_CLOEXEC);
 	if (mfd < 0)
 		return -errno;
 	for (off_t off = 0; off < st.st_size;) {

@@ -157,6 +157,15 @@ vm_read EPERM" "$(f 'j["stdout"].strip()')"
 	SS=$(jget "${output#* }" 'j["id"]')
 	sx 'echo $0; python3 -c "import ctypes, os; l = ctypes.CDLL(None, use_errno=True); print(l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())"'
 	assert_eq "'/workspace/mysh2\\n-1 1\\n'" "$(f 'repr(j["stdout"])')"
+	# one the sandbox cannot read is executed as it is: the kernel seals
+	# it (in /tmp: the view runs no execute-only file)
+	ex 'cp /bin/sh /tmp/mysh3 && chmod 111 /tmp/mysh3 && { cat /tmp/mysh3 >/dev/null 2>&1 || echo unreadable; }'
+	assert_eq "200 unreadable" "$CODE $(f 'j["stdout"].strip()')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/tmp/mysh3"}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo $0; python3 -c "import ctypes, os; l = ctypes.CDLL(None, use_errno=True); print(l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())"'
+	assert_eq "'/tmp/mysh3\\n-1 1\\n'" "$(f 'repr(j["stdout"])')"
 }
 
 @test "escape serve: a PUT onto a FIFO the sandbox planted is refused at once, nothing reaches a reader" {
