@@ -35,9 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,6 +239,137 @@ int exec_command(char *const *argv, char *const *envp)
 	return eacces ? EACCES : ENOENT;
 }
 
+/* memfd_create's MFD_EXEC (Linux 6.3), missing from older headers */
+#ifdef MFD_EXEC
+#define MFD_EXEC_FLAG MFD_EXEC
+#else
+#define MFD_EXEC_FLAG 0x0010U
+#endif
+
+/* Open path for sealed execution: an fd to execveat(), like execve's
+ * own checks (EACCES when not an executable regular file).  *as_is: it
+ * cannot be read, so it is executed as it is.  Returns the fd or -errno. */
+static int open_sealable(const char *path, bool *as_is)
+{
+	struct stat st;
+
+	if (access(path, X_OK) < 0)
+		return -errno;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*as_is = fd < 0 && errno == EACCES;
+	if (*as_is)
+		fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int e = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EACCES : 0;
+	if (e) {
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Copy the ELF binary in fd into a new execute-only memfd.  Returns it,
+ * or -errno with *stage set (STAGE_EXEC: not ELF; STAGE_SEAL). */
+static int seal_copy(int fd, const char *file, int *stage)
+{
+	char magic[4];
+	struct stat st;
+
+	*stage = STAGE_EXEC;
+	/* a #! script would need its fd open across the exec, for its
+	 * interpreter to read it by /dev/fd/N: refused */
+	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+	    memcmp(magic, "\177ELF", 4) != 0)
+		return -ENOEXEC;
+	*stage = STAGE_SEAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* the name shows in /proc/PID/exe and comm; memfd_create takes
+	 * 249 bytes at most */
+	const char *base = strrchr(file, '/');
+	char name[64];
+	snprintf(name, sizeof(name), "%s", base ? base + 1 : file);
+	/* MFD_EXEC (Linux 6.3) says so where vm.memfd_noexec would seal it
+	 * non-executable; older kernels refuse the flag */
+	autoclose int mfd = memfd_create(name, MFD_CLOEXEC | MFD_EXEC_FLAG);
+	if (mfd < 0 && errno == EINVAL)
+		mfd = memfd_create(name, MFD_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	for (off_t off = 0; off < st.st_size;) {
+		ssize_t n = sendfile(mfd, fd, &off, (size_t)(st.st_size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* it shrank under us */
+	}
+	if (fchmod(mfd, 0111) < 0)
+		return -errno;
+	return steal_fd(&mfd);
+}
+
+/* The fd sandbox_config's sealed command is executed from: argv[0]
+ * searched as exec_command() does, copied by seal_copy() (or opened as
+ * it is when unreadable).  Returns the fd, or -errno with *stage set. */
+int seal_command(char *const *argv, char *const *envp, int *stage)
+{
+	const char *file = argv[0];
+	char buf[PATH_MAX];
+	bool eacces = false, as_is;
+	int fd = -ENOENT;
+
+	*stage = STAGE_EXEC;
+	if (!file || !*file)
+		return -ENOENT;
+	if (strchr(file, '/')) {
+		fd = open_sealable(file, &as_is);
+		if (fd < 0 || as_is)
+			return fd;
+		autoclose int src = fd;
+		return seal_copy(src, file, stage);
+	}
+	const char *path = env_value(envp, "PATH");
+	if (!path)
+		path = DEFAULT_PATH;
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		int dlen = (int)(end - p);
+		int n = dlen ? snprintf(buf, sizeof(buf), "%.*s/%s", dlen, p, file)
+			     : snprintf(buf, sizeof(buf), "%s", file);
+		if (n > 0 && (size_t)n < sizeof(buf)) {
+			fd = open_sealable(buf, &as_is);
+			if (fd >= 0) {
+				if (as_is)
+					return fd;
+				autoclose int src = fd;
+				return seal_copy(src, buf, stage);
+			}
+			switch (-fd) {
+			case EACCES:
+				eacces = true;
+				break;
+			case ENOENT:
+			case ENOTDIR:
+			case ESTALE:
+			case ENODEV:
+			case ETIMEDOUT:
+			case ELOOP:
+			case ENAMETOOLONG:
+				break;
+			default:
+				return fd;
+			}
+		}
+		if (!*end)
+			break;
+		p = end;
+	}
+	return eacces ? -EACCES : -ENOENT;
+}
+
 /* Drop every capability for good: ambient, bounding, then the
  * effective/permitted/inheritable sets.  Returns 0 or -1 with errno. */
 int drop_caps(void)
@@ -286,6 +420,7 @@ AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct soc
 	struct exec_fail ef = { 0 };
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
+	int sealed = -1;
 
 	for (int sig = 1; sig < NSIG; sig++)
 		sigaction(sig, &sa, NULL); /* ignored dispositions survive execve */
@@ -301,12 +436,20 @@ AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct soc
 	} else if (pty_master >= 0 && attach_pty(pty_master, cfg->pty_fds) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_TTY;
+	} else if (cfg->sealed && (sealed = seal_command(cfg->argv, cfg->envp, &ef.stage)) < 0) {
+		/* before the rlimits (RLIMIT_FSIZE applies to the copy) and
+		 * the filter (which may refuse memfd_create one day) */
+		ef.errnum = -sealed;
 	} else if (limits_apply_rlimits(cfg->limits) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_LIMITS;
 	} else if (filter->len && sysfilter_install(filter) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SECCOMP;
+	} else if (sealed >= 0) {
+		/* close-on-exec: the memfd is gone once the program runs */
+		syscall(SYS_execveat, sealed, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
+		ef.errnum = errno;
 	} else {
 		ef.errnum = exec_command(cfg->argv, cfg->envp);
 	}
@@ -368,6 +511,14 @@ bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
 		return true;
 	case STAGE_LIMITS:
 		af_err_set(err, ef->errnum, "cannot set the resource limits");
+		return true;
+	case STAGE_SEAL:
+		/* said in the message itself: serve's clients see no hints */
+		if (ef->errnum == EACCES)
+			af_err_set(err, EACCES, "cannot make an execute-only copy of the program: "
+					      "executable memfds are forbidden here (vm.memfd_noexec=2)");
+		else
+			af_err_set(err, ef->errnum, "cannot make an execute-only copy of the program");
 		return true;
 	case STAGE_EXEC:
 	case STAGE_FILE:

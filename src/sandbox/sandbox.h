@@ -69,6 +69,9 @@ struct sandbox_config {
 	 * PID 1 waits for sandbox_spawn() requests until the sandbox is
 	 * killed (see "Service mode" below). */
 	bool service;
+	/* Execute the command from an execute-only copy (see sproc_spec's
+	 * sealed); only for sandbox_spawn(). */
+	bool sealed;
 };
 
 struct sandbox;
@@ -231,6 +234,16 @@ struct sproc_spec {
 	 * bytes to fds[1]; WRITE reads the new content from fds[0] to EOF
 	 * (O_TRUNC|O_CREAT); LIST/STAT write records to fds[1] (below). */
 	int fds[3];
+	/* SPROC_EXEC: run the program from a private execute-only copy (a
+	 * memfd of mode 0111), so the kernel makes the process
+	 * non-dumpable: nothing in the sandbox (no process there has
+	 * CAP_SYS_PTRACE) can ptrace it, open its /proc files (mem, fd,
+	 * environ), take its fds with pidfd_getfd or read its memory with
+	 * process_vm_readv.  What it executes is dumpable as usual.  The
+	 * program must be an ELF binary (a #! script: ENOEXEC, exit code
+	 * 126); one the sandbox cannot read is executed as it is (the
+	 * kernel makes that one non-dumpable already). */
+	bool sealed;
 };
 
 /* Most bytes of argv + envp (and the paths) one request may carry. */

@@ -48,6 +48,7 @@ enum exec_stage {
 	STAGE_SECCOMP,
 	STAGE_LIMITS,
 	STAGE_FILE, /* a service file operation failed: errnum */
+	STAGE_SEAL, /* the execute-only copy of a sealed command failed */
 };
 
 /* Send one message, with fd attached if >= 0.  Returns 0 or -errno. */
@@ -60,6 +61,10 @@ int recv_msg(int sock, struct msg *m, int *fd);
 pid_t sb_clone(uint64_t flags);
 /* execve argv[0] in envp's PATH.  Returns the errno to report. */
 int exec_command(char *const *argv, char *const *envp);
+/* For sandbox_config's sealed: the fd to execveat() argv[0] from (an
+ * execute-only memfd copy).  Returns it, or -errno with *stage
+ * STAGE_EXEC (the command's own failure: 126/127) or STAGE_SEAL. */
+int seal_command(char *const *argv, char *const *envp, int *stage);
 /* Drop every capability for good.  Returns 0 or -1 with errno. */
 int drop_caps(void);
 /* In the command's process: drop everything, exec; failures to errfd. */

@@ -66,7 +66,7 @@ struct spawn_req {
 	uint32_t len; /* bytes of strings */
 };
 
-enum { REQ_WORKDIR = 1, REQ_PATH = 2, REQ_BENEATH = 4, REQ_RECURSIVE = 8 };
+enum { REQ_WORKDIR = 1, REQ_PATH = 2, REQ_BENEATH = 4, REQ_RECURSIVE = 8, REQ_SEALED = 16 };
 
 #define REQ_STRINGS_MAX (SPROC_MAX_ARGS + 2 * PATH_MAX)
 #define REQ_HEAD (sizeof(struct msg) + sizeof(struct spawn_req))
@@ -81,6 +81,7 @@ struct sandbox_proc {
 	int pidfd; /* its exec init's, once MSG_PIDFD came; else -1 */
 	enum sproc_op op;
 	char *what; /* argv[0] or the path, for messages */
+	bool sealed; /* sproc_spec's */
 	bool eof;   /* ctl ended: the namespace is gone */
 	bool killed;
 	bool have_exit;
@@ -411,6 +412,7 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 	c.workspace = "/workspace";
 	c.workdir = workdir ? workdir : "/workspace";
 	c.workdir_beneath = workdir && (r.flags & REQ_BENEATH);
+	c.sealed = (r.flags & REQ_SEALED) != 0;
 	c.pty = false;
 
 	sigset_t set;
@@ -819,6 +821,8 @@ int service_spawn(int sock, const struct sproc_spec *sp, struct sandbox_proc **o
 		r.flags |= REQ_WORKDIR | (sp->workdir_beneath ? REQ_BENEATH : 0);
 	if (sp->op != SPROC_EXEC)
 		r.flags |= REQ_PATH | (sp->recursive ? REQ_RECURSIVE : 0);
+	else if (sp->sealed)
+		r.flags |= REQ_SEALED;
 	r.len = (uint32_t)(args + (sp->workdir ? strlen(sp->workdir) + 1 : 0) +
 			   (sp->op != SPROC_EXEC ? strlen(sp->path) + 1 : 0));
 
@@ -882,6 +886,7 @@ int service_spawn(int sock, const struct sproc_spec *sp, struct sandbox_proc **o
 	proc->pidfd = -1;
 	proc->op = sp->op;
 	proc->what = xstrdup(sp->op == SPROC_EXEC ? sp->argv[0] : sp->path);
+	proc->sealed = sp->op == SPROC_EXEC && sp->sealed;
 	*out = proc;
 	return 0;
 }
@@ -946,7 +951,11 @@ static void proc_result(struct sandbox_proc *p, struct sproc_result *res, struct
 		res->exec_errno = e;
 		if (p->op == SPROC_EXEC) {
 			res->exit_code = e == ENOENT ? AF_EXIT_NOTFOUND : AF_EXIT_NOEXEC;
-			af_err_set(err, e, "cannot run '%s': %s", p->what, strerror(e));
+			if (e == ENOEXEC && p->sealed)
+				af_err_set(err, e, "cannot run '%s': not an ELF binary (a sealed "
+					   "program cannot be a #! script)", p->what);
+			else
+				af_err_set(err, e, "cannot run '%s': %s", p->what, strerror(e));
 		} else {
 			res->exit_code = 1;
 			af_err_set(err, e, "cannot %s '%s': %s",

@@ -26,16 +26,19 @@
  * sidestepped through it), kernel code and state
  * (modules, kexec, reboot, swap, accounting, quotas, the kernel log),
  * namespaces and mounts (the root the sandbox built must stay as it is),
- * and file handles (open_by_handle_at reaches files by inode number,
- * around every path check). */
+ * file handles (open_by_handle_at reaches files by inode number,
+ * around every path check), and taking another process's fds or
+ * writing its memory (pidfd_getfd, process_vm_writev: what an attacker
+ * does to a neighbour; debuggers use ptrace, which stays, as does
+ * process_vm_readv for profilers). */
 static const char *const refused[] = {
 	"acct", "add_key", "bpf", "delete_module", "finit_module", "fsconfig", "fsmount",
 	"fsopen", "fspick", "init_module", "io_uring_enter", "io_uring_register",
 	"io_uring_setup", "kexec_file_load", "kexec_load", "keyctl",
 	"lookup_dcookie", "mount", "mount_setattr", "move_mount", "nfsservctl",
-	"open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "quotactl",
-	"quotactl_fd", "reboot", "request_key", "setns", "swapoff", "swapon", "syslog",
-	"umount2", "userfaultfd", NULL,
+	"open_by_handle_at", "open_tree", "perf_event_open", "pidfd_getfd", "pivot_root",
+	"process_vm_writev", "quotactl", "quotactl_fd", "reboot", "request_key", "setns",
+	"swapoff", "swapon", "syslog", "umount2", "userfaultfd", NULL,
 };
 
 /* clone's flags argument: the second one on s390, the first elsewhere. */

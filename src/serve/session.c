@@ -18,8 +18,10 @@
  * - the command and everything it starts get F as fd 0, never the
  *   socket: the shell keeps its own copy of the socket in a
  *   close-on-exec fd while the redirection lasts, and a socket, unlike a
- *   pipe, cannot be opened again through /proc/PID/fd; so no process the
- *   command starts can write a status;
+ *   pipe, cannot be opened again through /proc/PID/fd; and the shell
+ *   runs sealed (sproc_spec), non-dumpable, so no process the command
+ *   starts can take the socket with pidfd_getfd, ptrace the shell or
+ *   write its memory: none can write a status;
  * - the status is read from the socket only, and only the line with the
  *   current SEQ ends the exec: nothing written to stdout or stderr
  *   (binary, without a newline, or imitating a status line) can end a
@@ -680,6 +682,9 @@ int session_create(struct exe_table *t, struct sbx *sb, const char *shell, char 
 		.workdir = workdir,
 		.workdir_beneath = workdir_beneath,
 		.fds = { sv[1], po[1], pe[1] },
+		/* non-dumpable: no command can reach the shell's socket,
+		 * memory or the lines it is sent */
+		.sealed = true,
 	};
 	if (r < 0)
 		af_err_set(err, -r, "cannot make the shell's pipes: %s", strerror(-r));

@@ -83,6 +83,91 @@ PY
 	assert_eq "1 'real\n'" "$(f 'j["exit_code"], j["stdout"]' | tr -d '(),')"
 }
 
+@test "escape serve: a session's shell cannot be traced, read or robbed of its fds by its commands" {
+	# the shell is the parent of a command it starts; every way in
+	# without CAP_SYS_PTRACE, tried while the status socket is at fd 10
+	cat >"$T/proj/reach.py" <<'PY'
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+sh = os.getppid()
+# the shell's pid as /proc shows it (the sandbox's PID namespace)
+proc_sh = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[1])
+def err(r):
+    return "OK" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+print("pid", sh, open("/proc/%d/cmdline" % proc_sh).read().strip("\0"))
+# SEIZE first: where it works it does not stop the shell
+print("seize", err(libc.ptrace(0x4206, sh, 0, 0)))  # PTRACE_SEIZE
+print("ptrace", err(libc.ptrace(16, sh, 0, 0)))  # PTRACE_ATTACH
+for f in ("mem", "fd/10", "fd/0", "environ", "fd"):
+    try:
+        os.close(os.open("/proc/%d/%s" % (proc_sh, f), os.O_RDONLY))
+        print(f, "OK")
+    except OSError as e:
+        print(f, errno.errorcode[e.errno])
+pidfd = os.pidfd_open(sh)
+print("getfd", err(libc.pidfd_getfd(pidfd, 10, 0)))
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(8)
+io = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
+print("vm_read", err(libc.process_vm_readv(sh, ctypes.byref(io), 1, ctypes.byref(io), 1, 0)))
+PY
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'x=kept; echo $$; python3 reach.py'
+	assert_eq 200 "$CODE"
+	local pid
+	pid=$(f 'j["stdout"].split()[0]')
+	assert_eq "$pid
+pid $pid /bin/sh
+seize EPERM
+ptrace EPERM
+mem EACCES
+fd/10 EACCES
+fd/0 EACCES
+environ EACCES
+fd EACCES
+getfd EPERM
+vm_read EPERM" "$(f 'j["stdout"].strip()')"
+	assert_eq "0 ''" "$(f 'j["exit_code"], j["stderr"]' | tr -d '(),')"
+	# the shell itself is untouched and works as before; its commands
+	# are ordinary processes; the execute-only copy it runs from is not
+	# among its fds (close-on-exec), only the framing's are
+	sx 'echo $x; sleep 0.1 & wait $!; echo bg $?; cat /proc/self/status | grep -c "^Name:"
+	read -r st </proc/self/stat; for f in /proc/${st%% *}/fd/*; do [ -e "$f" ] && printf "%s " "${f##*/}"; done'
+	assert_eq "'kept\nbg 0\n1\n0 1 10 2 '" "$(f 'repr(j["stdout"])')"
+}
+
+@test "escape serve: a session's shell must be an ELF binary: a #! script is refused" {
+	printf '#!/bin/sh\nexec /bin/sh "$@"\n' >"$T/proj/myshell"
+	chmod +x "$T/proj/myshell"
+	PRESET=full-access
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/workspace/myshell"}'
+	assert_eq 500 "${output%% *}"
+	assert_eq "cannot start the shell: cannot run '/workspace/myshell': not an ELF binary (a sealed program cannot be a #! script)" \
+		"$(jget "${output#* }" 'j["message"]')"
+	# an ELF shell copied into the project runs sealed as well
+	ex 'cp /bin/sh ./mysh2 && chmod 755 mysh2 && echo ok'
+	assert_eq "200 ok" "$CODE $(f 'j["stdout"].strip()')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/workspace/mysh2"}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo $0; python3 -c "import ctypes, os; l = ctypes.CDLL(None, use_errno=True); print(l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())"'
+	assert_eq "'/workspace/mysh2\\n-1 1\\n'" "$(f 'repr(j["stdout"])')"
+	# one the sandbox cannot read is executed as it is: the kernel seals
+	# it (in /tmp: the view runs no execute-only file)
+	ex 'cp /bin/sh /tmp/mysh3 && chmod 111 /tmp/mysh3 && { cat /tmp/mysh3 >/dev/null 2>&1 || echo unreadable; }'
+	assert_eq "200 unreadable" "$CODE $(f 'j["stdout"].strip()')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/tmp/mysh3"}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo $0; python3 -c "import ctypes, os; l = ctypes.CDLL(None, use_errno=True); print(l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())"'
+	assert_eq "'/tmp/mysh3\\n-1 1\\n'" "$(f 'repr(j["stdout"])')"
+}
+
 @test "escape serve: a PUT onto a FIFO the sandbox planted is refused at once, nothing reaches a reader" {
 	PRESET=full-access
 	sandbox_up

@@ -58,6 +58,40 @@ syslog:3: EPERM
 acct:0: EPERM"
 }
 
+@test "taking a process's fds or writing its memory is refused; debugging one's own child is not" {
+	# the child is one the command may trace: only the filter refuses
+	cat >"$T/neighbour.py" <<'PY'
+import ctypes, errno, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+def err(r):
+    return "OK" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(b"secret!", 8)
+child = os.fork()
+if child == 0:
+    signal.pause()
+    os._exit(0)
+io = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
+pidfd = os.pidfd_open(child)
+print("pidfd_getfd", err(libc.pidfd_getfd(pidfd, 0, 0)))
+print("process_vm_writev", err(libc.process_vm_writev(child, ctypes.byref(io), 1, ctypes.byref(io), 1, 0)))
+print("process_vm_readv", err(libc.process_vm_readv(child, ctypes.byref(io), 1, ctypes.byref(io), 1, 0)))
+print("ptrace", err(libc.ptrace(16, child, 0, 0)))
+os.waitpid(child, 0)
+print("detach", err(libc.ptrace(17, child, 0, 0)))
+os.kill(child, signal.SIGKILL)
+os.waitpid(child, 0)
+PY
+	run --separate-stderr af run --changes discard --ro-bind "$T/neighbour.py:/tmp/n.py" "$P" -- python3 /tmp/n.py
+	assert_status 0
+	assert_output "pidfd_getfd EPERM
+process_vm_writev EPERM
+process_vm_readv OK
+ptrace OK
+detach OK"
+}
+
 @test "personality: PER_LINUX and the query only" {
 	# 8 is PER_LINUX32, 0x40000 ADDR_NO_RANDOMIZE, 0x400000 READ_IMPLIES_EXEC;
 	# the kernel reads 32 bits, so the high half changes nothing
