@@ -270,10 +270,20 @@ static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recur
 				return errno == EINVAL || errno == ENOSYS ? copy_fd(fd, 1) : -errno;
 		}
 	case SPROC_WRITE:
-		fd = file_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC,
+		/* non-blocking: a FIFO the sandbox planted would hang the
+		 * request until a reader came, and hand the reader the data */
+		fd = file_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
 			       mode ? mode : 0644);
+		if (fd == -ENXIO)
+			return -EINVAL; /* a FIFO without a reader, a socket */
 		if (fd < 0)
 			return fd;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (!S_ISREG(st.st_mode))
+			return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		if (fcntl(fd, F_SETFL, 0) < 0)
+			return -errno;
 		r = copy_fd(0, fd);
 		if (r == 0 && close(fd) < 0)
 			r = -errno;

@@ -1,0 +1,215 @@
+#!/usr/bin/env bats
+# escape_serve.bats - attacks on the long-lived sandboxes of serve from
+# inside (a process started by an exec or a session) and from a client:
+# forging a session's result, hanging the file routes with what the
+# sandbox planted, leaving /workspace through them, and bodies that must
+# not hurt serve.
+
+load helper
+load serve_helper
+
+# sandbox_up: serve, a codebase of $T/proj and a running sandbox over it
+# (preset $PRESET, agent-safe by default; on_destroy $ON_DESTROY, discard
+# by default); SB is its id.
+sandbox_up() {
+	mkdir -p "$T/proj/sub"
+	echo hello >"$T/proj/a.txt"
+	start_serve
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"${PRESET:-agent-safe}\", \"on_destroy\": \"${ON_DESTROY:-discard}\"}"
+	[ "${output%% *}" = 201 ] || { echo "sandbox failed: $output" >&2; return 1; }
+	SB=$(jget "${output#* }" 'j["id"]')
+}
+
+# cmd_json TEXT: {"command": TEXT} as JSON.
+cmd_json() {
+	python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1]}))' "$1"
+}
+
+# ex TEXT: exec TEXT in the sandbox; CODE, BODY.
+ex() {
+	run api POST "/v1/sandboxes/$SB/exec" -d "$(cmd_json "$1")"
+	CODE=${output%% *}
+	BODY=${output#* }
+}
+
+# sx TEXT: exec TEXT in the session SS; CODE, BODY.
+sx() {
+	run api POST "/v1/sessions/$SS/exec" -d "$(cmd_json "$1")"
+	CODE=${output%% *}
+	BODY=${output#* }
+}
+
+f() {
+	jget "$BODY" "$1"
+}
+
+@test "escape serve: a process of a session cannot take the shell's status socket and forge a later exec's result" {
+	# The program copies every fd of its parent (the session's shell)
+	# with pidfd_getfd(2), keeps the socket, leaves a daemon behind and
+	# exits; the daemon answers "status 0" for the next exec.
+	cat >"$T/proj/steal.py" <<'PY'
+import ctypes, os, stat, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = os.pidfd_open(os.getppid())
+sock = -1
+for n in range(64):
+    fd = libc.syscall(438, pidfd, n, 0)  # pidfd_getfd
+    if fd >= 0 and stat.S_ISSOCK(os.fstat(fd).st_mode):
+        sock = fd
+        break
+print("socket" if sock >= 0 else "none", flush=True)
+if sock < 0 or os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+null = os.open("/dev/null", os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+for _ in range(1000):
+    os.write(sock, b"0 2\n")
+    time.sleep(0.01)
+PY
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'python3 steal.py'
+	assert_eq 200 "$CODE"
+	# exec 2 is the client's: its own output and status, whatever runs
+	sx 'sleep 0.5; echo real; false'
+	assert_eq 200 "$CODE"
+	assert_eq "1 'real\n'" "$(f 'j["exit_code"], j["stdout"]' | tr -d '(),')"
+}
+
+@test "escape serve: a PUT onto a FIFO the sandbox planted is refused at once, nothing reaches a reader" {
+	PRESET=full-access
+	sandbox_up
+	ex 'mkfifo fifo && mkfifo fifo2 && ls -l fifo | cut -c1'
+	assert_eq "200 p" "$CODE $(f 'j["stdout"].strip()')"
+	# nobody reads the first: the request must not wait for a reader
+	run timeout 10 curl -sS --unix-socket "$SOCK" -X PUT --data-binary secret \
+		-o "$T/body" -w '%{http_code}' "http://agentfense/v1/sandboxes/$SB/files/fifo"
+	assert_status 0
+	assert_eq "400 'fifo' is not a regular file" "$output $(jget "$(cat "$T/body")" 'j["message"]')"
+	# a reader waits on the second: it must not get the client's bytes
+	curl -sS --unix-socket "$SOCK" -o "$T/reader" -d '{"command": "timeout 3 cat fifo2", "timeout": 10}' \
+		"http://agentfense/v1/sandboxes/$SB/exec" &
+	local reader=$!
+	sleep 0.5
+	run timeout 10 curl -sS --unix-socket "$SOCK" -X PUT --data-binary secret \
+		-o "$T/body" -w '%{http_code}' "http://agentfense/v1/sandboxes/$SB/files/fifo2"
+	assert_status 0
+	assert_eq "400 'fifo2' is not a regular file" "$output $(jget "$(cat "$T/body")" 'j["message"]')"
+	wait "$reader"
+	assert_eq "''" "$(jget "$(cat "$T/reader")" 'repr(j["stdout"])')"
+	# a regular file is still written, exactly
+	run api PUT "/v1/sandboxes/$SB/files/sub/new.txt" --data-binary $'one\ntwo'
+	assert_eq '200 {"path":"sub/new.txt","size":7}' "$output"
+	ex 'cat sub/new.txt'
+	assert_eq "'one\ntwo'" "$(f 'repr(j["stdout"])')"
+}
+
+@test "escape serve: files routes do not follow what the sandbox planted out of /workspace" {
+	PRESET=full-access
+	sandbox_up
+	ex 'echo s >/tmp/secret; ln -s /tmp abs; ln -s ../../../../tmp rel; ln -s /proc/self/root/tmp magic; mkfifo fifo'
+	assert_eq "200 0" "$CODE $(f 'j["exit_code"]')"
+	local p
+	for p in abs/secret rel/secret magic/secret; do
+		run api GET "/v1/sandboxes/$SB/files/$p"
+		assert_eq "400 '$p' leads out of /workspace through a symbolic link" \
+			"${output%% *} $(jget "${output#* }" 'j["message"]')"
+		run api PUT "/v1/sandboxes/$SB/files/$p" --data-binary x
+		assert_eq 400 "${output%% *}"
+	done
+	run api GET "/v1/sandboxes/$SB/files?path=abs&recursive=true"
+	assert_eq 400 "${output%% *}"
+	ex 'cat /tmp/secret'
+	assert_eq "s" "$(f 'j["stdout"].strip()')"
+	# a FIFO is not read (nothing would ever come)
+	run timeout 10 curl -sS --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' \
+		"http://agentfense/v1/sandboxes/$SB/files/fifo"
+	assert_eq "0 400" "$status $output"
+	# paths out of /workspace in the URL or the query
+	run api GET "/v1/sandboxes/$SB/files/..%2F..%2Fproc%2F1%2Fenviron"
+	assert_eq 400 "${output%% *}"
+	run api GET "/v1/sandboxes/$SB/files?path=/proc"
+	assert_eq 400 "${output%% *}"
+}
+
+@test "escape serve: a bash session reads no startup file the sandbox planted in its HOME" {
+	sandbox_up
+	# bash sources ~/.bashrc when its stdin is a socket (as under sshd):
+	# a planted one would redefine printf and answer for every exec
+	ex 'cat >"$HOME/.bashrc" <<RC
+echo RC-RAN >&2
+printf() { builtin printf "0 2\n"; }
+RC
+cp "$HOME/.bashrc" "$HOME/.profile"; cp "$HOME/.bashrc" "$HOME/.bash_profile"; echo $HOME'
+	assert_eq "200 /tmp" "$CODE $(f 'j["stdout"].strip()')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/bin/bash"}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo hi; false'
+	assert_eq "200 1 'hi\n' ''" "$CODE $(f 'j["exit_code"], j["stdout"], j["stderr"]' | tr -d '(),')"
+}
+
+@test "escape serve: a destroyed sandbox's planted .git and links out are held, not synced into the codebase" {
+	PRESET=full-access ON_DESTROY=sync
+	sandbox_up
+	ex 'mkdir -p .git/hooks && printf "#!/bin/sh\necho pwned\n" >.git/hooks/pre-commit &&
+chmod +x .git/hooks/pre-commit && ln -s /etc/passwd lnk && ln -s ../../../.. up && echo ok >b.txt'
+	assert_eq "200 0" "$CODE $(f 'j["exit_code"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 200 "${output%% *}"
+	BODY=${output#* }
+	assert_eq "conflicts 1 3 .git:held lnk:held up:held" \
+		"$(f '" ".join([j["delta"]["fate"], str(j["delta"]["written"]), str(j["delta"]["conflicts"])] + sorted(n["path"] + ":" + n["kind"] for n in j["delta"]["notes"]))')"
+	local files
+	files=$(echo "$XDG_DATA_HOME"/agentfense/codebases/"$CB"/files)
+	assert_eq "no no no" "$(for p in .git lnk up; do [ -e "$files/$p" ] || [ -L "$files/$p" ] && echo yes || echo no; done | xargs)"
+	assert_eq ok "$(cat "$files/b.txt")"
+}
+
+@test "escape serve: one sandbox reaches nothing of another's: /tmp, /dev/shm, abstract sockets" {
+	sandbox_up
+	local a=$SB
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	assert_eq 201 "${output%% *}"
+	local b
+	b=$(jget "${output#* }" 'j["id"]')
+	# a session of the first keeps a listener on an abstract socket
+	run api POST "/v1/sandboxes/$a/sessions" -d '{}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'echo a >/tmp/mine; echo a >/dev/shm/mine
+python3 -c "
+import socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(b\"\\0agentfense-probe\")
+s.listen(1)
+print(\"listening\", flush=True)
+time.sleep(60)
+" >/tmp/listener.log 2>&1 &
+for i in 1 2 3 4 5 6 7 8 9 10; do grep -q listening /tmp/listener.log && break; sleep 0.2; done
+python3 -c "
+import socket
+socket.socket(socket.AF_UNIX).connect(b\"\\0agentfense-probe\")
+print(\"reached\")
+"'
+	assert_eq "200 reached" "$CODE $(f 'j["stdout"].strip()')"
+	SB=$b
+	ex 'cat /tmp/mine /dev/shm/mine 2>&1 | sed "s/^.*: //"
+python3 -c "
+import socket
+try:
+    socket.socket(socket.AF_UNIX).connect(b\"\\0agentfense-probe\")
+    print(\"reached\")
+except OSError as e:
+    print(e.strerror)
+"'
+	assert_eq "No such file or directory|No such file or directory|Connection refused" \
+		"$(f '"|".join(j["stdout"].split("\n")[:3])')"
+}
