@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <http_parser.h>
 #include <stdio.h>
@@ -45,6 +46,9 @@ struct sreq {
 	struct sandbox_proc *p;
 	int pfd;                /* sproc_fd(p), watched */
 	int in, out;            /* temporary files: a PUT's body, the output */
+	int rpipe;              /* READ: the file's bytes come through it, watched */
+	uint64_t staged;        /* READ: bytes of it in out so far */
+	bool read_next;         /* a STAT that checks the size before the READ */
 	char *rel;              /* the path relative to /workspace ("" for it) */
 	enum sproc_op op;
 	bool recursive;
@@ -59,6 +63,11 @@ static void fop_end(struct sreq *x)
 	if (x->pfd >= 0) {
 		ev_fd_del(x->sc->loop, x->pfd);
 		x->pfd = -1;
+	}
+	if (x->rpipe >= 0) {
+		ev_fd_del(x->sc->loop, x->rpipe);
+		close(x->rpipe);
+		x->rpipe = -1;
 	}
 	sproc_free(steal_pointer(&x->p));
 }
@@ -187,7 +196,7 @@ bool api_sandbox_head(struct http_conn *c, struct http_req *r, struct serve_ctx 
 	x->id = id;
 	x->sc = sc;
 	x->c = c;
-	x->pfd = x->in = x->out = -1;
+	x->pfd = x->in = x->out = x->rpipe = -1;
 	r->data = x;
 	r->cleanup = sreq_cleanup;
 	if (x->route == S_FILE) {
@@ -509,6 +518,80 @@ static cJSON *listing(struct sreq *x)
 
 static int fop_spawn(struct sreq *x, struct af_err *err);
 
+static void too_big(struct sreq *x, unsigned long long size, bool exact)
+{
+	http_respond_error(x->c, 413, "payload_too_large",
+			   "'%s' is %s%llu bytes, over the %llu bytes one read may return",
+			   x->rel, exact ? "" : "over ", size, (unsigned long long)x->sc->max_read);
+}
+
+/* Move what the READ wrote to the pipe into x->out, at most 1 MiB per
+ * call so that one read does not hold up the loop.  A file in the
+ * sandbox may grow while it is read (or after the STAT that checked it):
+ * what is staged is capped here, not by the STAT.  Returns 1 at end of
+ * file, 0 when the pipe is empty, 2 after 1 MiB, -EFBIG over max_read,
+ * or -errno. */
+static int read_drain(struct sreq *x)
+{
+	char buf[64 << 10];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(x->rpipe, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		if (n == 0)
+			return 1;
+		if ((uint64_t)n > x->sc->max_read - x->staged)
+			return -EFBIG;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(x->out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			off += w;
+		}
+		x->staged += (uint64_t)n;
+	}
+	return 2;
+}
+
+/* The READ's pipe is readable: stage what came, refuse past the cap. */
+static void on_rpipe(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF_UNUSED,
+		     void *arg)
+{
+	struct sreq *x = arg;
+	int r = read_drain(x);
+	if (r == 0 || r == 2)
+		return;
+	if (r == 1) {
+		/* the answer waits for the process's end (its errno) */
+		ev_fd_del(x->sc->loop, x->rpipe);
+		close(x->rpipe);
+		x->rpipe = -1;
+		return;
+	}
+	fop_end(x);
+	if (r == -EFBIG)
+		too_big(x, x->staged, false);
+	else
+		file_error(x->c, -r, x->rel);
+}
+
+/* The size of the one STAT record in x->out; false if it is no regular
+ * file or unreadable (the READ then says why). */
+static bool stat_size(struct sreq *x, unsigned long long *size)
+{
+	char rec[64], type = 0;
+	unsigned mode;
+	ssize_t n = pread(x->out, rec, sizeof(rec) - 1, 0);
+	if (n <= 0)
+		return false;
+	rec[n] = '\0';
+	return sscanf(rec, "%c %o %llu", &type, &mode, size) == 3 && type == 'f';
+}
+
 /* The operation ended (or made progress): answer when it did. */
 static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF_UNUSED, void *arg)
 {
@@ -518,6 +601,12 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 	int r = sproc_step(x->p, &res, &e);
 	if (r == 0)
 		return;
+	/* the READ's writer is gone: what is left in the pipe is bounded by
+	 * its buffer */
+	int d = 1;
+	if (r == 1 && x->rpipe >= 0)
+		while ((d = read_drain(x)) == 2)
+			;
 	fop_end(x);
 	if (r < 0) {
 		api_respond_err(x->c, &e);
@@ -535,8 +624,33 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		file_error(x->c, fe, x->rel);
 		return;
 	}
+	if (x->op == SPROC_STAT && x->read_next) {
+		/* refuse a file over the cap before staging any of it */
+		unsigned long long size = 0;
+		if (stat_size(x, &size) && size > x->sc->max_read) {
+			too_big(x, size, true);
+			return;
+		}
+		x->op = SPROC_READ;
+		x->read_next = false;
+		if (ftruncate(x->out, 0) < 0 || lseek(x->out, 0, SEEK_SET) < 0) {
+			file_error(x->c, errno, x->rel);
+			return;
+		}
+		if (fop_spawn(x, &e) < 0)
+			api_respond_err(x->c, &e);
+		return;
+	}
 	switch (x->op) {
 	case SPROC_READ: {
+		if (d == -EFBIG) {
+			too_big(x, x->staged, false);
+			return;
+		}
+		if (d < 0) {
+			file_error(x->c, -d, x->rel);
+			return;
+		}
 		off_t size = lseek(x->out, 0, SEEK_END);
 		if (size < 0 || lseek(x->out, 0, SEEK_SET) < 0) {
 			file_error(x->c, errno, x->rel);
@@ -588,9 +702,26 @@ static int fop_spawn(struct sreq *x, struct af_err *err)
 		.mode = x->mode,
 		.fds = { x->op == SPROC_WRITE ? x->in : -1, x->op == SPROC_WRITE ? -1 : x->out, -1 },
 	};
+	/* a READ's bytes pass through serve, which caps what it stages */
+	autoclose int wpipe = -1;
+	if (x->op == SPROC_READ) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+			return af_err_set(err, errno, "cannot create a pipe: %s", strerror(errno));
+		x->rpipe = p[0];
+		wpipe = p[1];
+		sp.fds[1] = wpipe;
+		x->staged = 0;
+	}
 	int r = sbx_spawn(x->s, &sp, NULL, &x->p, err);
-	if (r < 0)
+	if (r < 0) {
+		fop_end(x);
 		return r;
+	}
+	if (x->rpipe >= 0 && (r = ev_fd_add(x->sc->loop, x->rpipe, EPOLLIN, on_rpipe, x)) < 0) {
+		fop_end(x);
+		return af_err_set(err, -r, "cannot watch the file operation: %s", strerror(-r));
+	}
 	x->pfd = sproc_fd(x->p);
 	r = ev_fd_add(x->sc->loop, x->pfd, EPOLLIN, on_fop, x);
 	if (r < 0) {
@@ -691,7 +822,8 @@ static void files(struct http_conn *c, struct http_req *r, struct sreq *x)
 	} else if (r->method == HTTP_GET) {
 		if (!file_path(c, x->fpath, true, &x->rel))
 			return;
-		x->op = SPROC_READ;
+		x->op = SPROC_STAT;
+		x->read_next = true;
 	} else {
 		x->op = SPROC_WRITE;
 		if (lseek(x->in, 0, SEEK_SET) < 0) {

@@ -213,3 +213,42 @@ except OSError as e:
 	assert_eq "No such file or directory|No such file or directory|Connection refused" \
 		"$(f '"|".join(j["stdout"].split("\n")[:3])')"
 }
+
+@test "escape serve: a huge sparse file is refused by its size, nothing of it staged on the host" {
+	PRESET=full-access
+	sandbox_up
+	ex 'truncate -s 1T /workspace/big && echo ok'
+	[ "$CODE" = 200 ] && [ "$(f 'j["stdout"]')" = ok ] || { echo "$CODE $BODY" >&2; false; }
+	before=$(du -sk "$XDG_DATA_HOME" | cut -f1)
+	run api GET "/v1/sandboxes/$SB/files/big" --max-time 20
+	[ "${output%% *}" = 413 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = payload_too_large ]
+	[ "$(f 'j["message"]')" = "'big' is 1099511627776 bytes, over the 1073741824 bytes one read may return" ]
+	after=$(du -sk "$XDG_DATA_HOME" | cut -f1)
+	[ $((after - before)) -lt 1024 ]
+	# a file under the cap still reads whole
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	[ "$output" = "200 hello" ]
+}
+
+@test "escape serve: a file growing while it is read is cut off at the read cap" {
+	mkdir -p "$T/proj"
+	start_serve --max-upload 1M
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"full-access\", \"on_destroy\": \"discard\"}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	[ "${output%% *}" = 201 ]
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'head -c 900000 /dev/zero >/workspace/grow; (for i in $(seq 200); do head -c 65536 /dev/zero; sleep 0.01; done) >>/workspace/grow & echo started'
+	[ "$CODE" = 200 ]
+	sleep 0.3
+	run api GET "/v1/sandboxes/$SB/files/grow" --max-time 20
+	[ "${output%% *}" = 413 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = payload_too_large ]
+	[[ "$(f 'j["message"]')" == "'grow' is "*" bytes, over the 1048576 bytes one read may return" ]]
+	run api DELETE "/v1/sessions/$SS"
+	[ "${output%% *}" = 200 ]
+}
