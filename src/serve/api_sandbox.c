@@ -23,6 +23,15 @@
 #include "serve/sbx.h"
 #include "store/store.h"
 
+/* A listing answers with at most this many entries, read from at most
+ * this many bytes of records, in a reply of at most this many bytes (it
+ * must pass the output limit, SERVE_MAX_OUTPUT); the rest is cut off
+ * ("truncated": true), so that a sandbox full of files cannot make serve
+ * hold unbounded memory or disk. */
+#define LIST_MAX_ENTRIES 100000u
+#define LIST_MAX_BYTES (16ull << 20)
+#define LIST_MAX_REPLY (15u << 20)
+
 enum sroute {
 	S_SANDBOXES, /* /v1/sandboxes */
 	S_SANDBOX,   /* /v1/sandboxes/{id} */
@@ -46,9 +55,10 @@ struct sreq {
 	struct sandbox_proc *p;
 	int pfd;                /* sproc_fd(p), watched */
 	int in, out;            /* temporary files: a PUT's body, the output */
-	int rpipe;              /* READ: the file's bytes come through it, watched */
-	uint64_t staged;        /* READ: bytes of it in out so far */
+	int rpipe;              /* the output comes through it into out, watched */
+	uint64_t staged;        /* bytes of it in out so far */
 	bool read_next;         /* a STAT that checks the size before the READ */
+	bool truncated;         /* LIST: cut off at LIST_MAX_BYTES or LIST_MAX_ENTRIES */
 	char *rel;              /* the path relative to /workspace ("" for it) */
 	enum sproc_op op;
 	bool recursive;
@@ -458,6 +468,32 @@ static cJSON *record_info(char *rec, const char *base)
 	return o;
 }
 
+/* The bytes s takes in JSON, quotes and escapes included (at most:
+ * cJSON may print some of them shorter). */
+static size_t json_str_len(const char *s)
+{
+	size_t n = 2;
+	for (; *s; s++)
+		n += (unsigned char)*s < 0x20 || *s == '"' || *s == '\\' ? 6 : 1;
+	return n;
+}
+
+/* The bytes one FileInfo takes in the reply, at most. */
+static size_t info_len(const cJSON *o)
+{
+	size_t n = 3; /* braces, the separator */
+	for (const cJSON *f = o->child; f; f = f->next) {
+		n += json_str_len(f->string) + 2;
+		if (cJSON_IsString(f))
+			n += json_str_len(f->valuestring);
+		else if (cJSON_IsNumber(f))
+			n += (size_t)snprintf(NULL, 0, "%1.17g", f->valuedouble);
+		else
+			n += 5;
+	}
+	return n;
+}
+
 static int cmp_path(const void *a, const void *b)
 {
 	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
@@ -476,10 +512,17 @@ static cJSON *listing(struct sreq *x)
 	if (!buf || read_full(x->out, buf, (size_t)size) != (ssize_t)size)
 		return NULL;
 	buf[size] = '\0';
+	/* a listing cut off mid-record: the partial one is dropped */
+	while (size > 0 && buf[size - 1] != '\0')
+		size--;
 	size_t n = 0, cap = 64;
 	cJSON **v = malloc(cap * sizeof(*v));
 	bool ok = v != NULL;
 	for (char *p = buf; ok && p < buf + size; p += strlen(p) + 1) {
+		if (n == LIST_MAX_ENTRIES) {
+			x->truncated = true;
+			break;
+		}
 		if (n == cap) {
 			cJSON **nv = realloc(v, (cap *= 2) * sizeof(*v));
 			if (!nv) {
@@ -505,15 +548,31 @@ static cJSON *listing(struct sreq *x)
 							     : NULL;
 	if (ok)
 		qsort(v, n, sizeof(*v), cmp_path);
-	for (size_t i = 0; i < n; i++)
-		if (!arr || !cJSON_AddItemToArray(arr, v[i]))
+	size_t reply = 64;
+	bool cut = false;
+	for (size_t i = 0; i < n; i++) {
+		if (arr && !cut && (reply += info_len(v[i])) > LIST_MAX_REPLY)
+			cut = x->truncated = true;
+		if (!arr || cut || !cJSON_AddItemToArray(arr, v[i]))
 			cJSON_Delete(v[i]);
+	}
 	free(v);
-	if (!arr) {
+	if (!arr || (x->truncated && !cJSON_AddBoolToObject(j, "truncated", true))) {
 		cJSON_Delete(j);
 		return NULL;
 	}
 	return j;
+}
+
+/* Answer a LIST or STAT with what x->out holds; truncated: cut off. */
+static void list_reply(struct sreq *x, bool truncated)
+{
+	x->truncated = truncated;
+	cJSON *j = listing(x);
+	if (!j)
+		http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
+	else
+		http_respond_json(x->c, 200, j);
 }
 
 static int fop_spawn(struct sreq *x, struct af_err *err);
@@ -525,12 +584,12 @@ static void too_big(struct sreq *x, unsigned long long size, bool exact)
 			   x->rel, exact ? "" : "over ", size, (unsigned long long)x->sc->max_read);
 }
 
-/* Move what the READ wrote to the pipe into x->out, at most 1 MiB per
- * call so that one read does not hold up the loop.  A file in the
+/* Move what the operation wrote to the pipe into x->out, at most 1 MiB
+ * per call so that one read does not hold up the loop.  A file in the
  * sandbox may grow while it is read (or after the STAT that checked it):
  * what is staged is capped here, not by the STAT.  Returns 1 at end of
- * file, 0 when the pipe is empty, 2 after 1 MiB, -EFBIG over max_read,
- * or -errno. */
+ * file, 0 when the pipe is empty, 2 after 1 MiB, -EFBIG over max_read
+ * (LIST_MAX_BYTES for a listing), or -errno. */
 static int read_drain(struct sreq *x)
 {
 	char buf[64 << 10];
@@ -542,7 +601,8 @@ static int read_drain(struct sreq *x)
 			return errno == EAGAIN ? 0 : -errno;
 		if (n == 0)
 			return 1;
-		if ((uint64_t)n > x->sc->max_read - x->staged)
+		uint64_t cap = x->op == SPROC_READ ? x->sc->max_read : LIST_MAX_BYTES;
+		if ((uint64_t)n > cap - x->staged)
 			return -EFBIG;
 		for (ssize_t off = 0; off < n;) {
 			ssize_t w = write(x->out, buf + off, (size_t)(n - off));
@@ -573,7 +633,9 @@ static void on_rpipe(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev 
 		return;
 	}
 	fop_end(x);
-	if (r == -EFBIG)
+	if (r == -EFBIG && x->op != SPROC_READ)
+		list_reply(x, true);
+	else if (r == -EFBIG)
 		too_big(x, x->staged, false);
 	else
 		file_error(x->c, -r, x->rel);
@@ -612,11 +674,16 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		api_respond_err(x->c, &e);
 		return;
 	}
+	if (d == -EFBIG && x->op != SPROC_READ) {
+		list_reply(x, true);
+		return;
+	}
 	int fe = res.exec_errno ? res.exec_errno : res.exit_code ? EIO : 0;
 	if (fe == ENOTDIR && x->op == SPROC_LIST) {
 		/* the path is a file: it alone is the listing */
 		x->op = SPROC_STAT;
-		if (ftruncate(x->out, 0) < 0 || fop_spawn(x, &e) < 0)
+		if (ftruncate(x->out, 0) < 0 || lseek(x->out, 0, SEEK_SET) < 0 ||
+		    fop_spawn(x, &e) < 0)
 			api_respond_err(x->c, &e);
 		return;
 	}
@@ -674,14 +741,9 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		return;
 	}
 	case SPROC_LIST:
-	case SPROC_STAT: {
-		cJSON *j = listing(x);
-		if (!j)
-			http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
-		else
-			http_respond_json(x->c, 200, j);
+	case SPROC_STAT:
+		list_reply(x, false);
 		return;
-	}
 	case SPROC_EXEC:
 		break;
 	}
@@ -702,14 +764,20 @@ static int fop_spawn(struct sreq *x, struct af_err *err)
 		.mode = x->mode,
 		.fds = { x->op == SPROC_WRITE ? x->in : -1, x->op == SPROC_WRITE ? -1 : x->out, -1 },
 	};
-	/* a READ's bytes pass through serve, which caps what it stages */
+	/* the output passes through serve, which caps what it stages */
 	autoclose int wpipe = -1;
-	if (x->op == SPROC_READ) {
+	if (x->op != SPROC_WRITE) {
+		/* only serve's end is non-blocking: the writer waits for it */
 		int p[2];
-		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		if (pipe2(p, O_CLOEXEC) < 0)
 			return af_err_set(err, errno, "cannot create a pipe: %s", strerror(errno));
 		x->rpipe = p[0];
 		wpipe = p[1];
+		if (fcntl(x->rpipe, F_SETFL, O_NONBLOCK) < 0) {
+			int e = errno;
+			fop_end(x);
+			return af_err_set(err, e, "cannot create a pipe: %s", strerror(e));
+		}
 		sp.fds[1] = wpipe;
 		x->staged = 0;
 	}

@@ -44,6 +44,12 @@ f() {
 	jget "$BODY" "$1"
 }
 
+# fb EXPR: f over the last answer's body as api left it in $T/body (one
+# too big for an argument)
+fb() {
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/body" "$1"
+}
+
 @test "escape serve: a process of a session cannot take the shell's status socket and forge a later exec's result" {
 	# The program copies every fd of its parent (the session's shell)
 	# with pidfd_getfd(2), keeps the socket, leaves a daemon behind and
@@ -251,4 +257,36 @@ except OSError as e:
 	[[ "$(f 'j["message"]')" == "'grow' is "*" bytes, over the 1048576 bytes one read may return" ]]
 	run api DELETE "/v1/sessions/$SS"
 	[ "${output%% *}" = 200 ]
+}
+
+@test "escape serve: a listing of a sandbox full of files is cut off at 100000 entries" {
+	mkdir -p "$T/proj/many"
+	(cd "$T/proj/many" && seq -f 'f%06.0f' 100050 | xargs touch)
+	PRESET=full-access
+	sandbox_up
+	run api GET "/v1/sandboxes/$SB/files?path=many&recursive=true" --max-time 120
+	[ "${output%% *}" = 200 ]
+	[ "$(fb 'len(j["files"])')" = 100000 ]
+	[ "$(fb 'j["truncated"]')" = True ]
+	[ "$(fb 'j["files"][0]["path"]')" = many/f000001 ]
+	# a listing that fits says nothing of it
+	run api GET "/v1/sandboxes/$SB/files?path=sub"
+	[ "$output" = '200 {"files":[]}' ]
+}
+
+@test "escape serve: a listing of very long paths is cut off before its reply passes the output limit" {
+	# 16,500 files under a 3,800-byte directory path: far fewer entries
+	# than the cap, a reply larger than the 16 MiB output limit
+	d=$T/proj
+	for i in $(seq 15); do d=$d/$(printf 'd%.0s' $(seq 250)); done
+	mkdir -p "$d"
+	(cd "$d" && seq -f 'f%05.0f' 18000 | xargs touch)
+	PRESET=full-access
+	sandbox_up
+	run api GET "/v1/sandboxes/$SB/files?recursive=true" --max-time 120
+	[ "${output%% *}" = 200 ] || { echo "${output:0:300}" >&2; false; }
+	[ "$(fb 'j["truncated"]')" = True ]
+	n=$(fb 'len(j["files"])')
+	[ "$n" -gt 1000 ] && [ "$n" -lt 18000 ]
+	[ "$(stat -c %s "$T/body")" -le $((16 << 20)) ]
 }
