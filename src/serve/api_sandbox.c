@@ -451,7 +451,8 @@ static cJSON *record_info(char *rec, const char *base)
 	char mt[32], ms[8];
 	struct tm tm;
 	time_t t = (time_t)sec;
-	gmtime_r(&t, &tm);
+	if (!gmtime_r(&t, &tm)) /* a year past what struct tm holds */
+		memset(&tm, 0, sizeof(tm));
 	strftime(mt, sizeof(mt), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(ms, sizeof(ms), "%04o", mode & 07777);
 	cJSON *o = cJSON_CreateObject();

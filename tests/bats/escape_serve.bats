@@ -290,3 +290,69 @@ except OSError as e:
 	[ "$n" -gt 1000 ] && [ "$n" -lt 18000 ]
 	[ "$(stat -c %s "$T/body")" -le $((16 << 20)) ]
 }
+
+@test "escape serve: a NUL escaped in any string of a body is refused, not cut short" {
+	PRESET=full-access
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"argv": ["touch", "/workspace/zz\u0000b"]}'
+	[ "${output%% *}" = 400 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = invalid_argument ]
+	[ "$(f 'j["message"]')" = 'the body holds a NUL character (\u0000), which no field may contain' ]
+	ex 'ls /workspace/zz* || echo none'
+	[ "$(f 'j["stdout"]')" = none ]
+	# an escaped backslash before u0000 is no NUL
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"argv": ["printf", "%s", "x\\u0000"]}'
+	[ "${output%% *}" = 200 ]
+	BODY=${output#* }
+	[ "$(f 'j["stdout"]')" = 'x\u0000' ]
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"labels\": {\"k\": \"v\\u0000w\"}}"
+	[ "${output%% *}" = 400 ]
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/bin/sh\u0000x"}'
+	[ "${output%% *}" = 400 ]
+}
+
+@test "escape serve: bytes after a body's JSON value are refused" {
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "echo one"}{"command": "echo two"}'
+	[ "${output%% *}" = 400 ]
+	BODY=${output#* }
+	[ "$(f 'j["message"]')" = 'the body has bytes after its JSON value' ]
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "echo one"} x'
+	[ "${output%% *}" = 400 ]
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"}]"
+	[ "${output%% *}" = 400 ]
+	# whitespace after it is fine
+	run api POST "/v1/sandboxes/$SB/exec" -d $'{"command": "echo one"} \n\t '
+	[ "${output%% *}" = 200 ]
+}
+
+@test "escape serve: an error quoting bytes that are not UTF-8 is still valid JSON" {
+	start_serve
+	run curl -sS --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' "http://agentfense/v1/sandboxes/sb_%ff%c3"
+	[ "$output" = 404 ]
+	run python3 -c 'import json, sys; print(json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))["message"])' "$T/body"
+	[ "$status" = 0 ]
+	[ "$output" = "no sandbox 'sb_"$'\xef\xbf\xbd\xef\xbf\xbd'"'" ]
+}
+
+@test "escape serve: numbers out of range are refused before any conversion" {
+	sandbox_up
+	for body in '{"command": "true", "max_output": 1e30}' '{"command": "true", "max_output": -1e30}' \
+		    '{"command": "true", "timeout": 1e300}' '{"command": "true", "max_output": 1.5}'; do
+		run api POST "/v1/sandboxes/$SB/exec" -d "$body"
+		[ "${output%% *}" = 400 ] || { echo "$body: $output" >&2; false; }
+	done
+	for p in 1e300 -1e300 1e10 0.5; do
+		run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"**\", \"permission\": \"read\", \"priority\": $p}]}"
+		[ "${output%% *}" = 400 ] || { echo "$p: $output" >&2; false; }
+	done
+	for r in '"memory_bytes": 1e30' '"pids_limit": -1e30' '"cpu_quota": 1e300'; do
+		run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"resources\": {$r}}"
+		[ "${output%% *}" = 400 ] || { echo "$r: $output" >&2; false; }
+	done
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"expires_in\": 1e300}"
+	[ "${output%% *}" = 400 ]
+	run api POST /v1/codebases -d "{\"name\": \"q\", \"source_path\": \"$T/proj\", \"max_file_size\": 1e300}"
+	[ "${output%% *}" = 400 ]
+}
