@@ -356,3 +356,28 @@ except OSError as e:
 	run api POST /v1/codebases -d "{\"name\": \"q\", \"source_path\": \"$T/proj\", \"max_file_size\": 1e300}"
 	[ "${output%% *}" = 400 ]
 }
+
+@test "escape serve: a session's background job writing forever costs serve no CPU between execs" {
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	[ "${output%% *}" = 201 ]
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'yes & echo $! >/tmp/yes.pid'
+	[ "$CODE" = 200 ]
+	sleep 0.3
+	t0=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	sleep 2
+	t1=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	# clock ticks (1/100 s): reading and dropping yes took most of a core
+	[ $((t1 - t0)) -lt 20 ] || { echo "serve used $((t1 - t0)) ticks in 2 s" >&2; false; }
+	# the next exec still runs and gets its output (after the job's)
+	run api POST "/v1/sessions/$SS/exec" --max-time 20 -d '{"command": "kill $(cat /tmp/yes.pid); echo done"}'
+	CODE=${output%% *} BODY=${output#* }
+	[ "$CODE" = 200 ] || { echo "${BODY:0:300}" >&2; false; }
+	[ "$(fb 'j["exit_code"]')" = 0 ]
+	[ "$(fb 'j["stdout"].splitlines()[-1]')" = done ]
+	sx 'echo alone'
+	[ "$(f 'j["stdout"]')" = alone ]
+	run api DELETE "/v1/sessions/$SS"
+	[ "${output%% *}" = 200 ]
+}
