@@ -578,11 +578,18 @@ static void list_reply(struct sreq *x, bool truncated)
 
 static int fop_spawn(struct sreq *x, struct af_err *err);
 
-static void too_big(struct sreq *x, unsigned long long size, bool exact)
+/* size: the file's by its STAT; 0: it grew past the cap while read. */
+static void too_big(struct sreq *x, unsigned long long size)
 {
-	http_respond_error(x->c, 413, "payload_too_large",
-			   "'%s' is %s%llu bytes, over the %llu bytes one read may return",
-			   x->rel, exact ? "" : "over ", size, (unsigned long long)x->sc->max_read);
+	unsigned long long cap = x->sc->max_read;
+	if (size)
+		http_respond_error(x->c, 413, "payload_too_large",
+				   "'%s' is %llu bytes, over the %llu bytes one read may return",
+				   x->rel, size, cap);
+	else
+		http_respond_error(x->c, 413, "payload_too_large",
+				   "'%s' grew past the %llu bytes one read may return while it "
+				   "was read", x->rel, cap);
 }
 
 /* Move what the operation wrote to the pipe into x->out, at most 1 MiB
@@ -637,7 +644,7 @@ static void on_rpipe(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev 
 	if (r == -EFBIG && x->op != SPROC_READ)
 		list_reply(x, true);
 	else if (r == -EFBIG)
-		too_big(x, x->staged, false);
+		too_big(x, 0);
 	else
 		file_error(x->c, -r, x->rel);
 }
@@ -696,7 +703,7 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		/* refuse a file over the cap before staging any of it */
 		unsigned long long size = 0;
 		if (stat_size(x, &size) && size > x->sc->max_read) {
-			too_big(x, size, true);
+			too_big(x, size);
 			return;
 		}
 		x->op = SPROC_READ;
@@ -712,7 +719,7 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 	switch (x->op) {
 	case SPROC_READ: {
 		if (d == -EFBIG) {
-			too_big(x, x->staged, false);
+			too_big(x, 0);
 			return;
 		}
 		if (d < 0) {

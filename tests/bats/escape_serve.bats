@@ -254,7 +254,8 @@ except OSError as e:
 	[ "${output%% *}" = 413 ] || { echo "$output" >&2; false; }
 	BODY=${output#* }
 	[ "$(f 'j["code"]')" = payload_too_large ]
-	[[ "$(f 'j["message"]')" == "'grow' is "*" bytes, over the 1048576 bytes one read may return" ]]
+	# refused by its size, or cut off if it grew past the cap after that
+	[[ "$(f 'j["message"]')" == "'grow' "*" the 1048576 bytes one read may return"* ]]
 	run api DELETE "/v1/sessions/$SS"
 	[ "${output%% *}" = 200 ]
 }
