@@ -311,16 +311,55 @@ static void get_version(struct http_conn *c)
 	http_respond_json(c, 200, j);
 }
 
+static bool json_space(char ch)
+{
+	return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t';
+}
+
+/* Whether the JSON text b[0..n) holds a NUL: a raw byte, or a \u0000
+ * escape in a string.  cJSON would decode the escape into a C string
+ * that ends there, so {"argv": ["rm", "a\u0000b"]} would act on "a". */
+static bool json_has_nul(const char *b, size_t n)
+{
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!b[i])
+			return true;
+		if (b[i] == '"') {
+			in_str = !in_str;
+		} else if (in_str && b[i] == '\\' && i + 1 < n) {
+			if (b[i + 1] == 'u' && i + 5 < n && !memcmp(b + i + 2, "0000", 4))
+				return true;
+			i++; /* the escaped character */
+		}
+	}
+	return false;
+}
+
 /* The request body as a JSON object ("" is {}); NULL after replying. */
 static cJSON *json_body(struct http_conn *c, const struct http_req *r)
 {
 	const char *b = r->body ? r->body : "";
-	while (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t')
+	size_t n = r->body ? r->body_len : 0;
+	while (n && json_space(*b)) {
 		b++;
-	cJSON *j = *b ? cJSON_ParseWithLength(b, r->body_len - (size_t)(b - (r->body ? r->body : b)))
-		      : cJSON_CreateObject();
+		n--;
+	}
+	if (json_has_nul(b, n)) {
+		bad_request(c, "the body holds a NUL character (\\u0000), which no field may contain");
+		return NULL;
+	}
+	const char *end = NULL;
+	cJSON *j = n ? cJSON_ParseWithLengthOpts(b, n, &end, false) : cJSON_CreateObject();
 	if (!j) {
 		bad_request(c, "the body is not valid JSON");
+		return NULL;
+	}
+	while (end && end < b + n && json_space(*end))
+		end++;
+	if (end && end < b + n) {
+		cJSON_Delete(j);
+		bad_request(c, "the body has bytes after its JSON value");
 		return NULL;
 	}
 	if (!cJSON_IsObject(j)) {
@@ -404,7 +443,8 @@ static void create_codebase(struct http_conn *c, const struct http_req *r, struc
 			if (end == max->valuestring || *end)
 				d = -1;
 		}
-		if (d < 1 || d > 9.0e15 || d != (double)(uint64_t)d) {
+		/* in range before the cast: out of it the cast is undefined */
+		if (!(d >= 1 && d <= 9.0e15) || d != (double)(uint64_t)d) {
 			bad_request(c, "field 'max_file_size' must be a positive whole number of bytes");
 			goto out;
 		}

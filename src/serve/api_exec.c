@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/units.h"
+#include "serve/api.h"
 #include "serve/ctx.h"
 #include "serve/http.h"
 #include "serve/sbx.h"
@@ -123,25 +124,10 @@ bool api_exec_head(struct http_conn *c, struct http_req *r, struct serve_ctx *ct
 
 #define bad(c, fmt, field) http_respond_error(c, 400, "invalid_argument", fmt, field)
 
+/* The same checks as every route's body (api_json_body). */
 static cJSON *body_json(struct http_conn *c, const struct http_req *r)
 {
-	const char *b = r->body ? r->body : "";
-	size_t n = r->body ? r->body_len : 0;
-	while (n && (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t')) {
-		b++;
-		n--;
-	}
-	cJSON *j = n ? cJSON_ParseWithLength(b, n) : cJSON_CreateObject();
-	if (!j) {
-		http_respond_error(c, 400, "invalid_argument", "the body is not valid JSON");
-		return NULL;
-	}
-	if (!cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		http_respond_error(c, 400, "invalid_argument", "the body must be a JSON object");
-		return NULL;
-	}
-	return j;
+	return api_json_body(c, r);
 }
 
 /* Optional string field; false after replying. */
@@ -310,7 +296,9 @@ static bool get_limits(struct http_conn *c, const cJSON *j, struct exec_req *rq)
 		uint64_t bytes = 0;
 		bool ok;
 		if (cJSON_IsNumber(m))
-			ok = m->valuedouble >= 0 && m->valuedouble == (double)(uint64_t)m->valuedouble &&
+			/* in range before the cast: out of it the cast is undefined */
+			ok = m->valuedouble >= 0 && m->valuedouble <= EXEC_MAX_OUTPUT_LIMIT &&
+			     m->valuedouble == (double)(uint64_t)m->valuedouble &&
 			     (bytes = (uint64_t)m->valuedouble, true);
 		else
 			ok = cJSON_IsString(m) && parse_size(m->valuestring, &bytes) == 0;

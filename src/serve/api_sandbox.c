@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <http_parser.h>
 #include <stdio.h>
@@ -21,6 +22,15 @@
 #include "serve/loop.h"
 #include "serve/sbx.h"
 #include "store/store.h"
+
+/* A listing answers with at most this many entries, read from at most
+ * this many bytes of records, in a reply of at most this many bytes (it
+ * must pass the output limit, SERVE_MAX_OUTPUT); the rest is cut off
+ * ("truncated": true), so that a sandbox full of files cannot make serve
+ * hold unbounded memory or disk. */
+#define LIST_MAX_ENTRIES 100000u
+#define LIST_MAX_BYTES (16ull << 20)
+#define LIST_MAX_REPLY (15u << 20)
 
 enum sroute {
 	S_SANDBOXES, /* /v1/sandboxes */
@@ -45,6 +55,10 @@ struct sreq {
 	struct sandbox_proc *p;
 	int pfd;                /* sproc_fd(p), watched */
 	int in, out;            /* temporary files: a PUT's body, the output */
+	int rpipe;              /* the output comes through it into out, watched */
+	uint64_t staged;        /* bytes of it in out so far */
+	bool read_next;         /* a STAT that checks the size before the READ */
+	bool truncated;         /* LIST: cut off at LIST_MAX_BYTES or LIST_MAX_ENTRIES */
 	char *rel;              /* the path relative to /workspace ("" for it) */
 	enum sproc_op op;
 	bool recursive;
@@ -59,6 +73,11 @@ static void fop_end(struct sreq *x)
 	if (x->pfd >= 0) {
 		ev_fd_del(x->sc->loop, x->pfd);
 		x->pfd = -1;
+	}
+	if (x->rpipe >= 0) {
+		ev_fd_del(x->sc->loop, x->rpipe);
+		close(x->rpipe);
+		x->rpipe = -1;
 	}
 	sproc_free(steal_pointer(&x->p));
 }
@@ -187,7 +206,7 @@ bool api_sandbox_head(struct http_conn *c, struct http_req *r, struct serve_ctx 
 	x->id = id;
 	x->sc = sc;
 	x->c = c;
-	x->pfd = x->in = x->out = -1;
+	x->pfd = x->in = x->out = x->rpipe = -1;
 	r->data = x;
 	r->cleanup = sreq_cleanup;
 	if (x->route == S_FILE) {
@@ -432,7 +451,8 @@ static cJSON *record_info(char *rec, const char *base)
 	char mt[32], ms[8];
 	struct tm tm;
 	time_t t = (time_t)sec;
-	gmtime_r(&t, &tm);
+	if (!gmtime_r(&t, &tm)) /* a year past what struct tm holds */
+		memset(&tm, 0, sizeof(tm));
 	strftime(mt, sizeof(mt), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(ms, sizeof(ms), "%04o", mode & 07777);
 	cJSON *o = cJSON_CreateObject();
@@ -447,6 +467,32 @@ static cJSON *record_info(char *rec, const char *base)
 		return NULL;
 	}
 	return o;
+}
+
+/* The bytes s takes in JSON, quotes and escapes included (at most:
+ * cJSON may print some of them shorter). */
+static size_t json_str_len(const char *s)
+{
+	size_t n = 2;
+	for (; *s; s++)
+		n += (unsigned char)*s < 0x20 || *s == '"' || *s == '\\' ? 6 : 1;
+	return n;
+}
+
+/* The bytes one FileInfo takes in the reply, at most. */
+static size_t info_len(const cJSON *o)
+{
+	size_t n = 3; /* braces, the separator */
+	for (const cJSON *f = o->child; f; f = f->next) {
+		n += json_str_len(f->string) + 2;
+		if (cJSON_IsString(f))
+			n += json_str_len(f->valuestring);
+		else if (cJSON_IsNumber(f))
+			n += (size_t)snprintf(NULL, 0, "%1.17g", f->valuedouble);
+		else
+			n += 5;
+	}
+	return n;
 }
 
 static int cmp_path(const void *a, const void *b)
@@ -467,10 +513,17 @@ static cJSON *listing(struct sreq *x)
 	if (!buf || read_full(x->out, buf, (size_t)size) != (ssize_t)size)
 		return NULL;
 	buf[size] = '\0';
+	/* a listing cut off mid-record: the partial one is dropped */
+	while (size > 0 && buf[size - 1] != '\0')
+		size--;
 	size_t n = 0, cap = 64;
 	cJSON **v = malloc(cap * sizeof(*v));
 	bool ok = v != NULL;
 	for (char *p = buf; ok && p < buf + size; p += strlen(p) + 1) {
+		if (n == LIST_MAX_ENTRIES) {
+			x->truncated = true;
+			break;
+		}
 		if (n == cap) {
 			cJSON **nv = realloc(v, (cap *= 2) * sizeof(*v));
 			if (!nv) {
@@ -496,18 +549,118 @@ static cJSON *listing(struct sreq *x)
 							     : NULL;
 	if (ok)
 		qsort(v, n, sizeof(*v), cmp_path);
-	for (size_t i = 0; i < n; i++)
-		if (!arr || !cJSON_AddItemToArray(arr, v[i]))
+	size_t reply = 64;
+	bool cut = false;
+	for (size_t i = 0; i < n; i++) {
+		if (arr && !cut && (reply += info_len(v[i])) > LIST_MAX_REPLY)
+			cut = x->truncated = true;
+		if (!arr || cut || !cJSON_AddItemToArray(arr, v[i]))
 			cJSON_Delete(v[i]);
+	}
 	free(v);
-	if (!arr) {
+	if (!arr || (x->truncated && !cJSON_AddBoolToObject(j, "truncated", true))) {
 		cJSON_Delete(j);
 		return NULL;
 	}
 	return j;
 }
 
+/* Answer a LIST or STAT with what x->out holds; truncated: cut off. */
+static void list_reply(struct sreq *x, bool truncated)
+{
+	x->truncated = truncated;
+	cJSON *j = listing(x);
+	if (!j)
+		http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
+	else
+		http_respond_json(x->c, 200, j);
+}
+
 static int fop_spawn(struct sreq *x, struct af_err *err);
+
+/* size: the file's by its STAT; 0: it grew past the cap while read. */
+static void too_big(struct sreq *x, unsigned long long size)
+{
+	unsigned long long cap = x->sc->max_read;
+	if (size)
+		http_respond_error(x->c, 413, "payload_too_large",
+				   "'%s' is %llu bytes, over the %llu bytes one read may return",
+				   x->rel, size, cap);
+	else
+		http_respond_error(x->c, 413, "payload_too_large",
+				   "'%s' grew past the %llu bytes one read may return while it "
+				   "was read", x->rel, cap);
+}
+
+/* Move what the operation wrote to the pipe into x->out, at most 1 MiB
+ * per call so that one read does not hold up the loop.  A file in the
+ * sandbox may grow while it is read (or after the STAT that checked it):
+ * what is staged is capped here, not by the STAT.  Returns 1 at end of
+ * file, 0 when the pipe is empty, 2 after 1 MiB, -EFBIG over max_read
+ * (LIST_MAX_BYTES for a listing), or -errno. */
+static int read_drain(struct sreq *x)
+{
+	char buf[64 << 10];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(x->rpipe, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		if (n == 0)
+			return 1;
+		uint64_t cap = x->op == SPROC_READ ? x->sc->max_read : LIST_MAX_BYTES;
+		if ((uint64_t)n > cap - x->staged)
+			return -EFBIG;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(x->out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			off += w;
+		}
+		x->staged += (uint64_t)n;
+	}
+	return 2;
+}
+
+/* The READ's pipe is readable: stage what came, refuse past the cap. */
+static void on_rpipe(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF_UNUSED,
+		     void *arg)
+{
+	struct sreq *x = arg;
+	int r = read_drain(x);
+	if (r == 0 || r == 2)
+		return;
+	if (r == 1) {
+		/* the answer waits for the process's end (its errno) */
+		ev_fd_del(x->sc->loop, x->rpipe);
+		close(x->rpipe);
+		x->rpipe = -1;
+		return;
+	}
+	fop_end(x);
+	if (r == -EFBIG && x->op != SPROC_READ)
+		list_reply(x, true);
+	else if (r == -EFBIG)
+		too_big(x, 0);
+	else
+		file_error(x->c, -r, x->rel);
+}
+
+/* The size of the one STAT record in x->out; false if it is no regular
+ * file or unreadable (the READ then says why). */
+static bool stat_size(struct sreq *x, unsigned long long *size)
+{
+	char rec[64], type = 0;
+	unsigned mode;
+	ssize_t n = pread(x->out, rec, sizeof(rec) - 1, 0);
+	if (n <= 0)
+		return false;
+	rec[n] = '\0';
+	return sscanf(rec, "%c %o %llu", &type, &mode, size) == 3 && type == 'f';
+}
 
 /* The operation ended (or made progress): answer when it did. */
 static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF_UNUSED, void *arg)
@@ -518,16 +671,27 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 	int r = sproc_step(x->p, &res, &e);
 	if (r == 0)
 		return;
+	/* the READ's writer is gone: what is left in the pipe is bounded by
+	 * its buffer */
+	int d = 1;
+	if (r == 1 && x->rpipe >= 0)
+		while ((d = read_drain(x)) == 2)
+			;
 	fop_end(x);
 	if (r < 0) {
 		api_respond_err(x->c, &e);
+		return;
+	}
+	if (d == -EFBIG && x->op != SPROC_READ) {
+		list_reply(x, true);
 		return;
 	}
 	int fe = res.exec_errno ? res.exec_errno : res.exit_code ? EIO : 0;
 	if (fe == ENOTDIR && x->op == SPROC_LIST) {
 		/* the path is a file: it alone is the listing */
 		x->op = SPROC_STAT;
-		if (ftruncate(x->out, 0) < 0 || fop_spawn(x, &e) < 0)
+		if (ftruncate(x->out, 0) < 0 || lseek(x->out, 0, SEEK_SET) < 0 ||
+		    fop_spawn(x, &e) < 0)
 			api_respond_err(x->c, &e);
 		return;
 	}
@@ -535,8 +699,33 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		file_error(x->c, fe, x->rel);
 		return;
 	}
+	if (x->op == SPROC_STAT && x->read_next) {
+		/* refuse a file over the cap before staging any of it */
+		unsigned long long size = 0;
+		if (stat_size(x, &size) && size > x->sc->max_read) {
+			too_big(x, size);
+			return;
+		}
+		x->op = SPROC_READ;
+		x->read_next = false;
+		if (ftruncate(x->out, 0) < 0 || lseek(x->out, 0, SEEK_SET) < 0) {
+			file_error(x->c, errno, x->rel);
+			return;
+		}
+		if (fop_spawn(x, &e) < 0)
+			api_respond_err(x->c, &e);
+		return;
+	}
 	switch (x->op) {
 	case SPROC_READ: {
+		if (d == -EFBIG) {
+			too_big(x, 0);
+			return;
+		}
+		if (d < 0) {
+			file_error(x->c, -d, x->rel);
+			return;
+		}
 		off_t size = lseek(x->out, 0, SEEK_END);
 		if (size < 0 || lseek(x->out, 0, SEEK_SET) < 0) {
 			file_error(x->c, errno, x->rel);
@@ -560,14 +749,9 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
 		return;
 	}
 	case SPROC_LIST:
-	case SPROC_STAT: {
-		cJSON *j = listing(x);
-		if (!j)
-			http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
-		else
-			http_respond_json(x->c, 200, j);
+	case SPROC_STAT:
+		list_reply(x, false);
 		return;
-	}
 	case SPROC_EXEC:
 		break;
 	}
@@ -588,9 +772,32 @@ static int fop_spawn(struct sreq *x, struct af_err *err)
 		.mode = x->mode,
 		.fds = { x->op == SPROC_WRITE ? x->in : -1, x->op == SPROC_WRITE ? -1 : x->out, -1 },
 	};
+	/* the output passes through serve, which caps what it stages */
+	autoclose int wpipe = -1;
+	if (x->op != SPROC_WRITE) {
+		/* only serve's end is non-blocking: the writer waits for it */
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return af_err_set(err, errno, "cannot create a pipe: %s", strerror(errno));
+		x->rpipe = p[0];
+		wpipe = p[1];
+		if (fcntl(x->rpipe, F_SETFL, O_NONBLOCK) < 0) {
+			int e = errno;
+			fop_end(x);
+			return af_err_set(err, e, "cannot create a pipe: %s", strerror(e));
+		}
+		sp.fds[1] = wpipe;
+		x->staged = 0;
+	}
 	int r = sbx_spawn(x->s, &sp, NULL, &x->p, err);
-	if (r < 0)
+	if (r < 0) {
+		fop_end(x);
 		return r;
+	}
+	if (x->rpipe >= 0 && (r = ev_fd_add(x->sc->loop, x->rpipe, EPOLLIN, on_rpipe, x)) < 0) {
+		fop_end(x);
+		return af_err_set(err, -r, "cannot watch the file operation: %s", strerror(-r));
+	}
 	x->pfd = sproc_fd(x->p);
 	r = ev_fd_add(x->sc->loop, x->pfd, EPOLLIN, on_fop, x);
 	if (r < 0) {
@@ -691,7 +898,8 @@ static void files(struct http_conn *c, struct http_req *r, struct sreq *x)
 	} else if (r->method == HTTP_GET) {
 		if (!file_path(c, x->fpath, true, &x->rel))
 			return;
-		x->op = SPROC_READ;
+		x->op = SPROC_STAT;
+		x->read_next = true;
 	} else {
 		x->op = SPROC_WRITE;
 		if (lseek(x->in, 0, SEEK_SET) < 0) {

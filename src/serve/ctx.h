@@ -4,6 +4,8 @@
 #ifndef AF_SERVE_CTX_H
 #define AF_SERVE_CTX_H
 
+#include <stdint.h>
+
 struct ev_loop;
 struct store;
 struct sbx_table;
@@ -14,6 +16,7 @@ struct serve_ctx {
 	struct store *store;
 	struct sbx_table *sandboxes;  /* sbx.h */
 	struct exe_table *execs;      /* running execs and sessions */
+	uint64_t max_read;            /* bytes one file read may stage (max_upload) */
 };
 
 #endif

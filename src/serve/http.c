@@ -232,13 +232,56 @@ void http_respond_json(struct http_conn *c, int status, cJSON *j)
 	free(s);
 }
 
+/* The length of the valid UTF-8 sequence at s[0..n), or 0 if it is not
+ * one (overlong, a surrogate, past U+10FFFF, cut short). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+		   : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+/* in as valid UTF-8 in out (3 * strlen(in) + 1 bytes), each bad byte
+ * U+FFFD: a message may quote what a client sent (a path, an id), and
+ * the JSON that carries it must stay valid. */
+static void utf8_clean(const char *in, char *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t n = strlen(in);
+	while (n) {
+		size_t k = utf8_seq(p, n);
+		if (k) {
+			memcpy(out, p, k);
+			out += k;
+		} else {
+			memcpy(out, "\xef\xbf\xbd", 3);
+			out += 3;
+			k = 1;
+		}
+		p += k;
+		n -= k;
+	}
+	*out = '\0';
+}
+
 void http_respond_error(struct http_conn *c, int status, const char *code, const char *fmt, ...)
 {
-	char msg[1024];
+	char raw[1024], msg[3 * sizeof(raw)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	utf8_clean(raw, msg);
 	cJSON *j = cJSON_CreateObject();
 	if (j && cJSON_AddStringToObject(j, "code", code) &&
 	    cJSON_AddStringToObject(j, "message", msg)) {

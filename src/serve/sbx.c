@@ -360,7 +360,8 @@ static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
 			double d = cJSON_IsNumber(prio) ? prio->valuedouble : 1e99;
 			neg = d < 0;
 			snprintf(f, sizeof(f), "permissions[%d].priority", i);
-			if (d != (double)(int)d || d < -1000000 || d > 1000000) {
+			/* in range before the cast: out of it the cast is undefined */
+			if (!(d >= -1000000 && d <= 1000000) || d != (double)(int)d) {
 				r = af_err_usage(err, EINVAL, "field '%s' must be a whole number from "
 						 "-1000000 to 1000000", f);
 				break;
@@ -850,6 +851,8 @@ static void arm_expiry(struct sbx *s)
 	if (!cJSON_IsNumber(at))
 		return;
 	double left = at->valuedouble - now_unix();
+	if (!(left < 1e12)) /* a damaged record: far enough, and a defined cast */
+		left = 1e12;
 	s->expire_timer = ev_timer_add(s->t->loop, left > 0 ? (uint64_t)(left * 1000) : 0,
 				       on_expire, s);
 }

@@ -306,6 +306,7 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 		.max_conns = o->max_conns ? o->max_conns : SERVE_MAX_CONNS,
 		.idle_ms = (o->client_timeout ? o->client_timeout : SERVE_CLIENT_TIMEOUT) * 1000u,
 	};
+	ctx.max_read = lim.max_upload;
 	struct http_handler h = { api_on_head, api_on_request, on_count, &ctx, &ss };
 	r = ev_signal_add(ss.loop, &set, on_signal, NULL);
 	if (r == 0)

@@ -95,6 +95,7 @@ struct session {
 	unsigned long long seq;
 	/* the exec (or, in SS_BOOT, the create) in progress */
 	bool busy;
+	bool out_paused;           /* out_fd not watched: no exec reads them */
 	bool abandoned;            /* its client left: finish it quietly */
 	bool timed_out;
 	struct xout out;
@@ -165,9 +166,46 @@ static void stop_stdin(struct session *s)
 	s->wproc = NULL;
 }
 
+/* Between execs nobody reads the output pipes: stop watching them.  A
+ * background job that writes on fills the pipe and then waits, as at a
+ * terminal nobody reads, instead of serve spending a core on reading
+ * and dropping its output. */
+static void pause_output(struct session *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->out_fd[i] >= 0)
+			ev_fd_del(s->t->loop, s->out_fd[i]);
+	s->out_paused = true;
+}
+
+static bool drain(struct session *s, int which, int max_reads);
+static void on_output(struct ev_loop *l, int fd, uint32_t events, void *arg);
+
+/* An exec starts: drop what background jobs left in the pipes meanwhile
+ * (a pipeful at most, as before the pause), and watch them again.
+ * Returns 0, or -errno. */
+static int resume_output(struct session *s)
+{
+	if (!s->out_paused)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		drain(s, i, 2);
+		if (s->out_fd[i] >= 0) {
+			int r = ev_fd_add(s->t->loop, s->out_fd[i], EPOLLIN, on_output, s);
+			if (r < 0) {
+				pause_output(s);
+				return r;
+			}
+		}
+	}
+	s->out_paused = false;
+	return 0;
+}
+
 /* The exec in progress is over: clear it for the next. */
 static void exec_done(struct session *s)
 {
+	pause_output(s);
 	ev_timer_del(s->t->loop, s->timer);
 	ev_timer_del(s->t->loop, s->grace);
 	s->timer = s->grace = 0;
@@ -588,6 +626,9 @@ int session_exec(struct session *s, struct exec_req *rq, struct http_conn *conn,
 		return af_err_set(err, ESRCH, "session '%s' is closed: %s", s->id, s->error);
 	if (s->busy)
 		return af_err_set(err, EBUSY, "session '%s' is busy: one exec at a time", s->id);
+	int pr = resume_output(s);
+	if (pr < 0)
+		return af_err_set(err, -pr, "cannot watch the session's output: %s", strerror(-pr));
 	s->seq++;
 	s->rq = *rq;
 	memset(rq, 0, sizeof(*rq));

@@ -44,6 +44,12 @@ f() {
 	jget "$BODY" "$1"
 }
 
+# fb EXPR: f over the last answer's body as api left it in $T/body (one
+# too big for an argument)
+fb() {
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/body" "$1"
+}
+
 @test "escape serve: a process of a session cannot take the shell's status socket and forge a later exec's result" {
 	# The program copies every fd of its parent (the session's shell)
 	# with pidfd_getfd(2), keeps the socket, leaves a daemon behind and
@@ -297,4 +303,167 @@ except OSError as e:
 "'
 	assert_eq "No such file or directory|No such file or directory|Connection refused" \
 		"$(f '"|".join(j["stdout"].split("\n")[:3])')"
+}
+
+@test "escape serve: a huge sparse file is refused by its size, nothing of it staged on the host" {
+	PRESET=full-access
+	sandbox_up
+	ex 'truncate -s 1T /workspace/big && echo ok'
+	[ "$CODE" = 200 ] && [ "$(f 'j["stdout"]')" = ok ] || { echo "$CODE $BODY" >&2; false; }
+	before=$(du -sk "$XDG_DATA_HOME" | cut -f1)
+	run api GET "/v1/sandboxes/$SB/files/big" --max-time 20
+	[ "${output%% *}" = 413 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = payload_too_large ]
+	[ "$(f 'j["message"]')" = "'big' is 1099511627776 bytes, over the 1073741824 bytes one read may return" ]
+	after=$(du -sk "$XDG_DATA_HOME" | cut -f1)
+	[ $((after - before)) -lt 1024 ]
+	# a file under the cap still reads whole
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	[ "$output" = "200 hello" ]
+}
+
+@test "escape serve: a file growing while it is read is cut off at the read cap" {
+	mkdir -p "$T/proj"
+	start_serve --max-upload 1M
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"full-access\", \"on_destroy\": \"discard\"}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	[ "${output%% *}" = 201 ]
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'head -c 900000 /dev/zero >/workspace/grow; (for i in $(seq 200); do head -c 65536 /dev/zero; sleep 0.01; done) >>/workspace/grow & echo started'
+	[ "$CODE" = 200 ]
+	sleep 0.3
+	run api GET "/v1/sandboxes/$SB/files/grow" --max-time 20
+	[ "${output%% *}" = 413 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = payload_too_large ]
+	# refused by its size, or cut off if it grew past the cap after that
+	[[ "$(f 'j["message"]')" == "'grow' "*" the 1048576 bytes one read may return"* ]]
+	run api DELETE "/v1/sessions/$SS"
+	[ "${output%% *}" = 200 ]
+}
+
+@test "escape serve: a listing of a sandbox full of files is cut off at 100000 entries" {
+	mkdir -p "$T/proj/many"
+	(cd "$T/proj/many" && seq -f 'f%06.0f' 100050 | xargs touch)
+	PRESET=full-access
+	sandbox_up
+	run api GET "/v1/sandboxes/$SB/files?path=many&recursive=true" --max-time 120
+	[ "${output%% *}" = 200 ]
+	[ "$(fb 'len(j["files"])')" = 100000 ]
+	[ "$(fb 'j["truncated"]')" = True ]
+	[ "$(fb 'j["files"][0]["path"]')" = many/f000001 ]
+	# a listing that fits says nothing of it
+	run api GET "/v1/sandboxes/$SB/files?path=sub"
+	[ "$output" = '200 {"files":[]}' ]
+}
+
+@test "escape serve: a listing of very long paths is cut off before its reply passes the output limit" {
+	# 16,500 files under a 3,800-byte directory path: far fewer entries
+	# than the cap, a reply larger than the 16 MiB output limit
+	d=$T/proj
+	for i in $(seq 15); do d=$d/$(printf 'd%.0s' $(seq 250)); done
+	mkdir -p "$d"
+	(cd "$d" && seq -f 'f%05.0f' 18000 | xargs touch)
+	PRESET=full-access
+	sandbox_up
+	run api GET "/v1/sandboxes/$SB/files?recursive=true" --max-time 120
+	[ "${output%% *}" = 200 ] || { echo "${output:0:300}" >&2; false; }
+	[ "$(fb 'j["truncated"]')" = True ]
+	n=$(fb 'len(j["files"])')
+	[ "$n" -gt 1000 ] && [ "$n" -lt 18000 ]
+	[ "$(stat -c %s "$T/body")" -le $((16 << 20)) ]
+}
+
+@test "escape serve: a NUL escaped in any string of a body is refused, not cut short" {
+	PRESET=full-access
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"argv": ["touch", "/workspace/zz\u0000b"]}'
+	[ "${output%% *}" = 400 ] || { echo "$output" >&2; false; }
+	BODY=${output#* }
+	[ "$(f 'j["code"]')" = invalid_argument ]
+	[ "$(f 'j["message"]')" = 'the body holds a NUL character (\u0000), which no field may contain' ]
+	ex 'ls /workspace/zz* || echo none'
+	[ "$(f 'j["stdout"]')" = none ]
+	# an escaped backslash before u0000 is no NUL
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"argv": ["printf", "%s", "x\\u0000"]}'
+	[ "${output%% *}" = 200 ]
+	BODY=${output#* }
+	[ "$(f 'j["stdout"]')" = 'x\u0000' ]
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"labels\": {\"k\": \"v\\u0000w\"}}"
+	[ "${output%% *}" = 400 ]
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"shell": "/bin/sh\u0000x"}'
+	[ "${output%% *}" = 400 ]
+}
+
+@test "escape serve: bytes after a body's JSON value are refused" {
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "echo one"}{"command": "echo two"}'
+	[ "${output%% *}" = 400 ]
+	BODY=${output#* }
+	[ "$(f 'j["message"]')" = 'the body has bytes after its JSON value' ]
+	run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "echo one"} x'
+	[ "${output%% *}" = 400 ]
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"}]"
+	[ "${output%% *}" = 400 ]
+	# whitespace after it is fine
+	run api POST "/v1/sandboxes/$SB/exec" -d $'{"command": "echo one"} \n\t '
+	[ "${output%% *}" = 200 ]
+}
+
+@test "escape serve: an error quoting bytes that are not UTF-8 is still valid JSON" {
+	start_serve
+	run curl -sS --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' "http://agentfense/v1/sandboxes/sb_%ff%c3"
+	[ "$output" = 404 ]
+	run python3 -c 'import json, sys; print(json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))["message"])' "$T/body"
+	[ "$status" = 0 ]
+	[ "$output" = "no sandbox 'sb_"$'\xef\xbf\xbd\xef\xbf\xbd'"'" ]
+}
+
+@test "escape serve: numbers out of range are refused before any conversion" {
+	sandbox_up
+	for body in '{"command": "true", "max_output": 1e30}' '{"command": "true", "max_output": -1e30}' \
+		    '{"command": "true", "timeout": 1e300}' '{"command": "true", "max_output": 1.5}'; do
+		run api POST "/v1/sandboxes/$SB/exec" -d "$body"
+		[ "${output%% *}" = 400 ] || { echo "$body: $output" >&2; false; }
+	done
+	for p in 1e300 -1e300 1e10 0.5; do
+		run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"**\", \"permission\": \"read\", \"priority\": $p}]}"
+		[ "${output%% *}" = 400 ] || { echo "$p: $output" >&2; false; }
+	done
+	for r in '"memory_bytes": 1e30' '"pids_limit": -1e30' '"cpu_quota": 1e300'; do
+		run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"resources\": {$r}}"
+		[ "${output%% *}" = 400 ] || { echo "$r: $output" >&2; false; }
+	done
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"expires_in\": 1e300}"
+	[ "${output%% *}" = 400 ]
+	run api POST /v1/codebases -d "{\"name\": \"q\", \"source_path\": \"$T/proj\", \"max_file_size\": 1e300}"
+	[ "${output%% *}" = 400 ]
+}
+
+@test "escape serve: a session's background job writing forever costs serve no CPU between execs" {
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	[ "${output%% *}" = 201 ]
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'yes & echo $! >/tmp/yes.pid'
+	[ "$CODE" = 200 ]
+	sleep 0.3
+	t0=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	sleep 2
+	t1=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	# clock ticks (1/100 s): reading and dropping yes took most of a core
+	[ $((t1 - t0)) -lt 20 ] || { echo "serve used $((t1 - t0)) ticks in 2 s" >&2; false; }
+	# the next exec still runs and gets its output (after the job's)
+	run api POST "/v1/sessions/$SS/exec" --max-time 20 -d '{"command": "kill $(cat /tmp/yes.pid); echo done"}'
+	CODE=${output%% *} BODY=${output#* }
+	[ "$CODE" = 200 ] || { echo "${BODY:0:300}" >&2; false; }
+	[ "$(fb 'j["exit_code"]')" = 0 ]
+	[ "$(fb 'j["stdout"].splitlines()[-1]')" = done ]
+	sx 'echo alone'
+	[ "$(f 'j["stdout"]')" = alone ]
+	run api DELETE "/v1/sessions/$SS"
+	[ "${output%% *}" = 200 ]
 }
