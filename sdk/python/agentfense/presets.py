@@ -17,7 +17,6 @@ from .exceptions import InvalidConfigurationError, SandboxError
 from .types import Permission, PermissionRule, RuleLike, rules_to_dicts
 
 _custom: Dict[str, Dict[str, Any]] = {}
-_cache: Dict[str, Any] = {}
 
 
 def _binary_json(*args: str) -> Any:
@@ -37,9 +36,8 @@ def _binary_json(*args: str) -> Any:
 
 
 def _builtin_names() -> List[str]:
-    if "names" not in _cache:
-        _cache["names"] = [p["name"] for p in _binary_json("list")]
-    return _cache["names"]
+    # Not cached: the user's own presets may change while we run.
+    return [p["name"] for p in _binary_json("list")]
 
 
 def list_presets() -> List[str]:
@@ -53,10 +51,7 @@ def _rules(name: str) -> List[PermissionRule]:
         raise InvalidConfigurationError("a preset name is a non-empty string, not %r" % (name,))
     if name in _custom:
         return [PermissionRule.from_dict(r) for r in _custom[name]["rules"]]
-    key = "show:" + name
-    if key not in _cache:
-        _cache[key] = _binary_json("show", name)
-    return [PermissionRule.from_dict(r) for r in _cache[key].get("rules", [])]
+    return [PermissionRule.from_dict(r) for r in _binary_json("show", name).get("rules", [])]
 
 
 def get_preset(name: str) -> List[PermissionRule]:
