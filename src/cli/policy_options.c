@@ -4,8 +4,6 @@
 
 #include "cli/cli.h"
 
-#define DEFAULT_PRESET "agent-safe"
-
 void policy_options_add(struct policy_options *po, int kind, const char *arg)
 {
 	if (kind == POPT_PRESET) {
@@ -18,57 +16,22 @@ void policy_options_add(struct policy_options *po, int kind, const char *arg)
 	po->n++;
 }
 
-/* The preset (NULL: none), then the items; dies on bad input. */
-static struct policy *build(const struct policy_options *po, const char *preset)
-{
-	struct policy *p = policy_new();
-	struct af_err err = { 0 };
-
-	if (preset && policy_add_preset(p, preset, &err) < 0)
-		die_err(&err);
-	for (int i = 0; i < po->n; i++) {
-		const struct policy_opt *o = &po->items[i];
-		int r;
-		switch (o->kind) {
-		case POPT_RULE:
-			r = policy_add_spec(p, o->arg, "--rule", &err);
-			break;
-		case POPT_POLICY:
-			r = policy_add_file(p, o->arg, &err);
-			break;
-		case POPT_PRESET:
-		default:
-			r = 0;
-			break;
-		}
-		if (r < 0) {
-			err.exit_code = AF_EXIT_USAGE;
-			die_err(&err);
-		}
-	}
-	return p;
-}
-
 struct policy *policy_options_build(const struct policy_options *po)
 {
 	struct policy *p;
-	bool files = false;
+	struct af_err err = { 0 };
+	struct policy_src *srcs = xcalloc((size_t)po->n + 1, sizeof(*srcs));
 
 	for (int i = 0; i < po->n; i++)
-		files |= po->items[i].kind == POPT_POLICY;
-	if (po->preset || !files) {
-		p = build(po, po->preset ? po->preset : DEFAULT_PRESET);
-	} else {
-		/* A policy file that names a preset chooses it instead of the
-		 * default, as -p does: "preset = read-only" must not leave
-		 * agent-safe's writable /output behind.  Files read twice
-		 * when none does: they are small. */
-		p = build(po, NULL);
-		if (policy_preset_count(p) == 0) {
-			policy_free(p);
-			p = build(po, DEFAULT_PRESET);
-		}
-	}
+		srcs[i] = (struct policy_src){
+			.kind = po->items[i].kind == POPT_RULE ? POLICY_SRC_SPEC : POLICY_SRC_FILE,
+			.arg = po->items[i].arg,
+			.origin = "--rule",
+		};
+	int r = policy_build(po->preset, srcs, (size_t)po->n, &p, &err);
+	free(srcs);
+	if (r < 0)
+		die_err(&err);
 	if (po->announce) {
 		/* a user file in place of a built-in preset: say it once */
 		for (unsigned i = 0; i < policy_preset_count(p); i++) {
@@ -82,7 +45,6 @@ struct policy *policy_options_build(const struct policy_options *po)
 					  "one", name, src);
 		}
 	}
-	policy_finalize(p);
 	return p;
 }
 

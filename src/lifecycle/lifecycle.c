@@ -248,19 +248,31 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 	 * together: one without the other refuses too much or too little. */
 	sc.fuse_options = "default_permissions";
 	sc.limits = lc->limits;
+	sc.service = lc->cfg.service;
+	if (lc->sb)
+		return af_err_set(err, EBUSY, "the sandbox is running already");
+	/* a stopped sandbox starts again on its delta; not when the old
+	 * view's threads may still hold it */
+	if (lc->stuck)
+		return af_err_set(err, EBUSY, "cannot start the sandbox again: its view stopped "
+				  "answering");
+	lc->stopped = false;
+	lc->end.ended = false;
 	/* the child builds its root while the delta and the view are made */
 	r = sandbox_begin(&sc, &lc->sb, err);
 	if (r < 0)
 		return r;
-	autofree char *state = delta_state_dir(err);
-	if (!state)
-		return -(err->errnum ? err->errnum : ENOENT);
-	r = delta_create(state, lc->cfg.project->real, &lc->delta, err);
-	if (r < 0)
-		return r;
-	r = set_disk_limit(lc->delta, lc->cfg.disk_limit, err);
-	if (r < 0)
-		return r;
+	if (!lc->delta) {
+		autofree char *state = delta_state_dir(err);
+		if (!state)
+			return -(err->errnum ? err->errnum : ENOENT);
+		r = delta_create(state, lc->cfg.project->real, &lc->delta, err);
+		if (r < 0)
+			return r;
+		r = set_disk_limit(lc->delta, lc->cfg.disk_limit, err);
+		if (r < 0)
+			return r;
+	}
 	struct view_config vc = {
 		.project_fd = lc->cfg.project->fd,
 		.delta = lc->delta,
@@ -299,6 +311,15 @@ int lc_exec(struct lifecycle *lc, struct af_err *err)
 		return r;
 	lc->end.ran = true;
 	return 0;
+}
+
+int lc_spawn(struct lifecycle *lc, const struct sproc_spec *sp, struct sandbox_proc **out,
+	     struct af_err *err)
+{
+	*out = NULL;
+	if (!lc->sb || !lc->end.ran || lc->end.ended)
+		return af_err_set(err, ESRCH, "cannot start a process: the sandbox is not running");
+	return sandbox_spawn(lc->sb, sp, out, err);
 }
 
 void lc_set_result(struct lifecycle *lc, const struct sandbox_result *res)
@@ -374,6 +395,11 @@ void lc_stop(struct lifecycle *lc)
 const struct lc_end *lc_end(const struct lifecycle *lc)
 {
 	return &lc->end;
+}
+
+const char *lc_delta_path(const struct lifecycle *lc)
+{
+	return lc->delta ? delta_path(lc->delta) : NULL;
 }
 
 bool lc_stuck(const struct lifecycle *lc)

@@ -74,6 +74,9 @@ struct lc_config {
 	unsigned view_fds;
 	unsigned view_threads;
 	int view_spin_us;
+	/* A service sandbox (sandbox.service, no argv): lc_exec() lets its
+	 * PID 1 wait for lc_spawn() requests. */
+	bool service;
 };
 
 struct lifecycle;
@@ -91,12 +94,21 @@ const struct limits_warning *lc_limits_warnings(const struct lifecycle *lc, size
  * lc_finish() and lc_free() still apply. */
 int lc_start(struct lifecycle *lc, struct af_err *err);
 
+/* lc_start() after lc_stop() starts again on the same delta (a stopped
+ * service sandbox resumed): a new view and a new sandbox over the delta
+ * and its base records, which are kept until lc_finish(). */
+
 /* The sandbox, between lc_start() and lc_stop(), for sandbox_pty() and
  * a caller's own wait (a terminal relay); NULL otherwise. */
 struct sandbox *lc_sandbox(struct lifecycle *lc);
 
 /* Let the command start.  Returns 0 or -errno with *err filled. */
 int lc_exec(struct lifecycle *lc, struct af_err *err);
+
+/* Start a process in a running service sandbox (sandbox_spawn()).
+ * Returns 0 with *out, or -errno with *err filled (-ESRCH: not running). */
+int lc_spawn(struct lifecycle *lc, const struct sproc_spec *sp,
+	     struct sandbox_proc **out, struct af_err *err);
 
 /* Wait for the command, blocking, with sandbox_wait() (signals
  * forwarded: the caller blocks them beforehand).  Returns 0 with
@@ -135,6 +147,11 @@ struct lc_end {
  * then says what happened.  Idempotent. */
 void lc_stop(struct lifecycle *lc);
 const struct lc_end *lc_end(const struct lifecycle *lc);
+
+/* The delta's run directory once lc_start() made it, else NULL; valid
+ * until lc_finish() or lc_free() (serve records it, so a serve killed
+ * with SIGKILL leaves its successor the path of the changes). */
+const char *lc_delta_path(const struct lifecycle *lc);
 
 /* What to do with the delta at the end (as --changes lists them). */
 enum lc_changes { LC_CHANGES_SYNC, LC_CHANGES_DISCARD, LC_CHANGES_KEEP };

@@ -76,6 +76,30 @@ bool preset_is_builtin(const char *name);
  * Returns 0 or -errno with *err filled naming the file and line. */
 int policy_add_file(struct policy *p, const char *path, struct af_err *err);
 
+/* The preset a policy starts from when none is named. */
+#define POLICY_DEFAULT_PRESET "agent-safe"
+
+/* One source of rules for policy_build(), applied in order. */
+enum policy_src_kind {
+	POLICY_SRC_SPEC, /* arg: "PATTERN=LEVEL[@PRIORITY]" (--rule) */
+	POLICY_SRC_FILE, /* arg: the path of a policy file (--policy) */
+	POLICY_SRC_RULE, /* arg: the pattern, with level and priority */
+};
+struct policy_src {
+	enum policy_src_kind kind;
+	const char *arg;
+	enum level level;   /* RULE */
+	int priority;       /* RULE */
+	const char *origin; /* SPEC and RULE: where it came from ("--rule") */
+};
+
+/* Build a finalized policy: the preset, then the sources.  Without a
+ * preset, a policy file that names one chooses it (as -p would), else
+ * POLICY_DEFAULT_PRESET applies.  Returns 0 with *out, or -errno with
+ * *err filled (an error in a source is a usage error). */
+int policy_build(const char *preset, const struct policy_src *src, size_t n,
+		 struct policy **out, struct af_err *err);
+
 /* Freeze: sort rules by precedence.  Must be called once, before any
  * query.  Returns 0. */
 int policy_finalize(struct policy *p);

@@ -43,34 +43,11 @@
 #include <unistd.h>
 
 #include "sandbox/rootfs.h"
+#include "sandbox/sandbox_int.h"
 #include "sandbox/sysfilter.h"
 
 #define DEFAULT_HOSTNAME "agentfense"
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
-enum msg_type {
-	MSG_GO = 1,      /* P -> C: uid/gid maps written, build the root */
-	MSG_READY,       /* C -> P: root built; carries the FUSE fd */
-	MSG_PTY,         /* C -> P: carries the pty master (before READY) */
-	MSG_EXEC,        /* P -> C: the view serves; start the command */
-	MSG_ERROR,       /* C -> P: set-up failed: err */
-	MSG_EXEC_FAILED, /* C -> P: execve failed with errno value */
-	MSG_EXIT,        /* C -> P: the command's raw wait status in value */
-};
-
-struct msg {
-	int type;
-	int value;
-	struct af_err err;
-};
-
-/* What the command's child reports through its close-on-exec pipe. */
-struct exec_fail {
-	int errnum;
-	int stage; /* enum exec_stage */
-};
-
-enum exec_stage { STAGE_EXEC, STAGE_PRIVS, STAGE_SETSID, STAGE_TTY, STAGE_SECCOMP, STAGE_LIMITS };
 
 /* Our own command line and environment, in memory the child inherits:
  * PID 1 blanks its copy, since /proc/1/cmdline is readable by anyone in
@@ -98,6 +75,7 @@ struct sandbox {
 	int exec_errno;   /* MSG_EXEC_FAILED's errno, else 0 */
 	bool failed;      /* MSG_ERROR came: failure */
 	struct af_err failure;
+	bool exec_sent;   /* sandbox_exec() done: a service sandbox takes requests */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -110,7 +88,7 @@ static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGU
 /* --- messages (both sides) ----------------------------------------------- */
 
 /* Send one message, with fd attached if >= 0.  Returns 0 or -errno. */
-static int send_msg(int sock, int type, int value, const struct af_err *err, int fd)
+int send_msg(int sock, int type, int value, const struct af_err *err, int fd)
 {
 	struct msg m = { .type = type, .value = value };
 	if (err)
@@ -139,7 +117,7 @@ static int send_msg(int sock, int type, int value, const struct af_err *err, int
 
 /* Receive one message; *fd (if not NULL) gets an attached fd or -1.
  * Returns 1, 0 on EOF, or -errno (-EPROTO for a malformed packet). */
-static int recv_msg(int sock, struct msg *m, int *fd)
+int recv_msg(int sock, struct msg *m, int *fd)
 {
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	union {
@@ -177,7 +155,7 @@ static int recv_msg(int sock, struct msg *m, int *fd)
 /* fork()-like clone into new namespaces, without glibc's fork handlers
  * (the child never returns to code that needs them).  clone3 leaves
  * room for CLONE_INTO_CGROUP.  Returns the pid, 0 in the child, or -1. */
-static pid_t sb_clone(uint64_t flags)
+pid_t sb_clone(uint64_t flags)
 {
 	struct {
 		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -208,7 +186,7 @@ static const char *env_value(char *const *envp, const char *name)
 
 /* execve argv[0], searched in the PATH of envp (not ours) when it has no
  * slash, with execvp's error rules.  Returns the errno to report. */
-static int exec_command(char *const *argv, char *const *envp)
+int exec_command(char *const *argv, char *const *envp)
 {
 	const char *file = argv[0];
 	char buf[PATH_MAX];
@@ -256,7 +234,7 @@ static int exec_command(char *const *argv, char *const *envp)
 
 /* Drop every capability for good: ambient, bounding, then the
  * effective/permitted/inheritable sets.  Returns 0 or -1 with errno. */
-static int drop_caps(void)
+int drop_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
@@ -298,8 +276,8 @@ static int attach_pty(int pty_master, unsigned fds)
  * privileges, leave the terminal's session (for the sandbox's own
  * terminal with cfg->pty), install the seccomp filter (last: it refuses
  * calls the steps before make), exec.  Failures go to errfd. */
-static AF_NORETURN void command_main(const struct sandbox_config *cfg,
-				     const struct sock_fprog *filter, int pty_master, int errfd)
+AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct sock_fprog *filter,
+			      int pty_master, int errfd)
 {
 	struct exec_fail ef = { 0 };
 	struct sigaction sa = { .sa_handler = SIG_DFL };
@@ -349,7 +327,7 @@ static void pid1_sigset(sigset_t *set)
  * is resolved beneath /workspace, symbolic links included, so no link in
  * the project can take it elsewhere.  Returns 0 or -errno (-EXDEV: a
  * link led out). */
-static int enter_workdir(const struct sandbox_config *cfg)
+int enter_workdir(const struct sandbox_config *cfg)
 {
 	if (!cfg->workdir_beneath)
 		return chdir(cfg->workdir) < 0 ? -errno : 0;
@@ -364,6 +342,32 @@ static int enter_workdir(const struct sandbox_config *cfg)
 	if (fd < 0)
 		return -errno;
 	return fchdir(fd) < 0 ? -errno : 0;
+}
+
+bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
+{
+	switch ((enum exec_stage)ef->stage) {
+	case STAGE_PRIVS:
+		af_err_set(err, ef->errnum, "cannot drop privileges");
+		return true;
+	case STAGE_SETSID:
+		af_err_set(err, ef->errnum, "cannot start a new session for the command");
+		return true;
+	case STAGE_TTY:
+		af_err_set(err, ef->errnum, "cannot give the command its terminal");
+		return true;
+	case STAGE_SECCOMP:
+		af_err_set(err, ef->errnum, "cannot install the seccomp filter");
+		af_err_hint(err, "'--seccomp off' runs without it (less isolation)");
+		return true;
+	case STAGE_LIMITS:
+		af_err_set(err, ef->errnum, "cannot set the resource limits");
+		return true;
+	case STAGE_EXEC:
+	case STAGE_FILE:
+		break;
+	}
+	return false;
 }
 
 /* PID 1 of the sandbox: start the command, then reap and forward
@@ -412,26 +416,8 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		;
 	close(ep[0]);
 	if (n == (ssize_t)sizeof(ef)) {
-		switch ((enum exec_stage)ef.stage) {
-		case STAGE_PRIVS:
-			af_err_set(&err, ef.errnum, "cannot drop privileges");
+		if (exec_fail_error(&ef, &err))
 			child_fail(sock, &err);
-		case STAGE_SETSID:
-			af_err_set(&err, ef.errnum, "cannot start a new session for the command");
-			child_fail(sock, &err);
-		case STAGE_TTY:
-			af_err_set(&err, ef.errnum, "cannot give the command its terminal");
-			child_fail(sock, &err);
-		case STAGE_SECCOMP:
-			af_err_set(&err, ef.errnum, "cannot install the seccomp filter");
-			af_err_hint(&err, "'--seccomp off' runs without it (less isolation)");
-			child_fail(sock, &err);
-		case STAGE_LIMITS:
-			af_err_set(&err, ef.errnum, "cannot set the resource limits");
-			child_fail(sock, &err);
-		case STAGE_EXEC:
-			break;
-		}
 		send_msg(sock, MSG_EXEC_FAILED, ef.errnum, NULL, -1);
 	}
 
@@ -590,6 +576,8 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 		af_err_set(&err, -r, "cannot receive the seccomp filter");
 		child_fail(sock, &err);
 	}
+	if (cfg->service)
+		service_main(cfg, &filter, sock);
 	pid1_main(cfg, &filter, pty_master, sock);
 }
 
@@ -755,7 +743,7 @@ static void reap(struct sandbox *sb)
 }
 
 /* An error from the child: its message gets our strerror appended. */
-static int child_error(const struct msg *m, struct af_err *err)
+int child_error(const struct msg *m, struct af_err *err)
 {
 	int e = m->err.errnum ? m->err.errnum : EIO;
 	af_err_set(err, e, "%s: %s", m->err.msg, strerror(e));
@@ -809,6 +797,7 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->cfg.n_mounts = sb->mounts.n;
 	sb->mount_fds = xcalloc(sb->mounts.n + 1, sizeof(int));
 	sb->cfg.limits = cfg->limits;
+	sb->cfg.service = cfg->service;
 	read_proc_area(&sb->area);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -923,7 +912,23 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err)
 	}
 	if (r < 0)
 		return af_err_set(err, -r, "cannot start the command: %s", strerror(-r));
+	if (sb->cfg.service)
+		service_prepare(sb->sock);
+	sb->exec_sent = true;
 	return 0;
+}
+
+int sandbox_spawn(struct sandbox *sb, const struct sproc_spec *sp, struct sandbox_proc **out,
+		  struct af_err *err)
+{
+	*out = NULL;
+	if (!sb->cfg.service || !sb->exec_sent)
+		return af_err_set(err, EINVAL, "cannot start a process: %s",
+				  sb->cfg.service ? "the sandbox has not been started"
+						  : "not a service sandbox");
+	if (sb->reaped)
+		return af_err_set(err, ESRCH, "cannot start a process: the sandbox is not running");
+	return service_spawn(sb->sock, sp, out, err);
 }
 
 static double now_sec(void)

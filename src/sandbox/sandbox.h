@@ -61,6 +61,10 @@ struct sandbox_config {
 	size_t n_mounts;
 	/* resource limits, or NULL; borrowed: must outlive the sandbox */
 	const struct limits *limits;
+	/* A service sandbox: no command (argv NULL); after sandbox_exec()
+	 * PID 1 waits for sandbox_spawn() requests until the sandbox is
+	 * killed (see "Service mode" below). */
+	bool service;
 };
 
 struct sandbox;
@@ -173,6 +177,79 @@ bool sandbox_server_cut(const struct sandbox *sb);
 /* Kill everything in the sandbox now (SIGKILL to its PID 1) and reap. */
 void sandbox_kill(struct sandbox *sb);
 void sandbox_free(struct sandbox *sb);
+
+/* Service mode.  PID 1 of a service sandbox keeps its capabilities in
+ * the sandbox's user namespace (it creates a PID namespace per process)
+ * and starts one process per sandbox_spawn() request, in a PID
+ * namespace of its own under an "exec init" that forwards signals and
+ * reports the end: when the process ends, or is killed, its whole tree
+ * ends with it (background jobs, setsid'd and double-forked ones
+ * included); the sandbox lives on.  The process itself runs exactly as
+ * run's command: capabilities dropped, no_new_privs, the sandbox's
+ * seccomp filter and rlimits, a session of its own.  PID 1 and the exec
+ * inits are not dumpable, so nothing in the sandbox can ptrace them or
+ * open their /proc files, and the control socket is reachable from
+ * this process only. */
+struct sandbox_proc;
+
+enum sproc_op { SPROC_EXEC = 0, SPROC_READ, SPROC_WRITE, SPROC_LIST, SPROC_STAT };
+
+struct sproc_spec {
+	enum sproc_op op;
+	char *const *argv;       /* SPROC_EXEC: argv[0] looked up in envp's PATH */
+	char *const *envp;       /* SPROC_EXEC: the whole environment */
+	const char *workdir;     /* absolute in the sandbox; NULL: /workspace */
+	bool workdir_beneath;    /* as sandbox_config */
+	const char *path;        /* READ/WRITE/LIST/STAT: absolute path in the sandbox */
+	bool recursive;          /* LIST */
+	unsigned mode;           /* WRITE: mode of a new file (0644 when 0) */
+	/* The process's stdin, stdout, stderr (borrowed: sent across, the
+	 * caller closes its own); -1: /dev/null.  READ writes the file's
+	 * bytes to fds[1]; WRITE reads the new content from fds[0] to EOF
+	 * (O_TRUNC|O_CREAT); LIST/STAT write records to fds[1] (below). */
+	int fds[3];
+};
+
+/* Most bytes of argv + envp (and the paths) one request may carry. */
+#define SPROC_MAX_ARGS (256u << 10)
+
+/* Start a process in a service sandbox.  Non-blocking apart from one
+ * sendmsg.  Returns 0 with *out, or -errno with *err filled: -E2BIG
+ * (argv+envp over SPROC_MAX_ARGS bytes), -EINVAL (not a service
+ * sandbox, or not started by sandbox_exec()), -ESRCH (the sandbox is
+ * gone). */
+int sandbox_spawn(struct sandbox *sb, const struct sproc_spec *sp,
+		  struct sandbox_proc **out, struct af_err *err);
+
+/* Readable when sproc_step() has work. */
+int sproc_fd(const struct sandbox_proc *p);
+
+struct sproc_result {
+	int exit_code;    /* as run: status, 128+signal, 126/127 when it could not be
+			   * executed, 125 when its working directory is missing */
+	int term_signal;  /* died of this signal, else 0 */
+	int exec_errno;   /* could not be executed (or the file op failed): errno, else 0 */
+	bool killed;      /* ended by sproc_kill() (a timeout, a disconnect) */
+};
+
+/* Non-blocking.  Returns 1 when it ended (*res filled; *err says why
+ * when exec_errno is set), 0 while it runs, or -errno. */
+int sproc_step(struct sandbox_proc *p, struct sproc_result *res, struct af_err *err);
+/* Signal the process (group: its whole process group).  Returns 0 or
+ * -errno (-ESRCH: it ended). */
+int sproc_signal(struct sandbox_proc *p, int sig, bool group);
+/* Kill its whole PID namespace now (pidfd).  Cannot fail. */
+void sproc_kill(struct sandbox_proc *p);
+/* Free it; kills it if still running. */
+void sproc_free(struct sandbox_proc *p);
+
+/* LIST/STAT records on fds[1], one per entry, text fields separated by
+ * a space, each record ended by a NUL:
+ *   "<type> <mode-octal> <size> <mtime-sec>.<nsec> <path>\0"
+ * type: f regular, d directory, l symlink, o other; path relative to
+ * sp->path for LIST ("." is not listed), the path itself for STAT.
+ * Everything as a capability-less process in the sandbox sees it: a
+ * hidden entry is ENOENT in exec_errno, an unreadable one EACCES. */
 
 /* If real_path (canonical) lies in a host directory every sandbox shows
  * read-only (/usr, /etc, /opt, ...), copy that directory's canonical

@@ -15,11 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve/api_sandbox.h"
+#include "serve/ctx.h"
+#include "serve/sbx.h"
 #include "store/store.h"
 
 const char *const api_features[] = {
 	"codebases", "codebase_files", "file_upload", "file_download", "tar_upload",
-	"ndjson_streams", NULL,
+	"ndjson_streams", "sandboxes", "sandbox_files", "presets", NULL,
 };
 
 enum route {
@@ -224,7 +227,10 @@ static bool method_ok(struct http_conn *c, const struct http_req *r, const struc
 
 void api_on_head(struct http_conn *c, struct http_req *r, void *arg)
 {
-	struct store *st = arg;
+	struct serve_ctx *sc = arg;
+	struct store *st = sc->store;
+	if (api_sandbox_head(c, r, sc))
+		return;
 	struct ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		http_respond_error(c, 503, "resource_exhausted", "out of memory");
@@ -452,9 +458,10 @@ static void list_codebases(struct http_conn *c, const struct http_req *r, struct
 	http_respond_json(c, 200, j);
 }
 
-static void codebase(struct http_conn *c, const struct http_req *r, struct store *st,
+static void codebase(struct http_conn *c, const struct http_req *r, struct serve_ctx *sc,
 		     const struct ctx *x)
 {
+	struct store *st = sc->store;
 	struct af_err e = { 0 };
 	if (r->method == HTTP_GET) {
 		cJSON *info;
@@ -468,6 +475,12 @@ static void codebase(struct http_conn *c, const struct http_req *r, struct store
 	if (query_bool(r->query, "force", &force, &bad) < 0 || bad) {
 		bad_request(c, "force must be true or false");
 		return;
+	}
+	cJSON *meta;
+	if (force && store_cb_get(st, x->id, &meta, &e) == 0) {
+		cJSON_Delete(meta);
+		/* its sandboxes first, their changes discarded */
+		sbx_destroy_codebase(sc->sandboxes, x->id);
 	}
 	if (store_cb_delete(st, x->id, force, &e) < 0) {
 		respond_err(c, &e);
@@ -573,7 +586,10 @@ static void archive(struct http_conn *c, const struct http_req *r, struct store 
 
 void api_on_request(struct http_conn *c, struct http_req *r, void *arg)
 {
-	struct store *st = arg;
+	struct serve_ctx *sc = arg;
+	struct store *st = sc->store;
+	if (api_sandbox_request(c, r, sc))
+		return;
 	struct ctx *x = r->data;
 	switch (x->route) {
 	case R_VERSION:
@@ -586,7 +602,7 @@ void api_on_request(struct http_conn *c, struct http_req *r, void *arg)
 			list_codebases(c, r, st);
 		break;
 	case R_CODEBASE:
-		codebase(c, r, st, x);
+		codebase(c, r, sc, x);
 		break;
 	case R_FILES:
 		list_files(c, r, st, x);
@@ -602,4 +618,31 @@ void api_on_request(struct http_conn *c, struct http_req *r, void *arg)
 		http_respond_error(c, 404, "not_found", "no route '%s'", r->path);
 		break;
 	}
+}
+
+/* --- for the other route files ------------------------------------------------ */
+
+void api_respond_err(struct http_conn *c, const struct af_err *e)
+{
+	respond_err(c, e);
+}
+
+char *api_query_get(const char *q, const char *key, bool *bad)
+{
+	return query_get(q, key, bad);
+}
+
+int api_query_bool(const char *q, const char *key, bool *out, bool *bad)
+{
+	return query_bool(q, key, out, bad);
+}
+
+char *api_pct_decode(const char *s, size_t len)
+{
+	return pct_decode(s, len, false);
+}
+
+cJSON *api_json_body(struct http_conn *c, const struct http_req *r)
+{
+	return json_body(c, r);
 }

@@ -53,6 +53,8 @@ struct http_conn {
 	bool close_after;
 	bool peer_eof;
 	bool streaming;
+	bool deferred;     /* the handler answers later (http_defer) */
+	bool large;        /* this reply may pass the output cap */
 	char *out;
 	size_t out_len, out_off, out_cap;
 	int src_fd;
@@ -117,7 +119,7 @@ static int out_add(struct http_conn *c, const void *data, size_t len)
 {
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	if (c->out_len - c->out_off + len > c->srv->lim.max_output + 4096)
+	if (!c->large && c->out_len - c->out_off + len > c->srv->lim.max_output + 4096)
 		return -ENOBUFS;
 	if (c->out_len + len > c->out_cap) {
 		if (c->out_off) {
@@ -190,6 +192,30 @@ void http_respond(struct http_conn *c, int status, const char *ctype, const void
 		return;
 	}
 	conn_update_events(c);
+}
+
+void http_respond_large(struct http_conn *c, int status, const char *ctype, const void *body,
+			size_t len)
+{
+	if (!reply_begin(c))
+		return;
+	char lh[64];
+	snprintf(lh, sizeof(lh), "Content-Length: %zu", len);
+	c->large = true;
+	int r = put_head(c, status, ctype, lh);
+	if (r == 0)
+		r = out_add(c, body, len);
+	c->large = false;
+	if (r < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update_events(c);
+}
+
+void http_defer(struct http_conn *c)
+{
+	c->deferred = true;
 }
 
 void http_respond_json(struct http_conn *c, int status, cJSON *j)
@@ -318,6 +344,7 @@ static void req_clear(struct http_conn *c)
 	c->req_ready = false;
 	c->responded = false;
 	c->streaming = false;
+	c->deferred = false;
 	c->body_cap = 0;
 	c->sink_limit = 0;
 }
@@ -334,6 +361,13 @@ static void reap(struct ev_loop *l AF_UNUSED, void *arg)
 	}
 }
 
+/* A request dispatched whose reply the handler has not finished giving
+ * (it answers later, or streams). */
+static bool request_busy(const struct http_conn *c)
+{
+	return (c->deferred && !c->responded) || c->streaming;
+}
+
 /* Close the client.  Its memory stays valid (fd -1) until the loop is
  * back at the top: a handler may close the connection it was given. */
 static void conn_close(struct http_conn *c)
@@ -341,10 +375,16 @@ static void conn_close(struct http_conn *c)
 	struct http_server *s = c->srv;
 	if (c->fd < 0)
 		return;
-	req_clear(c);
 	ev_fd_del(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
+	/* the handler still works for this request: tell it to stop */
+	if (request_busy(c) && c->req.on_close) {
+		void (*fn)(struct http_req *) = c->req.on_close;
+		c->req.on_close = NULL;
+		fn(&c->req);
+	}
+	req_clear(c);
 	if (c->src_fd >= 0)
 		close(c->src_fd);
 	if (c->prev)
@@ -364,6 +404,11 @@ static void conn_close(struct http_conn *c)
 	s->nconns--;
 	if (s->h.on_count)
 		s->h.on_count(s->nconns, s->h.count_arg);
+}
+
+void http_close(struct http_conn *c)
+{
+	conn_close(c);
 }
 
 static bool reply_pending(const struct http_conn *c)
@@ -443,7 +488,7 @@ static void dispatch(struct http_conn *c)
 	struct http_server *s = c->srv;
 	c->req.body_size = c->req.body_fd >= 0 ? c->req.body_size : c->req.body_len;
 	s->h.on_request(c, &c->req, s->h.arg);
-	if (c->fd >= 0 && !c->responded)
+	if (c->fd >= 0 && !c->responded && !c->deferred)
 		http_respond_error(c, 500, "internal", "no reply for this request");
 }
 
@@ -830,7 +875,11 @@ static void sweep(struct ev_loop *l, void *arg)
 	struct http_conn *next;
 	for (struct http_conn *c = s->conns; c; c = next) {
 		next = c->next;
-		if (c->deadline <= now)
+		/* a long command is not an idle client; a stream's reader
+		 * that stops reading is cut off by the output cap instead */
+		if (request_busy(c))
+			c->deadline = now + s->lim.idle_ms;
+		else if (c->deadline <= now)
 			conn_close(c);
 	}
 	s->sweep_timer = ev_timer_add(l, SWEEP_MS, sweep, s);

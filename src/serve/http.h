@@ -47,6 +47,11 @@ struct http_req {
 	/* set by the handler in on_head, freed by cleanup after the reply */
 	void *data;
 	void (*cleanup)(struct http_req *r);
+	/* set by a handler that answers later (http_defer) or streams: the
+	 * client went away before the reply was complete, so whatever works
+	 * for it (a command) should stop.  Called once, before cleanup; the
+	 * connection is closed by then and takes no more replies. */
+	void (*on_close)(struct http_req *r);
 };
 
 struct http_handler {
@@ -75,10 +80,20 @@ int http_server_adopt(struct http_server *s, int fd);
  * handler keeps it in r->data or similar).  Returns 0, or -errno. */
 int http_body_to_fd(struct http_conn *c, int fd, uint64_t limit);
 
+/* The handler answers later, from another event (a command's end): the
+ * connection waits without reading further requests, its idle timeout
+ * does not run meanwhile, and r->on_close tells the handler if the
+ * client goes away first. */
+void http_defer(struct http_conn *c);
+
 /* The answers.  All of them queue output; none blocks.  On an
  * allocation failure the client is closed, the server lives on. */
 void http_respond(struct http_conn *c, int status, const char *ctype, const void *body,
 		  size_t len);
+/* Like http_respond, for a body the handler has bounded itself (an
+ * exec's result: its own caps), which may pass the output limit. */
+void http_respond_large(struct http_conn *c, int status, const char *ctype, const void *body,
+			size_t len);
 /* Takes ownership of j. */
 void http_respond_json(struct http_conn *c, int status, struct cJSON *j);
 /* {"code": code, "message": ...} */
@@ -94,6 +109,9 @@ void http_respond_fd(struct http_conn *c, int status, const char *ctype, int fd,
 int http_stream_begin(struct http_conn *c, int status, const char *ctype);
 int http_stream_write(struct http_conn *c, const void *data, size_t len);
 int http_stream_end(struct http_conn *c);
+
+/* Close the client now (a reply that cannot be completed). */
+void http_close(struct http_conn *c);
 
 /* The reason phrase of a status. */
 const char *http_status_text(int status);

@@ -13,13 +13,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include "serve/api.h"
+#include "serve/ctx.h"
 #include "serve/http.h"
 #include "serve/loop.h"
+#include "serve/sbx.h"
 #include "store/store.h"
 
 int serve_check_dir(const char *dir, struct af_err *err)
@@ -157,6 +160,7 @@ struct serve_state {
 	unsigned idle_exit;
 	int64_t idle_timer;
 	bool idled;
+	unsigned conns, sandboxes; /* serve idles only when both are 0 */
 };
 
 static void on_idle(struct ev_loop *l, void *arg)
@@ -167,9 +171,9 @@ static void on_idle(struct ev_loop *l, void *arg)
 	ev_loop_stop(l);
 }
 
-static void on_count(unsigned n, void *arg)
+static void idle_update(struct serve_state *ss)
 {
-	struct serve_state *ss = arg;
+	unsigned n = ss->conns + ss->sandboxes;
 	if (!ss->idle_exit)
 		return;
 	if (n > 0 && ss->idle_timer > 0) {
@@ -177,6 +181,38 @@ static void on_count(unsigned n, void *arg)
 		ss->idle_timer = 0;
 	} else if (n == 0 && ss->idle_timer <= 0) {
 		ss->idle_timer = ev_timer_add(ss->loop, (uint64_t)ss->idle_exit * 1000, on_idle, ss);
+	}
+}
+
+static void on_count(unsigned n, void *arg)
+{
+	struct serve_state *ss = arg;
+	ss->conns = n;
+	idle_update(ss);
+}
+
+/* A running sandbox keeps serve from its idle exit. */
+static void on_sandbox_count(unsigned n, void *arg)
+{
+	struct serve_state *ss = arg;
+	ss->sandboxes = n;
+	idle_update(ss);
+}
+
+static bool codebase_in_use(const char *id, void *arg)
+{
+	return sbx_codebase_in_use(arg, id);
+}
+
+/* Sandboxes each hold some fds (the view's cache, FUSE, control
+ * sockets): use the whole hard limit, as run does once its sandbox is
+ * cloned. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
@@ -211,6 +247,7 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 	ino_t ino = 0;
 	struct serve_state ss = { .idle_exit = o->idle_exit };
 	struct http_server *hs = NULL;
+	struct serve_ctx ctx = { .store = st };
 	int lfd = open_socket(path, &lockfd, &ino, err);
 	if (lfd < 0) {
 		store_free(st);
@@ -221,6 +258,13 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 		r = af_err_set(err, errno, "cannot create the event loop: %s", strerror(errno));
 		goto out;
 	}
+	ctx.loop = ss.loop;
+	r = sbx_table_new(ss.loop, st, &ctx.sandboxes, err);
+	if (r < 0)
+		goto out;
+	sbx_table_on_count(ctx.sandboxes, on_sandbox_count, &ss);
+	store_set_in_use(st, codebase_in_use, ctx.sandboxes);
+	raise_nofile();
 	struct http_limits lim = {
 		.max_header = SERVE_MAX_HEADER,
 		.max_body = SERVE_MAX_BODY,
@@ -229,7 +273,7 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 		.max_conns = o->max_conns ? o->max_conns : SERVE_MAX_CONNS,
 		.idle_ms = (o->client_timeout ? o->client_timeout : SERVE_CLIENT_TIMEOUT) * 1000u,
 	};
-	struct http_handler h = { api_on_head, api_on_request, on_count, st, &ss };
+	struct http_handler h = { api_on_head, api_on_request, on_count, &ctx, &ss };
 	r = ev_signal_add(ss.loop, &set, on_signal, NULL);
 	if (r == 0)
 		r = http_server_new(&hs, ss.loop, lfd, getuid(), &lim, &h);
@@ -242,7 +286,11 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 	if (r < 0)
 		af_err_set(err, -r, "event loop failed: %s", strerror(-r));
 out:
+	/* every sandbox stopped, its delta given its on_destroy fate */
+	if (ctx.sandboxes)
+		sbx_table_shutdown(ctx.sandboxes);
 	http_server_free(hs);
+	sbx_table_free(ctx.sandboxes);
 	ev_loop_free(ss.loop);
 	/* remove the socket only if it is still the one we bound */
 	struct stat sst;

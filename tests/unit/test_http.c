@@ -1,6 +1,8 @@
 /* test_http.c - serve's HTTP layer over a socketpair: a chunked NDJSON
- * stream as a client parses it, and a reader that never reads cut off
- * at the output cap instead of being buffered without bound. */
+ * stream as a client parses it, a reader that never reads cut off at
+ * the output cap instead of being buffered without bound, and a reply
+ * given later (a long command): kept past the idle timeout, and the
+ * handler told when its client leaves first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
@@ -24,8 +26,36 @@ static void on_head(struct http_conn *c AF_UNUSED, struct http_req *r AF_UNUSED,
 {
 }
 
+static struct http_conn *deferred;
+static int closed_calls, cleanup_calls;
+
+static void deferred_closed(struct http_req *r AF_UNUSED)
+{
+	closed_calls++;
+	deferred = NULL;
+}
+
+static void deferred_cleanup(struct http_req *r AF_UNUSED)
+{
+	cleanup_calls++;
+}
+
+static void answer_later(struct ev_loop *l AF_UNUSED, void *a AF_UNUSED)
+{
+	if (deferred)
+		http_respond(deferred, 200, "text/plain", "late\n", 5);
+	deferred = NULL;
+}
+
 static void on_request(struct http_conn *c, struct http_req *r, void *a AF_UNUSED)
 {
+	if (strcmp(r->path, "/defer") == 0) {
+		http_defer(c);
+		deferred = c;
+		r->on_close = deferred_closed;
+		r->cleanup = deferred_cleanup;
+		return;
+	}
 	if (strcmp(r->path, "/stream") == 0) {
 		http_stream_begin(c, 200, "application/x-ndjson");
 		http_stream_write(c, "{\"a\":1}\n", 8);
@@ -143,6 +173,38 @@ int main(void)
 	TAP_OK(n == 0 && got < flood_bytes + 4096, "it sees the reply cut and the end (%zu bytes)", got);
 	close(sv[1]);
 
+	http_server_free(s);
+
+	/* a deferred reply outlives the idle timeout (100 ms here) */
+	struct http_limits quick = lim;
+	quick.idle_ms = 100;
+	TAP_OK(http_server_new(&s, l, -1, getuid(), &quick, &h) == 0, "a server with a short idle time");
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+	http_server_adopt(s, sv[0]);
+	const char req3[] = "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n";
+	TAP_OK(write(sv[1], req3, sizeof(req3) - 1) == (ssize_t)sizeof(req3) - 1, "ask for a late reply");
+	run_for(l, 50);
+	TAP_OK(deferred != NULL && nconns == 1, "the handler holds the request");
+	ev_timer_add(l, 400, answer_later, NULL);
+	run_for(l, 500);
+	n = read(sv[1], buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	TAP_OK(n > 0 && strstr(buf, "200 OK") && strstr(buf, "\r\n\r\nlate\n"),
+	       "the reply given 400 ms later arrives (%zd bytes)", n);
+	TAP_OK(closed_calls == 0 && cleanup_calls == 1, "answered: cleanup ran, on_close did not");
+	close(sv[1]);
+	run_for(l, 50);
+
+	/* the client leaves before the reply: the handler hears of it once */
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+	http_server_adopt(s, sv[0]);
+	TAP_OK(write(sv[1], req3, sizeof(req3) - 1) == (ssize_t)sizeof(req3) - 1, "ask again");
+	run_for(l, 50);
+	close(sv[1]);
+	run_for(l, 50);
+	TAP_OK(closed_calls == 1 && cleanup_calls == 2 && !deferred && nconns == 0,
+	       "a client gone before its reply: on_close once, then cleanup (%d, %d)", closed_calls,
+	       cleanup_calls);
 	http_server_free(s);
 	ev_loop_free(l);
 	return tap_done();

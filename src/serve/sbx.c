@@ -1,0 +1,1235 @@
+/* sbx.c - serve's sandboxes (see sbx.h).
+ *
+ * A sandbox is a record (its Sandbox object of agentfense-api(7), plus
+ * private fields whose names start with '_') and, while it runs or is
+ * stopped, a lifecycle: service sandbox, view and delta.  The record is
+ * rewritten atomically at every change of status, so a serve that dies
+ * leaves the truth behind: "_live" marks a record whose lifecycle (and
+ * delta) lived in a serve, and the next serve turns it into status
+ * error with the path of the changes. */
+#include "serve/sbx.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/units.h"
+#include "image/image.h"
+#include "lifecycle/lifecycle.h"
+#include "policy/policy.h"
+#include "sandbox/env.h"
+#include "serve/loop.h"
+#include "store/store.h"
+
+#define SBX_PREFIX "sb_"
+#define SBX_HEX 32
+#define REC_MAX (1 << 20)
+
+/* Small per-sandbox budgets, so 200 sandboxes fit one serve: the view's
+ * fd cache and threads (serve raises RLIMIT_NOFILE at start). */
+#define SBX_VIEW_FDS 32
+#define SBX_VIEW_THREADS 4
+
+enum sbx_status { SBX_PENDING, SBX_RUNNING, SBX_STOPPED, SBX_ERROR };
+static const char *const status_names[] = { "pending", "running", "stopped", "error" };
+
+struct sbx {
+	struct sbx_table *t;
+	struct sbx *prev, *next;
+	char id[40];
+	cJSON *rec;
+	enum sbx_status status;
+	enum lc_changes on_destroy;
+	struct policy *policy;
+	struct lc_project proj;
+	char *root_dir;
+	struct env env;
+	bool env_ready;
+	struct lifecycle *lc;
+	int sb_fd;           /* the sandbox's control socket, watched for its end */
+	int64_t expire_timer;
+	struct sbx_watch watches; /* list head */
+};
+
+struct sbx_table {
+	struct ev_loop *loop;
+	struct store *st;
+	int dirfd;           /* sandboxes/ */
+	struct sbx *head;
+	unsigned n, running;
+	void (*on_count)(unsigned n, void *arg);
+	void *count_arg;
+};
+
+static int oom(struct af_err *err)
+{
+	return af_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Now in RFC 3339, UTC, with microseconds (as codebases have it). */
+static void rfc3339(const struct timespec *ts, char *buf, size_t len)
+{
+	struct tm tm;
+	gmtime_r(&ts->tv_sec, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%06uZ", (unsigned)(ts->tv_nsec / 1000) % 1000000u);
+}
+
+static void now_rfc3339(char *buf, size_t len)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rfc3339(&ts, buf, len);
+}
+
+static double now_unix(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Replace field name of o with a string (NULL: null).  Returns false
+ * without memory. */
+static bool set_str(cJSON *o, const char *name, const char *v)
+{
+	cJSON *n = v ? cJSON_CreateString(v) : cJSON_CreateNull();
+	if (!n)
+		return false;
+	if (cJSON_GetObjectItemCaseSensitive(o, name))
+		return cJSON_ReplaceItemInObjectCaseSensitive(o, name, n);
+	return cJSON_AddItemToObject(o, name, n);
+}
+
+static bool set_now(cJSON *o, const char *name)
+{
+	char ts[40];
+	now_rfc3339(ts, sizeof(ts));
+	return set_str(o, name, ts);
+}
+
+static const char *rec_str(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool valid_id(const char *id)
+{
+	if (!id || strncmp(id, SBX_PREFIX, 3) != 0 || strlen(id) != 3 + SBX_HEX)
+		return false;
+	for (const char *p = id + 3; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* Write the record of s atomically: temp file, fsync, rename, fsync of
+ * the directory.  Returns 0, or -errno with *err filled. */
+static int rec_write(struct sbx *s, struct af_err *err)
+{
+	autofree char *text = cJSON_PrintUnformatted(s->rec);
+	if (!text)
+		return oom(err);
+	char name[64], tmp[72];
+	snprintf(name, sizeof(name), "%s.json", s->id);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", s->id);
+	int dfd = s->t->dirfd;
+	autoclose int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+				  0600);
+	if (fd < 0)
+		return af_err_set(err, errno, "cannot write the record of sandbox '%s': %s", s->id,
+				  strerror(errno));
+	int r = write_all(fd, text, strlen(text));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+		r = -errno;
+	if (r == 0)
+		fsync(dfd);
+	if (r < 0) {
+		unlinkat(dfd, tmp, 0);
+		return af_err_set(err, -r, "cannot write the record of sandbox '%s': %s", s->id,
+				  strerror(-r));
+	}
+	return 0;
+}
+
+/* Set the status (and its record field). */
+static void set_status(struct sbx *s, enum sbx_status st)
+{
+	bool was = s->status == SBX_RUNNING, is = st == SBX_RUNNING;
+	s->status = st;
+	set_str(s->rec, "status", status_names[st]);
+	if (was != is) {
+		s->t->running += is ? 1 : (unsigned)-1;
+		if (s->t->on_count)
+			s->t->on_count(s->t->running, s->t->count_arg);
+	}
+}
+
+/* --- request parsing ---------------------------------------------------------- */
+
+/* An enum value in either spelling ("read", "PERMISSION_READ"): the
+ * prefix dropped, lowercased into out.  Returns false if too long. */
+static bool enum_norm(const char *v, const char *prefix, char *out, size_t len)
+{
+	size_t pl = strlen(prefix);
+	if (strncasecmp(v, prefix, pl) == 0 && v[pl])
+		v += pl;
+	size_t n = strlen(v);
+	if (n >= len)
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		out[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] - 'A' + 'a' : v[i]);
+	return true;
+}
+
+/* One of names (lowercase) for field, in either spelling.  Returns its
+ * index, or -EINVAL with *err naming the field. */
+static int field_enum(const cJSON *v, const char *field, const char *prefix,
+		      const char *const *names, struct af_err *err)
+{
+	char buf[64];
+	if (!cJSON_IsString(v))
+		return af_err_usage(err, EINVAL, "field '%s' must be a string", field);
+	if (enum_norm(v->valuestring, prefix, buf, sizeof(buf)))
+		for (int i = 0; names[i]; i++)
+			if (strcmp(buf, names[i]) == 0)
+				return i;
+	char list[256] = "";
+	for (int i = 0; names[i]; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+			 names[i]);
+	char q[96];
+	return af_err_usage(err, EINVAL, "field '%s': unknown value '%s' (one of: %s)", field,
+			    policy_quote(q, sizeof(q), v->valuestring), list);
+}
+
+/* A whole number within [min, max] (a number, or a string of digits). */
+static int field_uint(const cJSON *v, const char *field, double min, double max, uint64_t *out,
+		      struct af_err *err)
+{
+	double d = -1;
+	if (cJSON_IsNumber(v)) {
+		d = v->valuedouble;
+	} else if (cJSON_IsString(v) && *v->valuestring) {
+		char *end;
+		d = strtod(v->valuestring, &end);
+		if (*end)
+			d = -1;
+	}
+	if (!(d >= min && d <= max) || d != (double)(uint64_t)d)
+		return af_err_usage(err, EINVAL, "field '%s' must be a whole number from %.0f to %.0f",
+				    field, min, max);
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* A duration: seconds as a number, or "30s", "1.5s", "5m". */
+static int field_duration(const cJSON *v, const char *field, double *out, struct af_err *err)
+{
+	double d = -1;
+	if (cJSON_IsNumber(v))
+		d = v->valuedouble;
+	else if (cJSON_IsString(v) && parse_duration(v->valuestring, &d) < 0)
+		d = -1;
+	if (!(d > 0 && d <= 1e9))
+		return af_err_usage(err, EINVAL, "field '%s' must be a positive duration: seconds, "
+				    "or a string like \"30s\", \"1.5s\", \"5m\"", field);
+	*out = d;
+	return 0;
+}
+
+static const char *const level_names[] = { "none", "view", "read", "write", NULL };
+static const char *const type_names[] = { "glob", "directory", "file", NULL };
+
+/* The pattern of agentfense-policy(5) for a published rule: a glob as
+ * it is; a directory, anchored, with its whole subtree; a file,
+ * anchored, its wildcard characters made literal.  Returns a malloc'd
+ * string, or NULL for an empty pattern. */
+static char *rule_pattern_of(const char *pat, int type)
+{
+	size_t n = strlen(pat);
+	if (type == 0)
+		return n ? xstrdup(pat) : NULL;
+	while (n && pat[n - 1] == '/')
+		n--;
+	const char *p = pat;
+	while (n && *p == '/')
+		p++, n--;
+	if (!n)
+		return type == 1 ? xstrdup("**") : NULL;
+	if (type == 1)
+		return xasprintf("/%.*s/", (int)n, p);
+	char *o = xmalloc(2 * n + 2), *q = o;
+	*q++ = '/';
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("*?[]\\", p[i]))
+			*q++ = '\\';
+		*q++ = p[i];
+	}
+	*q = '\0';
+	return o;
+}
+
+/* Check the permissions of a request and normalize them into *norm (an
+ * array of {pattern, permission, type, priority}); the policy they make
+ * with preset into *policy.  Returns 0, or -errno with *err naming the
+ * field. */
+static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
+		       struct policy **policy, struct af_err *err)
+{
+	int n = perms && !cJSON_IsNull(perms) ? (cJSON_IsArray(perms) ? cJSON_GetArraySize(perms)
+								     : -1)
+					      : 0;
+	if (n < 0)
+		return af_err_usage(err, EINVAL, "field 'permissions' must be an array of rules");
+	cJSON *out = cJSON_CreateArray();
+	struct policy_src *src = xcalloc((size_t)n + 1, sizeof(*src));
+	char **pats = xcalloc((size_t)n + 1, sizeof(*pats));
+	char **origins = xcalloc((size_t)n + 1, sizeof(*origins));
+	int r = out ? 0 : oom(err), i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, perms) {
+		if (r < 0)
+			break;
+		char f[64];
+		const cJSON *pat = cJSON_GetObjectItemCaseSensitive(it, "pattern");
+		const cJSON *perm = cJSON_GetObjectItemCaseSensitive(it, "permission");
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
+		const cJSON *prio = cJSON_GetObjectItemCaseSensitive(it, "priority");
+		int lv = 0, ty = 0;
+		uint64_t pr = 0;
+		bool neg = false;
+		if (!cJSON_IsObject(it)) {
+			r = af_err_usage(err, EINVAL, "field 'permissions[%d]' must be an object", i);
+			break;
+		}
+		if (!cJSON_IsString(pat) || !*pat->valuestring) {
+			r = af_err_usage(err, EINVAL, "field 'permissions[%d].pattern' must be a "
+					 "non-empty string", i);
+			break;
+		}
+		snprintf(f, sizeof(f), "permissions[%d].permission", i);
+		lv = field_enum(perm, f, "PERMISSION_", level_names, err);
+		if (lv < 0) {
+			r = lv;
+			break;
+		}
+		if (type && !cJSON_IsNull(type)) {
+			snprintf(f, sizeof(f), "permissions[%d].type", i);
+			ty = field_enum(type, f, "PATTERN_TYPE_", type_names, err);
+			if (ty < 0) {
+				r = ty;
+				break;
+			}
+		}
+		if (prio && !cJSON_IsNull(prio)) {
+			double d = cJSON_IsNumber(prio) ? prio->valuedouble : 1e99;
+			neg = d < 0;
+			snprintf(f, sizeof(f), "permissions[%d].priority", i);
+			if (d != (double)(int)d || d < -1000000 || d > 1000000) {
+				r = af_err_usage(err, EINVAL, "field '%s' must be a whole number from "
+						 "-1000000 to 1000000", f);
+				break;
+			}
+			pr = (uint64_t)(neg ? -d : d);
+		}
+		pats[i] = rule_pattern_of(pat->valuestring, ty);
+		if (!pats[i]) {
+			r = af_err_usage(err, EINVAL, "field 'permissions[%d].pattern' names no path", i);
+			break;
+		}
+		/* each rule alone first, so an error names its field */
+		struct policy *one = policy_new();
+		r = policy_add(one, pats[i], (enum level)lv, 0, "rule", err);
+		policy_free(one);
+		if (r < 0) {
+			char msg[sizeof(err->msg)];
+			memcpy(msg, err->msg, sizeof(msg));
+			af_err_usage(err, EINVAL, "field 'permissions[%d].pattern': %.900s", i, msg);
+			break;
+		}
+		origins[i] = xasprintf("permissions[%d]", i);
+		src[i] = (struct policy_src){ .kind = POLICY_SRC_RULE, .arg = pats[i],
+					      .level = (enum level)lv,
+					      .priority = neg ? -(int)pr : (int)pr,
+					      .origin = origins[i] };
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(out, o) ||
+		    !cJSON_AddStringToObject(o, "pattern", pat->valuestring) ||
+		    !cJSON_AddStringToObject(o, "permission", level_names[lv]) ||
+		    !cJSON_AddStringToObject(o, "type", type_names[ty]) ||
+		    !cJSON_AddNumberToObject(o, "priority", src[i].priority))
+			r = oom(err);
+		i++;
+	}
+	if (r == 0) {
+		r = policy_build(preset, src, (size_t)n, policy, err);
+		if (r < 0) {
+			/* the rules passed alone: the preset failed */
+			char msg[sizeof(err->msg)];
+			memcpy(msg, err->msg, sizeof(msg));
+			r = af_err_usage(err, EINVAL, "field 'preset': %.900s", msg);
+		}
+	}
+	for (int k = 0; k < n; k++) {
+		free(pats[k]);
+		free(origins[k]);
+	}
+	free(pats);
+	free(origins);
+	free(src);
+	if (r < 0) {
+		cJSON_Delete(out);
+		return r;
+	}
+	*norm = out;
+	return 0;
+}
+
+static const char *const net_names[] = { "none", "host", NULL };
+static const char *const runtime_names[] = { "bwrap", "docker", NULL };
+static const char *const fate_names[] = { "sync", "discard", "keep", NULL };
+static const enum lc_changes fate_of[] = { LC_CHANGES_SYNC, LC_CHANGES_DISCARD, LC_CHANGES_KEEP };
+
+/* The limits of the record's resources; what agentfense cannot enforce
+ * here goes to warnings.  Returns 0, or -EINVAL with *err filled. */
+static int parse_resources(const cJSON *res, struct limits_spec *ls, cJSON *norm, cJSON *warnings,
+			   struct af_err *err)
+{
+	static const struct { const char *name; double min, max; } f[] = {
+		{ "memory_bytes", 0, 9.0e15 },
+		{ "cpu_quota", 0, 102400000 },
+		{ "cpu_shares", 0, 262144 },
+		{ "pids_limit", 0, 4194304 },
+	};
+	uint64_t v[4] = { 0 };
+	if (res && !cJSON_IsNull(res) && !cJSON_IsObject(res))
+		return af_err_usage(err, EINVAL, "field 'resources' must be an object");
+	for (size_t i = 0; i < 4; i++) {
+		char name[40];
+		const cJSON *x = res ? cJSON_GetObjectItemCaseSensitive(res, f[i].name) : NULL;
+		snprintf(name, sizeof(name), "resources.%s", f[i].name);
+		if (x && !cJSON_IsNull(x) && field_uint(x, name, f[i].min, f[i].max, &v[i], err) < 0)
+			return -EINVAL;
+		if (!cJSON_AddNumberToObject(norm, f[i].name, (double)v[i]))
+			return oom(err);
+	}
+	if (v[0] && v[0] < (4u << 20))
+		return af_err_usage(err, EINVAL, "field 'resources.memory_bytes' must be at least "
+				    "4194304 (4 MiB), or 0 for no limit");
+	if (v[3] == 1)
+		return af_err_usage(err, EINVAL, "field 'resources.pids_limit' must be at least 2 "
+				    "(the sandbox's init counts), or 0 for no limit");
+	ls->memory = v[0];
+	ls->cpu_quota = (uint32_t)v[1];
+	ls->pids = (uint32_t)v[3];
+	if (v[2]) {
+		cJSON *w = cJSON_CreateString("resources.cpu_shares is not enforced: agentfense "
+					      "limits CPU time with cpu_quota only");
+		if (!w || !cJSON_AddItemToArray(warnings, w))
+			return oom(err);
+	}
+	return 0;
+}
+
+/* --- the sandbox's life ---------------------------------------------------------- */
+
+static char *codebase_dir(struct sbx *s)
+{
+	return xasprintf("%s/codebases/%s/files", store_root(s->t->st),
+			 rec_str(s->rec, "codebase_id"));
+}
+
+/* The root filesystem the record names: an OCI layout (it has an
+ * oci-layout file) unpacked to the image cache, else a directory.
+ * Returns 0, or -errno with *err filled. */
+static int resolve_image(struct sbx *s, struct af_err *err)
+{
+	const char *image = rec_str(s->rec, "image");
+	if (!image || s->root_dir)
+		return 0;
+	autofree char *marker = xasprintf("%s/oci-layout", image);
+	if (access(marker, F_OK) != 0) {
+		s->root_dir = lc_check_root_dir("image", image, &s->proj, err);
+		return s->root_dir ? 0 : -(err->errnum ? err->errnum : EINVAL);
+	}
+	struct image_info img = { 0 };
+	int r = image_prepare(image, &img, err);
+	if (r < 0)
+		return r;
+	s->root_dir = lc_check_root_dir("image", img.root, &s->proj, err);
+	if (!s->env_ready) {
+		env_init(&s->env);
+		env_defaults(&s->env, "/workspace");
+		s->env_ready = true;
+	}
+	for (size_t i = 0; img.env && img.env[i]; i++)
+		(void)env_set_spec(&s->env, img.env[i], NULL);
+	image_info_free(&img);
+	return s->root_dir ? 0 : -(err->errnum ? err->errnum : EINVAL);
+}
+
+/* What a start needs and a serve does not keep across its restart: the
+ * policy, the project, the root, the environment.  Returns 0, or -errno
+ * with *err filled. */
+static int prepare(struct sbx *s, struct af_err *err)
+{
+	int r;
+	if (!s->policy) {
+		cJSON *norm = NULL;
+		r = parse_rules(rec_str(s->rec, "preset"),
+				cJSON_GetObjectItemCaseSensitive(s->rec, "permissions"), &norm,
+				&s->policy, err);
+		cJSON_Delete(norm);
+		if (r < 0)
+			return r;
+	}
+	if (s->proj.fd < 0) {
+		autofree char *dir = codebase_dir(s);
+		r = lc_project_open(dir, &s->proj, err);
+		if (r < 0)
+			return r;
+	}
+	if (!s->env_ready) {
+		env_init(&s->env);
+		env_defaults(&s->env, "/workspace");
+		s->env_ready = true;
+	}
+	return resolve_image(s, err);
+}
+
+static void watches_end(struct sbx *s)
+{
+	/* ending() unlinks its watch (sbx_watch_del) */
+	while (s->watches.next != &s->watches) {
+		struct sbx_watch *w = s->watches.next;
+		sbx_watch_del(s, w);
+		w->ending(w);
+	}
+}
+
+static void unwatch_fd(struct sbx *s)
+{
+	if (s->sb_fd >= 0) {
+		ev_fd_del(s->t->loop, s->sb_fd);
+		s->sb_fd = -1;
+	}
+}
+
+/* Kill what runs (the lifecycle and its delta stay). */
+static void halt(struct sbx *s)
+{
+	watches_end(s);
+	unwatch_fd(s);
+	if (s->lc)
+		lc_stop(s->lc);
+}
+
+/* The sandbox's PID 1 ended by itself (its control socket hung up):
+ * nothing can run there any more. */
+static void on_sandbox_end(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t events,
+			   void *arg)
+{
+	struct sbx *s = arg;
+	if (!(events & (EPOLLHUP | EPOLLERR)))
+		return;
+	halt(s);
+	set_status(s, SBX_ERROR);
+	set_str(s->rec, "error", "the sandbox ended by itself (killed, or out of memory); its "
+		"changes are kept until it is destroyed");
+	set_now(s->rec, "stopped_at");
+	rec_write(s, NULL);
+}
+
+int sbx_start(struct sbx *s, struct af_err *err)
+{
+	int r;
+	if (s->status == SBX_RUNNING)
+		return 0;
+	if (s->status == SBX_ERROR)
+		return af_err_set(err, EBUSY, "sandbox '%s' is in status error (%s): destroy it",
+				  s->id, rec_str(s->rec, "error") ? rec_str(s->rec, "error") : "");
+	r = prepare(s, err);
+	if (r < 0)
+		return r;
+	if (!s->lc) {
+		const cJSON *res = cJSON_GetObjectItemCaseSensitive(s->rec, "resources");
+		struct limits_spec ls = { 0 };
+		cJSON *scratch = cJSON_CreateObject(), *warn = cJSON_CreateArray();
+		r = scratch && warn ? parse_resources(res, &ls, scratch, warn, err) : oom(err);
+		cJSON_Delete(scratch);
+		cJSON_Delete(warn);
+		if (r < 0)
+			return r;
+		struct lc_config lcc = {
+			.project = &s->proj,
+			.policy = s->policy,
+			.sandbox = {
+				.envp = s->env.v,
+				.workdir = "/workspace",
+				.net_host = rec_str(s->rec, "network") &&
+					    strcmp(rec_str(s->rec, "network"), "host") == 0,
+				.root_dir = s->root_dir,
+				.service = true,
+			},
+			.limits = ls,
+			.view_fds = SBX_VIEW_FDS,
+			.view_threads = SBX_VIEW_THREADS,
+			.service = true,
+		};
+		r = lc_new(&lcc, &s->lc, err);
+		if (r < 0)
+			return r;
+		/* what the limits' fallback does not enforce is said, not dropped */
+		size_t nw;
+		const struct limits_warning *w = lc_limits_warnings(s->lc, &nw);
+		cJSON *warnings = cJSON_GetObjectItemCaseSensitive(s->rec, "warnings");
+		for (size_t i = 0; i < nw && warnings; i++) {
+			bool seen = false;
+			const cJSON *it;
+			cJSON_ArrayForEach(it, warnings)
+				seen |= cJSON_IsString(it) && strcmp(it->valuestring, w[i].msg) == 0;
+			if (!seen)
+				cJSON_AddItemToArray(warnings, cJSON_CreateString(w[i].msg));
+		}
+	}
+	r = lc_start(s->lc, err);
+	if (r == 0)
+		r = lc_exec(s->lc, err);
+	if (r < 0) {
+		lc_stop(s->lc);
+		return r;
+	}
+	if (ev_fd_add(s->t->loop, lc_fd(s->lc), 0, on_sandbox_end, s) == 0)
+		s->sb_fd = lc_fd(s->lc);
+	set_status(s, SBX_RUNNING);
+	set_now(s->rec, "started_at");
+	set_str(s->rec, "stopped_at", NULL);
+	set_str(s->rec, "delta_path", lc_delta_path(s->lc));
+	cJSON_DeleteItemFromObjectCaseSensitive(s->rec, "_live");
+	cJSON_AddTrueToObject(s->rec, "_live");
+	return rec_write(s, err);
+}
+
+int sbx_stop(struct sbx *s, struct af_err *err)
+{
+	if (s->status != SBX_RUNNING)
+		return 0;
+	halt(s);
+	set_status(s, SBX_STOPPED);
+	set_now(s->rec, "stopped_at");
+	return rec_write(s, err);
+}
+
+static const char *fate_name(enum lc_fate f)
+{
+	switch (f) {
+	case LC_FATE_NONE: return "none";
+	case LC_FATE_DISCARDED: return "discarded";
+	case LC_FATE_KEPT: return "kept";
+	case LC_FATE_SYNCED: return "synced";
+	case LC_FATE_CONFLICTS: return "conflicts";
+	case LC_FATE_SYNC_FAILED: return "sync_failed";
+	case LC_FATE_UNSYNCED: return "unsynced";
+	}
+	return "none";
+}
+
+static const char *note_kind(enum sync_note_kind k)
+{
+	switch (k) {
+	case SYNC_NOTE_CONFLICT: return "conflict";
+	case SYNC_NOTE_HELD: return "held";
+	case SYNC_NOTE_ERROR: return "error";
+	case SYNC_NOTE_SKIPPED: return "skipped";
+	}
+	return "error";
+}
+
+/* The delta report of agentfense-api(7).  NULL without memory. */
+static cJSON *delta_report(const char *fate, const char *path, const struct sync_report *rep,
+			   const char *error)
+{
+	cJSON *d = cJSON_CreateObject(), *notes = cJSON_CreateArray();
+	bool ok = d && notes && cJSON_AddStringToObject(d, "fate", fate) &&
+		  (path ? cJSON_AddStringToObject(d, "path", path) : cJSON_AddNullToObject(d, "path")) &&
+		  cJSON_AddNumberToObject(d, "written", rep ? (double)rep->written : 0) &&
+		  cJSON_AddNumberToObject(d, "deleted", rep ? (double)rep->deleted : 0) &&
+		  cJSON_AddNumberToObject(d, "conflicts", rep ? (double)rep->conflicts : 0);
+	for (size_t i = 0; ok && rep && i < rep->n_notes; i++) {
+		const struct sync_note *n = &rep->notes[i];
+		cJSON *o = cJSON_CreateObject();
+		ok = o && cJSON_AddItemToArray(notes, o) && cJSON_AddStringToObject(o, "path", n->path) &&
+		     cJSON_AddStringToObject(o, "kind", note_kind(n->kind)) &&
+		     cJSON_AddStringToObject(o, "message", n->text);
+		if (!o)
+			ok = false;
+	}
+	if (ok && error)
+		ok = cJSON_AddStringToObject(d, "error", error) != NULL;
+	if (ok && cJSON_AddItemToObject(d, "notes", notes))
+		return d;
+	cJSON_Delete(notes);
+	cJSON_Delete(d);
+	return NULL;
+}
+
+/* Give the delta its fate (ch) and free the lifecycle: *delta says what
+ * was done.  Returns 0, or -errno with *err filled. */
+static int finish(struct sbx *s, enum lc_changes ch, cJSON **delta, struct af_err *err)
+{
+	if (!s->lc) {
+		/* a sandbox that never ran, or one an earlier serve left (its
+		 * changes stay where the record says) */
+		const char *kept = s->status == SBX_ERROR ? rec_str(s->rec, "delta_path") : NULL;
+		*delta = delta_report(kept ? "kept" : "none", kept, NULL, NULL);
+		return *delta ? 0 : oom(err);
+	}
+	halt(s);
+	struct lc_finish f;
+	struct af_err ferr = { 0 };
+	int r = lc_finish(s->lc, ch, &f, &ferr);
+	*delta = delta_report(fate_name(f.fate), f.kept ? f.delta_path : NULL, &f.sync,
+			      r < 0 ? ferr.msg : NULL);
+	set_str(s->rec, "delta_path", f.kept ? f.delta_path : NULL);
+	lc_finish_free(&f);
+	bool stuck = lc_stuck(s->lc);
+	lc_free(steal_pointer(&s->lc));
+	if (stuck)
+		s->policy = NULL; /* the view's blocked threads may hold it */
+	if (r < 0 && err)
+		*err = ferr;
+	return *delta ? r : oom(err);
+}
+
+/* --- the table ------------------------------------------------------------------ */
+
+static struct sbx *sbx_alloc(struct sbx_table *t, cJSON *rec, const char *id)
+{
+	struct sbx *s = xcalloc(1, sizeof(*s));
+	s->t = t;
+	s->rec = rec;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->proj.fd = -1;
+	s->sb_fd = -1;
+	s->watches.next = s->watches.prev = &s->watches;
+	const char *od = rec_str(rec, "on_destroy");
+	s->on_destroy = LC_CHANGES_SYNC;
+	for (int i = 0; od && fate_names[i]; i++)
+		if (strcmp(od, fate_names[i]) == 0)
+			s->on_destroy = fate_of[i];
+	const char *st = rec_str(rec, "status");
+	for (int i = 0; st && i < 4; i++)
+		if (strcmp(st, status_names[i]) == 0)
+			s->status = (enum sbx_status)i;
+	s->next = t->head;
+	if (t->head)
+		t->head->prev = s;
+	t->head = s;
+	t->n++;
+	return s;
+}
+
+static void sbx_release(struct sbx *s)
+{
+	struct sbx_table *t = s->t;
+	if (s->expire_timer > 0)
+		ev_timer_del(t->loop, s->expire_timer);
+	if (s->status == SBX_RUNNING)
+		set_status(s, SBX_STOPPED);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		t->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	t->n--;
+	lc_free(s->lc);
+	policy_free(s->policy);
+	lc_project_close(&s->proj);
+	free(s->root_dir);
+	if (s->env_ready)
+		env_free(&s->env);
+	cJSON_Delete(s->rec);
+	free(s);
+}
+
+static void on_expire(struct ev_loop *l AF_UNUSED, void *arg)
+{
+	struct sbx *s = arg;
+	s->expire_timer = 0;
+	cJSON *delta = NULL;
+	sbx_destroy(s->t, s, false, &delta, NULL);
+	cJSON_Delete(delta);
+}
+
+static void arm_expiry(struct sbx *s)
+{
+	const cJSON *at = cJSON_GetObjectItemCaseSensitive(s->rec, "_expires_unix");
+	if (!cJSON_IsNumber(at))
+		return;
+	double left = at->valuedouble - now_unix();
+	s->expire_timer = ev_timer_add(s->t->loop, left > 0 ? (uint64_t)(left * 1000) : 0,
+				       on_expire, s);
+}
+
+/* Read one record; an earlier serve's live sandbox becomes status error.
+ * Damaged records are left alone (an operator may look at them). */
+static int load_entry(int dirfd, const struct dirent *de, void *arg)
+{
+	struct sbx_table *t = arg;
+	size_t len = strlen(de->d_name);
+	if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp")) {
+		unlinkat(dirfd, de->d_name, 0); /* a write cut short */
+		return 0;
+	}
+	if (len != 3 + SBX_HEX + 5 || strcmp(de->d_name + 3 + SBX_HEX, ".json") != 0)
+		return 0;
+	char id[40];
+	snprintf(id, sizeof(id), "%.*s", 3 + SBX_HEX, de->d_name);
+	if (!valid_id(id) || t->n >= SBX_MAX)
+		return 0;
+	autoclose int fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	autofree char *buf = malloc(REC_MAX + 1);
+	ssize_t n = buf ? read_full(fd, buf, REC_MAX) : -1;
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	cJSON *rec = cJSON_Parse(buf);
+	if (!cJSON_IsObject(rec) || !rec_str(rec, "codebase_id") || !rec_str(rec, "id") ||
+	    strcmp(rec_str(rec, "id"), id) != 0) {
+		cJSON_Delete(rec);
+		return 0;
+	}
+	struct sbx *s = sbx_alloc(t, rec, id);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "_live"))) {
+		const char *dp = rec_str(rec, "delta_path");
+		autofree char *why = dp ? xasprintf("agentfense serve ended while it ran; its "
+						    "changes are kept at %s", dp)
+					: xstrdup("agentfense serve ended while it ran");
+		s->status = SBX_ERROR;
+		set_str(rec, "status", "error");
+		set_str(rec, "error", why);
+		if (!rec_str(rec, "stopped_at"))
+			set_now(rec, "stopped_at");
+		cJSON_DeleteItemFromObjectCaseSensitive(rec, "_live");
+		rec_write(s, NULL);
+	}
+	arm_expiry(s);
+	return 0;
+}
+
+int sbx_table_new(struct ev_loop *loop, struct store *st, struct sbx_table **out,
+		  struct af_err *err)
+{
+	autofree char *dir = xasprintf("%s/sandboxes", store_root(st));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return af_err_set(err, errno, "cannot create '%s': %s", dir, strerror(errno));
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return af_err_set(err, errno, "cannot open '%s': %s", dir, strerror(errno));
+	struct sbx_table *t = xcalloc(1, sizeof(*t));
+	t->loop = loop;
+	t->st = st;
+	t->dirfd = fd;
+	int r = for_each_dir_entry(fd, load_entry, t);
+	if (r < 0) {
+		sbx_table_free(t);
+		return af_err_set(err, -r, "cannot read '%s': %s", dir, strerror(-r));
+	}
+	*out = t;
+	return 0;
+}
+
+void sbx_table_on_count(struct sbx_table *t, void (*fn)(unsigned n, void *arg), void *arg)
+{
+	t->on_count = fn;
+	t->count_arg = arg;
+}
+
+unsigned sbx_table_running(const struct sbx_table *t)
+{
+	return t->running;
+}
+
+void sbx_table_shutdown(struct sbx_table *t)
+{
+	for (struct sbx *s = t->head; s; s = s->next) {
+		if (!s->lc)
+			continue;
+		cJSON *delta = NULL;
+		finish(s, s->on_destroy, &delta, NULL);
+		cJSON_Delete(delta);
+		if (s->status == SBX_RUNNING || s->status == SBX_STOPPED) {
+			set_status(s, SBX_STOPPED);
+			if (!rec_str(s->rec, "stopped_at"))
+				set_now(s->rec, "stopped_at");
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(s->rec, "_live");
+		rec_write(s, NULL);
+	}
+}
+
+void sbx_table_free(struct sbx_table *t)
+{
+	if (!t)
+		return;
+	t->on_count = NULL;
+	while (t->head)
+		sbx_release(t->head);
+	close(t->dirfd);
+	free(t);
+}
+
+struct sbx *sbx_get(struct sbx_table *t, const char *id)
+{
+	for (struct sbx *s = t->head; s; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+const char *sbx_id(const struct sbx *s)
+{
+	return s->id;
+}
+
+bool sbx_running(const struct sbx *s)
+{
+	return s->status == SBX_RUNNING;
+}
+
+void sbx_watch_add(struct sbx *s, struct sbx_watch *w)
+{
+	w->next = &s->watches;
+	w->prev = s->watches.prev;
+	s->watches.prev->next = w;
+	s->watches.prev = w;
+}
+
+void sbx_watch_del(struct sbx *s AF_UNUSED, struct sbx_watch *w)
+{
+	if (!w->next)
+		return;
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+}
+
+int sbx_spawn(struct sbx *s, const struct sproc_spec *sp, char *const *env,
+	      struct sandbox_proc **out, struct af_err *err)
+{
+	if (s->status != SBX_RUNNING || !s->lc)
+		return af_err_set(err, ESRCH, "sandbox '%s' is not running", s->id);
+	struct env e;
+	env_init(&e);
+	for (size_t i = 0; s->env.v && s->env.v[i]; i++) {
+		const char *eq = strchr(s->env.v[i], '=');
+		autofree char *k = xstrndup(s->env.v[i], (size_t)(eq - s->env.v[i]));
+		env_set(&e, k, eq + 1);
+	}
+	for (size_t i = 0; env && env[i]; i++) {
+		const char *eq = strchr(env[i], '=');
+		if (!eq || !env_name_valid(env[i], (size_t)(eq - env[i]))) {
+			env_free(&e);
+			return af_err_usage(err, EINVAL, "'%s' is not a valid NAME=VALUE", env[i]);
+		}
+		autofree char *k = xstrndup(env[i], (size_t)(eq - env[i]));
+		env_set(&e, k, eq + 1);
+	}
+	struct sproc_spec spec = *sp;
+	spec.envp = e.v;
+	int r = lc_spawn(s->lc, &spec, out, err);
+	env_free(&e);
+	return r;
+}
+
+/* --- the API's operations ----------------------------------------------------- */
+
+cJSON *sbx_json(const struct sbx *s)
+{
+	cJSON *j = cJSON_Duplicate(s->rec, true);
+	if (!j)
+		return NULL;
+	for (cJSON *it = j->child, *next; it; it = next) {
+		next = it->next;
+		if (it->string && it->string[0] == '_')
+			cJSON_Delete(cJSON_DetachItemViaPointer(j, it));
+	}
+	return j;
+}
+
+static bool label_match(const cJSON *rec, const char *label)
+{
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(rec, "labels");
+	const char *eq = strchr(label, '=');
+	autofree char *key = eq ? xstrndup(label, (size_t)(eq - label)) : xstrdup(label);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
+	return cJSON_IsString(v) && (!eq || strcmp(v->valuestring, eq + 1) == 0);
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	const char *cx = rec_str(x, "created_at"), *cy = rec_str(y, "created_at");
+	int c = strcmp(cx ? cx : "", cy ? cy : "");
+	return c ? c : strcmp(rec_str(x, "id"), rec_str(y, "id"));
+}
+
+int sbx_list(struct sbx_table *t, const char *codebase_id, const char *status,
+	     const char *label, cJSON **out, struct af_err *err)
+{
+	char st[32] = "";
+	if (status && *status) {
+		int i;
+		if (!enum_norm(status, "SANDBOX_STATUS_", st, sizeof(st)))
+			st[0] = '?';
+		for (i = 0; i < 4 && strcmp(st, status_names[i]) != 0; i++)
+			;
+		if (i == 4) {
+			char q[96];
+			return af_err_usage(err, EINVAL, "unknown status '%s' (one of: pending, "
+					    "running, stopped, error)",
+					    policy_quote(q, sizeof(q), status));
+		}
+	}
+	cJSON **v = xcalloc(t->n + 1, sizeof(*v));
+	size_t n = 0;
+	for (struct sbx *s = t->head; s; s = s->next) {
+		if (codebase_id && *codebase_id &&
+		    strcmp(rec_str(s->rec, "codebase_id"), codebase_id) != 0)
+			continue;
+		if (st[0] && strcmp(status_names[s->status], st) != 0)
+			continue;
+		if (label && *label && !label_match(s->rec, label))
+			continue;
+		v[n++] = s->rec;
+	}
+	qsort(v, n, sizeof(*v), cmp_created);
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < n; i++) {
+		cJSON *o = sbx_json(sbx_get(t, rec_str(v[i], "id")));
+		if (!o || !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			cJSON_Delete(arr);
+			arr = NULL;
+		}
+	}
+	free(v);
+	if (!arr)
+		return oom(err);
+	*out = arr;
+	return 0;
+}
+
+int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err *err)
+{
+	const cJSON *f;
+	int r;
+	if (t->n >= SBX_MAX)
+		return af_err_set(err, EMFILE, "serve holds %d sandboxes already: destroy some first",
+				  SBX_MAX);
+	const char *cb = NULL, *preset = POLICY_DEFAULT_PRESET, *image = NULL;
+	f = cJSON_GetObjectItemCaseSensitive(req, "codebase_id");
+	if (!cJSON_IsString(f) || !*f->valuestring)
+		return af_err_usage(err, EINVAL, "field 'codebase_id' is required (a string)");
+	cb = f->valuestring;
+	f = cJSON_GetObjectItemCaseSensitive(req, "preset");
+	if (f && !cJSON_IsNull(f)) {
+		if (!cJSON_IsString(f) || !*f->valuestring)
+			return af_err_usage(err, EINVAL, "field 'preset' must be a preset's name");
+		preset = f->valuestring;
+	}
+	cJSON *meta = NULL;
+	r = store_cb_get(t->st, cb, &meta, err);
+	if (r < 0)
+		return r;
+	cJSON_Delete(meta);
+
+	int net = 0, runtime = 0, fate = 0;
+	double expires = 0;
+	bool start = false;
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
+	if (labels && !cJSON_IsNull(labels)) {
+		const cJSON *it;
+		bool ok = cJSON_IsObject(labels);
+		cJSON_ArrayForEach(it, labels)
+			ok = ok && cJSON_IsString(it);
+		if (!ok)
+			return af_err_usage(err, EINVAL, "field 'labels' must be an object of strings");
+	}
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "network")) && !cJSON_IsNull(f) &&
+	    (net = field_enum(f, "network", "NETWORK_MODE_", net_names, err)) < 0)
+		return net;
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "runtime")) && !cJSON_IsNull(f) &&
+	    (runtime = field_enum(f, "runtime", "RUNTIME_TYPE_", runtime_names, err)) < 0)
+		return runtime;
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "on_destroy")) && !cJSON_IsNull(f) &&
+	    (fate = field_enum(f, "on_destroy", "ON_DESTROY_", fate_names, err)) < 0)
+		return fate;
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "expires_in")) && !cJSON_IsNull(f) &&
+	    field_duration(f, "expires_in", &expires, err) < 0)
+		return -EINVAL;
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "start")) && !cJSON_IsNull(f)) {
+		if (!cJSON_IsBool(f))
+			return af_err_usage(err, EINVAL, "field 'start' must be true or false");
+		start = cJSON_IsTrue(f);
+	}
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "image")) && !cJSON_IsNull(f)) {
+		if (!cJSON_IsString(f) || f->valuestring[0] != '/')
+			return af_err_usage(err, EINVAL, "field 'image' must be an absolute path on the "
+					    "host: an OCI layout or a root filesystem directory");
+		image = f->valuestring;
+	}
+	if (runtime == 1 && !image)
+		return af_err_usage(err, EINVAL, "field 'runtime' is docker, which needs field "
+				    "'image' (an OCI layout or a root filesystem directory)");
+
+	cJSON *rec = cJSON_CreateObject(), *warnings = cJSON_CreateArray();
+	cJSON *res = cJSON_CreateObject(), *perms = NULL;
+	struct limits_spec ls = { 0 };
+	struct policy *policy = NULL;
+	if (!rec || !warnings || !res) {
+		r = oom(err);
+		goto fail;
+	}
+	r = parse_resources(cJSON_GetObjectItemCaseSensitive(req, "resources"), &ls, res, warnings,
+			    err);
+	if (r < 0)
+		goto fail;
+	r = parse_rules(preset, cJSON_GetObjectItemCaseSensitive(req, "permissions"), &perms,
+			&policy, err);
+	if (r < 0)
+		goto fail;
+	if (runtime == 1 && !cJSON_AddItemToArray(warnings, cJSON_CreateString(
+		    "runtime docker: agentfense runs the image in its own sandbox, no Docker daemon"))) {
+		r = oom(err);
+		goto fail;
+	}
+
+	unsigned char rnd[SBX_HEX / 2];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		r = af_err_set(err, errno ? errno : EIO, "cannot get random bytes: %s",
+			       strerror(errno ? errno : EIO));
+		goto fail;
+	}
+	char id[40] = SBX_PREFIX;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
+	char now[40], exp_at[40];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rfc3339(&ts, now, sizeof(now));
+	double exp_unix = 0;
+	if (expires > 0) {
+		exp_unix = (double)ts.tv_sec + ts.tv_nsec / 1e9 + expires;
+		struct timespec e = { .tv_sec = (time_t)exp_unix,
+				      .tv_nsec = (long)((exp_unix - (double)(time_t)exp_unix) * 1e9) };
+		rfc3339(&e, exp_at, sizeof(exp_at));
+	}
+	cJSON *lab = labels && !cJSON_IsNull(labels) ? cJSON_Duplicate(labels, true)
+						      : cJSON_CreateObject();
+	bool ok = cJSON_AddStringToObject(rec, "id", id) &&
+		  cJSON_AddStringToObject(rec, "codebase_id", cb) &&
+		  cJSON_AddStringToObject(rec, "status", "pending") &&
+		  cJSON_AddStringToObject(rec, "preset", preset) &&
+		  cJSON_AddItemToObject(rec, "permissions", perms) && (perms = NULL, true) &&
+		  lab && cJSON_AddItemToObject(rec, "labels", lab) && (lab = NULL, true) &&
+		  cJSON_AddStringToObject(rec, "network", net_names[net]) &&
+		  cJSON_AddStringToObject(rec, "runtime", runtime_names[runtime]) &&
+		  cJSON_AddItemToObject(rec, "resources", res) && (res = NULL, true) &&
+		  (image ? cJSON_AddStringToObject(rec, "image", image)
+			 : cJSON_AddNullToObject(rec, "image")) &&
+		  cJSON_AddStringToObject(rec, "on_destroy", fate_names[fate]) &&
+		  cJSON_AddStringToObject(rec, "created_at", now) &&
+		  cJSON_AddNullToObject(rec, "started_at") &&
+		  cJSON_AddNullToObject(rec, "stopped_at") &&
+		  (exp_unix > 0 ? cJSON_AddStringToObject(rec, "expires_at", exp_at)
+				: cJSON_AddNullToObject(rec, "expires_at")) &&
+		  cJSON_AddNullToObject(rec, "delta_path") &&
+		  cJSON_AddItemToObject(rec, "warnings", warnings) && (warnings = NULL, true) &&
+		  (exp_unix <= 0 || cJSON_AddNumberToObject(rec, "_expires_unix", exp_unix));
+	cJSON_Delete(lab);
+	if (!ok) {
+		r = oom(err);
+		goto fail;
+	}
+	struct sbx *s = sbx_alloc(t, rec, id);
+	rec = NULL;
+	s->policy = steal_pointer(&policy);
+	r = rec_write(s, err);
+	if (r < 0) {
+		sbx_release(s);
+		goto fail;
+	}
+	arm_expiry(s);
+	if (start && (r = sbx_start(s, err)) < 0) {
+		/* nothing of it is left: a create that fails leaves no sandbox */
+		cJSON *delta = NULL;
+		struct af_err ign = { 0 };
+		int e = r;
+		sbx_destroy(t, s, true, &delta, &ign);
+		cJSON_Delete(delta);
+		r = e;
+		goto fail;
+	}
+	*out = sbx_json(s);
+	return *out ? 0 : oom(err);
+fail:
+	policy_free(policy);
+	cJSON_Delete(perms);
+	cJSON_Delete(res);
+	cJSON_Delete(warnings);
+	cJSON_Delete(rec);
+	return r;
+}
+
+int sbx_destroy(struct sbx_table *t, struct sbx *s, bool discard, cJSON **delta,
+		struct af_err *err)
+{
+	int r = finish(s, discard ? LC_CHANGES_DISCARD : s->on_destroy, delta, err);
+	char name[64];
+	snprintf(name, sizeof(name), "%s.json", s->id);
+	if (unlinkat(t->dirfd, name, 0) < 0 && errno != ENOENT && r == 0)
+		r = af_err_set(err, errno, "cannot remove the record of sandbox '%s': %s", s->id,
+			       strerror(errno));
+	sbx_release(s);
+	return r;
+}
+
+void sbx_destroy_codebase(struct sbx_table *t, const char *codebase_id)
+{
+	struct sbx *s = t->head, *next;
+	for (; s; s = next) {
+		next = s->next;
+		if (strcmp(rec_str(s->rec, "codebase_id"), codebase_id) != 0)
+			continue;
+		cJSON *delta = NULL;
+		sbx_destroy(t, s, true, &delta, NULL);
+		cJSON_Delete(delta);
+	}
+}
+
+bool sbx_codebase_in_use(struct sbx_table *t, const char *codebase_id)
+{
+	for (struct sbx *s = t->head; s; s = s->next)
+		if (strcmp(rec_str(s->rec, "codebase_id"), codebase_id) == 0)
+			return true;
+	return false;
+}

@@ -1,0 +1,292 @@
+#!/usr/bin/env bats
+# serve_sandbox.bats - sandboxes through serve: create in the published
+# shapes, list, start, stop, destroy with each fate, expiry, presets,
+# codebase delete while in use, serve's SIGTERM and SIGKILL (recovery),
+# and files through a sandbox's view.
+
+load helper
+load serve_helper
+
+# new_sandbox JSON-FIELDS: create one over $CB (fields added to
+# codebase_id); SB is its id, SBJ its object.
+new_sandbox() {
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"${1:+, $1}}"
+	[ "${output%% *}" = 201 ] || { echo "create failed: $output" >&2; return 1; }
+	SBJ=${output#* }
+	SB=$(jget "$SBJ" 'j["id"]')
+}
+
+# field JSON-EXPR: the expression over the last reply's body.
+field() {
+	jget "${output#* }" "$1"
+}
+
+# cb_source: a codebase imported from $T/src (a.txt, docs/d.txt, .env).
+cb_source() {
+	mkdir -p "$T/src/docs"
+	echo alpha >"$T/src/a.txt"
+	echo doc >"$T/src/docs/d.txt"
+	echo SECRET=1 >"$T/src/.env"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+}
+
+# sandbox_pids: the processes serve's sandboxes run (children of serve).
+sandbox_pids() {
+	pgrep -P "$SERVE_PID" || true
+}
+
+@test "create in the published shapes; get and list give it back" {
+	start_serve
+	cb_source
+	new_sandbox '"preset": "agent-safe", "labels": {"team": "x"}, "expires_in": "30s",
+		"on_destroy": "ON_DESTROY_KEEP", "network": "NETWORK_MODE_NONE",
+		"permissions": [{"pattern": "/docs", "permission": "PERMISSION_WRITE",
+				 "type": "PATTERN_TYPE_DIRECTORY", "priority": 5},
+				{"pattern": "a.txt", "permission": "read", "type": "file"},
+				{"pattern": "**/*.log", "permission": "none"}]'
+	[[ "$SB" =~ ^sb_[0-9a-f]{32}$ ]]
+	assert_eq "$CB pending keep none agent-safe {'team': 'x'}" \
+		"$(jget "$SBJ" '" ".join(map(str, [j["codebase_id"], j["status"], j["on_destroy"], j["network"], j["preset"], j["labels"]]))')"
+	assert_eq "[{'pattern': '/docs', 'permission': 'write', 'type': 'directory', 'priority': 5}, {'pattern': 'a.txt', 'permission': 'read', 'type': 'file', 'priority': 0}, {'pattern': '**/*.log', 'permission': 'none', 'type': 'glob', 'priority': 0}]" \
+		"$(jget "$SBJ" 'j["permissions"]')"
+	assert_eq "None None None" "$(jget "$SBJ" '" ".join(map(str, [j["started_at"], j["stopped_at"], j["delta_path"]]))')"
+	[[ "$(jget "$SBJ" 'j["expires_at"]')" =~ ^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}\.[0-9]{6}Z$ ]]
+	assert_eq "{'memory_bytes': 0, 'cpu_quota': 0, 'cpu_shares': 0, 'pids_limit': 0}" "$(jget "$SBJ" 'j["resources"]')"
+	run api GET "/v1/sandboxes/$SB"
+	assert_output "200 $SBJ"
+	run api GET /v1/sandboxes
+	assert_eq "200 $SB ''" "${output%% *} $(field '" ".join(s["id"] for s in j["sandboxes"])') '$(field 'j["next_page_token"]')'"
+	# the record is on disk, written whole; private fields stay there
+	[ -f "$XDG_DATA_HOME/agentfense/sandboxes/$SB.json" ]
+	[ ! -e "$XDG_DATA_HOME/agentfense/sandboxes/.$SB.tmp" ]
+	run api GET /v1/version
+	assert_eq "True True True" "$(field '" ".join(str(f in j["features"]) for f in ["sandboxes", "sandbox_files", "presets"])')"
+}
+
+@test "list filters by codebase_id, status and label" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	local a=$CB
+	new_sandbox '"labels": {"env": "dev"}'
+	local s1=$SB
+	new_codebase '{"name": "b"}'
+	new_sandbox '"labels": {"env": "prod"}, "start": true'
+	local s2=$SB
+	ids() { field '" ".join(s["id"] for s in j["sandboxes"])'; }
+	run api GET "/v1/sandboxes?codebase_id=$a"
+	assert_eq "$s1" "$(ids)"
+	run api GET '/v1/sandboxes?status=running'
+	assert_eq "$s2" "$(ids)"
+	run api GET '/v1/sandboxes?status=SANDBOX_STATUS_PENDING'
+	assert_eq "$s1" "$(ids)"
+	run api GET '/v1/sandboxes?label=env=prod'
+	assert_eq "$s2" "$(ids)"
+	run api GET '/v1/sandboxes?label=env'
+	assert_eq "$s1 $s2" "$(ids)"
+	run api GET '/v1/sandboxes?status=bogus'
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+}
+
+@test "bad requests: 400 naming the field, 404, 405" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	check() { # STATUS CODE MESSAGE-PART BODY
+		run api POST /v1/sandboxes -d "$4"
+		assert_eq "$1 $2" "${output%% *} $(field 'j["code"]')"
+		[[ "$(field 'j["message"]')" == *"$3"* ]] || { echo "message: $output" >&2; return 1; }
+	}
+	check 400 invalid_argument "'codebase_id' is required" '{}'
+	check 404 not_found "no codebase 'cb_nope'" '{"codebase_id": "cb_nope"}'
+	check 400 invalid_argument "field 'permissions[1].permission': unknown value 'rw' (one of: none, view, read, write)" \
+		"{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"a\", \"permission\": \"read\"}, {\"pattern\": \"b\", \"permission\": \"rw\"}]}"
+	check 400 invalid_argument "field 'permissions[0].pattern': " \
+		"{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"a[\", \"permission\": \"read\"}]}"
+	check 400 invalid_argument "field 'permissions[0].pattern' must be a non-empty string" \
+		"{\"codebase_id\": \"$CB\", \"permissions\": [{\"permission\": \"read\"}]}"
+	check 400 invalid_argument "field 'permissions[0].type': unknown value 'regex'" \
+		"{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"a\", \"permission\": \"read\", \"type\": \"regex\"}]}"
+	check 400 invalid_argument "field 'permissions[0].priority' must be a whole number" \
+		"{\"codebase_id\": \"$CB\", \"permissions\": [{\"pattern\": \"a\", \"permission\": \"read\", \"priority\": 1.5}]}"
+	check 400 invalid_argument "field 'permissions' must be an array" "{\"codebase_id\": \"$CB\", \"permissions\": {}}"
+	check 400 invalid_argument "field 'preset': unknown preset 'nope'" "{\"codebase_id\": \"$CB\", \"preset\": \"nope\"}"
+	check 400 invalid_argument "field 'runtime' is docker, which needs field 'image'" \
+		"{\"codebase_id\": \"$CB\", \"runtime\": \"docker\"}"
+	check 400 invalid_argument "field 'expires_in' must be a positive duration" \
+		"{\"codebase_id\": \"$CB\", \"expires_in\": \"soon\"}"
+	check 400 invalid_argument "field 'network': unknown value 'bridge'" "{\"codebase_id\": \"$CB\", \"network\": \"bridge\"}"
+	check 400 invalid_argument "field 'on_destroy': unknown value 'merge'" "{\"codebase_id\": \"$CB\", \"on_destroy\": \"merge\"}"
+	check 400 invalid_argument "field 'resources.memory_bytes' must be at least 4194304" \
+		"{\"codebase_id\": \"$CB\", \"resources\": {\"memory_bytes\": 100}}"
+	check 400 invalid_argument "field 'resources.pids_limit' must be a whole number" \
+		"{\"codebase_id\": \"$CB\", \"resources\": {\"pids_limit\": -1}}"
+	check 400 invalid_argument "field 'image' must be an absolute path" "{\"codebase_id\": \"$CB\", \"image\": \"rel\"}"
+	check 400 invalid_argument "field 'labels' must be an object of strings" "{\"codebase_id\": \"$CB\", \"labels\": {\"a\": 1}}"
+	check 400 invalid_argument "not valid JSON" '{'
+	# nothing was created by any of those
+	run api GET /v1/sandboxes
+	assert_output '200 {"sandboxes":[],"next_page_token":""}'
+	run api GET /v1/sandboxes/sb_00000000000000000000000000000000
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no sandbox 'sb_00000000000000000000000000000000'\"}"
+	run api POST /v1/sandboxes/sb_00000000000000000000000000000000/start
+	assert_eq 404 "${output%% *}"
+	run api PUT /v1/sandboxes
+	assert_eq "405 method_not_allowed" "${output%% *} $(field 'j["code"]')"
+	run api GET /v1/sandboxes/x/start
+	assert_eq "405 method_not_allowed" "${output%% *} $(field 'j["code"]')"
+	run api GET /v1/sandboxes/x/bogus
+	assert_eq "404 not_found" "${output%% *} $(field 'j["code"]')"
+}
+
+@test "start and stop: idempotent, processes killed on stop, serve stays up while one runs" {
+	start_serve --idle-exit 1
+	new_codebase '{"name": "a"}'
+	new_sandbox ''
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "200 running" "${output%% *} $(field 'j["status"]')"
+	[ "$(field 'j["started_at"]')" != None ]
+	local dp
+	dp=$(field 'j["delta_path"]')
+	[ -d "$dp" ]
+	[ -n "$(sandbox_pids)" ]
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "200 running" "${output%% *} $(field 'j["status"]')"
+	# a running sandbox keeps serve from its idle exit
+	sleep 1.6
+	kill -0 "$SERVE_PID"
+	run api POST "/v1/sandboxes/$SB/stop"
+	assert_eq "200 stopped" "${output%% *} $(field 'j["status"]')"
+	[ "$(field 'j["stopped_at"]')" != None ]
+	[ -z "$(sandbox_pids)" ]
+	run api POST "/v1/sandboxes/$SB/stop"
+	assert_eq "200 stopped" "${output%% *} $(field 'j["status"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 200 "${output%% *}"
+	# nothing runs: the idle exit comes
+	local i
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$SERVE_PID" 2>/dev/null || break
+		sleep 0.02
+	done
+	! kill -0 "$SERVE_PID" 2>/dev/null
+	wait "$SERVE_PID"
+	SERVE_PID=
+}
+
+@test "a sandbox that never ran is destroyed with fate none; its record goes" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox ''
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_output '200 {"delta":{"fate":"none","path":null,"written":0,"deleted":0,"conflicts":0,"notes":[]}}'
+	[ ! -e "$XDG_DATA_HOME/agentfense/sandboxes/$SB.json" ]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq 404 "${output%% *}"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 404 "${output%% *}"
+}
+
+@test "a codebase in use by a sandbox is not deleted unless forced" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api DELETE "/v1/codebases/$CB"
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	[[ "$(field 'j["message"]')" == *"in use by a sandbox"* ]]
+	run api GET "/v1/codebases/$CB"
+	assert_eq 200 "${output%% *}"
+	run api DELETE "/v1/codebases/$CB?force=true"
+	assert_output '200 {}'
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq 404 "${output%% *}"
+	[ -z "$(sandbox_pids)" ]
+}
+
+@test "expires_in: the sandbox is destroyed when it expires" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox '"expires_in": 1, "start": true'
+	[ -n "$(sandbox_pids)" ]
+	local i
+	for ((i = 0; i < 150; i++)); do
+		run api GET "/v1/sandboxes/$SB"
+		[ "${output%% *}" = 404 ] && break
+		sleep 0.02
+	done
+	assert_eq 404 "${output%% *}"
+	[ -z "$(sandbox_pids)" ]
+	[ ! -e "$XDG_DATA_HOME/agentfense/sandboxes/$SB.json" ]
+}
+
+@test "presets: the list and one preset, as 'preset show --json' has them" {
+	start_serve
+	run api GET /v1/presets
+	assert_eq 200 "${output%% *}"
+	[[ " $(field '" ".join(p["name"] for p in j["presets"])') " == *" agent-safe "* ]]
+	run api GET /v1/presets/agent-safe
+	assert_eq 200 "${output%% *}"
+	local want
+	want=$(af preset show --json agent-safe)
+	assert_eq "$(jget "$want" '[(r["pattern"], r["level"], r["priority"]) for r in j["rules"]]')" \
+		"$(field '[(r["pattern"], r["permission"], r["priority"]) for r in j["rules"]]')"
+	assert_eq "$(jget "$want" 'j["description"]')" "$(field 'j["description"]')"
+	run api GET /v1/presets/nope
+	assert_eq "404 not_found" "${output%% *} $(field 'j["code"]')"
+	run api POST /v1/presets
+	assert_eq 405 "${output%% *}"
+}
+
+@test "SIGTERM: every sandbox stopped, its record kept; the next serve starts it again" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox '"start": true, "on_destroy": "discard"'
+	[ -n "$(sandbox_pids)" ]
+	stop_serve
+	start_serve
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 stopped None" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "200 running" "${output%% *} $(field 'j["status"]')"
+}
+
+@test "SIGKILL: the sandboxes die with serve; the next serve says so and keeps the changes" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	[ -d "$dp" ]
+	local pids
+	pids=$(sandbox_pids)
+	[ -n "$pids" ]
+	kill -KILL "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	SERVE_PID=
+	# no process, no mount is left
+	local i p left
+	for ((i = 0; i < 100; i++)); do
+		left=
+		for p in $pids; do
+			kill -0 "$p" 2>/dev/null && left+=" $p"
+		done
+		[ -z "$left" ] && break
+		sleep 0.02
+	done
+	assert_eq "" "$left"
+	# the stale socket is replaced
+	[ -S "$SOCK" ]
+	start_serve
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 error $dp" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+	assert_eq "agentfense serve ended while it ran; its changes are kept at $dp" "$(field 'j["error"]')"
+	[ -d "$dp" ]
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	run api POST "/v1/sandboxes/$SB/stop"
+	assert_eq "200 error" "${output%% *} $(field 'j["status"]')"
+	# the codebase is intact
+	run api GET "/v1/codebases/$CB/files/a.txt"
+	assert_output "200 alpha"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 kept $dp" "${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]')"
+	[ -d "$dp" ]
+}
