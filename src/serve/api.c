@@ -17,12 +17,14 @@
 
 #include "serve/api_sandbox.h"
 #include "serve/ctx.h"
+#include "serve/exec.h"
 #include "serve/sbx.h"
 #include "store/store.h"
 
 const char *const api_features[] = {
 	"codebases", "codebase_files", "file_upload", "file_download", "tar_upload",
-	"ndjson_streams", "sandboxes", "sandbox_files", "presets", NULL,
+	"ndjson_streams", "sandboxes", "sandbox_files", "presets", "exec", "exec_stream", "sessions",
+	"session_stream", NULL,
 };
 
 enum route {
@@ -229,7 +231,7 @@ void api_on_head(struct http_conn *c, struct http_req *r, void *arg)
 {
 	struct serve_ctx *sc = arg;
 	struct store *st = sc->store;
-	if (api_sandbox_head(c, r, sc))
+	if (api_exec_head(c, r, sc) || api_sandbox_head(c, r, sc))
 		return;
 	struct ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -588,7 +590,7 @@ void api_on_request(struct http_conn *c, struct http_req *r, void *arg)
 {
 	struct serve_ctx *sc = arg;
 	struct store *st = sc->store;
-	if (api_sandbox_request(c, r, sc))
+	if (api_exec_request(c, r, sc) || api_sandbox_request(c, r, sc))
 		return;
 	struct ctx *x = r->data;
 	switch (x->route) {

@@ -20,6 +20,7 @@
 
 #include "serve/api.h"
 #include "serve/ctx.h"
+#include "serve/exec.h"
 #include "serve/http.h"
 #include "serve/loop.h"
 #include "serve/sbx.h"
@@ -263,6 +264,11 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 	if (r < 0)
 		goto out;
 	sbx_table_on_count(ctx.sandboxes, on_sandbox_count, &ss);
+	r = exe_table_new(&ctx.execs, ss.loop, ctx.sandboxes);
+	if (r < 0) {
+		af_err_set(err, -r, "cannot start serving: %s", strerror(-r));
+		goto out;
+	}
 	store_set_in_use(st, codebase_in_use, ctx.sandboxes);
 	raise_nofile();
 	struct http_limits lim = {
@@ -286,6 +292,8 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 	if (r < 0)
 		af_err_set(err, -r, "event loop failed: %s", strerror(-r));
 out:
+	/* execs and sessions first: their clients get an error */
+	exe_table_free(ctx.execs);
 	/* every sandbox stopped, its delta given its on_destroy fate */
 	if (ctx.sandboxes)
 		sbx_table_shutdown(ctx.sandboxes);
