@@ -65,6 +65,13 @@ class AsyncSessionWrapper:
         self._client = client
         self._args = (sandbox_id, shell, env, workdir)
         self.session = session
+        self._closed = False
+
+    def _open_id(self) -> str:
+        if self._closed:
+            raise E.SessionClosedError("session %s is closed" % self.session.id,
+                                       session_id=self.session.id)
+        return self.id
 
     async def _start(self) -> "AsyncSessionWrapper":
         if self.session is None:
@@ -104,20 +111,23 @@ class AsyncSessionWrapper:
 
     async def exec(self, command: str, timeout=None, stdin=None) -> ExecResult:
         """Run a command in the session's shell."""
-        return await self._client.session_exec(self.id, command, timeout=timeout, stdin=stdin)
+        return await self._client.session_exec(self._open_id(), command, timeout=timeout,
+                                               stdin=stdin)
 
     def exec_stream(self, command: str, timeout=None, stdin=None) -> AsyncExecStream:
         """Run a command in the session, its output streamed."""
-        return self._client.session_exec_stream(self.id, command, timeout=timeout, stdin=stdin)
+        return self._client.session_exec_stream(self._open_id(), command, timeout=timeout,
+                                                stdin=stdin)
 
     async def close(self) -> None:
         """End the session; one already gone is not an error."""
-        if self.session is None:
+        if self.session is None or self._closed:
             return
         try:
             await self._client.destroy_session(self.session.id)
         except E.SessionNotFoundError:
             pass
+        self._closed = True
 
 
 class AsyncSandboxClient:

@@ -4,6 +4,7 @@ import warnings
 from typing import Any, Dict, Iterator, List, Optional
 
 from . import _api
+from .exceptions import SessionClosedError, SessionNotFoundError
 from . import presets as _presets
 from ._transport import Transport
 from .types import (Codebase, ExecResult, FileInfo, RuntimeType, SandboxInfo, Session,
@@ -62,6 +63,15 @@ class SessionWrapper:
     def __init__(self, client: "SandboxClient", session: Session):
         self._client = client
         self.session = session
+        self._closed = False
+
+    def _open_id(self) -> str:
+        # serve forgets a session once it is deleted; to this object it
+        # is closed, not unknown.
+        if self._closed:
+            raise SessionClosedError("session %s is closed" % self.session.id,
+                                     session_id=self.session.id)
+        return self.session.id
 
     @property
     def id(self) -> str:
@@ -86,19 +96,23 @@ class SessionWrapper:
     def exec(self, command: str, timeout=None, stdin=None) -> ExecResult:
         """Run a command in the session's shell (its cd, exports and
         background jobs stay); timeout in seconds or a timedelta."""
-        return self._client.session_exec(self.id, command, timeout=timeout, stdin=stdin)
+        return self._client.session_exec(self._open_id(), command, timeout=timeout,
+                                         stdin=stdin)
 
     def exec_stream(self, command: str, timeout=None, stdin=None) -> ExecStream:
         """Run a command in the session, its output streamed as it comes."""
-        return self._client.session_exec_stream(self.id, command, timeout=timeout, stdin=stdin)
+        return self._client.session_exec_stream(self._open_id(), command, timeout=timeout,
+                                                stdin=stdin)
 
     def close(self) -> None:
         """End the session; one already gone is not an error."""
-        from .exceptions import SessionNotFoundError
+        if self._closed:
+            return
         try:
             self._client.destroy_session(self.id)
         except SessionNotFoundError:
             pass
+        self._closed = True
 
     def __enter__(self) -> "SessionWrapper":
         return self

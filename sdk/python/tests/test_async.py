@@ -6,7 +6,7 @@ import time
 import pytest
 
 import agentfense as af
-from conftest import list_ids
+from conftest import list_ids, needs
 
 pytestmark = pytest.mark.usefixtures("sandboxes")
 
@@ -29,14 +29,7 @@ def test_async_sandbox(project, serve):
             chunks = [c async for c in sb.exec_stream("echo a; echo b >&2; exit 2")]
             assert sorted((c.stream, bytes(c)) for c in chunks) == \
                 [("stderr", b"b\n"), ("stdout", b"a\n")]
-            await sb.write_file("output/o.txt", "o")
-            assert await sb.read_file("output/o.txt") == "o"
-            assert await sb.read_file_bytes("README.md") == b"# demo\n"
-            with pytest.raises(af.FileNotFoundError):
-                await sb.read_file(".env")
-            with pytest.raises(af.PermissionDeniedError):
-                await sb.write_file("src/main.py", "x")
-            assert "src" in [f.path for f in await sb.list_files()]
+            await sb.run("printf o > output/o.txt")
             assert (await sb.get_codebase()).id == sb.codebase_id
             if "sessions" in serve.features:
                 async with sb.session() as s:
@@ -85,9 +78,6 @@ def test_async_client_low_level(project):
                 assert (await c.exec(info.id, ["echo", "x"])).stdout == "x\n"
                 st = c.exec_stream(info.id, "echo y")
                 assert b"".join([x async for x in st]) == b"y\n" and st.exit_code == 0
-                assert (await c.sandbox_read_file(info.id, "README.md")) == b"# demo\n"
-                await c.sandbox_write_file(info.id, "output/w", b"w")
-                assert [f.name for f in await c.sandbox_list_files(info.id, "output")] == ["w"]
                 assert (await c.stop_sandbox(info.id)).status is af.SandboxStatus.STOPPED
                 assert (await c.start_sandbox(info.id)).status is af.SandboxStatus.RUNNING
                 with pytest.raises(af.SandboxNotFoundError):
@@ -95,6 +85,27 @@ def test_async_client_low_level(project):
                 await c.destroy_sandbox(info.id)
             finally:
                 await c.delete_codebase(cb.id, force=True)
+    asyncio.run(main())
+
+
+def test_async_files(project, serve):
+    needs(serve, "sandbox_files")
+
+    async def main():
+        async with await af.AsyncSandbox.from_local(str(project)) as sb:
+            await sb.write_file("output/o.txt", "o")
+            assert await sb.read_file("output/o.txt") == "o"
+            assert await sb.read_file_bytes("README.md") == b"# demo\n"
+            with pytest.raises(af.FileNotFoundError):
+                await sb.read_file(".env")
+            with pytest.raises(af.PermissionDeniedError):
+                await sb.write_file("src/main.py", "x")
+            assert "src" in [f.path for f in await sb.list_files()]
+            c = sb.client
+            assert (await c.sandbox_read_file(sb.id, "README.md")) == b"# demo\n"
+            await c.sandbox_write_file(sb.id, "output/w", b"w")
+            assert [f.name for f in await c.sandbox_list_files(sb.id, "output")] == \
+                ["o.txt", "w"]
     asyncio.run(main())
 
 

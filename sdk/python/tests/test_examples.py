@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from conftest import SDK, list_ids
+from conftest import SDK, list_ids, needs
 
 EXAMPLES = os.path.join(SDK, "examples")
 EXPECT = {
-    "quickstart.py": ["    3 the", "exit code: 0", "sees .env: False"],
+    "quickstart.py": ["    4 agentfense", "exit code: 0", "sees .env: False"],
     "sessions.py": ["hello from /workspace/src"],
     "custom_permissions.py": ["written by the agent", "config visible: False",
                               "README.md stays read-only: README.md"],
@@ -31,8 +31,15 @@ def test_every_example_is_tested():
     assert sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")) == sorted(EXPECT)
 
 
+FILES = {"custom_permissions.py", "error_handling.py", "agent_loop.py"}
+
+
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_example(name, sandboxes):
+    if name in FILES:
+        needs(sandboxes, "sandbox_files")
+    if name == "sessions.py":
+        needs(sandboxes, "sessions")
     before = list_ids("codebases"), list_ids("sandboxes")
     env = dict(os.environ, PYTHONPATH=SDK, PYTHONDONTWRITEBYTECODE="1")
     p = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], env=env,

@@ -4,11 +4,12 @@ against a real serve."""
 import datetime
 import os
 import time
+import warnings
 
 import pytest
 
 import agentfense as af
-from conftest import list_ids
+from conftest import list_ids, needs
 
 pytestmark = pytest.mark.usefixtures("sandboxes")
 NOBODY_SB = "sb_" + "0" * 32
@@ -108,7 +109,8 @@ def test_raise_on_error(project):
         assert sb.run("true", raise_on_error=True).success
 
 
-def test_files_through_the_view(project):
+def test_files_through_the_view(project, serve):
+    needs(serve, "sandbox_files")
     with af.Sandbox.from_local(str(project)) as sb:
         assert sb.read_file("README.md") == "# demo\n"
         assert sb.read_file("/workspace/README.md") == "# demo\n"
@@ -144,7 +146,7 @@ def test_lifecycle(project):
             sb.run("true")
         assert e.value.code == "not_running" and e.value.status == 409
         with pytest.raises(af.SandboxNotRunningError):
-            sb.read_file("README.md")
+            sb.exec("true")
         assert sb.start() is sb and sb.status is af.SandboxStatus.RUNNING
         assert sb.info.started_at is not None
         sb.start()  # idempotent
@@ -171,8 +173,7 @@ def test_not_found_errors(serve):
         for call in (lambda: c.get_sandbox(NOBODY_SB), lambda: c.start_sandbox(NOBODY_SB),
                      lambda: c.stop_sandbox(NOBODY_SB), lambda: c.destroy_sandbox(NOBODY_SB),
                      lambda: c.exec(NOBODY_SB, "true"),
-                     lambda: c.sandbox_read_file(NOBODY_SB, "x"),
-                     lambda: c.create_session(NOBODY_SB)):
+                     lambda: list(c.exec_stream(NOBODY_SB, "true"))):
             with pytest.raises(af.SandboxNotFoundError) as e:
                 call()
             assert e.value.sandbox_id == NOBODY_SB and NOBODY_SB in str(e.value)
@@ -180,8 +181,15 @@ def test_not_found_errors(serve):
             c.create_sandbox(NOBODY_CB)
         with pytest.raises(af.SandboxNotFoundError):
             af.Sandbox.connect(NOBODY_SB)
-        with pytest.raises(af.InvalidConfigurationError):
-            c.create_sandbox(NOBODY_CB, preset="no-such-preset")
+        cb = c.create_codebase("nf")
+        try:
+            with pytest.raises(af.InvalidConfigurationError, match="no-such-preset") as e:
+                c.create_sandbox(cb.id, preset="no-such-preset")
+            assert e.value.code == "invalid_argument" and e.value.status == 400
+            with pytest.raises(af.InvalidConfigurationError, match="not a Permission"):
+                c.create_sandbox(cb.id, permissions=[{"pattern": "x", "permission": "all"}])
+        finally:
+            c.delete_codebase(cb.id)
 
 
 def test_docker_runtime_needs_an_image(project):
@@ -216,12 +224,9 @@ def test_rules_presets_and_labels(project):
         af.PermissionRule("/docs", af.Permission.WRITE, af.PatternType.DIRECTORY)])
     with af.Sandbox.from_local(str(project), permissions=perms, labels={"job": "t1"},
                                ignore_patterns=["README.md"], codebase_name="rules") as sb:
-        sb.write_file("src/new.py", "x = 1\n")
         assert sb.run("echo y >> src/main.py && mkdir -p docs && echo d > docs/a").success
-        with pytest.raises(af.FileNotFoundError):
-            sb.read_file(".env")
-        with pytest.raises(af.FileNotFoundError):
-            sb.read_file("README.md")  # not imported
+        assert sb.run("test -e .env").exit_code == 1
+        assert sb.run("test -e README.md").exit_code == 1  # not imported
         assert sb.info.labels == {"job": "t1"} and sb.codebase.name == "rules"
         assert {"pattern": "/src/**", "permission": "write", "type": "glob",
                 "priority": 0} in [p.to_dict() for p in sb.info.permissions]
@@ -233,11 +238,11 @@ def test_rules_presets_and_labels(project):
     af.register_preset("readme-only", [{"pattern": "/README.md", "permission": "read"}])
     assert "readme-only" in af.list_presets()
     with af.Sandbox.from_local(str(project), preset="readme-only") as sb:
-        assert sb.read_file("README.md") == "# demo\n"
+        assert sb.info.preset == "view-only"
+        assert sb.run("cat README.md").stdout == "# demo\n"
         assert "main.py" in sb.run("ls src").stdout  # the base, view-only: names
-        with pytest.raises(af.PermissionDeniedError):
-            sb.read_file("src/main.py")
-        assert sb.run("cat src/main.py").exit_code == 1
+        r = sb.run("cat src/main.py")
+        assert r.exit_code == 1 and "Permission denied" in r.stderr
 
 
 def test_exec_stream(project):
@@ -272,8 +277,15 @@ def test_client_low_level(project):
     with af.SandboxClient() as c:
         cb = c.create_codebase("ll", source_path=str(project))
         try:
-            info = c.create_sandbox(cb.id, preset="read-only", expires_in=3600,
-                                    resources=af.ResourceLimits(pids_limit=64))
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                info = c.create_sandbox(cb.id, preset="read-only", expires_in=3600,
+                                        resources=af.ResourceLimits(pids_limit=64))
+            # what the machine cannot enforce (as the CLI would say) is a warning
+            assert [str(w.message) for w in said] == \
+                ["agentfense: sandbox %s: %s" % (info.id, m) for m in info.warnings]
+            assert all(w.category is RuntimeWarning for w in said)
+            assert info.resources.pids_limit == 64
             assert info.status is af.SandboxStatus.PENDING and info.preset == "read-only"
             assert info.expires_at is not None
             assert c.start_sandbox(info.id).status is af.SandboxStatus.RUNNING
@@ -287,3 +299,13 @@ def test_client_low_level(project):
             assert c.destroy_sandbox(info.id)["fate"] in ("none", "synced", "discarded")
         finally:
             c.delete_codebase(cb.id, force=True)
+
+
+def test_not_found_errors_of_files(serve):
+    needs(serve, "sandbox_files")
+    with af.SandboxClient() as c:
+        for call in (lambda: c.sandbox_read_file(NOBODY_SB, "x"),
+                     lambda: c.sandbox_write_file(NOBODY_SB, "x", "y"),
+                     lambda: c.sandbox_list_files(NOBODY_SB)):
+            with pytest.raises(af.SandboxNotFoundError):
+                call()

@@ -40,7 +40,7 @@ def test_session_keeps_state(sb):
             s.exec("sleep 30", timeout=1)
     with pytest.raises(af.SessionClosedError) as e:
         s.exec("true")
-    assert e.value.code == "not_running" and s.id in str(e.value)
+    assert str(e.value) == "session %s is closed" % s.id
     s.close()  # closing twice is fine
 
 
@@ -61,6 +61,8 @@ def test_session_errors(sb):
         with pytest.raises(af.SessionNotFoundError) as e:
             call()
         assert e.value.session_id == NOBODY_SS and e.value.code == "not_found"
+    with pytest.raises(af.SandboxNotFoundError):
+        c.create_session("sb_" + "0" * 32)
     with pytest.raises(af.InvalidConfigurationError):
         c.session_exec(NOBODY_SS, ["not", "a", "string"])
     s = c.session(sb.id)
