@@ -83,6 +83,16 @@ class _Reply:
         return b"".join(parts)
 
 
+async def _drain(conn: _Conn) -> None:
+    """Wait until the request is sent.  serve may answer before it has
+    read all of it (an error) and close: the reply is then in the reader,
+    which is read next."""
+    try:
+        await conn.writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 class AsyncTransport:
     """A pool of kept-alive connections to one socket, on the running loop."""
 
@@ -142,14 +152,15 @@ class AsyncTransport:
             wait = req.body is not None and len(req.body) > EXPECT_MIN
             if wait:
                 head.append("Expect: 100-continue")
-            conn.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-            if req.body and not wait:
-                conn.writer.write(req.body)
-            await conn.writer.drain()
+            # One write: head and body go out in one send, before serve
+            # can answer the head and close.
+            data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            conn.writer.write(data + req.body if req.body and not wait else data)
+            await _drain(conn)
             raw = await conn.reader.readuntil(b"\r\n\r\n")
             if wait and raw.startswith((b"HTTP/1.1 100 ", b"HTTP/1.0 100 ")):
                 conn.writer.write(req.body)
-                await conn.writer.drain()
+                await _drain(conn)
                 raw = await conn.reader.readuntil(b"\r\n\r\n")
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
             conn.close()

@@ -56,9 +56,10 @@ class Serve:
 
     def __init__(self):
         self.log = os.path.join(ROOT, "serve.log")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--max-upload", str(MAX_UPLOAD)], stdin=subprocess.DEVNULL,
-            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [BIN, "serve", "--max-upload", str(MAX_UPLOAD)], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         for _ in range(500):
             if os.path.exists(SOCK):
                 break
