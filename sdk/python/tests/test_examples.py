@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import SDK, list_ids, needs
+from conftest import SDK, TOP, list_ids, needs
 
 EXAMPLES = os.path.join(SDK, "examples")
 EXPECT = {
@@ -52,3 +52,17 @@ def test_example(name, sandboxes):
     for want in EXPECT[name]:
         assert want in lines, "%r not in %r" % (want, lines)
     assert (list_ids("codebases"), list_ids("sandboxes")) == before
+
+
+def test_readme_sdk_quick_start(sandboxes):
+    with open(os.path.join(TOP, "README.md")) as f:
+        readme = f.read()
+    section = readme.split("## SDK quick start", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = dict(os.environ, PYTHONPATH=SDK, PYTHONDONTWRITEBYTECODE="1")
+    p = subprocess.run([sys.executable, "-c", code], env=env, cwd=TOP,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout.decode().splitlines() == [
+        "0     4 agentfense", "    2 and", "    2 the", "",
+        "cat: .env: No such file or directory", ""]
