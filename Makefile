@@ -59,7 +59,7 @@ LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser
 # (tests/bats/layers.bats checks it):
 #   common < policy < delta < view;  common < sandbox;  common < image;
 #   lifecycle (common, policy, delta, view, sandbox, image);
-#   store (common, policy, image) < serve (and lifecycle);  cli uses them all.
+#   store (common, policy, image) < serve (and lifecycle, and what it uses);  cli uses them all.
 SRCS := $(sort $(wildcard src/*/*.c))
 HDRS := $(wildcard src/*/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/presets.o

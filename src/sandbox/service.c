@@ -28,6 +28,7 @@
  * process that may have threads). */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -202,6 +203,33 @@ static int copy_fd(int in, int out)
 	}
 }
 
+/* Open the path of a file operation.  One in /workspace is resolved
+ * beneath it, as a relative working directory is: no '..', absolute
+ * symbolic link or magic link leads out of the project (-EXDEV), so a
+ * link the sandbox planted cannot turn a client's file request into one
+ * for another file.  Returns an fd, or -errno. */
+static int file_open(const char *path, int flags, mode_t mode)
+{
+	static const char ws[] = "/workspace";
+	if (strncmp(path, ws, sizeof(ws) - 1) != 0 ||
+	    (path[sizeof(ws) - 1] != '/' && path[sizeof(ws) - 1] != '\0')) {
+		int fd = open(path, flags, mode);
+		return fd < 0 ? -errno : fd;
+	}
+	const char *rel = path + sizeof(ws) - 1;
+	rel += strspn(rel, "/");
+	int dfd = open(ws, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	struct open_how how = { .flags = (uint64_t)flags,
+				.mode = flags & O_CREAT ? mode : 0,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, dfd, *rel ? rel : ".", &how, sizeof(how));
+	int e = errno;
+	close(dfd);
+	return fd < 0 ? -e : fd;
+}
+
 /* The file operation, as the process running it (no capabilities) sees
  * the sandbox.  Returns 0 or -errno. */
 static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recursive)
@@ -211,9 +239,9 @@ static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recur
 
 	switch (op) {
 	case SPROC_READ:
-		fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		fd = file_open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0);
 		if (fd < 0)
-			return -errno;
+			return fd;
 		if (fstat(fd, &st) < 0)
 			return -errno;
 		if (!S_ISREG(st.st_mode))
@@ -228,23 +256,27 @@ static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recur
 				return errno == EINVAL || errno == ENOSYS ? copy_fd(fd, 1) : -errno;
 		}
 	case SPROC_WRITE:
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC,
-			  mode ? mode : 0644);
+		fd = file_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC,
+			       mode ? mode : 0644);
 		if (fd < 0)
-			return -errno;
+			return fd;
 		r = copy_fd(0, fd);
 		if (r == 0 && close(fd) < 0)
 			r = -errno;
 		return r;
 	case SPROC_LIST:
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = file_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (fd < 0)
-			return -errno;
+			return fd;
 		list_path[0] = '\0';
 		r = list_dir(fd, 0, 0, recursive, 1);
 		return r < 0 ? r : out_flush(1);
 	case SPROC_STAT:
-		if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		/* the entry itself, a symbolic link as a link */
+		fd = file_open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &st) < 0)
 			return -errno;
 		r = out_record(1, &st, path);
 		return r < 0 ? r : out_flush(1);

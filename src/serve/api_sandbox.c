@@ -5,21 +5,30 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 #include "serve/api.h"
 #include "serve/ctx.h"
+#include "serve/loop.h"
 #include "serve/sbx.h"
+#include "store/store.h"
 
 enum sroute {
 	S_SANDBOXES, /* /v1/sandboxes */
 	S_SANDBOX,   /* /v1/sandboxes/{id} */
 	S_START,     /* /v1/sandboxes/{id}/start */
 	S_STOP,      /* /v1/sandboxes/{id}/stop */
+	S_FILES,     /* /v1/sandboxes/{id}/files */
+	S_FILE,      /* /v1/sandboxes/{id}/files/{path} */
 	S_PRESETS,   /* /v1/presets */
 	S_PRESET,    /* /v1/presets/{name} */
 };
@@ -27,16 +36,55 @@ enum sroute {
 struct sreq {
 	enum sroute route;
 	char *id;       /* sandbox id, preset name (decoded) */
+	char *fpath;    /* S_FILE: the path, decoded (NULL on a bad escape) */
+	/* a file operation in the sandbox, answered when it ends */
+	struct serve_ctx *sc;
+	struct http_conn *c;
+	struct sbx *s;
+	struct sbx_watch w;     /* linked while the operation runs */
+	struct sandbox_proc *p;
+	int pfd;                /* sproc_fd(p), watched */
+	int in, out;            /* temporary files: a PUT's body, the output */
+	char *rel;              /* the path relative to /workspace ("" for it) */
+	enum sproc_op op;
+	bool recursive;
+	unsigned mode;
 };
+
+/* End the file operation (killed if it still runs).  Idempotent. */
+static void fop_end(struct sreq *x)
+{
+	if (x->w.next)
+		sbx_watch_del(x->s, &x->w);
+	if (x->pfd >= 0) {
+		ev_fd_del(x->sc->loop, x->pfd);
+		x->pfd = -1;
+	}
+	sproc_free(steal_pointer(&x->p));
+}
 
 static void sreq_cleanup(struct http_req *r)
 {
 	struct sreq *x = r->data;
 	if (!x)
 		return;
+	fop_end(x);
+	if (x->in >= 0)
+		close(x->in);
+	if (x->out >= 0)
+		close(x->out);
+	free(x->rel);
+	free(x->fpath);
 	free(x->id);
 	free(x);
 	r->data = NULL;
+}
+
+/* The client left before the answer: stop working for it. */
+static void sreq_on_close(struct http_req *r)
+{
+	if (r->data)
+		fop_end(r->data);
 }
 
 static void oom_reply(struct http_conn *c)
@@ -78,6 +126,10 @@ static int parse(const char *path, char **id)
 		route = S_START;
 	else if (strcmp(rest, "stop") == 0)
 		route = S_STOP;
+	else if (strcmp(rest, "files") == 0 || strcmp(rest, "files/") == 0)
+		route = S_FILES;
+	else if (strncmp(rest, "files/", 6) == 0)
+		route = S_FILE;
 	else
 		return -1; /* exec, sessions, ...: other route files' */
 	*id = api_pct_decode(p, (size_t)(slash - p));
@@ -102,6 +154,11 @@ static bool method_ok(struct http_conn *c, const struct http_req *r, enum sroute
 		ok = r->method == HTTP_POST;
 		allowed = "POST";
 		break;
+	case S_FILE:
+		ok = r->method == HTTP_GET || r->method == HTTP_PUT;
+		allowed = "GET, PUT";
+		break;
+	case S_FILES:
 	case S_PRESETS:
 	case S_PRESET:
 		break;
@@ -112,7 +169,9 @@ static bool method_ok(struct http_conn *c, const struct http_req *r, enum sroute
 	return ok;
 }
 
-bool api_sandbox_head(struct http_conn *c, struct http_req *r, struct serve_ctx *sc AF_UNUSED)
+static bool file_head(struct http_conn *c, struct http_req *r, struct sreq *x);
+
+bool api_sandbox_head(struct http_conn *c, struct http_req *r, struct serve_ctx *sc)
 {
 	char *id;
 	int route = parse(r->path, &id);
@@ -126,9 +185,17 @@ bool api_sandbox_head(struct http_conn *c, struct http_req *r, struct serve_ctx 
 	}
 	x->route = (enum sroute)route;
 	x->id = id;
+	x->sc = sc;
+	x->c = c;
+	x->pfd = x->in = x->out = -1;
 	r->data = x;
 	r->cleanup = sreq_cleanup;
-	method_ok(c, r, x->route);
+	if (x->route == S_FILE) {
+		const char *f = strstr(r->path + strlen("/v1/sandboxes/"), "/files/") + 7;
+		x->fpath = api_pct_decode(f, strlen(f));
+	}
+	if (method_ok(c, r, x->route) && (x->route == S_FILE || x->route == S_FILES))
+		file_head(c, r, x);
 	return true;
 }
 
@@ -300,6 +367,337 @@ static void presets(struct http_conn *c, const struct sreq *x)
 		api_respond_err(c, &e);
 }
 
+
+/* --- files through the view ---------------------------------------------------- */
+
+/* A file operation's errno as the answer: what the view refused is what
+ * a process in the sandbox would have met. */
+static void file_error(struct http_conn *c, int e, const char *rel)
+{
+	switch (e) {
+	case ENOENT:
+		http_respond_error(c, 404, "not_found", "no file '%s' in the sandbox", rel);
+		break;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		http_respond_error(c, 403, "permission_denied", "'%s': %s", rel, strerror(e));
+		break;
+	case EXDEV:
+	case ELOOP:
+		http_respond_error(c, 400, "invalid_argument",
+				   "'%s' leads out of /workspace through a symbolic link", rel);
+		break;
+	case EISDIR:
+		http_respond_error(c, 400, "invalid_argument", "'%s' is a directory", rel);
+		break;
+	case ENOTDIR:
+	case EINVAL:
+		http_respond_error(c, 400, "invalid_argument", "'%s' is not a regular file", rel);
+		break;
+	case ENOSPC:
+	case EDQUOT:
+		http_respond_error(c, 507, "resource_exhausted", "'%s': %s", rel, strerror(e));
+		break;
+	default:
+		http_respond_error(c, 500, "internal", "'%s': %s", rel, strerror(e));
+		break;
+	}
+}
+
+/* The sandbox stops or goes: the operation ends with it. */
+static void fop_ending(struct sbx_watch *w)
+{
+	struct sreq *x = (struct sreq *)((char *)w - offsetof(struct sreq, w));
+	fop_end(x);
+	http_respond_error(x->c, 409, "not_running", "sandbox '%s' stopped", x->id);
+}
+
+/* A FileInfo (as for codebases) from one LIST/STAT record, or NULL. */
+static cJSON *record_info(char *rec, const char *base)
+{
+	char type;
+	unsigned mode;
+	unsigned long long size;
+	long long sec;
+	long nsec;
+	int n = 0;
+	if (sscanf(rec, "%c %o %llu %lld.%ld %n", &type, &mode, &size, &sec, &nsec, &n) < 5 || !n)
+		return NULL;
+	const char *p = rec + n;
+	autofree char *path = *base ? xasprintf("%s/%s", base, p) : xstrdup(p);
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	char mt[32], ms[8];
+	struct tm tm;
+	time_t t = (time_t)sec;
+	gmtime_r(&t, &tm);
+	strftime(mt, sizeof(mt), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(ms, sizeof(ms), "%04o", mode & 07777);
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "name", name) ||
+	    !cJSON_AddStringToObject(o, "path", path) ||
+	    !cJSON_AddNumberToObject(o, "size", type == 'f' ? (double)size : 0) ||
+	    !cJSON_AddStringToObject(o, "mode", ms) || !cJSON_AddStringToObject(o, "mtime", mt) ||
+	    !cJSON_AddBoolToObject(o, "is_dir", type == 'd') ||
+	    !cJSON_AddStringToObject(o, "type", type == 'd' ? "dir" : type == 'l' ? "symlink"
+							     : type == 'f' ? "file" : "other")) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	return strcmp(cJSON_GetObjectItemCaseSensitive(x, "path")->valuestring,
+		      cJSON_GetObjectItemCaseSensitive(y, "path")->valuestring);
+}
+
+/* The listing in x->out as {"files": [...]}, sorted by path; NULL
+ * without memory. */
+static cJSON *listing(struct sreq *x)
+{
+	off_t size = lseek(x->out, 0, SEEK_END);
+	if (size < 0 || lseek(x->out, 0, SEEK_SET) < 0)
+		return NULL;
+	autofree char *buf = malloc((size_t)size + 1);
+	if (!buf || read_full(x->out, buf, (size_t)size) != (ssize_t)size)
+		return NULL;
+	buf[size] = '\0';
+	size_t n = 0, cap = 64;
+	cJSON **v = malloc(cap * sizeof(*v));
+	bool ok = v != NULL;
+	for (char *p = buf; ok && p < buf + size; p += strlen(p) + 1) {
+		if (n == cap && !(v = xrealloc(v, (cap *= 2) * sizeof(*v))))
+			ok = false;
+		/* STAT names the entry by its whole path: the base is its own */
+		cJSON *o = ok ? record_info(p, x->op == SPROC_STAT ? "" : x->rel) : NULL;
+		if (o && x->op == SPROC_STAT) {
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "path", cJSON_CreateString(x->rel));
+			const char *nm = strrchr(x->rel, '/') ? strrchr(x->rel, '/') + 1 : x->rel;
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "name", cJSON_CreateString(nm));
+		}
+		if (o)
+			v[n++] = o;
+	}
+	cJSON *j = ok ? cJSON_CreateObject() : NULL, *arr = j ? cJSON_AddArrayToObject(j, "files")
+							     : NULL;
+	if (ok)
+		qsort(v, n, sizeof(*v), cmp_path);
+	for (size_t i = 0; i < n; i++)
+		if (!arr || !cJSON_AddItemToArray(arr, v[i]))
+			cJSON_Delete(v[i]);
+	free(v);
+	if (!arr) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int fop_spawn(struct sreq *x, struct af_err *err);
+
+/* The operation ended (or made progress): answer when it did. */
+static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF_UNUSED, void *arg)
+{
+	struct sreq *x = arg;
+	struct sproc_result res = { 0 };
+	struct af_err e = { 0 };
+	int r = sproc_step(x->p, &res, &e);
+	if (r == 0)
+		return;
+	fop_end(x);
+	if (r < 0) {
+		api_respond_err(x->c, &e);
+		return;
+	}
+	int fe = res.exec_errno ? res.exec_errno : res.exit_code ? EIO : 0;
+	if (fe == ENOTDIR && x->op == SPROC_LIST) {
+		/* the path is a file: it alone is the listing */
+		x->op = SPROC_STAT;
+		if (ftruncate(x->out, 0) < 0 || fop_spawn(x, &e) < 0)
+			api_respond_err(x->c, &e);
+		return;
+	}
+	if (fe) {
+		file_error(x->c, fe, x->rel);
+		return;
+	}
+	switch (x->op) {
+	case SPROC_READ: {
+		off_t size = lseek(x->out, 0, SEEK_END);
+		if (size < 0 || lseek(x->out, 0, SEEK_SET) < 0) {
+			file_error(x->c, errno, x->rel);
+			return;
+		}
+		int out = x->out;
+		x->out = -1; /* owned by the reply now */
+		http_respond_fd(x->c, 200, "application/octet-stream", out, (uint64_t)size);
+		return;
+	}
+	case SPROC_WRITE: {
+		struct stat st;
+		cJSON *j = cJSON_CreateObject();
+		if (fstat(x->in, &st) < 0 || !j || !cJSON_AddStringToObject(j, "path", x->rel) ||
+		    !cJSON_AddNumberToObject(j, "size", (double)st.st_size)) {
+			cJSON_Delete(j);
+			http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
+			return;
+		}
+		http_respond_json(x->c, 200, j);
+		return;
+	}
+	case SPROC_LIST:
+	case SPROC_STAT: {
+		cJSON *j = listing(x);
+		if (!j)
+			http_respond_error(x->c, 503, "resource_exhausted", "out of memory");
+		else
+			http_respond_json(x->c, 200, j);
+		return;
+	}
+	case SPROC_EXEC:
+		break;
+	}
+	http_respond_error(x->c, 500, "internal", "unexpected file operation");
+}
+
+/* Start x->op in the sandbox, its answer deferred.  Returns 0, or
+ * -errno with *err filled. */
+static int fop_spawn(struct sreq *x, struct af_err *err)
+{
+	autofree char *path = *x->rel ? xasprintf("/workspace/%s", x->rel) : xstrdup("/workspace");
+	struct sproc_spec sp = {
+		.op = x->op,
+		.path = path,
+		.recursive = x->recursive,
+		.mode = x->mode,
+		.fds = { x->op == SPROC_WRITE ? x->in : -1, x->op == SPROC_WRITE ? -1 : x->out, -1 },
+	};
+	int r = sbx_spawn(x->s, &sp, NULL, &x->p, err);
+	if (r < 0)
+		return r;
+	x->pfd = sproc_fd(x->p);
+	r = ev_fd_add(x->sc->loop, x->pfd, EPOLLIN, on_fop, x);
+	if (r < 0) {
+		x->pfd = -1;
+		fop_end(x);
+		return af_err_set(err, -r, "cannot watch the file operation: %s", strerror(-r));
+	}
+	x->w = (struct sbx_watch){ .ending = fop_ending };
+	sbx_watch_add(x->s, &x->w);
+	http_defer(x->c);
+	return 0;
+}
+
+/* The path of a file route, relative to /workspace: no '..', not
+ * absolute.  Returns false after answering. */
+static bool file_path(struct http_conn *c, const char *path, bool file, char **rel)
+{
+	struct af_err e = { 0 };
+	if (!path) {
+		http_respond_error(c, 400, "invalid_argument", "malformed path in the URL");
+		return false;
+	}
+	if (store_clean_path(path, rel, &e) < 0) {
+		/* "relative to the codebase": here, to /workspace */
+		char *at = strstr(e.msg, "the codebase");
+		if (at)
+			snprintf(at, sizeof(e.msg) - (size_t)(at - e.msg), "/workspace");
+		http_respond_error(c, 400, "invalid_argument", "%s", e.msg);
+		return false;
+	}
+	if (file && !**rel) {
+		free(steal_pointer(rel));
+		http_respond_error(c, 400, "invalid_argument", "a file path is required");
+		return false;
+	}
+	return true;
+}
+
+/* At the head of a files request: the sandbox must run; a PUT's body
+ * goes to a temporary file.  Returns false after answering. */
+static bool file_head(struct http_conn *c, struct http_req *r, struct sreq *x)
+{
+	x->s = x->id ? sbx_get(x->sc->sandboxes, x->id) : NULL;
+	if (!x->s) {
+		http_respond_error(c, 404, "not_found", "no sandbox '%s'",
+				   x->id ? x->id : "(malformed)");
+		return false;
+	}
+	if (!sbx_running(x->s)) {
+		http_respond_error(c, 409, "not_running", "sandbox '%s' is not running", x->id);
+		return false;
+	}
+	if (x->route == S_FILES || r->method != HTTP_PUT)
+		return true;
+	if (!file_path(c, x->fpath, true, &x->rel))
+		return false;
+	bool bad = false;
+	autofree char *m = api_query_get(r->query, "mode", &bad);
+	char *end = NULL;
+	unsigned long mode = m ? strtoul(m, &end, 8) : 0644;
+	if (bad || (m && (!*m || *end || mode > 0777))) {
+		http_respond_error(c, 400, "invalid_argument",
+				   "mode must be octal permission bits, like 0644");
+		return false;
+	}
+	x->mode = (unsigned)mode;
+	x->in = store_tmpfile(x->sc->store);
+	if (x->in < 0) {
+		http_respond_error(c, 507, "resource_exhausted", "cannot store the upload: %s",
+				   strerror(-x->in));
+		return false;
+	}
+	http_body_to_fd(c, x->in, UINT64_MAX);
+	return true;
+}
+
+static void files(struct http_conn *c, struct http_req *r, struct sreq *x)
+{
+	struct af_err e = { 0 };
+	bool bad = false;
+	/* the sandbox may have stopped while a body came */
+	x->s = x->id ? sbx_get(x->sc->sandboxes, x->id) : NULL;
+	if (!x->s || !sbx_running(x->s)) {
+		http_respond_error(c, x->s ? 409 : 404, x->s ? "not_running" : "not_found",
+				   x->s ? "sandbox '%s' is not running" : "no sandbox '%s'", x->id);
+		return;
+	}
+	if (x->route == S_FILES) {
+		autofree char *path = api_query_get(r->query, "path", &bad);
+		if (api_query_bool(r->query, "recursive", &x->recursive, &bad) < 0 || bad) {
+			http_respond_error(c, 400, "invalid_argument",
+					   "malformed query: path is a string, recursive true or false");
+			return;
+		}
+		if (!file_path(c, path ? path : "", false, &x->rel))
+			return;
+		x->op = SPROC_LIST;
+	} else if (r->method == HTTP_GET) {
+		if (!file_path(c, x->fpath, true, &x->rel))
+			return;
+		x->op = SPROC_READ;
+	} else {
+		x->op = SPROC_WRITE;
+		if (lseek(x->in, 0, SEEK_SET) < 0) {
+			file_error(c, errno, x->rel);
+			return;
+		}
+	}
+	if (x->op != SPROC_WRITE) {
+		x->out = store_tmpfile(x->sc->store);
+		if (x->out < 0) {
+			file_error(c, -x->out, x->rel);
+			return;
+		}
+	}
+	r->on_close = sreq_on_close;
+	if (fop_spawn(x, &e) < 0)
+		sbx_error(c, &e);
+}
+
 bool api_sandbox_request(struct http_conn *c, struct http_req *r, struct serve_ctx *sc)
 {
 	if (r->cleanup != sreq_cleanup)
@@ -330,6 +728,10 @@ bool api_sandbox_request(struct http_conn *c, struct http_req *r, struct serve_c
 			sbx_error(c, &e);
 		else
 			reply_sandbox(c, 200, s);
+		break;
+	case S_FILES:
+	case S_FILE:
+		files(c, r, x);
 		break;
 	case S_PRESETS:
 	case S_PRESET:

@@ -29,6 +29,7 @@
 #include "lifecycle/lifecycle.h"
 #include "policy/policy.h"
 #include "sandbox/env.h"
+#include "sandbox/mounts.h"
 #include "serve/loop.h"
 #include "store/store.h"
 
@@ -65,6 +66,8 @@ struct sbx {
 struct sbx_table {
 	struct ev_loop *loop;
 	struct store *st;
+	char *socket_dir;    /* canonical: no sandbox may show it */
+	char *store_real;    /* the data directory, canonical: neither */
 	int dirfd;           /* sandboxes/ */
 	struct sbx *head;
 	unsigned n, running;
@@ -454,6 +457,25 @@ static char *codebase_dir(struct sbx *s)
 			 rec_str(s->rec, "codebase_id"));
 }
 
+/* A sandbox's root (s->root_dir) must not show serve's socket, which
+ * would let the sandbox ask serve for anything (its peer has the
+ * user's uid), nor the data directory with every codebase.  Returns 0,
+ * or -EINVAL with *err filled. */
+static int check_root_private(struct sbx *s, const char *image, struct af_err *err)
+{
+	const char *what = NULL, *path = NULL;
+	if (s->t->socket_dir && mounts_host_under(s->t->socket_dir, s->root_dir))
+		what = "serve's socket", path = s->t->socket_dir;
+	else if (s->t->store_real && mounts_host_overlap(s->t->store_real, s->root_dir))
+		what = "serve's data directory", path = s->t->store_real;
+	if (!what)
+		return 0;
+	int r = af_err_usage(err, EINVAL, "cannot use '%s' as image: it %s %s '%s'", image,
+			     mounts_host_under(path, s->root_dir) ? "holds" : "is inside", what, path);
+	af_err_hint(err, "unpack the root filesystem in a directory of its own");
+	return r;
+}
+
 /* The root filesystem the record names: an OCI layout (it has an
  * oci-layout file) unpacked to the image cache, else a directory.
  * Returns 0, or -errno with *err filled. */
@@ -465,6 +487,8 @@ static int resolve_image(struct sbx *s, struct af_err *err)
 	autofree char *marker = xasprintf("%s/oci-layout", image);
 	if (access(marker, F_OK) != 0) {
 		s->root_dir = lc_check_root_dir("image", image, &s->proj, err);
+		if (s->root_dir && check_root_private(s, image, err) < 0)
+			free(steal_pointer(&s->root_dir));
 		return s->root_dir ? 0 : -(err->errnum ? err->errnum : EINVAL);
 	}
 	struct image_info img = { 0 };
@@ -472,6 +496,8 @@ static int resolve_image(struct sbx *s, struct af_err *err)
 	if (r < 0)
 		return r;
 	s->root_dir = lc_check_root_dir("image", img.root, &s->proj, err);
+	if (s->root_dir && (r = check_root_private(s, img.root, err)) < 0)
+		free(steal_pointer(&s->root_dir));
 	if (!s->env_ready) {
 		env_init(&s->env);
 		env_defaults(&s->env, "/workspace");
@@ -835,8 +861,8 @@ static int load_entry(int dirfd, const struct dirent *de, void *arg)
 	return 0;
 }
 
-int sbx_table_new(struct ev_loop *loop, struct store *st, struct sbx_table **out,
-		  struct af_err *err)
+int sbx_table_new(struct ev_loop *loop, struct store *st, const char *socket_path,
+		  struct sbx_table **out, struct af_err *err)
 {
 	autofree char *dir = xasprintf("%s/sandboxes", store_root(st));
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -848,6 +874,14 @@ int sbx_table_new(struct ev_loop *loop, struct store *st, struct sbx_table **out
 	t->loop = loop;
 	t->st = st;
 	t->dirfd = fd;
+	t->store_real = realpath(store_root(st), NULL);
+	if (socket_path) {
+		autofree char *sd = xstrdup(socket_path);
+		char *slash = strrchr(sd, '/');
+		if (slash)
+			*slash = '\0';
+		t->socket_dir = realpath(slash && *sd ? sd : slash ? "/" : ".", NULL);
+	}
 	int r = for_each_dir_entry(fd, load_entry, t);
 	if (r < 0) {
 		sbx_table_free(t);
@@ -894,6 +928,8 @@ void sbx_table_free(struct sbx_table *t)
 	while (t->head)
 		sbx_release(t->head);
 	close(t->dirfd);
+	free(t->socket_dir);
+	free(t->store_real);
 	free(t);
 }
 
@@ -1173,7 +1209,10 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 	struct sbx *s = sbx_alloc(t, rec, id);
 	rec = NULL;
 	s->policy = steal_pointer(&policy);
-	r = rec_write(s, err);
+	/* the project and the image are checked now, not at the first start */
+	r = prepare(s, err);
+	if (r == 0)
+		r = rec_write(s, err);
 	if (r < 0) {
 		sbx_release(s);
 		goto fail;

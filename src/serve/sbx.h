@@ -28,11 +28,12 @@ struct sbx;
 #define SBX_MAX 1024
 
 /* Open the registry: read the records left in the store's data
- * directory; those an earlier serve left running or stopped (its
+ * directory (a sandbox's root filesystem may hold neither it nor the
+ * directory of socket_path, serve's socket); those an earlier serve left running or stopped (its
  * processes died with it) become status "error", their deltas kept.
  * Returns 0, or -errno with *err filled. */
-int sbx_table_new(struct ev_loop *loop, struct store *st, struct sbx_table **out,
-		  struct af_err *err);
+int sbx_table_new(struct ev_loop *loop, struct store *st, const char *socket_path,
+		  struct sbx_table **out, struct af_err *err);
 /* Stop every running sandbox and give its delta its on_destroy fate
  * (records kept, status stopped): serve's SIGTERM.  Cannot fail. */
 void sbx_table_shutdown(struct sbx_table *t);

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "lifecycle/lifecycle.h"
+#include "sandbox/sandbox.h"
 #include "serve/api.h"
 #include "serve/ctx.h"
 #include "serve/exec.h"
@@ -73,6 +75,23 @@ char *serve_default_socket(bool create, struct af_err *err)
 		return NULL;
 	}
 	return p;
+}
+
+/* A sandbox must not see serve's socket (its processes have the user's
+ * uid, so serve would take their requests: a sandbox with the host's
+ * network, any codebase) nor the data directory.  Returns 0, or -EINVAL
+ * with *err filled if path lies in a directory every sandbox shows. */
+static int check_unseen(const char *what, const char *path, struct af_err *err)
+{
+	autofree char *real = lc_canonical(path);
+	char sys[PATH_MAX];
+	if (!sandbox_shows_path(real, sys, sizeof(sys)))
+		return 0;
+	int r = af_err_usage(err, EINVAL, "cannot use '%s' as %s: it is inside '%s', which every "
+			     "sandbox shows", path, what, sys);
+	af_err_hint(err, "use a private directory, such as the default under $XDG_RUNTIME_DIR "
+		    "or ~/.local/share");
+	return r;
 }
 
 /* pid of the process listening on path, 0 if unknown; -errno if nobody
@@ -233,9 +252,17 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 		path = dflt;
 	}
 	struct store *st = NULL;
-	int r = store_open(&st, o->data_dir, err);
+	int r = check_unseen("socket", path, err);
 	if (r < 0)
 		return r;
+	r = store_open(&st, o->data_dir, err);
+	if (r < 0)
+		return r;
+	r = check_unseen("data directory", store_root(st), err);
+	if (r < 0) {
+		store_free(st);
+		return r;
+	}
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -260,7 +287,7 @@ int serve_run(const struct serve_opts *o, struct af_err *err)
 		goto out;
 	}
 	ctx.loop = ss.loop;
-	r = sbx_table_new(ss.loop, st, &ctx.sandboxes, err);
+	r = sbx_table_new(ss.loop, st, path, &ctx.sandboxes, err);
 	if (r < 0)
 		goto out;
 	sbx_table_on_count(ctx.sandboxes, on_sandbox_count, &ss);

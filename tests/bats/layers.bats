@@ -15,7 +15,7 @@ allowed() {
 	image) echo "common image" ;;
 	lifecycle) echo "common policy delta view sandbox image lifecycle" ;;
 	store) echo "common policy image store" ;;
-	serve) echo "common store lifecycle serve" ;;
+	serve) echo "common policy delta view sandbox image lifecycle store serve" ;;
 	cli) echo "common policy delta view sandbox image lifecycle store serve cli" ;;
 	*) echo "" ;;
 	esac

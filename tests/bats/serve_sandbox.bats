@@ -21,9 +21,10 @@ field() {
 	jget "${output#* }" "$1"
 }
 
-# cb_source: a codebase imported from $T/src (a.txt, docs/d.txt, .env).
+# cb_source: a codebase imported from $T/src (a.txt, docs/d.txt, .env,
+# output/).
 cb_source() {
-	mkdir -p "$T/src/docs"
+	mkdir -p "$T/src/docs" "$T/src/output"
 	echo alpha >"$T/src/a.txt"
 	echo doc >"$T/src/docs/d.txt"
 	echo SECRET=1 >"$T/src/.env"
@@ -289,4 +290,178 @@ sandbox_pids() {
 	run api DELETE "/v1/sandboxes/$SB"
 	assert_eq "200 kept $dp" "${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]')"
 	[ -d "$dp" ]
+}
+
+@test "files through the view: hidden 404, read-only 403, writes land in the delta" {
+	start_serve
+	cb_source
+	ln -s /etc/passwd "$T/src/out"
+	ln -s a.txt "$T/src/in"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+	new_sandbox '"start": true, "permissions": [{"pattern": "/out", "permission": "read"}]'
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$SB/files/in"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$SB/files/.env"
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no file '.env' in the sandbox\"}"
+	run api PUT "/v1/sandboxes/$SB/files/a.txt" --data-binary changed
+	assert_output "403 {\"code\":\"permission_denied\",\"message\":\"'a.txt': Permission denied\"}"
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary new
+	assert_output '200 {"path":"output/n.txt","size":3}'
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_output "200 new"
+	[ "$(cat "$(jget "$SBJ" 'j["delta_path"]')/upper/output/n.txt")" = new ]
+	# the codebase is untouched until the sandbox is destroyed
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_eq 404 "${output%% *}"
+	run api GET "/v1/sandboxes/$SB/files?recursive=true"
+	assert_eq "200 a.txt docs docs/d.txt in out output output/n.txt" \
+		"${output%% *} $(field '" ".join(f["path"] for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files?path=docs"
+	assert_eq "200 docs/d.txt:d.txt:file:4" \
+		"${output%% *} $(field '" ".join("%s:%s:%s:%d" % (f["path"], f["name"], f["type"], f["size"]) for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files?path=a.txt"
+	assert_eq "200 a.txt:a.txt:file:6" \
+		"${output%% *} $(field '" ".join("%s:%s:%s:%d" % (f["path"], f["name"], f["type"], f["size"]) for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files/docs"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"'docs' is a directory\"}"
+}
+
+@test "files: paths that would leave /workspace are refused" {
+	start_serve
+	cb_source
+	ln -s /etc/passwd "$T/src/out"
+	ln -s .. "$T/src/up"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+	new_sandbox '"start": true, "permissions": [{"pattern": "/out", "permission": "write"}, {"pattern": "/up", "permission": "write"}]'
+	run api GET "/v1/sandboxes/$SB/files/..%2F..%2Fetc%2Fpasswd"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"path '../../etc/passwd' has a '..' component\"}"
+	run api GET "/v1/sandboxes/$SB/files/%2Fetc%2Fpasswd"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"path '/etc/passwd' is absolute: paths are relative to /workspace\"}"
+	run api GET "/v1/sandboxes/$SB/files?path=/etc"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files/out"
+	assert_output "400 {\"code\":\"invalid_argument\",\"message\":\"'out' leads out of /workspace through a symbolic link\"}"
+	run api PUT "/v1/sandboxes/$SB/files/out" --data-binary x
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files/up/etc/passwd"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/$SB/files?path=up"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	# a directory that does not exist cannot be written into
+	run api PUT "/v1/sandboxes/$SB/files/nodir/x" --data-binary x
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no file 'nodir/x' in the sandbox\"}"
+}
+
+@test "files: not running 409, no sandbox 404" {
+	start_serve
+	cb_source
+	new_sandbox ''
+	run api GET "/v1/sandboxes/$SB/files/a.txt"
+	assert_output "409 {\"code\":\"not_running\",\"message\":\"sandbox '$SB' is not running\"}"
+	run api PUT "/v1/sandboxes/$SB/files/output/x" --data-binary x
+	assert_output "409 {\"code\":\"not_running\",\"message\":\"sandbox '$SB' is not running\"}"
+	run api GET "/v1/sandboxes/$SB/files"
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	run api GET "/v1/sandboxes/sb_nope/files/a.txt"
+	assert_output "404 {\"code\":\"not_found\",\"message\":\"no sandbox 'sb_nope'\"}"
+}
+
+@test "two sandboxes over one codebase, each with its own rules and delta" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true, "permissions": [{"pattern": "/docs", "permission": "write", "type": "directory", "priority": 10}]'
+	local a=$SB
+	new_sandbox '"start": true, "preset": "read-only", "permissions": [{"pattern": "a.txt", "permission": "none", "type": "file", "priority": 10}]'
+	local b=$SB
+	run api PUT "/v1/sandboxes/$a/files/docs/new.txt" --data-binary A
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/sandboxes/$b/files/docs/new.txt" --data-binary B
+	assert_eq 403 "${output%% *}"
+	run api GET "/v1/sandboxes/$b/files/docs/new.txt"
+	assert_eq 404 "${output%% *}"
+	run api GET "/v1/sandboxes/$a/files/a.txt"
+	assert_output "200 alpha"
+	run api GET "/v1/sandboxes/$b/files/a.txt"
+	assert_eq 404 "${output%% *}"
+}
+
+@test "stop and start again: the writes are kept" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary kept
+	assert_eq 200 "${output%% *}"
+	run api POST "/v1/sandboxes/$SB/stop"
+	assert_eq 200 "${output%% *}"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "200 running $(jget "$SBJ" 'j["delta_path"]')" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_output "200 kept"
+}
+
+@test "destroy: sync, keep and discard, and conflicts reported" {
+	start_serve
+	cb_source
+	local fate
+	for fate in sync keep discard; do
+		new_sandbox "\"start\": true, \"on_destroy\": \"$fate\""
+		run api PUT "/v1/sandboxes/$SB/files/output/$fate.txt" --data-binary "$fate"
+		assert_eq 200 "${output%% *}"
+		local dp
+		dp=$(jget "$SBJ" 'j["delta_path"]')
+		run api DELETE "/v1/sandboxes/$SB"
+		case $fate in
+		sync)
+			assert_output '200 {"delta":{"fate":"synced","path":null,"written":1,"deleted":0,"conflicts":0,"notes":[]}}'
+			run api GET "/v1/codebases/$CB/files/output/sync.txt"
+			assert_output "200 sync"
+			[ ! -e "$dp" ] ;;
+		keep)
+			assert_output "200 {\"delta\":{\"fate\":\"kept\",\"path\":\"$dp\",\"written\":0,\"deleted\":0,\"conflicts\":0,\"notes\":[]}}"
+			[ "$(cat "$dp/upper/output/keep.txt")" = keep ]
+			run api GET "/v1/codebases/$CB/files/output/keep.txt"
+			assert_eq 404 "${output%% *}" ;;
+		discard)
+			assert_output '200 {"delta":{"fate":"discarded","path":null,"written":0,"deleted":0,"conflicts":0,"notes":[]}}'
+			[ ! -e "$dp" ]
+			run api GET "/v1/codebases/$CB/files/output/discard.txt"
+			assert_eq 404 "${output%% *}" ;;
+		esac
+		[ -z "$(sandbox_pids)" ]
+	done
+	# changed in the codebase meanwhile: a conflict, the delta kept
+	new_sandbox '"start": true, "permissions": [{"pattern": "a.txt", "permission": "write", "priority": 10}]'
+	run api PUT "/v1/sandboxes/$SB/files/a.txt" --data-binary mine
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/codebases/$CB/files/a.txt" --data-binary theirs
+	assert_eq 200 "${output%% *}"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 conflicts 1 a.txt conflict $(jget "$SBJ" 'j["delta_path"]')" \
+		"${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["conflicts"]') $(field 'j["delta"]["notes"][0]["path"]') $(field 'j["delta"]["notes"][0]["kind"]') $(field 'j["delta"]["path"]')"
+	[ -n "$(field 'j["delta"]["notes"][0]["message"]')" ]
+	run api GET "/v1/codebases/$CB/files/a.txt"
+	assert_output "200 theirs"
+}
+
+@test "a sandbox cannot be given serve's socket or data directory" {
+	# a socket every sandbox would show: refused before it is made
+	run af serve --socket /usr/share/agentfense-test.sock
+	assert_status 125
+	assert_output "agentfense: cannot use '/usr/share/agentfense-test.sock' as socket: it is inside '/usr', which every sandbox shows
+hint: use a private directory, such as the default under \$XDG_RUNTIME_DIR or ~/.local/share"
+	# a root filesystem holding the socket, or the data directory
+	mkdir -p "$T/root/bin" "$T/root/run"
+	chmod 700 "$T/root/run"
+	SOCK=$T/root/run/af.sock
+	start_serve --socket "$SOCK"
+	new_codebase '{"name": "a"}'
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$T/root\", \"start\": true}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	assert_eq "cannot use '$T/root' as image: it holds serve's socket '$T/root/run'" "$(field 'j["message"]')"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$XDG_DATA_HOME\"}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+	run api GET /v1/sandboxes
+	assert_output '200 {"sandboxes":[],"next_page_token":""}'
 }
