@@ -344,6 +344,8 @@ int enter_workdir(const struct sandbox_config *cfg)
 	return fchdir(fd) < 0 ? -errno : 0;
 }
 
+/* Fill *err for a set-up stage of the command that failed; false for a
+ * failed exec (or file operation), which is the command's result. */
 bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
 {
 	switch ((enum exec_stage)ef->stage) {

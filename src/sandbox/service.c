@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -103,6 +104,8 @@ static char list_dents[LIST_DEPTH][8192];
 static char list_path[PATH_MAX];
 static char out_buf[65536];
 static size_t out_len;
+/* The open-files limit PID 1 got, which its processes get back. */
+static struct rlimit nofile;
 
 /* Report an error over ctl (errno + message, P appends strerror). */
 static void ctl_error(int ctl, int errnum, const char *what)
@@ -112,6 +115,7 @@ static void ctl_error(int ctl, int errnum, const char *what)
 	send_msg(ctl, MSG_ERROR, 0, &e, -1);
 }
 
+/* Write out what out_record() gathered.  Returns 0 or -errno. */
 static int out_flush(int fd)
 {
 	int r = write_all(fd, out_buf, out_len);
@@ -293,8 +297,12 @@ static AF_NORETURN void file_main(const struct sandbox_config *cfg,
 				  const char *path, unsigned mode, bool recursive, int errfd)
 {
 	struct exec_fail ef = { 0 };
+	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
+	/* no handler of the caller's may run here */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (drop_caps() < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -354,6 +362,7 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 	if (close_range(4, ~0U, 0) < 0)
 		_exit(AF_EXIT_FAILURE);
 	const int ctl = 3;
+	setrlimit(RLIMIT_NOFILE, &nofile);
 
 	memcpy(&r, req.buf + sizeof(struct msg), sizeof(r));
 	char *s = req.buf + REQ_HEAD, *end = req.buf + len;
@@ -420,6 +429,9 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 			  (r.flags & REQ_RECURSIVE) != 0, ep[1]);
 	}
 	close(ep[1]);
+	/* read once the process is reaped: whatever it wrote is there, and
+	 * a pipe some other process still held open must not hang us */
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
 	close(0);
 	close(1);
 	close(2);
@@ -527,6 +539,12 @@ static int take_request(const struct sandbox_config *cfg, const struct sock_fpro
 	}
 	if (n_got == 0)
 		return 1; /* nowhere to answer */
+	if (mh.msg_flags & MSG_CTRUNC) { /* out of fds; ctl came first */
+		ctl_error(got[0], EMFILE, "too many processes in the sandbox");
+		for (int i = 0; i < n_got; i++)
+			close(got[i]);
+		return 1;
+	}
 	int ctl = got[0];
 	memcpy(&r, req.buf + sizeof(struct msg), sizeof(r));
 	int want = 1 + !!(r.fds & 1) + !!(r.fds & 2) + !!(r.fds & 4);
@@ -603,6 +621,10 @@ AF_NORETURN void service_main(const struct sandbox_config *cfg, const struct soc
 	}
 	for (size_t i = 0; i < SERVICE_MAX_PROCS; i++)
 		procs[i].ctl = -1;
+	/* PID 1 holds an fd for each running process */
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	struct rlimit raised = { .rlim_cur = nofile.rlim_max, .rlim_max = nofile.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &raised);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN },
 					 { .fd = sfd, .events = POLLIN } };
@@ -807,7 +829,8 @@ static void proc_result(struct sandbox_proc *p, struct sproc_result *res, struct
 	if (p->failed) {
 		res->exec_errno = p->failure.errnum ? p->failure.errnum : EIO;
 		res->exit_code = AF_EXIT_FAILURE;
-		*err = p->failure;
+		if (err)
+			*err = p->failure;
 	} else if (p->exec_errno) {
 		int e = p->exec_errno;
 		res->exec_errno = e;

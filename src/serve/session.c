@@ -5,18 +5,21 @@
  * exec into it as one line, and the shell writes each exec's status back
  * into it.  For exec number SEQ the line is
  *
- *   { rm -f -- 'F'; command eval 'TEXT'; } <'F'; printf '%d %d\n' "$?" SEQ >&0
+ *   __agentfense_run() { __agentfense_busy=1; [rm -f -- 'F';]
+ *       command eval 'TEXT'; ...; return $status; };
+ *   __agentfense_run "$@" <'F'; printf '%d %s\n' "$status" SEQ >&0
  *
- * (without stdin data: command eval 'TEXT' </dev/null; ...), TEXT being
- * the command with every ' written as '\''.  So:
+ * F being the exec's stdin data (or /dev/null) and TEXT the command
+ * with every ' written as '\''.  So:
  * - TEXT can be anything (comments, heredocs, several lines, & jobs);
  *   a syntax error in it is eval's status, and `command` keeps eval from
- *   ending the shell on one;
- * - the command and everything it starts get F (its stdin data, or
- *   /dev/null) as fd 0, never the socket: the shell keeps its own copy
- *   of the socket in a close-on-exec fd while the redirection lasts, and
- *   a socket, unlike a pipe, cannot be opened again through
- *   /proc/PID/fd; so no process the command starts can write a status;
+ *   ending the shell on one.  It runs in a function, so `set --` and
+ *   `return` act on that function's scope;
+ * - the command and everything it starts get F as fd 0, never the
+ *   socket: the shell keeps its own copy of the socket in a
+ *   close-on-exec fd while the redirection lasts, and a socket, unlike a
+ *   pipe, cannot be opened again through /proc/PID/fd; so no process the
+ *   command starts can write a status;
  * - the status is read from the socket only, and only the line with the
  *   current SEQ ends the exec: nothing written to stdout or stderr
  *   (binary, without a newline, or imitating a status line) can end a
@@ -28,11 +31,12 @@
  *
  * Stdin data is written first to F (a private file in the sandbox's
  * /tmp, mode 0600, by an SPROC_WRITE request) and removed by the line.
- * A timeout sends SIGINT to the shell's process group: the shell was
- * started with `trap : INT`, so it lives on and writes the status (130),
- * and background jobs ignore SIGINT as POSIX has it for non-interactive
- * shells.  If no status comes within SESSION_GRACE_MS the session is
- * killed and says so.  A shell that ends (the command ran `exit 3`)
+ * A timeout sends SIGINT to the shell's process group: the foreground
+ * command dies of it, and the shell's INT trap returns from the
+ * function while one runs (so the rest of TEXT is skipped too), then
+ * the shell writes the status; background jobs ignore SIGINT as POSIX
+ * has it for non-interactive shells.  If no status comes within
+ * SESSION_GRACE_MS the session is killed and says so.  A shell that ends (the command ran `exit 3`)
  * closes the session: that exec gets the shell's status, later ones
  * not_running. */
 #include "serve/session.h"
@@ -55,6 +59,10 @@
 #include "serve/sbx.h"
 
 #define READ_CHUNK 65536
+/* the names the framing gives the shell */
+#define RUN_FN "__agentfense_run"
+#define BUSY "__agentfense_busy"
+#define STATUS "__agentfense_status"
 
 enum ss_state {
 	SS_BOOT,      /* started, waiting for the shell's first status */
@@ -460,15 +468,16 @@ static void exec_gone(struct xout *o)
 static int send_line(struct session *s)
 {
 	struct xbuf b = { 0 };
-	int r;
-	if (s->rq.has_stdin)
-		r = xbuf_printf(&b, "{ rm -f -- '%s' 2>/dev/null; command eval ", s->stdin_path) ?:
-		    add_quoted(&b, s->rq.command) ?:
-		    xbuf_printf(&b, "; } <'%s'; printf '%%d %%d\\n' \"$?\" %llu >&0\n",
-				s->stdin_path, s->seq);
-	else
+	static const char head[] = RUN_FN "() { " BUSY "=1; ";
+	int r = xbuf_add(&b, head, sizeof(head) - 1);
+	if (r == 0 && s->rq.has_stdin)
+		r = xbuf_printf(&b, "rm -f -- '%s' 2>/dev/null; ", s->stdin_path);
+	if (r == 0)
 		r = xbuf_add(&b, "command eval ", 13) ?: add_quoted(&b, s->rq.command) ?:
-		    xbuf_printf(&b, " </dev/null; printf '%%d %%d\\n' \"$?\" %llu >&0\n", s->seq);
+		    xbuf_printf(&b, "; " STATUS "=$?; " BUSY "=; return $" STATUS "; }; "
+				RUN_FN " \"$@\" <'%s'; " STATUS "=$?; " BUSY "=; "
+				"printf '%%d %%s\\n' \"$" STATUS "\" %llu >&0\n",
+				s->rq.has_stdin ? s->stdin_path : "/dev/null", s->seq);
 	if (r == 0)
 		r = send_script(s, b.data, b.len);
 	free(b.data);
@@ -707,10 +716,10 @@ int session_create(struct exe_table *t, struct sbx *sb, const char *shell, char 
 		r = ev_fd_add(t->loop, s->out_fd[i], EPOLLIN, on_output, s);
 	if (r == 0)
 		r = ev_fd_add(t->loop, s->ctl_fd, EPOLLIN, on_ctl, s);
-	/* SIGINT interrupts a command, never the shell; bash expands aliases
-	 * only when asked */
-	static const char boot[] = "trap : INT; shopt -s expand_aliases 2>/dev/null; "
-				   "printf '%d %d\\n' 0 0 >&0\n";
+	/* SIGINT interrupts a command (its function returns), never the
+	 * shell; bash expands aliases only when asked */
+	static const char boot[] = "trap '[ -n \"${" BUSY "-}\" ] && { " BUSY "=; return 130; }' INT; "
+				   "shopt -s expand_aliases 2>/dev/null; printf '%d %d\\n' 0 0 >&0\n";
 	if (r == 0)
 		r = send_script(s, boot, sizeof(boot) - 1);
 	if (r < 0) {

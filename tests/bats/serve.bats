@@ -8,7 +8,7 @@ load serve_helper
 @test "GET /v1/version gives the version and the protocol's features" {
 	start_serve
 	run api GET /v1/version
-	assert_output '200 {"version":"0.1.0","api_version":"v1","features":["codebases","codebase_files","file_upload","file_download","tar_upload","ndjson_streams","sandboxes","sandbox_files","presets"]}'
+	assert_output '200 {"version":"0.1.0","api_version":"v1","features":["codebases","codebase_files","file_upload","file_download","tar_upload","ndjson_streams","sandboxes","sandbox_files","presets","exec","exec_stream","sessions","session_stream"]}'
 	run curl -sS --unix-socket "$SOCK" -o /dev/null -w '%{content_type}' http://x/v1/version
 	assert_output 'application/json'
 }

@@ -32,6 +32,8 @@ workdir /workspace/src: exit 0, pwd /workspace/src
 workdir /tmp: exit 0, pwd /tmp
 
 stdin: HELLO STDIN
+open files: the caller's limit
+spawn in run's sandbox: EINVAL, cannot start a process: not a service sandbox
 too long: E2BIG
 long arguments: exit 0, 261888
 svcbox: exec done, nothing left"
@@ -49,6 +51,7 @@ SIGTERM (0): exit 3, ready
 got TERM
 signal after the end: ESRCH
 SIGINT to the group (0): exit 130, signal 2
+sandbox stopped under it: exit 137, signal 9, killed no
 svcbox: kill done, nothing left"
 }
 

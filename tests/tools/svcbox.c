@@ -33,7 +33,8 @@
  *           the kill the next one works
  *   bench   K (default 1000) spawn+wait of `true` in sandbox 0: prints
  *           p50 and p99; --hold prints PID 1's pid and waits for a line
- *           on stdin before ending (to read its smaps_rollup). */
+ *           on stdin before ending (to read its smaps_rollup);
+ *           --ballast MB makes this process that much bigger first. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -404,6 +406,36 @@ static void mode_exec(struct box *boxes, int n, int k)
 	run_sh(&j, b, "tr a-z A-Z", "hello stdin\n", 0);
 	printf("stdin: %s", j.out);
 	job_free(&j);
+	/* PID 1 raised its own open-files limit, not the processes' */
+	struct rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	run_sh(&j, b, "ulimit -n", NULL, 0);
+	printf("open files: %s\n",
+	       strtoull(j.out, NULL, 10) == nofile.rlim_cur ? "the caller's limit" : j.out);
+	job_free(&j);
+	/* a sandbox of run's is not a service one */
+	{
+		struct lifecycle *lc = NULL;
+		struct af_err err = { 0 };
+		struct sandbox_proc *p = NULL;
+		char *argv[] = { (char *)"/bin/true", NULL };
+		struct lc_config cfg = { .project = &b->proj, .policy = policy,
+					 .sandbox = { .argv = argv, .envp = b->env.v,
+						      .workdir = "/workspace" } };
+		struct sproc_spec sp = { .op = SPROC_EXEC, .argv = argv, .fds = { -1, -1, -1 } };
+		struct lc_finish fin;
+		if (lc_new(&cfg, &lc, &err) < 0 || lc_start(lc, &err) < 0 || lc_exec(lc, &err) < 0)
+			setup_failed(&err);
+		int r = lc_spawn(lc, &sp, &p, &err);
+		printf("spawn in run's sandbox: %s, %s\n", r == -EINVAL ? "EINVAL" : strerror(-r),
+		       err.msg);
+		if (lc_wait(lc, 0, &err) < 0)
+			fail("run's sandbox: %s", err.msg);
+		lc_stop(lc);
+		lc_finish(lc, LC_CHANGES_DISCARD, &fin, &err);
+		lc_finish_free(&fin);
+		lc_free(lc);
+	}
 	/* argv over the limit */
 	autofree char *big = xmalloc(SPROC_MAX_ARGS + 2);
 	memset(big, 'x', SPROC_MAX_ARGS + 1);
@@ -438,6 +470,16 @@ static void mode_exec(struct box *boxes, int n, int k)
  * only: the lister starts none of its own). */
 static const char *ps_script = "n=0; for p in /proc/[0-9]*; do c=; read -r c <$p/comm 2>/dev/null; "
 			       "[ \"$c\" = sleep ] && n=$((n+1)); done; echo $n";
+
+/* Wait until the job printed "ready" (10 s at most). */
+static void wait_ready(struct job *j)
+{
+	for (int tries = 0; tries < 1000 && j->out_fd >= 0 && !strstr(j->out, "ready"); tries++) {
+		struct pollfd pfd = { .fd = j->out_fd, .events = POLLIN };
+		poll(&pfd, 1, 10);
+		drain(&j->out_fd, &j->out, &j->out_len);
+	}
+}
 
 static void mode_kill(struct box *boxes)
 {
@@ -475,11 +517,7 @@ static void mode_kill(struct box *boxes)
 	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv, .envp = b->env.v };
 	job_start(&j);
 	/* wait for "ready" before signalling */
-	for (int tries = 0; tries < 500 && !strstr(j.out ? j.out : "", "ready"); tries++) {
-		struct pollfd pfd = { .fd = j.out_fd, .events = POLLIN };
-		poll(&pfd, 1, 10);
-		drain(&j.out_fd, &j.out, &j.out_len);
-	}
+	wait_ready(&j);
 	int r = sproc_signal(j.proc, SIGTERM, false);
 	jobs_run(&j, 1);
 	printf("SIGTERM (%d): exit %d, %s", r, j.res.exit_code, j.out);
@@ -493,17 +531,30 @@ static void mode_kill(struct box *boxes)
 	j.box = b;
 	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv2, .envp = b->env.v };
 	job_start(&j);
-	for (int tries = 0; tries < 500 && !strstr(j.out ? j.out : "", "ready"); tries++) {
-		struct pollfd pfd = { .fd = j.out_fd, .events = POLLIN };
-		poll(&pfd, 1, 10);
-		drain(&j.out_fd, &j.out, &j.out_len);
-	}
+	wait_ready(&j);
 	r = sproc_signal(j.proc, SIGINT, true);
 	jobs_run(&j, 1);
 	printf("SIGINT to the group (%d): exit %d, signal %d\n", r, j.res.exit_code,
 	       j.res.term_signal);
 	job_free(&j);
 	expect_sh(b, "after the kills", "echo still usable", "still usable\n", "", 0);
+
+	/* the sandbox stopped under a running process: it ends, killed
+	 * with the sandbox, not by sproc_kill() */
+	memset(&j, 0, sizeof(j));
+	char *argv3[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo ready; exec sleep 1007",
+			  NULL };
+	j.box = b;
+	j.sp = (struct sproc_spec){ .op = SPROC_EXEC, .argv = argv3, .envp = b->env.v };
+	job_start(&j);
+	wait_ready(&j);
+	lc_stop(b->lc);
+	jobs_run(&j, 1);
+	printf("sandbox stopped under it: exit %d, signal %d, killed %s\n", j.res.exit_code,
+	       j.res.term_signal, j.res.killed ? "yes" : "no");
+	job_free(&j);
+	box_start(b);
+	expect_sh(b, "after the restart", "echo back", "back\n", "", 0);
 }
 
 static void mode_many(struct box *boxes, int n)
@@ -816,6 +867,20 @@ static void mode_bench(struct box *boxes, int k, bool hold)
 	qsort(t, (size_t)k, sizeof(double), cmp_double);
 	printf("%d spawn+wait of true: p50 %.3f ms, p99 %.3f ms, max %.3f ms, %d failed\n", k,
 	       t[k / 2] * 1e3, t[(k * 99) / 100] * 1e3, t[k - 1] * 1e3, bad);
+	/* the same without a sandbox: what exec of true costs here anyway */
+	for (int i = 0; i < k; i++) {
+		double t0 = now_sec();
+		pid_t pid = vfork();
+		if (pid == 0) {
+			execve(argv[0], argv, b->env.v);
+			_exit(127);
+		}
+		waitpid(pid, NULL, 0);
+		t[i] = now_sec() - t0;
+	}
+	qsort(t, (size_t)k, sizeof(double), cmp_double);
+	printf("%d vfork+exec+wait of true outside: p50 %.3f ms, p99 %.3f ms\n", k,
+	       t[k / 2] * 1e3, t[(k * 99) / 100] * 1e3);
 	free(t);
 	if (hold) {
 		printf("pid1 %d\n", (int)sandbox_pid(lc_sandbox(b->lc)));
@@ -828,12 +893,14 @@ static void mode_bench(struct box *boxes, int k, bool hold)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "pids", required_argument, NULL, 'P' },
+						  { "ballast", required_argument, NULL, 'B' },
 						  { "hold", no_argument, NULL, 'H' },
 						  { NULL, 0, NULL, 0 } };
 	struct af_err err = { 0 };
 	struct counts before, after;
 	int n = 2, k = -1, c;
 	bool hold = false;
+	size_t ballast = 0;
 
 	while ((c = getopt_long(argc, argv, "n:k:", longopts, NULL)) != -1) {
 		if (c == 'n')
@@ -844,11 +911,14 @@ int main(int argc, char **argv)
 			limits.pids = (uint32_t)atoi(optarg);
 		else if (c == 'H')
 			hold = true;
+		else if (c == 'B')
+			ballast = (size_t)atoi(optarg) << 20;
 		else
 			return 2;
 	}
 	if (optind + 2 != argc || n < 1 || n > MAX_BOXES) {
-		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] MODE DIR\n");
+		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] [--ballast MB] MODE "
+				"DIR\n");
 		return 2;
 	}
 	const char *mode = argv[optind], *top = argv[optind + 1];
@@ -884,6 +954,10 @@ int main(int argc, char **argv)
 		autofree char *lib = xasprintf("%s/src/lib.c", b->dir);
 		write_file(lib, "int x;\n");
 	}
+	/* a caller as big as a busy serve: PID 1 is its clone */
+	char *heavy = ballast ? xmalloc(ballast) : NULL;
+	if (heavy)
+		memset(heavy, 1, ballast);
 	take_counts(&before);
 	for (int i = 0; i < n; i++)
 		box_new(&boxes[i]);
@@ -948,6 +1022,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		free(boxes[i].dir);
 	free(boxes);
+	free(heavy);
 	policy_free(policy);
 	if (failures)
 		return 1;
