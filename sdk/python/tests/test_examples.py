@@ -13,7 +13,7 @@ EXAMPLES = os.path.join(SDK, "examples")
 EXPECT = {
     "quickstart.py": ["    4 agentfense", "exit code: 0", "sees .env: False"],
     "sessions.py": ["hello from /workspace/src"],
-    "custom_permissions.py": ["written by the agent", "config visible: False",
+    "custom_permissions.py": ["written by the agent", "config/app.conf visible: False",
                               "README.md stays read-only: README.md"],
     "async_sandboxes.py": ["sandbox 1 printed 1 line(s)", "sandbox 2 printed 2 line(s)",
                            "sandbox 3 printed 3 line(s)"],
