@@ -129,3 +129,56 @@ def test_fifty_sandboxes_with_gather(project):
     assert len({r[2] for r in results}) == 50
     assert took < 300
     assert (list_ids("codebases"), list_ids("sandboxes")) == before
+
+
+def test_async_twins_have_the_same_methods():
+    import inspect
+    for sync, aio in ((af.SandboxClient, af.AsyncSandboxClient), (af.Sandbox, af.AsyncSandbox),
+                      (af.SessionWrapper, af.AsyncSessionWrapper),
+                      (af.ExecStream, af.AsyncExecStream)):
+        for name, f in vars(sync).items():
+            if name.startswith("_") or not callable(f) and not isinstance(f, classmethod):
+                continue
+            orig = name
+            if (sync, name) == (af.ExecStream, "close"):
+                name = "aclose"
+            assert hasattr(aio, name), "%s.%s" % (aio.__name__, name)
+            f, g = getattr(sync, orig), getattr(aio, name)
+            assert list(inspect.signature(f).parameters) == \
+                list(inspect.signature(g).parameters), name
+
+
+def test_async_sessions_and_presets_low_level(project, serve):
+    needs(serve, "sessions", "presets")
+
+    async def main():
+        async with af.AsyncSandboxClient() as c:
+            assert "sessions" in (await c.version())["features"]
+            assert [p["name"] for p in await c.list_presets()] == af.list_presets()
+            assert (await c.get_preset("read-only"))["rules"] == af.get_preset_dicts("read-only")
+            cb = await c.create_codebase("ases", source_path=str(project))
+            try:
+                sb = await c.create_sandbox(cb.id, start=True)
+                ss = await c.create_session(sb.id, env={"K": "k"})
+                assert [s.id for s in await c.list_sessions(sb.id)] == [ss.id]
+                assert (await c.get_session(ss.id)).status is af.SessionStatus.ACTIVE
+                r = await c.session_exec(ss.id, "echo $K", timeout=10)
+                assert r.stdout == "k\n"
+                st = c.session_exec_stream(ss.id, "echo s; exit 3")
+                async with st:
+                    assert b"".join([x async for x in st]) == b"s\n"
+                assert st.exit_code == 3
+                with pytest.raises(af.SessionClosedError):
+                    await c.session_exec(ss.id, "true")  # its shell exited 3
+                await c.destroy_session(ss.id)
+                with pytest.raises(af.SessionNotFoundError):
+                    await c.get_session(ss.id)
+                w = c.session(sb.id)
+                async with w as s:
+                    assert s is w and s.sandbox_id == sb.id
+                    assert s.status is af.SessionStatus.ACTIVE
+                    assert (await s.refresh()).id == s.id
+                await c.destroy_sandbox(sb.id)
+            finally:
+                await c.delete_codebase(cb.id, force=True)
+    asyncio.run(main())
