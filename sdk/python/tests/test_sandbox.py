@@ -292,6 +292,9 @@ def test_client_low_level(project):
             assert info.resources.pids_limit == 64
             assert info.preset == "read-only" and info.expires_at is not None
             assert c.exec(info.id, "cat README.md").stdout == "# demo\n"
+            r = c.exec(info.id, "yes | head -c 100000; yes e | head -c 10 >&2", max_output=1000)
+            assert (len(r.stdout), r.stdout_truncated, r.stderr, r.stderr_truncated) == \
+                (1000, True, "e\ne\ne\ne\ne\n", False)
             assert b"".join(c.exec_stream(info.id, "echo s")) == b"s\n"
             with pytest.raises(af.CodebaseError) as e:
                 c.delete_codebase(cb.id)  # in use
@@ -299,6 +302,12 @@ def test_client_low_level(project):
             assert c.stop_sandbox(info.id).status is af.SandboxStatus.STOPPED
             assert c.get_sandbox(info.id).stopped_at is not None
             assert c.destroy_sandbox(info.id)["fate"] in ("none", "synced", "discarded")
+            gone = c.create_sandbox(cb.id, preset="full-access", on_destroy="discard",
+                                    start=True)
+            assert gone.on_destroy == "discard"
+            c.exec(gone.id, "echo x > new-file")
+            assert c.destroy_sandbox(gone.id)["fate"] == "discarded"
+            assert "new-file" not in [f.path for f in c.list_files(cb.id)]
         finally:
             c.delete_codebase(cb.id, force=True)
 
