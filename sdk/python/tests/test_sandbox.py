@@ -3,6 +3,8 @@ against a real serve."""
 
 import datetime
 import os
+import subprocess
+import sys
 import time
 import warnings
 
@@ -320,3 +322,20 @@ def test_not_found_errors_of_files(serve):
                      lambda: c.sandbox_list_files(NOBODY_SB)):
             with pytest.raises(af.SandboxNotFoundError):
                 call()
+
+
+def test_docker_runtime_on_an_image(project, tmp_path):
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), "tests", "tools")
+    root, oci = str(tmp_path / "rootfs"), str(tmp_path / "oci")
+    subprocess.run([os.path.join(tools, "mkrootfs"), root], check=True)
+    subprocess.run([sys.executable, os.path.join(tools, "mkoci"), oci, root], check=True)
+    for image in (oci, root):
+        with pytest.warns(RuntimeWarning, match="runtime docker: .*no Docker daemon"):
+            sb = af.Sandbox.from_local(str(project), runtime=af.RuntimeType.DOCKER,
+                                       image=image)
+        with sb:
+            assert sb.runtime is af.RuntimeType.DOCKER and sb.info.image == image
+            r = sb.run("cat /etc/af-rootfs-marker; cat /workspace/README.md; "
+                       "test -e /usr/bin/python3 || echo no-python")
+            assert r.stdout == "af-rootfs\n# demo\nno-python\n", r.stderr
