@@ -32,11 +32,14 @@ class AsyncExecStream:
         self.result: Optional[ExecResult] = None
 
     async def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        async for ev in self._events:
-            chunk = self._state.event(ev)
-            if chunk:
-                yield chunk
-        self.result = self._state.ended()
+        try:
+            async for ev in self._events:
+                chunk = self._state.event(ev)
+                if chunk:
+                    yield chunk
+            self.result = self._state.ended()
+        finally:
+            await self._events.aclose()
 
     async def aclose(self) -> None:
         """Stop reading; a command still running is killed."""

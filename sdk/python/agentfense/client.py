@@ -32,12 +32,14 @@ class ExecStream:
         self.result: Optional[ExecResult] = None
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        for ev in self._events:
-            chunk = self._state.event(ev)
-            if chunk:
-                yield chunk
-        self.result = self._state.ended()
-        self.close()
+        try:
+            for ev in self._events:
+                chunk = self._state.event(ev)
+                if chunk:
+                    yield chunk
+            self.result = self._state.ended()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Stop reading; a command still running is killed."""

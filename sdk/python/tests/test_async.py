@@ -182,3 +182,16 @@ def test_async_sessions_and_presets_low_level(project, serve):
             finally:
                 await c.delete_codebase(cb.id, force=True)
     asyncio.run(main())
+
+
+def test_async_stream_left_early_kills_the_command(project):
+    async def main():
+        async with await af.AsyncSandbox.from_local(str(project)) as sb:
+            async with sb.exec_stream("echo go; sleep 2; echo late > output/late") as st:
+                async for chunk in st:
+                    assert chunk == b"go\n" and chunk.stream == "stdout"
+                    break
+            await asyncio.sleep(3)
+            assert (await sb.run("test -e output/late")).exit_code == 1
+            assert (await sb.run("echo on")).stdout == "on\n"
+    asyncio.run(main())
