@@ -143,7 +143,7 @@ Connection: close
 	assert_output "HTTP/1.1 404 Not Found
 {\"code\":\"not_found\",\"message\":\"no route '/v1/nope'\"}
 HTTP/1.1 200 OK
-{\"version\":\"0.1.0\",\"api_version\":\"v1\",\"features\":[\"codebases\",\"codebase_files\",\"file_upload\",\"file_download\",\"tar_upload\",\"ndjson_streams\",\"sandboxes\",\"sandbox_files\",\"presets\"]}
+{\"version\":\"0.1.0\",\"api_version\":\"v1\",\"features\":[\"codebases\",\"codebase_files\",\"file_upload\",\"file_download\",\"tar_upload\",\"ndjson_streams\",\"sandboxes\",\"sandbox_files\",\"presets\",\"exec\",\"exec_stream\",\"sessions\",\"session_stream\"]}
 HTTP/1.1 404 Not Found
 {\"code\":\"not_found\",\"message\":\"no route '/v1/x'\"}"
 }

@@ -465,3 +465,116 @@ hint: use a private directory, such as the default under \$XDG_RUNTIME_DIR or ~/
 	run api GET /v1/sandboxes
 	assert_output '200 {"sandboxes":[],"next_page_token":""}'
 }
+
+@test "SIGTERM gives the changes their fate: sync applies them to the codebase" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary synced
+	assert_eq 200 "${output%% *}"
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	stop_serve
+	[ ! -e "$dp" ]
+	[ -z "$(af_leftovers)" ]
+	start_serve
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 synced"
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 stopped None" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
+}
+
+@test "a sandbox whose init is killed is in status error; destroying it still syncs" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true'
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary before
+	assert_eq 200 "${output%% *}"
+	kill -KILL $(sandbox_pids)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		run api GET "/v1/sandboxes/$SB"
+		[ "$(field 'j["status"]')" = error ] && break
+		sleep 0.02
+	done
+	assert_eq "200 error" "${output%% *} $(field 'j["status"]')"
+	[[ "$(field 'j["error"]')" == "the sandbox ended by itself"* ]]
+	run api GET "/v1/sandboxes/$SB/files/output/n.txt"
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 synced" "${output%% *} $(field 'j["delta"]["fate"]')"
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 before"
+}
+
+@test "resources become the limits run uses; what is not enforced is a warning" {
+	start_serve
+	new_codebase '{"name": "a"}'
+	new_sandbox '"start": true, "resources": {"memory_bytes": 67108864, "cpu_quota": 50000, "cpu_shares": 512, "pids_limit": "64"}'
+	assert_eq "{'memory_bytes': 67108864, 'cpu_quota': 50000, 'cpu_shares': 512, 'pids_limit': 64}" "$(jget "$SBJ" 'j["resources"]')"
+	assert_eq "resources.cpu_shares is not enforced: agentfense limits CPU time with cpu_quota only" \
+		"$(jget "$SBJ" 'j["warnings"][0]')"
+	# the limits' own warnings (no delegated cgroup here) follow, as run's
+	local w
+	w=$(jget "$SBJ" '"\n".join(j["warnings"][1:])')
+	[ -z "$w" ] || [[ "$w" == *"--memory"* ]]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "$(jget "$SBJ" 'j["warnings"]')" "$(field 'j["warnings"]')"
+}
+
+@test "a sandbox cannot see or reach serve's socket or data directory" {
+	# outside /tmp (every sandbox has its own), where a user's are
+	local h
+	h=$(mktemp -d "$HOME/.af-serve-test.XXXXXX")
+	export XDG_RUNTIME_DIR=$h/rt XDG_DATA_HOME=$h/data
+	mkdir -m 700 "$XDG_RUNTIME_DIR"
+	SOCK=$XDG_RUNTIME_DIR/agentfense/agentfense.sock
+	start_serve
+	cb_source
+	local net rc=0
+	for net in none host; do
+		new_sandbox "\"start\": true, \"network\": \"$net\""
+		run api POST "/v1/sandboxes/$SB/exec" -d "{\"argv\": [\"python3\", \"-c\", \"
+import os, socket, sys
+for p in sys.argv[1:]:
+    print(p, os.path.exists(p))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+\", \"$SOCK\", \"$XDG_RUNTIME_DIR\", \"$XDG_DATA_HOME\", \"$h\"]}"
+		assert_eq 200 "${output%% *}" || rc=1
+		assert_eq "$SOCK False|$XDG_RUNTIME_DIR False|$XDG_DATA_HOME False|$h False|refused 2|" \
+			"$(field 'j["stdout"].replace("\n", "|")')" || rc=1
+	done
+	stop_serve
+	rm -rf "$h"
+	return $rc
+}
+
+@test "at most 1024 sandboxes: past it, resource_exhausted" {
+	# records as an earlier serve left them
+	local dir=$XDG_DATA_HOME/agentfense/sandboxes
+	mkdir -p "$dir"
+	python3 - "$dir" <<'PY'
+import json, sys
+for i in range(1024):
+    sid = "sb_%032x" % i
+    with open("%s/%s.json" % (sys.argv[1], sid), "w") as f:
+        json.dump({"id": sid, "codebase_id": "cb_gone", "status": "pending",
+                   "created_at": "2026-01-01T00:00:00.%06dZ" % i}, f)
+PY
+	start_serve
+	new_codebase '{"name": "a"}'
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\"}"
+	assert_output '429 {"code":"resource_exhausted","message":"serve holds 1024 sandboxes already: destroy some first"}'
+	run api DELETE /v1/sandboxes/sb_00000000000000000000000000000007
+	assert_eq "200 none" "${output%% *} $(field 'j["delta"]["fate"]')"
+	new_sandbox ''
+	run api GET /v1/sandboxes
+	assert_eq 1024 "$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["sandboxes"]))' "$T/body")"
+}
