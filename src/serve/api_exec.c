@@ -306,7 +306,6 @@ static bool get_limits(struct http_conn *c, const cJSON *j, struct exec_req *rq)
 			rq->timeout_ms = 1;
 	}
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "max_output");
-	rq->max_output = EXEC_MAX_OUTPUT;
 	if (m && !cJSON_IsNull(m)) {
 		uint64_t bytes = 0;
 		bool ok;

@@ -228,8 +228,10 @@ int xout_begin(struct xout *o, struct http_conn *conn, struct xout **slot, bool 
 	o->slot = slot;
 	*slot = o;
 	o->stream = stream;
+	/* a stream's output is not held, so it is not capped unless asked:
+	 * a reader too slow for it is cut off instead */
 	if (!o->max_output)
-		o->max_output = EXEC_MAX_OUTPUT;
+		o->max_output = stream ? SIZE_MAX : EXEC_MAX_OUTPUT;
 	o->t0_ns = now_ns();
 	if (!stream) {
 		http_defer(conn);

@@ -57,7 +57,7 @@ struct exec_req {
 	char *stdin_data;
 	size_t stdin_len;
 	uint64_t timeout_ms;   /* 0: none */
-	size_t max_output;     /* bytes per stream */
+	size_t max_output;     /* bytes per stream; 0: EXEC_MAX_OUTPUT, a stream unbounded */
 };
 void exec_req_clear(struct exec_req *rq);
 

@@ -576,8 +576,6 @@ int session_exec(struct session *s, struct exec_req *rq, struct http_conn *conn,
 		return af_err_set(err, ESRCH, "session '%s' is closed: %s", s->id, s->error);
 	if (s->busy)
 		return af_err_set(err, EBUSY, "session '%s' is busy: one exec at a time", s->id);
-	if (memchr(rq->command, '\0', strlen(rq->command) + 1) != rq->command + strlen(rq->command))
-		return af_err_set(err, EINVAL, "the command has a NUL byte");
 	s->seq++;
 	s->rq = *rq;
 	memset(rq, 0, sizeof(*rq));

@@ -41,10 +41,10 @@ running() {
 	pgrep -f -- "$1" || true
 }
 
-# gone PATTERN: wait up to 5 s for no process to match.
+# gone PATTERN [SECONDS]: wait up to 5 s (or SECONDS) for no process to match.
 gone() {
 	local i
-	for ((i = 0; i < 250; i++)); do
+	for ((i = 0; i < ${2:-5} * 50; i++)); do
 		[ -z "$(running "$1")" ] && return 0
 		sleep 0.02
 	done
@@ -131,6 +131,10 @@ gone() {
 	assert_eq 400 "$CODE"
 	ex '[1]'
 	assert_eq 400 "$CODE"
+	# argv and environment over 256 KiB
+	python3 -c 'import json; print(json.dumps({"argv": ["echo", "x" * 300000]}))' >"$T/big"
+	run api POST "/v1/sandboxes/$SB/exec" --data-binary "@$T/big"
+	assert_eq "413 payload_too_large" "${output%% *} $(jget "${output#* }" 'j["code"]')"
 	run api GET "/v1/sandboxes/$SB/exec"
 	assert_eq 405 "${output%% *}"
 	run api POST /v1/sandboxes/sb_nosuch/exec -d '{"command": "true"}'
@@ -205,6 +209,14 @@ for line in open(sys.argv[1], "rb"):
 ' "$T/stream")
 }
 
+# stdout_len: the length of all stdout data of the last stream.
+stdout_len() {
+	python3 -c '
+import json, sys
+print(sum(len(e.get("data", "")) for e in map(json.loads, open(sys.argv[1])) if e["type"] == "stdout"))
+' "$T/stream"
+}
+
 @test "exec stream: events in order, then one exit event" {
 	sandbox_up
 	stream '{"command": "echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three; exit 4"}'
@@ -225,6 +237,12 @@ stdout '' '/w=='
 exit 0 False 0 True" "$EVENTS"
 	stream '{"command": "sleep 5", "timeout": 0.3}'
 	assert_eq "exit 124 True 9 True" "$EVENTS"
+	# a stream is capped only when asked
+	stream '{"command": "head -c 300000 /dev/zero | tr \"\\0\" a", "max_output": 100}'
+	assert_eq 100 "$(stdout_len)"
+	grep -q '"type":"exit","exit_code":0,.*"stdout_truncated":true' "$T/stream"
+	stream '{"command": "head -c 300000 /dev/zero | tr \"\\0\" a"}'
+	assert_eq 300000 "$(stdout_len)"
 }
 
 @test "exec stream: a client that disconnects kills the command" {
@@ -249,25 +267,27 @@ exit 0 False 0 True" "$EVENTS"
 	sandbox_up
 	local m
 	m=$(mark)
-	# a client that asks for endless output and never reads it
+	# a client that asks for endless output (some 6 MB/s, so the cap of
+	# 16 MiB is reached in seconds) and never reads it
 	python3 - "$SOCK" "$SB" "$m" <<'EOF' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(sys.argv[1])
-body = '{"command": "yes marker-%s"}' % sys.argv[3]
+body = ('{"command": ": marker-%s; while :; do head -c 65536 /dev/zero | tr \\"\\\\0\\" y; '
+        'sleep 0.01; done"}' % sys.argv[3])
 s.sendall(('POST /v1/sandboxes/%s/exec/stream HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s'
            % (sys.argv[2], len(body), body)).encode())
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-time.sleep(8)
+time.sleep(30)
 EOF
 	local py=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[ -n "$(running "yes marker-$m")" ] && break
+		[ -n "$(running "marker-$m")" ] && break
 		sleep 0.05
 	done
-	[ -n "$(running "yes marker-$m")" ]
-	gone "yes marker-$m"
+	[ -n "$(running "marker-$m")" ]
+	gone "marker-$m" 20
 	kill "$py"
 	wait "$py" || true
 	run api GET /v1/version
