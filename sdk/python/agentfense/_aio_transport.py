@@ -99,9 +99,12 @@ class AsyncTransport:
     def __init__(self, endpoint=None, auto_start: bool = True):
         self.socket_path = _endpoint.resolve(endpoint)
         self.auto_start = auto_start
+        self._check_dir = endpoint is None or endpoint == ""
         self._idle: List[_Conn] = []
 
     async def _connect(self) -> _Conn:
+        if self._check_dir:
+            _endpoint.check_default_dir(self.socket_path)
         try:
             return _Conn(*await asyncio.open_unix_connection(self.socket_path, limit=MAX_HEAD))
         except OSError as e:

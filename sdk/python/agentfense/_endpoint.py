@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from typing import List, Optional
@@ -25,9 +26,33 @@ AUTOSTART_WAIT = 5.0
 def default_socket() -> str:
     """serve's default socket path for this user."""
     rt = os.environ.get("XDG_RUNTIME_DIR")
-    if rt:
+    if rt and rt.startswith("/"):
         return os.path.join(rt, "agentfense", "agentfense.sock")
     return "/tmp/agentfense-%d/agentfense.sock" % os.getuid()
+
+
+def check_default_dir(sock: str) -> None:
+    """Refuse the default socket's directory, if it exists, unless it is a
+    directory of ours that nobody else may enter — as serve and the CLI
+    do: in /tmp another user could have made it, and would then receive
+    our commands and files.  Raises ConnectionError."""
+    d = os.path.dirname(sock)
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return  # serve makes it when it starts
+    except OSError as e:
+        raise ConnectionError("cannot use socket directory '%s': %s" % (d, e.strerror)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConnectionError("refusing socket directory '%s': not a directory "
+                              "(hint: remove it, or pass endpoint=)" % d)
+    if st.st_uid != os.getuid():
+        raise ConnectionError("refusing socket directory '%s': owned by uid %d, not by you "
+                              "(hint: another user made it; pass endpoint= or set "
+                              "XDG_RUNTIME_DIR)" % (d, st.st_uid))
+    if st.st_mode & 0o077:
+        raise ConnectionError("refusing socket directory '%s': mode %04o lets others in "
+                              "(hint: run 'chmod 700 %s')" % (d, st.st_mode & 0o7777, d))
 
 
 def resolve(endpoint: Optional[str]) -> str:

@@ -48,9 +48,12 @@ class Transport:
     def __init__(self, endpoint=None, auto_start: bool = True):
         self.socket_path = _endpoint.resolve(endpoint)
         self.auto_start = auto_start
+        self._check_dir = endpoint is None or endpoint == ""
         self._idle: List[UnixHTTPConnection] = []
 
     def _connect(self) -> UnixHTTPConnection:
+        if self._check_dir:
+            _endpoint.check_default_dir(self.socket_path)
         conn = UnixHTTPConnection(self.socket_path)
         try:
             conn.connect()

@@ -164,3 +164,28 @@ def test_idle_connection_closed_by_serve_is_reopened(tmp_path):
         p.terminate()
         out = p.communicate(timeout=30)[0]
     assert p.returncode == 0 and out == b""
+
+
+def test_default_socket_directory_must_be_private(empty_runtime, tmp_path):
+    d = empty_runtime + "/agentfense"
+    os.mkdir(d, 0o755)
+    os.chmod(d, 0o755)
+    with pytest.raises(af.ConnectionError, match=r"refusing socket directory '%s': mode 0755 "
+                       r"lets others in \(hint: run 'chmod 700 %s'\)" % (d, d)):
+        af.SandboxClient().version()
+    with pytest.raises(af.ConnectionError, match="mode 0755 lets others in"):
+        asyncio.run(af.AsyncSandboxClient().version())
+    os.rmdir(d)
+    os.mkdir(tmp_path / "elsewhere", 0o700)
+    os.symlink(tmp_path / "elsewhere", d)
+    with pytest.raises(af.ConnectionError, match="'%s': not a directory" % d):
+        af.SandboxClient().version()
+    assert serves_in(empty_runtime) == {}
+    os.unlink(d)
+    # XDG_RUNTIME_DIR must be absolute, as for serve
+    os.environ["XDG_RUNTIME_DIR"] = "relative"
+    try:
+        assert af.SandboxClient(auto_start=False).socket_path == \
+            "/tmp/agentfense-%d/agentfense.sock" % os.getuid()
+    finally:
+        os.environ["XDG_RUNTIME_DIR"] = empty_runtime
