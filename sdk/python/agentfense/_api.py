@@ -80,7 +80,7 @@ def map_error(status: int, code: str, msg: str, ctx: Dict[str, Any]) -> E.Sandbo
     kind = ctx.get("kind", "")
     sb, cb, ss, path = (ctx.get("sandbox_id"), ctx.get("codebase_id"),
                         ctx.get("session_id"), ctx.get("path"))
-    kw = {"code": code, "status": status}
+    kw = {"code": code, "status": status or None}  # 0: an error event in a stream
     if code == "not_found":
         if msg.startswith("no route"):
             return E.SandboxError("%s: this agentfense serve does not offer it (is it older "
@@ -435,7 +435,7 @@ class StreamState:
             self.result = self.req.parse(dict(ev, stdout="", stderr=""))
             return None
         if t == "error":
-            raise map_error(200, ev.get("code") or "", ev.get("message") or "stream error",
+            raise map_error(0, ev.get("code") or "", ev.get("message") or "stream error",
                             self.req.ctx)
         return None  # an event this SDK does not know
 

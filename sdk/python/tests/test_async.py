@@ -195,3 +195,23 @@ def test_async_stream_left_early_kills_the_command(project):
             assert (await sb.run("test -e output/late")).exit_code == 1
             assert (await sb.run("echo on")).stdout == "on\n"
     asyncio.run(main())
+
+
+def test_stream_error_event_is_mapped(project):
+    async def main():
+        async with await af.AsyncSandbox.from_local(str(project)) as sb:
+            st = sb.exec_stream("echo a; sleep 10; echo b")
+
+            async def stop_soon():
+                await asyncio.sleep(0.5)
+                await sb.client.stop_sandbox(sb.id)
+            stopper = asyncio.ensure_future(stop_soon())
+            got = []
+            with pytest.raises(af.SandboxNotRunningError) as e:
+                async for chunk in st:
+                    got.append(bytes(chunk))
+            await stopper
+            assert got == [b"a\n"] and st.result is None
+            assert e.value.code == "not_running" and e.value.status is None
+            assert e.value.sandbox_id == sb.id and sb.id in str(e.value)
+    asyncio.run(main())
