@@ -139,7 +139,7 @@ class AsyncSandboxClient:
     Use ``async with AsyncSandboxClient() as c`` or ``await c.close()``."""
 
     def __init__(self, endpoint: Optional[str] = None, secure: bool = False,
-                 auto_start: bool = True, **_ignored):
+                 auto_start: bool = True):
         self.endpoint = endpoint
         self._t = AsyncTransport(endpoint, auto_start=auto_start)
 

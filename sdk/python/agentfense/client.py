@@ -135,7 +135,7 @@ class SandboxClient:
     """
 
     def __init__(self, endpoint: Optional[str] = None, secure: bool = False,
-                 auto_start: bool = True, **_ignored):
+                 auto_start: bool = True):
         # secure (TLS for gRPC in other SDKs) has no meaning on a Unix
         # socket, whose access serve checks by uid; accepted for old code.
         self.endpoint = endpoint

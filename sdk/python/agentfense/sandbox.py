@@ -72,7 +72,10 @@ class Sandbox:
         .gitignore, .sandboxignore and ``ignore_patterns`` honoured, files
         over the size limit skipped) and create a sandbox over it with
         ``preset`` plus ``permissions``; started unless ``auto_start`` is
-        false.  Anything created is removed again if a later step fails."""
+        false.  ``expires_in``, ``network`` ("none" or "host") and
+        ``on_destroy`` ("sync", "keep", "discard") are passed on to
+        create_sandbox.  Anything created is removed again if a later step
+        fails."""
         rt = check_config(path, runtime, image)
         client = SandboxClient(endpoint, secure=secure)
         cb = None
