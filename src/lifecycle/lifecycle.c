@@ -31,6 +31,7 @@ struct lifecycle {
 	int fuse_fd;
 	bool stopped;
 	bool stuck; /* the view's threads are blocked: view and delta left alone */
+	bool finished; /* lc_finish() gave the delta its fate */
 	struct lc_end end;
 };
 
@@ -256,6 +257,9 @@ int lc_start(struct lifecycle *lc, struct af_err *err)
 	if (lc->stuck)
 		return af_err_set(err, EBUSY, "cannot start the sandbox again: its view stopped "
 				  "answering");
+	if (lc->finished)
+		return af_err_set(err, EINVAL, "cannot start the sandbox again: its changes are "
+				  "synced, kept or discarded already");
 	lc->stopped = false;
 	lc->end.ended = false;
 	/* the child builds its root while the delta and the view are made */
@@ -415,6 +419,7 @@ int lc_finish(struct lifecycle *lc, enum lc_changes ch, struct lc_finish *out,
 
 	*out = (struct lc_finish){ .fate = LC_FATE_NONE };
 	lc_stop(lc);
+	lc->finished = true;
 	if (!d)
 		return 0;
 	out->delta_path = delta_path(d);

@@ -96,7 +96,8 @@ int lc_start(struct lifecycle *lc, struct af_err *err);
 
 /* lc_start() after lc_stop() starts again on the same delta (a stopped
  * service sandbox resumed): a new view and a new sandbox over the delta
- * and its base records, which are kept until lc_finish(). */
+ * and its base records, which are kept until lc_finish(); not after
+ * lc_finish() (-EINVAL), nor when the view stopped answering (-EBUSY). */
 
 /* The sandbox, between lc_start() and lc_stop(), for sandbox_pty() and
  * a caller's own wait (a terminal relay); NULL otherwise. */

@@ -694,6 +694,26 @@ int limits_apply_rlimits(const struct limits *l)
 	return 0;
 }
 
+void limits_get_rlimits(const struct limits *l, struct limits_rlimits *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!l)
+		return;
+	out->set_nproc = l->set_nproc;
+	out->nproc = l->nproc;
+	out->set_as = l->set_as;
+	out->as = l->as;
+}
+
+int limits_set_rlimits(const struct limits_rlimits *rl)
+{
+	if (rl->set_nproc && setrlimit(RLIMIT_NPROC, &rl->nproc) < 0)
+		return -1;
+	if (rl->set_as && setrlimit(RLIMIT_AS, &rl->as) < 0)
+		return -1;
+	return 0;
+}
+
 void limits_usage(const struct limits *l, struct limits_usage *u)
 {
 	memset(u, 0, sizeof(*u));

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "common/util.h"
@@ -102,6 +103,16 @@ int limits_attach(const struct limits *l, pid_t pid, struct af_err *err);
  * System calls only (the caller may be a clone of a threaded process).
  * Returns 0 or -1 with errno. */
 int limits_apply_rlimits(const struct limits *l);
+
+/* The same rlimits as plain values, for a process that goes on without
+ * the caller's memory (a service sandbox's PID 1 executes itself anew). */
+struct limits_rlimits {
+	bool set_nproc, set_as;
+	struct rlimit nproc, as;
+};
+void limits_get_rlimits(const struct limits *l, struct limits_rlimits *out);
+/* Set them.  System calls only.  Returns 0 or -1 with errno. */
+int limits_set_rlimits(const struct limits_rlimits *rl);
 
 /* Fill *u from the cgroups' counters (zeros where unknown). */
 void limits_usage(const struct limits *l, struct limits_usage *u);

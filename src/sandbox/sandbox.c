@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -76,6 +77,7 @@ struct sandbox {
 	bool failed;      /* MSG_ERROR came: failure */
 	struct af_err failure;
 	bool exec_sent;   /* sandbox_exec() done: a service sandbox takes requests */
+	int exe_fd;       /* service mode: our executable, which PID 1 becomes, or -1 */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -483,7 +485,7 @@ static struct sock_filter child_filter[BPF_MAXINSNS];
 /* In C: the filter that follows an EXEC of len instructions, into
  * child_filter (len 0: none).  Returns 0 or -errno (-EPROTO: not one
  * packet of exactly len instructions). */
-static int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
+int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
 {
 	prog->len = 0;
 	prog->filter = child_filter;
@@ -505,7 +507,7 @@ static int recv_filter(int sock, unsigned len, struct sock_fprog *prog)
  * the FUSE fd, wait for the go and the seccomp filter, become PID 1. */
 
 static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struct proc_area *area,
-				   int *mount_fds, int sock,
+				   int *mount_fds, int sock, int exe_fd,
 				   uid_t uid, gid_t gid)
 {
 	struct af_err err = { 0 };
@@ -521,7 +523,10 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	setpgid(0, 0);
 	/* die with the caller; the GO below tells us it did not die first */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* keep stdio and the socket (as fd 3), nothing else of the caller's */
+	/* keep stdio and the socket (as fd 3), and in service mode our own
+	 * executable (as fd 4), nothing else of the caller's */
+	if (exe_fd >= 0 && (exe_fd = fcntl(exe_fd, F_DUPFD_CLOEXEC, 5)) < 0)
+		_exit(AF_EXIT_FAILURE);
 	if (sock != 3) {
 		if (dup3(sock, 3, O_CLOEXEC) < 0)
 			_exit(AF_EXIT_FAILURE);
@@ -529,8 +534,14 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 			close(sock);
 		sock = 3;
 	}
-	if (close_range(4, ~0U, 0) < 0)
-		for (int fd = 4; fd < 1024; fd++)
+	if (exe_fd >= 0) {
+		if (dup3(exe_fd, 4, O_CLOEXEC) < 0)
+			_exit(AF_EXIT_FAILURE);
+		exe_fd = 4;
+	}
+	int keep = exe_fd >= 0 ? 5 : 4;
+	if (close_range((unsigned)keep, ~0U, 0) < 0)
+		for (int fd = keep; fd < 1024; fd++)
 			close(fd);
 	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_GO)
 		_exit(AF_EXIT_FAILURE);
@@ -573,13 +584,13 @@ static AF_NORETURN void child_main(const struct sandbox_config *cfg, const struc
 	struct sock_fprog filter;
 	if (recv_msg(sock, &m, NULL) <= 0 || m.type != MSG_EXEC)
 		_exit(AF_EXIT_FAILURE); /* the caller is gone */
+	if (cfg->service)
+		service_start(sock, exe_fd, (unsigned)m.value);
 	int r = recv_filter(sock, (unsigned)m.value, &filter);
 	if (r < 0) {
 		af_err_set(&err, -r, "cannot receive the seccomp filter");
 		child_fail(sock, &err);
 	}
-	if (cfg->service)
-		service_main(cfg, &filter, sock);
 	pid1_main(cfg, &filter, pty_master, sock);
 }
 
@@ -769,6 +780,19 @@ static int child_vanished(struct sandbox *sb, const char *when, struct af_err *e
 			  WEXITSTATUS(sb->status));
 }
 
+/* Does an extra mount of cfg land in a system directory (/usr, /lib, ...)? */
+static bool touches_system_dirs(const struct sandbox_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_mounts; i++)
+		for (const char *const *p = rootfs_system_dirs; *p; p++) {
+			const char *d = cfg->mounts[i].dst + 1;
+			size_t n = strlen(*p);
+			if (strncmp(d, *p, n) == 0 && (d[n] == '\0' || d[n] == '/'))
+				return true;
+		}
+	return false;
+}
+
 int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct af_err *err)
 {
 	uid_t uid = getuid();
@@ -782,6 +806,17 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	struct sandbox *sb = xcalloc(1, sizeof(*sb));
 	sb->sock = -1;
 	sb->pty = -1;
+	/* PID 1 of a service sandbox executes this program anew, so that
+	 * it and every process it starts are small copies of a fresh
+	 * process rather than of this one, however big (service.c).  Only
+	 * where the sandbox's system directories are the host's: else the
+	 * program's libraries could be an image's, or a bind's, loaded into
+	 * a process that keeps capabilities.  Nor when this program found
+	 * its libraries through the environment: the sandbox may not show
+	 * them, and PID 1 would die in the dynamic loader. */
+	bool reexec = cfg->service && !cfg->root_dir && !touches_system_dirs(cfg) &&
+		      !getenv("LD_LIBRARY_PATH") && !getenv("LD_PRELOAD");
+	sb->exe_fd = reexec ? open("/proc/self/exe", O_RDONLY | O_CLOEXEC) : -1;
 	sb->reaped = true; /* nothing to reap yet */
 	sb->cfg.argv = strv_dup(cfg->argv);
 	sb->cfg.envp = strv_dup(cfg->envp);
@@ -823,9 +858,11 @@ int sandbox_begin(const struct sandbox_config *cfg, struct sandbox **out, struct
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_main(&sb->cfg, &sb->area, sb->mount_fds, sv[1], uid, gid);
+		child_main(&sb->cfg, &sb->area, sb->mount_fds, sv[1], sb->exe_fd, uid, gid);
 	}
 	close(sv[1]);
+	if (sb->exe_fd >= 0)
+		close(steal_fd(&sb->exe_fd)); /* the child's now */
 	sb->pid = pid;
 	sb->sock = sv[0];
 	sb->reaped = false;
@@ -912,10 +949,10 @@ int sandbox_exec(struct sandbox *sb, struct af_err *err)
 				break;
 			}
 	}
+	if (r == 0 && sb->cfg.service)
+		r = service_prepare(sb->sock, sb->cfg.limits);
 	if (r < 0)
 		return af_err_set(err, -r, "cannot start the command: %s", strerror(-r));
-	if (sb->cfg.service)
-		service_prepare(sb->sock);
 	sb->exec_sent = true;
 	return 0;
 }
@@ -1217,6 +1254,8 @@ void sandbox_free(struct sandbox *sb)
 		close(sb->sock);
 	if (sb->pty >= 0)
 		close(sb->pty);
+	if (sb->exe_fd >= 0)
+		close(sb->exe_fd);
 	strv_free((char **)sb->cfg.argv);
 	strv_free((char **)sb->cfg.envp);
 	free((char *)sb->cfg.workdir);

@@ -189,7 +189,11 @@ void sandbox_free(struct sandbox *sb);
  * seccomp filter and rlimits, a session of its own.  PID 1 and the exec
  * inits are not dumpable, so nothing in the sandbox can ptrace them or
  * open their /proc files, and the control socket is reachable from
- * this process only. */
+ * this process only.  PID 1 executes this program anew when the sandbox
+ * starts (argv[1] "--agentfense-service-init"; the library catches it
+ * before main()), so it stays small however big this process is,
+ * unless the sandbox has another root filesystem or a mount in a system
+ * directory, or LD_LIBRARY_PATH or LD_PRELOAD is set here. */
 struct sandbox_proc;
 
 enum sproc_op { SPROC_EXEC = 0, SPROC_READ, SPROC_WRITE, SPROC_LIST, SPROC_STAT };
@@ -226,7 +230,9 @@ int sproc_fd(const struct sandbox_proc *p);
 
 struct sproc_result {
 	int exit_code;    /* as run: status, 128+signal, 126/127 when it could not be
-			   * executed, 125 when its working directory is missing */
+			   * executed, 125 when its working directory is missing
+			   * (or it could not be started); a file operation: 0, or
+			   * 1 when it failed (exec_errno) */
 	int term_signal;  /* died of this signal, else 0 */
 	int exec_errno;   /* could not be executed (or the file op failed): errno, else 0 */
 	bool killed;      /* ended by sproc_kill() (a timeout, a disconnect) */
@@ -246,10 +252,13 @@ void sproc_free(struct sandbox_proc *p);
 /* LIST/STAT records on fds[1], one per entry, text fields separated by
  * a space, each record ended by a NUL:
  *   "<type> <mode-octal> <size> <mtime-sec>.<nsec> <path>\0"
- * type: f regular, d directory, l symlink, o other; path relative to
+ * (nsec in 9 digits), type: f regular, d directory, l symlink, o other;
+ * mode the permission bits; path relative to
  * sp->path for LIST ("." is not listed), the path itself for STAT.
  * Everything as a capability-less process in the sandbox sees it: a
- * hidden entry is ENOENT in exec_errno, an unreadable one EACCES. */
+ * hidden entry is ENOENT in exec_errno, an unreadable one EACCES; a
+ * recursive LIST shows a subdirectory it cannot read, or one more than
+ * 64 levels down, without its entries, and follows no symbolic link. */
 
 /* If real_path (canonical) lies in a host directory every sandbox shows
  * read-only (/usr, /etc, /opt, ...), copy that directory's canonical

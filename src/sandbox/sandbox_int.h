@@ -72,11 +72,17 @@ bool exec_fail_error(const struct exec_fail *ef, struct af_err *err);
 /* In P: an error message from the sandbox, strerror appended.  Returns -errno. */
 int child_error(const struct msg *m, struct af_err *err);
 
-/* service.c: PID 1's loop in a service sandbox (never returns). */
-AF_NORETURN void service_main(const struct sandbox_config *cfg, const struct sock_fprog *filter,
-			      int sock);
-/* In P, once: size the control socket for requests. */
-void service_prepare(int sock);
+/* In C: the filter that follows an EXEC of len instructions (len 0:
+ * none), into static memory.  Returns 0 or -errno. */
+int recv_filter(int sock, unsigned len, struct sock_fprog *prog);
+
+/* service.c: PID 1 of a service sandbox after EXEC (filter_len: its
+ * value): executes exe_fd (our own program) anew if it can, then takes
+ * the filter and the rlimits and serves requests.  Never returns. */
+AF_NORETURN void service_start(int sock, int exe_fd, unsigned filter_len);
+/* In P, after EXEC and the filter: size the control socket for
+ * requests and send the rlimits of l.  Returns 0 or -errno. */
+int service_prepare(int sock, const struct limits *l);
 /* In P: send a request to start sp.  Returns 0 with *out, or -errno
  * with *err filled. */
 int service_spawn(int sock, const struct sproc_spec *sp, struct sandbox_proc **out,

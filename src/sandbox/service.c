@@ -19,21 +19,27 @@
  *                   left in its namespace.  P closing ctl ends it too,
  *                   and P's pidfd kills it whatever happens inside.
  *
- * PID 1 keeps its capabilities in the sandbox's user namespace (it needs
- * CAP_SYS_ADMIN there for CLONE_NEWPID); it and the exec inits are
- * copies of the caller's memory, not dumpable and owned by the caller's
- * user namespace, so nothing in the sandbox can ptrace them or open
- * their /proc files.  Processes drop everything as run's command does.
- * All of it runs on static memory with system calls only (cloned from a
- * process that may have threads). */
+ * On EXEC PID 1 executes the caller's program anew (service_start(); a
+ * constructor here catches it before main()), so that it, and every
+ * exec init cloned from it, is a small process rather than a copy of a
+ * caller of any size; where it cannot (another root filesystem, a mount
+ * in a system directory, an exec that fails) it serves as the clone it
+ * is.  It keeps CAP_SYS_ADMIN (for CLONE_NEWPID) and CAP_SETPCAP in the
+ * sandbox's user namespace; it and the exec inits are not dumpable, so
+ * nothing in the sandbox can ptrace them or open their /proc files.
+ * Processes drop everything as run's command does.  All of it runs on
+ * static memory with system calls only (the clone may come from a
+ * process with threads). */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -106,6 +112,10 @@ static char out_buf[65536];
 static size_t out_len;
 /* The open-files limit PID 1 got, which its processes get back. */
 static struct rlimit nofile;
+/* The sandbox's fallback rlimits, for its processes. */
+static struct limits_rlimits service_rl;
+/* What exec inits take of a sandbox_config: nothing but defaults. */
+static struct sandbox_config service_cfg;
 
 /* Report an error over ctl (errno + message, P appends strerror). */
 static void ctl_error(int ctl, int errnum, const char *what)
@@ -423,6 +433,11 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 		close(ctl);
 		close(sfd);
 		close(ep[0]);
+		if (limits_set_rlimits(&service_rl) < 0) {
+			struct exec_fail ef = { .errnum = errno, .stage = STAGE_LIMITS };
+			(void)!write(ep[1], &ef, sizeof(ef));
+			_exit(1);
+		}
 		if (r.op == SPROC_EXEC)
 			command_main(&c, filter, -1, ep[1]);
 		file_main(&c, filter, (enum sproc_op)r.op, path, r.mode,
@@ -602,8 +617,9 @@ static int take_request(const struct sandbox_config *cfg, const struct sock_fpro
 	return 1;
 }
 
-AF_NORETURN void service_main(const struct sandbox_config *cfg, const struct sock_fprog *filter,
-			      int sock)
+/* PID 1's loop: start what is asked, reap what ended. */
+static AF_NORETURN void service_main(const struct sandbox_config *cfg,
+				     const struct sock_fprog *filter, int sock)
 {
 	struct af_err err = { 0 };
 	sigset_t set;
@@ -641,14 +657,95 @@ AF_NORETURN void service_main(const struct sandbox_config *cfg, const struct soc
 	}
 }
 
+#define SERVICE_INIT_ARG "--agentfense-service-init"
+
+/* Take the filter and the rlimits that follow EXEC, then serve. */
+static AF_NORETURN void service_run(int sock, unsigned filter_len)
+{
+	struct af_err err = { 0 };
+	struct sock_fprog filter;
+	int r = recv_filter(sock, filter_len, &filter);
+	if (r < 0) {
+		af_err_set(&err, -r, "cannot receive the seccomp filter");
+		send_msg(sock, MSG_ERROR, 0, &err, -1);
+		_exit(AF_EXIT_FAILURE);
+	}
+	ssize_t n;
+	while ((n = recv(sock, &service_rl, sizeof(service_rl), 0)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(service_rl)) {
+		af_err_set(&err, n < 0 ? errno : EPROTO, "cannot receive the resource limits");
+		send_msg(sock, MSG_ERROR, 0, &err, -1);
+		_exit(AF_EXIT_FAILURE);
+	}
+	service_main(&service_cfg, &filter, sock);
+}
+
+AF_NORETURN void service_start(int sock, int exe_fd, unsigned filter_len)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	char num[16];
+
+	/* Executed anew, PID 1 is a small process of its own: a clone of
+	 * the caller would keep a copy of all its memory, and every clone
+	 * of that (one per process started) would copy its page tables,
+	 * milliseconds for a caller of a few hundred MB.  The capabilities
+	 * it needs here survive the exec as ambient ones: CAP_SYS_ADMIN
+	 * for PID namespaces, CAP_SETPCAP for the processes to empty their
+	 * bounding set, as they drop everything. */
+	if (exe_fd >= 0 && sock == 3 && syscall(SYS_capget, &hdr, data) == 0) {
+		data[0].inheritable |= 1u << CAP_SYS_ADMIN | 1u << CAP_SETPCAP;
+		snprintf(num, sizeof(num), "%u", filter_len);
+		char *argv[] = { (char *)AF_PROG, (char *)SERVICE_INIT_ARG, num, NULL };
+		char *envp[] = { NULL };
+		if (syscall(SYS_capset, &hdr, data) == 0 &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0) == 0 &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SETPCAP, 0, 0) == 0 &&
+		    fcntl(sock, F_SETFD, 0) == 0)
+			syscall(SYS_execveat, exe_fd, "", argv, envp, AT_EMPTY_PATH);
+		fcntl(sock, F_SETFD, FD_CLOEXEC);
+	}
+	/* it could not: serve from this copy */
+	if (exe_fd >= 0)
+		close(exe_fd);
+	service_run(sock, filter_len);
+}
+
+/* In a program that links this library: is this process PID 1 of a
+ * service sandbox, executed anew by service_start()?  Then it must not
+ * get to main().  The check costs a string comparison elsewhere. */
+__attribute__((constructor)) static void service_init_hook(int argc, char **argv)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (argc != 3 || strcmp(argv[1], SERVICE_INIT_ARG) != 0)
+		return;
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return;
+	/* first of all: the processes it starts must not ptrace it or
+	 * open its /proc files (none runs yet) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	service_run(3, (unsigned)strtoul(argv[2], NULL, 10));
+}
+
 /* --- the caller's side ------------------------------------------------------ */
 
-void service_prepare(int sock)
+int service_prepare(int sock, const struct limits *l)
 {
+	struct limits_rlimits rl;
+
 	/* one request is one packet; the kernel caps this at
 	 * net.core.wmem_max, and a larger request fails with E2BIG */
 	int size = (int)REQ_PACKET_MAX + (64 << 10);
 	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	limits_get_rlimits(l, &rl);
+	while (send(sock, &rl, sizeof(rl), MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
 }
 
 /* Bytes of the strings of v, NULs included; *count gets how many. */

@@ -425,7 +425,9 @@ static cJSON *record_info(char *rec, const char *base)
 	if (sscanf(rec, "%c %o %llu %lld.%ld %n", &type, &mode, &size, &sec, &nsec, &n) < 5 || !n)
 		return NULL;
 	const char *p = rec + n;
-	autofree char *path = *base ? xasprintf("%s/%s", base, p) : xstrdup(p);
+	autofree char *path = NULL;
+	if (asprintf(&path, "%s%s%s", base, *base ? "/" : "", p) < 0)
+		return NULL;
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char mt[32], ms[8];
 	struct tm tm;
@@ -469,17 +471,26 @@ static cJSON *listing(struct sreq *x)
 	cJSON **v = malloc(cap * sizeof(*v));
 	bool ok = v != NULL;
 	for (char *p = buf; ok && p < buf + size; p += strlen(p) + 1) {
-		if (n == cap && !(v = xrealloc(v, (cap *= 2) * sizeof(*v))))
-			ok = false;
+		if (n == cap) {
+			cJSON **nv = realloc(v, (cap *= 2) * sizeof(*v));
+			if (!nv) {
+				ok = false;
+				break;
+			}
+			v = nv;
+		}
 		/* STAT names the entry by its whole path: the base is its own */
-		cJSON *o = ok ? record_info(p, x->op == SPROC_STAT ? "" : x->rel) : NULL;
+		cJSON *o = record_info(p, x->op == SPROC_STAT ? "" : x->rel);
 		if (o && x->op == SPROC_STAT) {
 			cJSON_ReplaceItemInObjectCaseSensitive(o, "path", cJSON_CreateString(x->rel));
 			const char *nm = strrchr(x->rel, '/') ? strrchr(x->rel, '/') + 1 : x->rel;
 			cJSON_ReplaceItemInObjectCaseSensitive(o, "name", cJSON_CreateString(nm));
 		}
-		if (o)
-			v[n++] = o;
+		if (!o) {
+			ok = false;
+			break;
+		}
+		v[n++] = o;
 	}
 	cJSON *j = ok ? cJSON_CreateObject() : NULL, *arr = j ? cJSON_AddArrayToObject(j, "files")
 							     : NULL;
@@ -567,7 +578,9 @@ static void on_fop(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t ev AF
  * -errno with *err filled. */
 static int fop_spawn(struct sreq *x, struct af_err *err)
 {
-	autofree char *path = *x->rel ? xasprintf("/workspace/%s", x->rel) : xstrdup("/workspace");
+	autofree char *path = NULL;
+	if (asprintf(&path, "/workspace%s%s", *x->rel ? "/" : "", x->rel) < 0)
+		return af_err_set(err, ENOMEM, "out of memory");
 	struct sproc_spec sp = {
 		.op = x->op,
 		.path = path,

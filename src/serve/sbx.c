@@ -260,23 +260,36 @@ static const char *const type_names[] = { "glob", "directory", "file", NULL };
 
 /* The pattern of agentfense-policy(5) for a published rule: a glob as
  * it is; a directory, anchored, with its whole subtree; a file,
- * anchored, its wildcard characters made literal.  Returns a malloc'd
- * string, or NULL for an empty pattern. */
-static char *rule_pattern_of(const char *pat, int type)
+ * anchored, its wildcard characters made literal.  Returns 0 with *out
+ * (malloc'd), -EINVAL for a pattern that names no path, -ENOMEM. */
+static int rule_pattern_of(const char *pat, int type, char **out)
 {
 	size_t n = strlen(pat);
-	if (type == 0)
-		return n ? xstrdup(pat) : NULL;
+	char *o;
+	if (type == 0) {
+		o = strdup(pat);
+		goto done;
+	}
 	while (n && pat[n - 1] == '/')
 		n--;
 	const char *p = pat;
 	while (n && *p == '/')
 		p++, n--;
-	if (!n)
-		return type == 1 ? xstrdup("**") : NULL;
-	if (type == 1)
-		return xasprintf("/%.*s/", (int)n, p);
-	char *o = xmalloc(2 * n + 2), *q = o;
+	if (!n) {
+		if (type != 1)
+			return -EINVAL;
+		o = strdup("**");
+		goto done;
+	}
+	if (type == 1) {
+		if (asprintf(&o, "/%.*s/", (int)n, p) < 0)
+			o = NULL;
+		goto done;
+	}
+	o = malloc(2 * n + 2);
+	if (!o)
+		return -ENOMEM;
+	char *q = o;
 	*q++ = '/';
 	for (size_t i = 0; i < n; i++) {
 		if (strchr("*?[]\\", p[i]))
@@ -284,7 +297,11 @@ static char *rule_pattern_of(const char *pat, int type)
 		*q++ = p[i];
 	}
 	*q = '\0';
-	return o;
+done:
+	if (!o)
+		return -ENOMEM;
+	*out = o;
+	return 0;
 }
 
 /* Check the permissions of a request and normalize them into *norm (an
@@ -300,10 +317,10 @@ static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
 	if (n < 0)
 		return af_err_usage(err, EINVAL, "field 'permissions' must be an array of rules");
 	cJSON *out = cJSON_CreateArray();
-	struct policy_src *src = xcalloc((size_t)n + 1, sizeof(*src));
-	char **pats = xcalloc((size_t)n + 1, sizeof(*pats));
-	char **origins = xcalloc((size_t)n + 1, sizeof(*origins));
-	int r = out ? 0 : oom(err), i = 0;
+	struct policy_src *src = calloc((size_t)n + 1, sizeof(*src));
+	char **pats = calloc((size_t)n + 1, sizeof(*pats));
+	char **origins = calloc((size_t)n + 1, sizeof(*origins));
+	int r = out && src && pats && origins ? 0 : oom(err), i = 0;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, perms) {
 		if (r < 0)
@@ -350,9 +367,11 @@ static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
 			}
 			pr = (uint64_t)(neg ? -d : d);
 		}
-		pats[i] = rule_pattern_of(pat->valuestring, ty);
-		if (!pats[i]) {
-			r = af_err_usage(err, EINVAL, "field 'permissions[%d].pattern' names no path", i);
+		r = rule_pattern_of(pat->valuestring, ty, &pats[i]);
+		if (r < 0) {
+			r = r == -EINVAL ? af_err_usage(err, EINVAL, "field 'permissions[%d].pattern' "
+							"names no path", i)
+					 : oom(err);
 			break;
 		}
 		/* each rule alone first, so an error names its field */
@@ -365,7 +384,11 @@ static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
 			af_err_usage(err, EINVAL, "field 'permissions[%d].pattern': %.900s", i, msg);
 			break;
 		}
-		origins[i] = xasprintf("permissions[%d]", i);
+		if (asprintf(&origins[i], "permissions[%d]", i) < 0) {
+			origins[i] = NULL;
+			r = oom(err);
+			break;
+		}
 		src[i] = (struct policy_src){ .kind = POLICY_SRC_RULE, .arg = pats[i],
 					      .level = (enum level)lv,
 					      .priority = neg ? -(int)pr : (int)pr,
@@ -388,7 +411,7 @@ static int parse_rules(const char *preset, const cJSON *perms, cJSON **norm,
 			r = af_err_usage(err, EINVAL, "field 'preset': %.900s", msg);
 		}
 	}
-	for (int k = 0; k < n; k++) {
+	for (int k = 0; k < n && pats && origins; k++) {
 		free(pats[k]);
 		free(origins[k]);
 	}
@@ -451,10 +474,14 @@ static int parse_resources(const cJSON *res, struct limits_spec *ls, cJSON *norm
 
 /* --- the sandbox's life ---------------------------------------------------------- */
 
+/* The codebase's tree, malloc'd, or NULL without memory. */
 static char *codebase_dir(struct sbx *s)
 {
-	return xasprintf("%s/codebases/%s/files", store_root(s->t->st),
-			 rec_str(s->rec, "codebase_id"));
+	char *d;
+	if (asprintf(&d, "%s/codebases/%s/files", store_root(s->t->st),
+		     rec_str(s->rec, "codebase_id")) < 0)
+		return NULL;
+	return d;
 }
 
 /* A sandbox's root (s->root_dir) must not show serve's socket, which
@@ -484,7 +511,9 @@ static int resolve_image(struct sbx *s, struct af_err *err)
 	const char *image = rec_str(s->rec, "image");
 	if (!image || s->root_dir)
 		return 0;
-	autofree char *marker = xasprintf("%s/oci-layout", image);
+	autofree char *marker = NULL;
+	if (asprintf(&marker, "%s/oci-layout", image) < 0)
+		return oom(err);
 	if (access(marker, F_OK) != 0) {
 		s->root_dir = lc_check_root_dir("image", image, &s->proj, err);
 		if (s->root_dir && check_root_private(s, image, err) < 0)
@@ -526,6 +555,8 @@ static int prepare(struct sbx *s, struct af_err *err)
 	}
 	if (s->proj.fd < 0) {
 		autofree char *dir = codebase_dir(s);
+		if (!dir)
+			return oom(err);
 		r = lc_project_open(dir, &s->proj, err);
 		if (r < 0)
 			return r;
@@ -535,7 +566,13 @@ static int prepare(struct sbx *s, struct af_err *err)
 		env_defaults(&s->env, "/workspace");
 		s->env_ready = true;
 	}
-	return resolve_image(s, err);
+	/* a missing or unusable image is a bad field, not a missing object */
+	r = resolve_image(s, err);
+	if (r < 0 && err) {
+		err->errnum = EINVAL;
+		r = -EINVAL;
+	}
+	return r;
 }
 
 static void watches_end(struct sbx *s)
@@ -744,9 +781,13 @@ static int finish(struct sbx *s, enum lc_changes ch, cJSON **delta, struct af_er
 
 /* --- the table ------------------------------------------------------------------ */
 
+/* A sandbox for rec (taken on success) in the table, or NULL without
+ * memory. */
 static struct sbx *sbx_alloc(struct sbx_table *t, cJSON *rec, const char *id)
 {
-	struct sbx *s = xcalloc(1, sizeof(*s));
+	struct sbx *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
 	s->t = t;
 	s->rec = rec;
 	snprintf(s->id, sizeof(s->id), "%s", id);
@@ -844,6 +885,10 @@ static int load_entry(int dirfd, const struct dirent *de, void *arg)
 		return 0;
 	}
 	struct sbx *s = sbx_alloc(t, rec, id);
+	if (!s) {
+		cJSON_Delete(rec);
+		return -ENOMEM;
+	}
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "_live"))) {
 		const char *dp = rec_str(rec, "delta_path");
 		autofree char *why = dp ? xasprintf("agentfense serve ended while it ran; its "
@@ -1015,9 +1060,12 @@ static bool label_match(const cJSON *rec, const char *label)
 {
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(rec, "labels");
 	const char *eq = strchr(label, '=');
-	autofree char *key = eq ? xstrndup(label, (size_t)(eq - label)) : xstrdup(label);
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
-	return cJSON_IsString(v) && (!eq || strcmp(v->valuestring, eq + 1) == 0);
+	size_t kl = eq ? (size_t)(eq - label) : strlen(label);
+	const cJSON *v;
+	cJSON_ArrayForEach(v, labels)
+		if (v->string && strlen(v->string) == kl && strncmp(v->string, label, kl) == 0)
+			return cJSON_IsString(v) && (!eq || strcmp(v->valuestring, eq + 1) == 0);
+	return false;
 }
 
 static int cmp_created(const void *a, const void *b)
@@ -1045,8 +1093,10 @@ int sbx_list(struct sbx_table *t, const char *codebase_id, const char *status,
 					    policy_quote(q, sizeof(q), status));
 		}
 	}
-	cJSON **v = xcalloc(t->n + 1, sizeof(*v));
+	cJSON **v = calloc(t->n + 1, sizeof(*v));
 	size_t n = 0;
+	if (!v)
+		return oom(err);
 	for (struct sbx *s = t->head; s; s = s->next) {
 		if (codebase_id && *codebase_id &&
 		    strcmp(rec_str(s->rec, "codebase_id"), codebase_id) != 0)
@@ -1207,6 +1257,10 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 		goto fail;
 	}
 	struct sbx *s = sbx_alloc(t, rec, id);
+	if (!s) {
+		r = oom(err);
+		goto fail;
+	}
 	rec = NULL;
 	s->policy = steal_pointer(&policy);
 	/* the project and the image are checked now, not at the first start */

@@ -578,3 +578,22 @@ PY
 	run api GET /v1/sandboxes
 	assert_eq 1024 "$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["sandboxes"]))' "$T/body")"
 }
+
+@test "image: a root filesystem directory or an OCI layout, as --rootfs and --image" {
+	local tools=$BATS_TEST_DIRNAME/../tools
+	"$tools"/mkrootfs "$T/rootfs"
+	"$tools"/mkoci "$T/oci" "$T/rootfs" >/dev/null
+	export XDG_CACHE_HOME=$T/cache
+	start_serve
+	cb_source
+	local img
+	for img in "$T/rootfs" "$T/oci"; do
+		new_sandbox "\"start\": true, \"image\": \"$img\", \"runtime\": \"RUNTIME_TYPE_DOCKER\""
+		assert_eq "$img docker" "$(jget "$SBJ" 'j["image"]') $(jget "$SBJ" 'j["runtime"]')"
+		[[ "$(jget "$SBJ" '" ".join(j["warnings"])')" == *"runtime docker: agentfense runs the image in its own sandbox"* ]]
+		run api POST "/v1/sandboxes/$SB/exec" -d '{"command": "cat /etc/af-rootfs-marker; cat a.txt; test -e /usr/bin/python3 || echo no-python"}'
+		assert_eq "200 af-rootfs|alpha|no-python|" "${output%% *} $(field 'j["stdout"].replace("\n", "|")')"
+	done
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$T/nothing\"}"
+	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
+}

@@ -99,6 +99,8 @@ round 0: exit 0, one
 round 1: exit 0, one
 round 2: exit 0, one
 rounds: 0 1 2 
+start while running: EBUSY
+start after finish: EINVAL, cannot start the sandbox again: its changes are synced, kept or discarded already
 project src/new.txt: (none)
 project ro/locked.txt: locked
 project .env: TOKEN=hidden
@@ -141,4 +143,47 @@ svcbox: attack done, nothing left"
 	assert_eq "bomb: killed, forked until refused
 sleeps left after it: 0
 svcbox: bomb done, nothing left" "$(printf '%s\n' "${lines[@]:1}")"
+}
+
+@test "service: PID 1 is a small process executed anew, however big its caller" {
+	run --separate-stderr svcbox -n 1 --ballast 64 pid1
+	assert_eq "" "$stderr"
+	assert_status 0
+	assert_output "PID 1: agentfense --agentfense-service-init
+its resident memory: small
+svcbox: pid1 done, nothing left"
+}
+
+@test "service: with a mount in a system directory or LD_LIBRARY_PATH PID 1 stays a clone, as safe" {
+	# the program's libraries could come from such a mount: not
+	# executed there by a process that keeps capabilities
+	run --separate-stderr svcbox -n 1 --opt-tmpfs --ballast 64 pid1
+	assert_eq "" "$stderr"
+	assert_status 0
+	assert_output "PID 1: agentfense
+its resident memory: as big as ours
+svcbox: pid1 done, nothing left"
+	# nor when the program's libraries came through the environment,
+	# which the sandbox may not show
+	rm -rf "$T/boxes" && mkdir "$T/boxes"
+	LD_LIBRARY_PATH=/nonexistent run --separate-stderr svcbox -n 1 --ballast 64 pid1
+	assert_eq "" "$stderr"
+	assert_status 0
+	assert_output "PID 1: agentfense
+its resident memory: as big as ours
+svcbox: pid1 done, nothing left"
+	rm -rf "$T/boxes" && mkdir "$T/boxes"
+	run --separate-stderr svcbox -n 2 --opt-tmpfs attack
+	assert_eq "" "$stderr"
+	assert_status 0
+	assert_output "against PID 1 and its init: exit 0, exec init: svcbox
+ptrace of its init: Operation not permitted
+fds: 0 1 2 3
+alive
+sockets reachable: 0
+1
+the other sandbox: sleeps seen: 0
+alive
+the other one's process was killed by us only: yes
+svcbox: attack done, nothing left"
 }

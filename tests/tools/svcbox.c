@@ -31,10 +31,14 @@
  *   bomb    a process forks until the pids limit (--pids, default 32)
  *           stops it; a spawn meanwhile works or fails clearly; after
  *           the kill the next one works
+ *   pid1    PID 1 is a small process executed anew (with --ballast MB
+ *           this process is that much bigger first)
  *   bench   K (default 1000) spawn+wait of `true` in sandbox 0: prints
  *           p50 and p99; --hold prints PID 1's pid and waits for a line
  *           on stdin before ending (to read its smaps_rollup);
- *           --ballast MB makes this process that much bigger first. */
+ *           --ballast MB makes this process that much bigger first.
+ * --opt-tmpfs mounts a tmpfs on /opt: with a mount in a system
+ * directory PID 1 is not executed anew but stays a clone of this process. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +58,7 @@
 #include "lifecycle/lifecycle.h"
 #include "policy/policy.h"
 #include "sandbox/env.h"
+#include "sandbox/mounts.h"
 
 #define H "svcbox"
 #define MAX_BOXES 64
@@ -156,6 +161,7 @@ struct box {
 
 static struct policy *policy;
 static struct limits_spec limits;
+static struct mount_list mounts;
 
 static void box_start(struct box *b)
 {
@@ -174,7 +180,8 @@ static void box_new(struct box *b)
 	struct lc_config cfg = {
 		.project = &b->proj,
 		.policy = policy,
-		.sandbox = { .envp = b->env.v, .workdir = "/workspace" },
+		.sandbox = { .envp = b->env.v, .workdir = "/workspace", .mounts = mounts.v,
+			     .n_mounts = mounts.n },
 		.limits = limits,
 		.service = true,
 	};
@@ -352,8 +359,9 @@ static void expect_sh(struct box *b, const char *what, const char *script, const
 	if (j.spawn_r < 0)
 		fail("%s: spawn: %s", what, j.err.msg);
 	else if (strcmp(j.out, out) != 0 || strcmp(j.errs, errs) != 0 || j.res.exit_code != code)
-		fail("%s: exit %d, stdout '%s', stderr '%s'; expected %d, '%s', '%s'", what,
-		     j.res.exit_code, j.out, j.errs, code, out, errs);
+		fail("%s: exit %d, stdout '%s', stderr '%s'; expected %d, '%s', '%s' (%s)", what,
+		     j.res.exit_code, j.out, j.errs, code, out, errs,
+		     j.res.exec_errno ? j.err.msg : "ran");
 	job_free(&j);
 }
 
@@ -728,6 +736,8 @@ static void mode_resume(struct box *boxes)
 	run_sh(&j, b, "cat /workspace/rounds | tr '\\n' ' '", NULL, 0);
 	printf("rounds: %s\n", j.out);
 	job_free(&j);
+	r = lc_start(b->lc, &err);
+	printf("start while running: %s\n", r == -EBUSY ? "EBUSY" : strerror(-r));
 }
 
 static void mode_attack(struct box *boxes, int n)
@@ -786,6 +796,28 @@ static void mode_attack(struct box *boxes, int n)
 	printf("the other one's process was killed by us only: %s\n",
 	       other.res.killed ? "yes" : "no");
 	job_free(&other);
+}
+
+/* PID 1 is a process of its own, executed anew, not a copy of ours. */
+static void mode_pid1(struct box *boxes, size_t ballast)
+{
+	struct job j;
+	run_sh(&j, &boxes[0],
+	       "echo PID 1: $(tr '\\0' ' ' </proc/1/cmdline | cut -d' ' -f1,2); "
+	       "awk '/^VmRSS/{print $2}' /proc/1/status",
+	       NULL, 0);
+	char *nl = strchr(j.out, '\n');
+	if (!nl) {
+		fail("pid1: '%s' %s", j.out, j.errs);
+		job_free(&j);
+		return;
+	}
+	*nl = '\0';
+	unsigned long rss_kb = strtoul(nl + 1, NULL, 10);
+	printf("%s\n", j.out);
+	printf("its resident memory: %s\n",
+	       rss_kb && rss_kb * 1024 < ballast / 4 ? "small" : "as big as ours");
+	job_free(&j);
 }
 
 static void mode_bomb(struct box *boxes)
@@ -867,6 +899,26 @@ static void mode_bench(struct box *boxes, int k, bool hold)
 	qsort(t, (size_t)k, sizeof(double), cmp_double);
 	printf("%d spawn+wait of true: p50 %.3f ms, p99 %.3f ms, max %.3f ms, %d failed\n", k,
 	       t[k / 2] * 1e3, t[(k * 99) / 100] * 1e3, t[k - 1] * 1e3, bad);
+	/* a file operation: no exec, the service's own cost and a stat */
+	for (int i = 0; i < k; i++) {
+		struct sandbox_proc *p = NULL;
+		struct af_err err = { 0 };
+		struct sproc_result res;
+		struct sproc_spec sp = { .op = SPROC_STAT, .path = "/workspace/secret.txt",
+					 .fds = { -1, -1, -1 } };
+		double t0 = now_sec();
+		if (lc_spawn(b->lc, &sp, &p, &err) < 0)
+			setup_failed(&err);
+		while (sproc_step(p, &res, &err) == 0) {
+			struct pollfd pfd = { .fd = sproc_fd(p), .events = POLLIN };
+			poll(&pfd, 1, -1);
+		}
+		t[i] = now_sec() - t0;
+		sproc_free(p);
+	}
+	qsort(t, (size_t)k, sizeof(double), cmp_double);
+	printf("%d spawn+wait of a stat: p50 %.3f ms, p99 %.3f ms\n", k, t[k / 2] * 1e3,
+	       t[(k * 99) / 100] * 1e3);
 	/* the same without a sandbox: what exec of true costs here anyway */
 	for (int i = 0; i < k; i++) {
 		double t0 = now_sec();
@@ -894,6 +946,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "pids", required_argument, NULL, 'P' },
 						  { "ballast", required_argument, NULL, 'B' },
+						  { "opt-tmpfs", no_argument, NULL, 'T' },
 						  { "hold", no_argument, NULL, 'H' },
 						  { NULL, 0, NULL, 0 } };
 	struct af_err err = { 0 };
@@ -913,12 +966,16 @@ int main(int argc, char **argv)
 			hold = true;
 		else if (c == 'B')
 			ballast = (size_t)atoi(optarg) << 20;
+		else if (c == 'T') {
+			if (mounts_add(&mounts, MOUNT_TMPFS, "/opt", &err) < 0)
+				setup_failed(&err);
+		}
 		else
 			return 2;
 	}
 	if (optind + 2 != argc || n < 1 || n > MAX_BOXES) {
-		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] [--ballast MB] MODE "
-				"DIR\n");
+		fprintf(stderr, "usage: " H " [-n N] [-k K] [--pids N] [--hold] [--ballast MB] "
+				"[--opt-tmpfs] MODE DIR\n");
 		return 2;
 	}
 	const char *mode = argv[optind], *top = argv[optind + 1];
@@ -976,6 +1033,8 @@ int main(int argc, char **argv)
 		mode_attack(boxes, n);
 	else if (strcmp(mode, "bomb") == 0)
 		mode_bomb(boxes);
+	else if (strcmp(mode, "pid1") == 0)
+		mode_pid1(boxes, ballast);
 	else if (strcmp(mode, "bench") == 0)
 		mode_bench(boxes, k < 0 ? 1000 : k, hold);
 	else
@@ -992,6 +1051,11 @@ int main(int argc, char **argv)
 		if (fin.fate != LC_FATE_SYNCED)
 			fail("box %d: delta fate %d", i, (int)fin.fate);
 		lc_finish_free(&fin);
+		if (strcmp(mode, "resume") == 0) {
+			int r = lc_start(b->lc, &err);
+			printf("start after finish: %s, %s\n", r == -EINVAL ? "EINVAL" : strerror(-r),
+			       err.msg);
+		}
 		lc_free(b->lc);
 		lc_project_close(&b->proj);
 		env_free(&b->env);
@@ -1023,6 +1087,7 @@ int main(int argc, char **argv)
 		free(boxes[i].dir);
 	free(boxes);
 	free(heavy);
+	mounts_free(&mounts);
 	policy_free(policy);
 	if (failures)
 		return 1;
