@@ -309,6 +309,8 @@ int xout_data(struct xout *o, int which, const char *data, size_t n)
 	if (!o->stream) {
 		if (xbuf_add(&o->buf[which], data, n) < 0) {
 			xout_error(o, 503, "resource_exhausted", "out of memory for the output");
+			if (o->gone)
+				o->gone(o); /* nobody will get the result: stop it */
 			return -EPIPE;
 		}
 		return 0;
@@ -433,6 +435,7 @@ struct exec {
 	int64_t timer, grace;
 	bool ended, timed_out, dead;
 	struct sproc_result res;
+	struct af_err end_err;     /* why it could not run */
 };
 
 void exec_req_clear(struct exec_req *rq)
@@ -560,15 +563,18 @@ static void exec_finish(struct exec *x)
 		e.exit_code = 124;
 	} else if (x->res.exec_errno) {
 		/* nothing ran, so nothing said why: say it on stderr as a
-		 * shell would */
+		 * shell would (exit codes as run's: 127 not found, 126 not
+		 * executable, 125 could not be started, e.g. no workdir) */
 		int en = x->res.exec_errno;
-		e.exit_code = en == ENOENT ? 127 : 126;
-		char msg[512];
-		if (en == ENOENT)
-			snprintf(msg, sizeof(msg), "agentfense: '%s': command not found\n",
+		e.exit_code = x->res.exit_code ? x->res.exit_code : en == ENOENT ? 127 : 126;
+		char msg[1200];
+		if (e.exit_code == 127)
+			snprintf(msg, sizeof(msg), "agentfense: '%.256s': command not found\n",
 				 x->rq.argv[0]);
+		else if (x->end_err.msg[0])
+			snprintf(msg, sizeof(msg), "agentfense: %s\n", x->end_err.msg);
 		else
-			snprintf(msg, sizeof(msg), "agentfense: cannot execute '%s': %s\n",
+			snprintf(msg, sizeof(msg), "agentfense: cannot run '%.256s': %s\n",
 				 x->rq.argv[0], strerror(en));
 		xbuf_add(&x->out.buf[1], msg, strlen(msg));
 	}
@@ -644,12 +650,12 @@ static void on_grace(struct ev_loop *l AF_UNUSED, void *arg)
 static void on_proc(struct ev_loop *l, int fd AF_UNUSED, uint32_t events AF_UNUSED, void *arg)
 {
 	struct exec *x = arg;
-	struct af_err e = { 0 };
-	int r = sproc_step(x->proc, &x->res, &e);
+	struct af_err *e = &x->end_err;
+	int r = sproc_step(x->proc, &x->res, e);
 	if (r == 0)
 		return;
 	if (r < 0) {
-		xout_error(&x->out, 500, "internal", "%s", e.msg[0] ? e.msg : strerror(-r));
+		xout_error(&x->out, 500, "internal", "%s", e->msg[0] ? e->msg : strerror(-r));
 		exec_end(x);
 		return;
 	}

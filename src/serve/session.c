@@ -140,6 +140,7 @@ static int add_quoted(struct xbuf *b, const char *text)
 	return r ?: xbuf_add(b, "'", 1);
 }
 
+/* Queue text for the shell's stdin.  Returns 0, or -ENOMEM. */
 static int send_script(struct session *s, const char *text, size_t len)
 {
 	if (s->woff == s->wbuf.len)
@@ -324,8 +325,12 @@ static void on_ctl(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t event
 				continue;
 			if (n < 0 && errno == EAGAIN)
 				break;
-			if (n < 0)
-				break; /* the shell is gone: its end says why */
+			if (n < 0) {
+				/* the shell is gone (its end says why): what it
+				 * would have read goes too */
+				s->woff = s->wbuf.len;
+				break;
+			}
 			s->woff += (size_t)n;
 		}
 		ctl_events(s);
@@ -338,8 +343,10 @@ static void on_ctl(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_t event
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			if (n == 0 || errno != EAGAIN) /* the shell is gone */
-				ev_fd_mod(s->t->loop, s->ctl_fd, 0);
+			/* the shell is gone: its end says why; a hang-up
+			 * would keep waking us until then */
+			if (n == 0 || errno != EAGAIN)
+				ev_fd_del(s->t->loop, s->ctl_fd);
 			return;
 		}
 		s->rlen += (size_t)n;
@@ -535,6 +542,9 @@ static void on_stdin_proc(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32_
 	}
 }
 
+/* Write the exec's stdin data to its file in the sandbox (SPROC_WRITE);
+ * the line is sent when that is done.  Returns 0, or -errno with *err
+ * filled. */
 static int start_stdin(struct session *s, struct af_err *err)
 {
 	int p[2];

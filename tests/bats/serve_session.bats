@@ -108,7 +108,7 @@ gone() {
 @test "session: heredocs, comments, several lines, & jobs, quotes of every kind" {
 	sandbox_up
 	open_session
-	cmd $'cat <<EOF\nhere $((1+1))\nEOF\n# a comment\necho "two" \'three\' # trailing\nfor i in 1 2; do\n  echo "i=$i"\ndone\n(echo bg &) ; wait\necho \'it\'"\'"\'s\''
+	cmd $'cat <<EOF\nhere $((1+1))\nEOF\n# a comment\necho "two" \'three\' # trailing\nfor i in 1 2; do\n  echo "i=$i"\ndone\necho bg & wait\necho \'it\'"\'"\'s\''
 	assert_eq "here 2|two three|i=1|i=2|bg|it's|" "$(f 'j["stdout"].replace("\n", "|")')"
 	assert_eq 0 "$(f 'j["exit_code"]')"
 	cmd 'printf "%s\n" "a\\b" '"'"'$HOME'"'"' `echo tick` $(echo dollar)'
