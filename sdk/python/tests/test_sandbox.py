@@ -204,7 +204,7 @@ def test_docker_runtime_needs_an_image(project):
         with pytest.raises(af.InvalidConfigurationError, match="DOCKER needs an image"):
             c.create_sandbox(NOBODY_CB, runtime=af.RuntimeType.DOCKER)
     # an image that is not there is named, and nothing is left behind
-    with pytest.raises(af.SandboxError, match="/no/such/image"):
+    with pytest.raises(af.InvalidConfigurationError, match="/no/such/image"):
         af.Sandbox.from_local(str(project), runtime=af.RuntimeType.DOCKER,
                               image="/no/such/image")
     assert (list_ids("codebases"), list_ids("sandboxes")) == before
