@@ -143,6 +143,13 @@ def _timeout_field(t) -> Optional[float]:
         raise E.InvalidConfigurationError(str(e)) from None
 
 
+def _having(labels: Optional[Dict[str, str]], objs: list) -> list:
+    """The objects that carry every label: serve filters on one."""
+    if not labels:
+        return objs
+    return [o for o in objs if all(o.labels.get(k) == v for k, v in labels.items())]
+
+
 # --- codebases ---------------------------------------------------------------
 
 def create_codebase(name: str, owner_id: Optional[str] = None,
@@ -173,7 +180,8 @@ def list_codebases(owner_id: Optional[str] = None, labels: Optional[Dict[str, st
     if labels:
         q["label"] = ["%s=%s" % kv for kv in labels.items()]
     return Req("GET", "/v1/codebases", query=q, kind="codebase",
-               parse=lambda j: [Codebase.from_dict(c) for c in j.get("codebases", [])])
+               parse=lambda j: _having(labels, [Codebase.from_dict(c)
+                                                for c in j.get("codebases", [])]))
 
 
 def delete_codebase(codebase_id: str, force: bool = False) -> Req:
@@ -261,7 +269,8 @@ def list_sandboxes(codebase_id: Optional[str] = None, status=None,
     if labels:
         q["label"] = ["%s=%s" % kv for kv in labels.items()]
     return Req("GET", "/v1/sandboxes", query=q, kind="sandbox",
-               parse=lambda j: [SandboxInfo.from_dict(s) for s in j.get("sandboxes", [])])
+               parse=lambda j: _having(labels, [SandboxInfo.from_dict(s)
+                                                for s in j.get("sandboxes", [])]))
 
 
 def start_sandbox(sandbox_id: str) -> Req:

@@ -29,6 +29,7 @@ def test_codebase_lifecycle(client, project):
         assert [c.id for c in client.list_codebases(owner_id="user_1")] == [cb.id]
         assert client.list_codebases(owner_id="nobody") == []
         assert [c.id for c in client.list_codebases(labels={"team": "web"})] == [cb.id]
+        assert client.list_codebases(labels={"team": "web", "tier": "1"}) == []
         files = client.list_files(cb.id, recursive=True)
         assert [(f.path, f.is_dir) for f in files] == [
             (".env", False), (".gitignore", False), ("output", True), ("src", True),

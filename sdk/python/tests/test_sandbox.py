@@ -234,6 +234,7 @@ def test_rules_presets_and_labels(project):
                 "priority": 0} in [p.to_dict() for p in sb.info.permissions]
         with af.SandboxClient() as c:
             assert [s.id for s in c.list_sandboxes(labels={"job": "t1"})] == [sb.id]
+            assert c.list_sandboxes(labels={"job": "t1", "other": "x"}) == []
             assert [s.id for s in c.list_sandboxes(codebase_id=sb.codebase_id)] == [sb.id]
             assert sb.id in [s.id for s in c.list_sandboxes(status=af.SandboxStatus.RUNNING)]
             assert sb.id not in [s.id for s in c.list_sandboxes(status="stopped")]
