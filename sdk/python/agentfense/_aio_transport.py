@@ -15,6 +15,9 @@ from .exceptions import ConnectionError
 
 MAX_HEAD = 64 << 10
 MAX_BODY = 1 << 30
+# Connections one client opens at once; more requests wait their turn
+# rather than pass serve's client limit (64 by default) and be refused.
+MAX_CONNS = 16
 EXPECT_MIN = 64 << 10
 
 
@@ -101,6 +104,13 @@ class AsyncTransport:
         self.auto_start = auto_start
         self._check_dir = endpoint is None or endpoint == ""
         self._idle: List[_Conn] = []
+        self._slots: Optional[asyncio.Semaphore] = None
+
+    def _sem(self) -> asyncio.Semaphore:
+        # made on first use, inside the loop that runs the requests
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_CONNS)
+        return self._slots
 
     async def _connect(self) -> _Conn:
         if self._check_dir:
@@ -185,7 +195,7 @@ class AsyncTransport:
         return _Reply(status, headers, conn)
 
     def _done(self, rep: _Reply) -> None:
-        if rep.keep_alive and len(self._idle) < 4:
+        if rep.keep_alive and len(self._idle) < MAX_CONNS:
             self._idle.append(rep.conn)
         else:
             rep.conn.close()
@@ -205,18 +215,28 @@ class AsyncTransport:
 
     async def call(self, req: Req):
         """Send req and return its parsed reply (or raise its error)."""
-        try:
-            if req.timeout is None:
-                status, data = await self._call(req)
-            else:
-                status, data = await asyncio.wait_for(self._call(req), req.timeout)
-        except asyncio.TimeoutError as e:
-            raise self._broken(req, e) from None
+        async with self._sem():
+            try:
+                if req.timeout is None:
+                    status, data = await self._call(req)
+                else:
+                    status, data = await asyncio.wait_for(self._call(req), req.timeout)
+            except asyncio.TimeoutError as e:
+                raise self._broken(req, e) from None
         return req.result(status, data)
 
     async def stream(self, req: Req) -> AsyncIterator[dict]:
         """Send req and yield the JSON objects of its ndjson reply; closing
         the generator early closes the connection (serve kills the command)."""
+        async with self._sem():
+            inner = self._stream(req)
+            try:
+                async for ev in inner:
+                    yield ev
+            finally:
+                await inner.aclose()  # now: its connection, and so the command, ends
+
+    async def _stream(self, req: Req) -> AsyncIterator[dict]:
         rep = await self._send(req)
         finished = False
         try:

@@ -215,3 +215,11 @@ def test_stream_error_event_is_mapped(project):
             assert e.value.code == "not_running" and e.value.status is None
             assert e.value.sandbox_id == sb.id and sb.id in str(e.value)
     asyncio.run(main())
+
+
+def test_one_client_many_requests_at_once(project):
+    async def main():
+        async with await af.AsyncSandbox.from_local(str(project)) as sb:
+            rs = await asyncio.gather(*(sb.run("echo %d" % i) for i in range(100)))
+            assert [r.stdout for r in rs] == ["%d\n" % i for i in range(100)]
+    asyncio.run(main())
