@@ -105,11 +105,17 @@ class AsyncTransport:
         self._check_dir = endpoint is None or endpoint == ""
         self._idle: List[_Conn] = []
         self._slots: Optional[asyncio.Semaphore] = None
+        self._loop = None
 
     def _sem(self) -> asyncio.Semaphore:
-        # made on first use, inside the loop that runs the requests
-        if self._slots is None:
+        # Made in the loop that runs the requests; a client used again
+        # under another loop (a second asyncio.run) starts afresh, as its
+        # connections belonged to the first.
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:
             self._slots = asyncio.Semaphore(MAX_CONNS)
+            self._loop = loop
+            self._idle = []
         return self._slots
 
     async def _connect(self) -> _Conn:

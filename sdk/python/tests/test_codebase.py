@@ -105,3 +105,10 @@ def test_async_codebase(serve, project):
             with pytest.raises(af.CodebaseNotFoundError):
                 await c.get_codebase(cb.id)
     asyncio.run(main())
+
+
+def test_async_client_under_two_loops(serve):
+    c = af.AsyncSandboxClient()
+    assert asyncio.run(c.version())["api_version"] == "v1"
+    assert asyncio.run(c.version())["api_version"] == "v1"
+    asyncio.run(c.close())
