@@ -597,3 +597,22 @@ PY
 	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"image\": \"$T/nothing\"}"
 	assert_eq "400 invalid_argument" "${output%% *} $(field 'j["code"]')"
 }
+
+@test "rule types: file is that one path, literally; directory is its whole subtree; glob as written" {
+	start_serve
+	mkdir -p "$T/src/d/e" "$T/src/x/d"
+	touch "$T/src/x*y" "$T/src/xzy" "$T/src/d/e/f" "$T/src/x/d/g" "$T/src/x/xzy"
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/src\"}"
+	new_sandbox '"start": true, "permissions": [
+		{"pattern": "x*y", "permission": "none", "type": "file", "priority": 10},
+		{"pattern": "d/", "permission": "none", "type": "directory", "priority": 10}]'
+	# (d and d/e stay listed, empty: the policy shows a hidden directory
+	# that a broader rule could reach into as traversable)
+	run api GET "/v1/sandboxes/$SB/files?recursive=true"
+	assert_eq "200 d d/e x x/d x/d/g x/xzy xzy" "${output%% *} $(field '" ".join(f["path"] for f in j["files"])')"
+	run api GET "/v1/sandboxes/$SB/files/d/e/f"
+	assert_eq 404 "${output%% *}"
+	new_sandbox '"start": true, "permissions": [{"pattern": "x*y", "permission": "none", "priority": 10}]'
+	run api GET "/v1/sandboxes/$SB/files?recursive=true"
+	assert_eq "200 d d/e d/e/f x x/d x/d/g" "${output%% *} $(field '" ".join(f["path"] for f in j["files"])')"
+}
