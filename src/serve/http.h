@@ -8,7 +8,7 @@
  * other client notices.  Routes live elsewhere (api.c): this module
  * calls the handler's on_head when a request's headers are complete and
  * on_request when its body is, and the handler answers with exactly one
- * http_respond* (or a stream). */
+ * http_respond* (or a stream), at once or later (http_defer). */
 #ifndef AF_SERVE_HTTP_H
 #define AF_SERVE_HTTP_H
 
