@@ -23,6 +23,10 @@ from .types import (Codebase, ExecResult, FileInfo, PermissionRule, ResourceLimi
 TIMEOUT_SLACK = 30.0
 # Requests that run no command.
 DEFAULT_TIMEOUT = 300.0
+DOCKER_NEEDS_IMAGE = (
+    "runtime DOCKER needs an image: pass image= an OCI layout directory or a root file "
+    "system directory on this machine, or a registry reference where skopeo is installed "
+    "(or use RuntimeType.BWRAP, which runs on the host's own system)")
 
 
 class Req:
@@ -228,17 +232,14 @@ def create_sandbox(codebase_id: str, permissions=None, preset: Optional[str] = N
     except ValueError as e:
         raise E.InvalidConfigurationError(str(e)) from None
     if rt is RuntimeType.DOCKER and not image:
-        raise E.InvalidConfigurationError(
-            "runtime DOCKER needs an image: pass image= an OCI layout directory or a root "
-            "file system directory on this machine (or use RuntimeType.BWRAP, which runs "
-            "on the host's own system)")
+        raise E.InvalidConfigurationError(DOCKER_NEEDS_IMAGE)
     body: Dict[str, Any] = {"codebase_id": codebase_id, "runtime": rt.value}
     if preset is not None:
         body["preset"] = preset
     if rules:
         body["permissions"] = rules
     if image is not None:
-        body["image"] = os.fspath(image)
+        body["image"] = image  # a directory: see _images.resolve
     if resources is not None:
         r = resources.to_dict() if isinstance(resources, ResourceLimits) else dict(resources)
         if r:

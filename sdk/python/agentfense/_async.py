@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional
 
 from . import _api
 from . import exceptions as E
+from . import _images
 from . import presets as _presets
 from ._aio_transport import AsyncTransport
 from .sandbox import check_config, codebase_name as _codebase_name
@@ -206,6 +207,7 @@ class AsyncSandboxClient:
                              on_destroy: Optional[str] = None) -> SandboxInfo:
         """See SandboxClient.create_sandbox."""
         preset, permissions = _presets.resolve(preset, permissions)
+        image = _images.resolve(image)
         return _warn(await self._t.call(_api.create_sandbox(
             codebase_id, permissions, preset, runtime, image, resources, labels, expires_in,
             start, network, on_destroy)))
@@ -327,7 +329,7 @@ class AsyncSandbox:
                          labels: Optional[Dict[str, str]] = None, auto_start: bool = True,
                          **kw) -> "AsyncSandbox":
         """See Sandbox.from_local."""
-        rt = check_config(path, runtime, image)
+        rt, image = check_config(path, runtime, image)
         client = AsyncSandboxClient(endpoint, secure=secure)
         cb = None
         try:
@@ -358,7 +360,7 @@ class AsyncSandbox:
                             labels: Optional[Dict[str, str]] = None,
                             auto_start: bool = True, **kw) -> "AsyncSandbox":
         """See Sandbox.from_codebase."""
-        rt = check_config(None, runtime, image)
+        rt, image = check_config(None, runtime, image)
         client = AsyncSandboxClient(endpoint, secure=secure)
         try:
             info = await client.create_sandbox(codebase_id, permissions=permissions,

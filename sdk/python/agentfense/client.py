@@ -5,6 +5,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from . import _api
 from .exceptions import SessionClosedError, SessionNotFoundError
+from . import _images
 from . import presets as _presets
 from ._transport import Transport
 from .types import (Codebase, ExecResult, FileInfo, RuntimeType, SandboxInfo, Session,
@@ -217,6 +218,7 @@ class SandboxClient:
         (seconds or timedelta); ``start`` starts it at once.  Limits the
         machine cannot enforce give a RuntimeWarning."""
         preset, permissions = _presets.resolve(preset, permissions)
+        image = _images.resolve(image)
         return _warn(self._t.call(_api.create_sandbox(
             codebase_id, permissions, preset, runtime, image, resources, labels, expires_in,
             start, network, on_destroy)))

@@ -4,30 +4,30 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
+from . import _images
 from . import exceptions as E
+from ._api import DOCKER_NEEDS_IMAGE
 from .client import ExecStream, SandboxClient, SessionWrapper
 from .types import (Codebase, ExecResult, FileInfo, RuntimeType, SandboxInfo,
                     SandboxStatus)
 
 
-def check_config(path, runtime, image) -> RuntimeType:
-    """Refuse what cannot work before anything is created."""
+def check_config(path, runtime, image):
+    """Refuse what cannot work before anything is created; returns the
+    runtime and the image's directory (a reference fetched)."""
     try:
         rt = RuntimeType.parse(runtime if runtime is not None else RuntimeType.BWRAP)
     except ValueError as e:
         raise E.InvalidConfigurationError(str(e)) from None
     if rt is RuntimeType.DOCKER and not image:
-        raise E.InvalidConfigurationError(
-            "runtime DOCKER needs an image: pass image= an OCI layout directory or a root "
-            "file system directory on this machine (or use RuntimeType.BWRAP, which runs "
-            "on the host's own system)")
+        raise E.InvalidConfigurationError(DOCKER_NEEDS_IMAGE)
     if path is not None:
         p = os.fspath(path)
         if not os.path.exists(p):
             raise E.FileNotFoundError("no directory '%s' to make a sandbox of" % p, path=p)
         if not os.path.isdir(p):
             raise E.InvalidConfigurationError("'%s' is not a directory" % p)
-    return rt
+    return rt, _images.resolve(image)
 
 
 def codebase_name(path: str) -> str:
@@ -76,7 +76,7 @@ class Sandbox:
         ``on_destroy`` ("sync", "keep", "discard") are passed on to
         create_sandbox.  Anything created is removed again if a later step
         fails."""
-        rt = check_config(path, runtime, image)
+        rt, image = check_config(path, runtime, image)
         client = SandboxClient(endpoint, secure=secure)
         cb = None
         try:
@@ -104,7 +104,7 @@ class Sandbox:
                       **kw) -> "Sandbox":
         """Create a sandbox over an existing codebase (which it will not
         delete)."""
-        rt = check_config(None, runtime, image)
+        rt, image = check_config(None, runtime, image)
         client = SandboxClient(endpoint, secure=secure)
         try:
             info = client.create_sandbox(codebase_id, permissions=permissions, preset=preset,

@@ -340,3 +340,52 @@ def test_docker_runtime_on_an_image(project, tmp_path):
             r = sb.run("cat /etc/af-rootfs-marker; cat /workspace/README.md; "
                        "test -e /usr/bin/python3 || echo no-python")
             assert r.stdout == "af-rootfs\n# demo\nno-python\n", r.stderr
+
+
+def test_registry_image_needs_skopeo(project, tmp_path, monkeypatch):
+    before = list_ids("codebases"), list_ids("sandboxes")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(af.InvalidConfigurationError,
+                       match=r"image 'python:3.11-slim' is a registry reference, and fetching "
+                       r"one needs skopeo, which is not installed here"):
+        af.Sandbox.from_local(str(project), runtime=af.RuntimeType.DOCKER,
+                              image="python:3.11-slim")
+    with af.SandboxClient() as c:
+        with pytest.raises(af.InvalidConfigurationError, match="needs skopeo"):
+            c.create_sandbox(NOBODY_CB, runtime="docker", image="docker://alpine:3")
+    assert (list_ids("codebases"), list_ids("sandboxes")) == before
+
+
+def test_registry_image_fetched_with_skopeo(project, tmp_path, monkeypatch):
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), "tests", "tools")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    # skopeo as far as the SDK uses it: copy docker://REF oci:DIR:TAG
+    (bindir / "skopeo").write_text(
+        "#!/bin/sh\n"
+        "echo \"$*\" >> %s\n"
+        "[ \"$1\" = copy ] || exit 2\n"
+        "case $2 in docker://example/tiny:1) ;; *) echo \"no such image $2\" >&2; exit 1;; esac\n"
+        "dir=${3#oci:}; dir=${dir%%:*}\n"
+        "%s/mkrootfs %s/rootfs >/dev/null && %s %s/mkoci \"$dir\" %s/rootfs\n"
+        % (calls, tools, tmp_path, sys.executable, tools, tmp_path))
+    (bindir / "skopeo").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match="no Docker daemon"):
+            sb = af.Sandbox.from_local(str(project), runtime=af.RuntimeType.DOCKER,
+                                       image="example/tiny:1")
+        with sb:
+            assert sb.info.image.startswith(os.environ["XDG_CACHE_HOME"] +
+                                            "/agentfense/images/")
+            assert sb.run("cat /etc/af-rootfs-marker").stdout == "af-rootfs\n"
+    # fetched once, then taken from the cache
+    call, = calls.read_text().splitlines()
+    assert call.startswith("copy docker://example/tiny:1 oci:%s/.fetch-"
+                           % os.path.dirname(sb.info.image)) and call.endswith(":latest")
+    with pytest.raises(af.InvalidConfigurationError,
+                       match="cannot fetch image 'example/other:2' with skopeo: no such image"):
+        af.Sandbox.from_local(str(project), runtime=af.RuntimeType.DOCKER,
+                              image="example/other:2")
