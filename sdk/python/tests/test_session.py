@@ -75,8 +75,8 @@ def test_one_command_at_a_time(sb):
     async def main():
         async with af.AsyncSandboxClient() as c:
             async with c.session(sb.id) as s:
-                slow = asyncio.ensure_future(s.exec("sleep 1; echo slow"))
-                await asyncio.sleep(0.3)
+                slow = asyncio.ensure_future(s.exec("sleep 2; echo slow"))
+                await asyncio.sleep(0.5)
                 with pytest.raises(af.SessionError) as e:
                     await s.exec("echo fast")
                 assert e.value.code == "conflict"
