@@ -273,9 +273,14 @@ sandbox_pids() {
 		sleep 0.02
 	done
 	assert_eq "" "$left"
-	# the stale socket is replaced
+	# the stale socket is replaced (start_serve sees the old one at once:
+	# wait for the new serve to answer)
 	[ -S "$SOCK" ]
 	start_serve
+	for ((i = 0; i < 250; i++)); do
+		curl -sf --unix-socket "$SOCK" http://agentfense/v1/version >/dev/null && break
+		sleep 0.02
+	done
 	run api GET "/v1/sandboxes/$SB"
 	assert_eq "200 error $dp" "${output%% *} $(field 'j["status"]') $(field 'j["delta_path"]')"
 	assert_eq "agentfense serve ended while it ran; its changes are kept at $dp" "$(field 'j["error"]')"
