@@ -5,10 +5,12 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/cli.h"
 #include "common/suggest.h"
 #include "common/units.h"
 #include "sandbox/env.h"
@@ -27,6 +29,45 @@ void api_usage_error(const struct api_cli *c, const char *near, const char *fmt,
 		hint_msg("did you mean '%s'?", near);
 	hint_msg("run 'agentfense %s --help' for the usage", c->cmd);
 	exit(AF_EXIT_USAGE);
+}
+
+void api_getopt_note(const struct api_cli *c, int ch, char **argv, const struct option *longopts,
+		     const struct api_applies *applies, const char **typed, size_t n)
+{
+	if (ch == ':')
+		api_usage_error(c, NULL, "option '%s' needs a value", argv[optind - 1]);
+	if (ch == '?') {
+		const char *near = suggest_option(argv[optind - 1], longopts);
+		autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
+		api_usage_error(c, dashed, "unknown option '%s'", argv[optind - 1]);
+	}
+	/* the option as typed: before its value when apart */
+	const char *as = optarg && optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+	for (size_t i = 0; i < n; i++)
+		if (applies[i].opt == ch && !typed[i])
+			typed[i] = as;
+}
+
+int api_subcommand(const struct api_cli *c, const char *name, const char *const *names,
+		   size_t nnames)
+{
+	int sub = -1;
+	for (size_t i = 0; i < nnames; i++)
+		if (!strcmp(name, names[i]))
+			sub = (int)i;
+	if (sub < 0)
+		api_usage_error(c, suggest_name(name, names, nnames), "unknown subcommand '%s %s'",
+				c->cmd, name);
+	return sub;
+}
+
+void api_check_applies(const struct api_cli *c, const struct api_applies *applies,
+		       const char *const *typed, size_t n, int sub, const char *subname)
+{
+	for (size_t i = 0; i < n; i++)
+		if (typed[i] && !(applies[i].subs & (1u << sub)))
+			api_usage_error(c, NULL, "option '%.*s' does not apply to '%s %s'",
+					(int)strcspn(typed[i], "="), typed[i], c->cmd, subname);
 }
 
 void api_put_safe(FILE *f, const char *s)

@@ -14,6 +14,7 @@
 #include "common/util.h"
 
 struct cJSON;
+struct option;
 
 /* Results a script branches on (as codebase's); everything else is 125.
  * An exec's own exit status is the command's, so there every failure of
@@ -114,6 +115,26 @@ char *api_sandbox_id(const struct api_cli *c, const char *arg);
 /* Exit for "no sandbox ID" (serve's msg, or NULL): 1 (125 for an exec),
  * with the closest id as a hint, or where to look. */
 AF_NORETURN void api_no_sandbox(const struct api_cli *c, const char *id, const char *msg);
+
+/* The subcommands an option applies to, a bit each (1u << sub). */
+struct api_applies {
+	int opt;
+	unsigned subs;
+};
+/* After getopt_long() returned ch (optstring starting with ':'): a usage
+ * error on a missing value or an unknown option; else the option as
+ * typed (before its value when apart) goes to typed[i] of each entry of
+ * applies for ch not typed yet. */
+void api_getopt_note(const struct api_cli *c, int ch, char **argv, const struct option *longopts,
+		     const struct api_applies *applies, const char **typed, size_t n);
+/* The index of subcommand name in names; dies with a usage error (the
+ * closest name as a hint) when it is none of them. */
+int api_subcommand(const struct api_cli *c, const char *name, const char *const *names,
+		   size_t nnames);
+/* Dies with a usage error when an option typed does not apply to
+ * subcommand sub (named subname). */
+void api_check_applies(const struct api_cli *c, const struct api_applies *applies,
+		       const char *const *typed, size_t n, int sub, const char *subname);
 
 /* Read all of fd (standard input for -i) into memory; dies on failure. */
 char *api_read_all(int fd, size_t *len);

@@ -733,7 +733,7 @@ int cmd_sandbox(int argc, char **argv)
 	};
 	struct sb_opts o = { .c = { "sandbox", NULL, false } };
 	/* the subcommands each option applies to, and the option as typed */
-	struct { int opt; unsigned subs; } applies[] = {
+	const struct api_applies applies[] = {
 		{ OPT_SOCKET, ALL }, { 'h', ALL },
 		{ OPT_JSON, ALL },
 		{ 'p', ON(SUB_CREATE) }, { 'r', ON(SUB_CREATE) }, { OPT_EXPIRES, ON(SUB_CREATE) },
@@ -758,19 +758,7 @@ int cmd_sandbox(int argc, char **argv)
 	for (int phase = 0; phase < 2; phase++) {
 		const char *shorts = phase == 0 || sub == SUB_EXEC ? "+:hfie:p:r:w:" : ":hfie:p:r:w:";
 		while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-			if (c == ':')
-				api_usage_error(&o.c, NULL, "option '%s' needs a value", argv[optind - 1]);
-			if (c == '?') {
-				const char *near = suggest_option(argv[optind - 1], longopts);
-				autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
-				api_usage_error(&o.c, dashed, "unknown option '%s'", argv[optind - 1]);
-			}
-			/* the option as typed: before its value when apart */
-			const char *as = optarg && optarg == argv[optind - 1] ? argv[optind - 2]
-									       : argv[optind - 1];
-			for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
-				if (applies[i].opt == c && !typed[i])
-					typed[i] = as;
+			api_getopt_note(&o.c, c, argv, longopts, applies, typed, ARRAY_SIZE(applies));
 			switch (c) {
 			case 'h':
 				usage(stdout);
@@ -824,21 +812,13 @@ int cmd_sandbox(int argc, char **argv)
 			api_usage_error(&o.c, NULL, "missing subcommand: create, start, stop, rm, ls, "
 					"info, exec or cp");
 		subname = argv[optind];
-		for (int i = 0; i < NSUB; i++)
-			if (!strcmp(subname, sub_names[i]))
-				sub = i;
-		if (sub < 0)
-			api_usage_error(&o.c, suggest_name(subname, sub_names, NSUB),
-					"unknown subcommand 'sandbox %s'", subname);
+		sub = api_subcommand(&o.c, subname, sub_names, NSUB);
 		/* go on after the subcommand's name */
 		argc -= optind;
 		argv += optind;
 		optind = 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
-		if (typed[i] && !(applies[i].subs & ON(sub)))
-			api_usage_error(&o.c, NULL, "option '%.*s' does not apply to 'sandbox %s'",
-					(int)strcspn(typed[i], "="), typed[i], subname);
+	api_check_applies(&o.c, applies, typed, ARRAY_SIZE(applies), sub, subname);
 	int n = argc - optind;
 	char **a = argv + optind;
 	if (sub == SUB_EXEC) {

@@ -282,7 +282,7 @@ int cmd_session(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ss_opts o = { .c = { "session", NULL, false } };
-	struct { int opt; unsigned subs; } applies[] = {
+	const struct api_applies applies[] = {
 		{ OPT_SOCKET, ALL }, { 'h', ALL },
 		{ OPT_JSON, ON(SUB_OPEN) | ON(SUB_EXEC) | ON(SUB_LS) | ON(SUB_INFO) },
 		{ 'e', ON(SUB_OPEN) }, { OPT_ENV_FILE, ON(SUB_OPEN) }, { OPT_SHELL, ON(SUB_OPEN) },
@@ -299,19 +299,7 @@ int cmd_session(int argc, char **argv)
 	for (int phase = 0; phase < 2; phase++) {
 		const char *shorts = phase == 0 || sub == SUB_EXEC ? "+:he:w:" : ":he:w:";
 		while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-			if (c == ':')
-				api_usage_error(&o.c, NULL, "option '%s' needs a value", argv[optind - 1]);
-			if (c == '?') {
-				const char *near = suggest_option(argv[optind - 1], longopts);
-				autofree char *dashed = near ? xasprintf("--%s", near) : NULL;
-				api_usage_error(&o.c, dashed, "unknown option '%s'", argv[optind - 1]);
-			}
-			/* the option as typed: before its value when apart */
-			const char *as = optarg && optarg == argv[optind - 1] ? argv[optind - 2]
-									       : argv[optind - 1];
-			for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
-				if (applies[i].opt == c && !typed[i])
-					typed[i] = as;
+			api_getopt_note(&o.c, c, argv, longopts, applies, typed, ARRAY_SIZE(applies));
 			switch (c) {
 			case 'h':
 				usage(stdout);
@@ -344,20 +332,12 @@ int cmd_session(int argc, char **argv)
 		if (optind >= argc)
 			api_usage_error(&o.c, NULL, "missing subcommand: open, exec, close, ls or info");
 		subname = argv[optind];
-		for (int i = 0; i < NSUB; i++)
-			if (!strcmp(subname, sub_names[i]))
-				sub = i;
-		if (sub < 0)
-			api_usage_error(&o.c, suggest_name(subname, sub_names, NSUB),
-					"unknown subcommand 'session %s'", subname);
+		sub = api_subcommand(&o.c, subname, sub_names, NSUB);
 		argc -= optind;
 		argv += optind;
 		optind = 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(applies); i++)
-		if (typed[i] && !(applies[i].subs & ON(sub)))
-			api_usage_error(&o.c, NULL, "option '%.*s' does not apply to 'session %s'",
-					(int)strcspn(typed[i], "="), typed[i], subname);
+	api_check_applies(&o.c, applies, typed, ARRAY_SIZE(applies), sub, subname);
 	int n = argc - optind;
 	char **a = argv + optind;
 #define NARGS(lo, hi, what)                                                                   \
