@@ -19,11 +19,15 @@
 
 void api_usage_error(const struct api_cli *c, const char *near, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
+	api_usage_verror(c, near, fmt, ap);
+}
+
+void api_usage_verror(const struct api_cli *c, const char *near, const char *fmt, va_list ap)
+{
+	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	error_msg("%s", msg);
 	if (near)
 		hint_msg("did you mean '%s'?", near);

@@ -5,6 +5,7 @@
 #ifndef AF_CLI_API_CLI_H
 #define AF_CLI_API_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,9 @@ struct api_cli {
  * NULL, a pointer to --help; exits 125. */
 AF_NORETURN AF_PRINTF(3, 4) void api_usage_error(const struct api_cli *c, const char *near,
 						 const char *fmt, ...);
+/* api_usage_error() with a va_list, as verr() is to err(). */
+AF_NORETURN void api_usage_verror(const struct api_cli *c, const char *near, const char *fmt,
+				  va_list ap);
 
 /* One request.  Returns 0 with *out (the reply's JSON; NULL when the body
  * went to req->out_fd), or the HTTP status of an error

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli/api_cli.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "common/suggest.h"
@@ -64,33 +65,12 @@ static void usage(FILE *f)
  * to --help. */
 static AF_NORETURN AF_PRINTF(2, 3) void usage_error_near(const char *near, const char *fmt, ...)
 {
-	char msg[1024];
+	static const struct api_cli c = { "codebase", NULL, false };
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	error_msg("%s", msg);
-	if (near)
-		hint_msg("did you mean '%s'?", near);
-	hint_msg("run 'agentfense codebase --help' for the usage");
-	exit(AF_EXIT_USAGE);
+	api_usage_verror(&c, near, fmt, ap);
 }
 #define usage_error(...) usage_error_near(NULL, __VA_ARGS__)
-
-/* Print s with control characters shown as '?'. */
-static void put_safe(FILE *f, const char *s)
-{
-	for (; *s; s++)
-		fputc((unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s, f);
-}
-
-/* s, safe, then spaces to width w and two more. */
-static void put_pad(const char *s, size_t w)
-{
-	put_safe(stdout, s);
-	for (size_t n = strlen(s); n < w + 2; n++)
-		putchar(' ');
-}
 
 /* Exit with serve's error reply, its message as ours. */
 static AF_NORETURN void die_reply(struct client_reply *rep)
@@ -105,7 +85,7 @@ static AF_NORETURN void die_reply(struct client_reply *rep)
 		ex = EXIT_CONFLICT;
 	fputs(AF_PROG ": ", stderr);
 	if (msg)
-		put_safe(stderr, msg);
+		api_put_safe(stderr, msg);
 	else
 		fprintf(stderr, "agentfense serve answered %d", rep->status);
 	fputc('\n', stderr);
@@ -218,7 +198,7 @@ static int cb_create(const struct cb_opts *o, const char *name)
 		const cJSON *it;
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "skipped")) {
 			fputs(AF_PROG ": warning: skipped '", stderr);
-			put_safe(stderr, str(it, "path"));
+			api_put_safe(stderr, str(it, "path"));
 			fprintf(stderr, "': %s", str(it, "reason"));
 			if (cJSON_GetObjectItem(it, "size"))
 				fprintf(stderr, " (%.0f bytes)", num(it, "size"));
@@ -257,8 +237,8 @@ static int cb_ls(const struct cb_opts *o)
 		char size[16];
 		human_size(num(it, "size"), size, sizeof(size));
 		printf("%-35s  ", str(it, "id"));
-		put_pad(str(it, "name"), 20);
-		put_pad(str(it, "owner_id"), 12);
+		api_put_pad(str(it, "name"), 20);
+		api_put_pad(str(it, "owner_id"), 12);
 		printf("%7.0f  %7s  %s\n", num(it, "file_count"), size, str(it, "created_at"));
 	}
 	cJSON_Delete(j);
@@ -283,7 +263,7 @@ static int cb_info(const struct cb_opts *o, const char *id)
 						    "updated_at", NULL };
 		for (const char *const *k = keys; *k; k++) {
 			printf("%-11s ", *k);
-			put_safe(stdout, str(j, *k));
+			api_put_safe(stdout, str(j, *k));
 			putchar('\n');
 		}
 		printf("%-11s %.0f\n%-11s %.0f\n", "file_count", num(j, "file_count"), "size",
@@ -291,9 +271,9 @@ static int cb_info(const struct cb_opts *o, const char *id)
 		const cJSON *it;
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "labels")) {
 			printf("%-11s ", "label");
-			put_safe(stdout, it->string);
+			api_put_safe(stdout, it->string);
 			putchar('=');
-			put_safe(stdout, cJSON_GetStringValue(it) ? it->valuestring : "");
+			api_put_safe(stdout, cJSON_GetStringValue(it) ? it->valuestring : "");
 			putchar('\n');
 		}
 	}
@@ -423,7 +403,7 @@ static int cb_files(const struct cb_opts *o, const char *id, const char *dir)
 		bool l = strcmp(str(it, "type"), "symlink") == 0;
 		printf("%s %s %10.0f  %s  ", d ? "d" : l ? "l" : "-", str(it, "mode"),
 		       num(it, "size"), str(it, "mtime"));
-		put_safe(stdout, str(it, "path"));
+		api_put_safe(stdout, str(it, "path"));
 		puts(d ? "/" : "");
 	}
 	cJSON_Delete(j);
