@@ -14,11 +14,7 @@ load serve_helper
 sandbox_up() {
 	mkdir -p "$T/proj/sub"
 	echo hello >"$T/proj/a.txt"
-	start_serve
-	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
-	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"preset\": \"${PRESET:-agent-safe}\", \"on_destroy\": \"${ON_DESTROY:-discard}\"}"
-	[ "${output%% *}" = 201 ] || { echo "sandbox failed: $output" >&2; return 1; }
-	SB=$(jget "${output#* }" 'j["id"]')
+	start_sandbox ", \"preset\": \"${PRESET:-agent-safe}\", \"on_destroy\": \"${ON_DESTROY:-discard}\""
 }
 
 # cmd_json TEXT: {"command": TEXT} as JSON.

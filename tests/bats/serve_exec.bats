@@ -12,11 +12,7 @@ load serve_helper
 sandbox_up() {
 	mkdir -p "$T/proj/sub/deeper"
 	echo hello >"$T/proj/a.txt"
-	start_serve
-	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
-	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
-	[ "${output%% *}" = 201 ] || { echo "sandbox failed: $output" >&2; return 1; }
-	SB=$(jget "${output#* }" 'j["id"]')
+	start_sandbox
 }
 
 # ex JSON: POST it to the sandbox's exec; CODE is the status, BODY the reply.

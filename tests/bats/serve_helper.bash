@@ -81,3 +81,14 @@ new_codebase() {
 	[ "${output%% *}" = 200 ] || { echo "create failed: $output" >&2; return 1; }
 	CB=$(jget "${output#* }" 'j["id"]')
 }
+
+# start_sandbox [FIELDS]: serve, a codebase of $T/proj and a running
+# sandbox over it, FIELDS (such as ', "preset": "x"') added to the body
+# that creates it; SB is its id.
+start_sandbox() {
+	start_serve
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true${1:-}}"
+	[ "${output%% *}" = 201 ] || { echo "sandbox failed: $output" >&2; return 1; }
+	SB=$(jget "${output#* }" 'j["id"]')
+}
