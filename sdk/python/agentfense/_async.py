@@ -10,7 +10,7 @@ from . import exceptions as E
 from . import _images
 from . import presets as _presets
 from ._aio_transport import AsyncTransport
-from .sandbox import check_config, codebase_name as _codebase_name
+from .sandbox import _SandboxState, check_config, codebase_name as _codebase_name
 from .types import (Codebase, ExecResult, FileInfo, RuntimeType, SandboxInfo,
                     SandboxStatus, Session, StreamChunk, UploadResult)
 
@@ -304,7 +304,7 @@ class AsyncSandboxClient:
         return await self._t.call(_api.get_preset_req(name))
 
 
-class AsyncSandbox:
+class AsyncSandbox(_SandboxState):
     """Sandbox with await.  ``async with await AsyncSandbox.from_local(p) as
     sb`` destroys what it created at the end, also when the body raises."""
 
@@ -393,31 +393,6 @@ class AsyncSandbox:
             await self.destroy()
             await self.close()
             raise err
-
-    @property
-    def id(self) -> str:
-        """The sandbox's id."""
-        return self._info.id
-
-    @property
-    def codebase_id(self) -> str:
-        """The id of its codebase."""
-        return self._info.codebase_id
-
-    @property
-    def status(self) -> SandboxStatus:
-        """Its status as last seen."""
-        return self._info.status
-
-    @property
-    def runtime(self) -> RuntimeType:
-        """What runs it."""
-        return self._runtime
-
-    @property
-    def info(self) -> SandboxInfo:
-        """Everything serve said about it, as last seen."""
-        return self._info
 
     @property
     def codebase(self) -> Optional[Codebase]:

@@ -36,7 +36,37 @@ def codebase_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", n)
 
 
-class Sandbox:
+class _SandboxState:
+    """What Sandbox and AsyncSandbox tell alike about the sandbox, from
+    the info serve last gave (self._info) and its runtime."""
+
+    @property
+    def id(self) -> str:
+        """The sandbox's id (sb_...)."""
+        return self._info.id
+
+    @property
+    def codebase_id(self) -> str:
+        """The id of the codebase it shows."""
+        return self._info.codebase_id
+
+    @property
+    def status(self) -> SandboxStatus:
+        """Its status as last seen (refresh() asks again)."""
+        return self._info.status
+
+    @property
+    def runtime(self) -> RuntimeType:
+        """What runs it: BWRAP or DOCKER."""
+        return self._runtime
+
+    @property
+    def info(self) -> SandboxInfo:
+        """Everything serve said about it, as last seen."""
+        return self._info
+
+
+class Sandbox(_SandboxState):
     """A sandbox: a command environment over a codebase, seen through
     permission rules, its changes kept in a private layer.
 
@@ -140,31 +170,6 @@ class Sandbox:
             raise err
 
     # --- what it is
-
-    @property
-    def id(self) -> str:
-        """The sandbox's id (sb_...)."""
-        return self._info.id
-
-    @property
-    def codebase_id(self) -> str:
-        """The id of the codebase it shows."""
-        return self._info.codebase_id
-
-    @property
-    def status(self) -> SandboxStatus:
-        """Its status as last seen (refresh() asks again)."""
-        return self._info.status
-
-    @property
-    def runtime(self) -> RuntimeType:
-        """What runs it: BWRAP or DOCKER."""
-        return self._runtime
-
-    @property
-    def info(self) -> SandboxInfo:
-        """Everything serve said about it, as last seen."""
-        return self._info
 
     @property
     def codebase(self) -> Codebase:
