@@ -245,6 +245,18 @@ static int file_open(const char *path, int flags, mode_t mode)
 	return fd < 0 ? -e : fd;
 }
 
+/* Whether fd is a regular file: returns 0, -EISDIR for a directory,
+ * -EINVAL for anything else, or -errno. */
+static int regular_fd(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	return 0;
+}
+
 /* The file operation, as the process running it (no capabilities) sees
  * the sandbox.  Returns 0 or -errno. */
 static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recursive)
@@ -257,10 +269,9 @@ static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recur
 		fd = file_open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0);
 		if (fd < 0)
 			return fd;
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (!S_ISREG(st.st_mode))
-			return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		r = regular_fd(fd);
+		if (r < 0)
+			return r;
 		for (;;) {
 			ssize_t n = sendfile(1, fd, NULL, 1 << 20);
 			if (n == 0)
@@ -279,10 +290,9 @@ static int file_op(enum sproc_op op, const char *path, unsigned mode, bool recur
 			return -EINVAL; /* a FIFO without a reader, a socket */
 		if (fd < 0)
 			return fd;
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (!S_ISREG(st.st_mode))
-			return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		r = regular_fd(fd);
+		if (r < 0)
+			return r;
 		if (fcntl(fd, F_SETFL, 0) < 0)
 			return -errno;
 		r = copy_fd(0, fd);
