@@ -116,7 +116,7 @@ unit: $(UNIT_BINS)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
 
-$(TOOL_BINS): $(BUILD)/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)
+$(TOOL_BINS): $(BUILD)/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(LIB_OBJS) | $(BUILD)
 	$(quiet) CC $<
 	$(Q)$(CC) $(CFLAGS) $(AF_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 

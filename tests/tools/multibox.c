@@ -41,6 +41,7 @@
 #include "lifecycle/lifecycle.h"
 #include "policy/policy.h"
 #include "sandbox/env.h"
+#include "procstate.h"
 
 #define H "multibox"
 #define MAX_BOXES 1000
@@ -65,44 +66,6 @@ static AF_NORETURN void setup_failed(const struct af_err *err)
 	if (err->hint[0])
 		fprintf(stderr, "hint: %s\n", err->hint);
 	exit(125);
-}
-
-/* Entries in a /proc/self directory (fds, threads), or -1. */
-static long count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	long n = 0;
-	if (!d)
-		return -1;
-	for (struct dirent *e; (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - (strcmp(path, "/proc/self/fd") == 0); /* opendir's own */
-}
-
-static long count_lines(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long n = 0;
-	int c;
-	if (!f)
-		return -1;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
-}
-
-struct counts {
-	long fds, threads, mounts;
-};
-
-static void take_counts(struct counts *c)
-{
-	c->fds = count_dir("/proc/self/fd");
-	c->threads = count_dir("/proc/self/task");
-	c->mounts = count_lines("/proc/self/mountinfo");
 }
 
 /* The contents of dir/name ("" if it does not exist), malloc'd. */

@@ -59,6 +59,7 @@
 #include "policy/policy.h"
 #include "sandbox/env.h"
 #include "sandbox/mounts.h"
+#include "procstate.h"
 
 #define H "svcbox"
 #define MAX_BOXES 64
@@ -90,43 +91,6 @@ static double now_sec(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	long n = 0;
-	if (!d)
-		return -1;
-	for (struct dirent *e; (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - (strcmp(path, "/proc/self/fd") == 0);
-}
-
-static long count_lines(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long n = 0;
-	int c;
-	if (!f)
-		return -1;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
-}
-
-struct counts {
-	long fds, threads, mounts;
-};
-
-static void take_counts(struct counts *c)
-{
-	c->fds = count_dir("/proc/self/fd");
-	c->threads = count_dir("/proc/self/task");
-	c->mounts = count_lines("/proc/self/mountinfo");
 }
 
 static void write_file(const char *path, const char *s)
