@@ -222,7 +222,7 @@ void api_env_add(const struct api_cli *c, cJSON *env, const char *spec)
 	cJSON_AddStringToObject(env, key, val);
 }
 
-void api_env_file(const struct api_cli *c, cJSON *env, const char *path)
+char *api_env_file_lines(const char *path, void (*add)(char *line, void *arg), void *arg)
 {
 	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
@@ -230,17 +230,21 @@ void api_env_file(const struct api_cli *c, cJSON *env, const char *path)
 		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(errno));
 	if (S_ISDIR(st.st_mode))
 		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(EISDIR));
-	autofree char *buf = xmalloc(ENV_FILE_MAX + 1);
+	char *buf = xmalloc(ENV_FILE_MAX + 1);
 	ssize_t len = read_full(fd, buf, ENV_FILE_MAX + 1);
-	if (len < 0)
+	if (len < 0) {
+		free(buf);
 		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror((int)-len));
-	if (len > ENV_FILE_MAX)
+	}
+	if (len > ENV_FILE_MAX) {
+		free(buf);
 		die(AF_EXIT_USAGE, "cannot read env file '%s': larger than 1 MiB", path);
+	}
 	buf[len] = '\0';
 	if (memchr(buf, '\0', (size_t)len))
 		die(AF_EXIT_USAGE, "invalid env file '%s': it holds a NUL byte", path);
-	/* docker's format, as run reads it: KEY=VALUE or KEY lines, '#'
-	 * comments and blank lines skipped, values taken as they are */
+	/* docker's format: KEY=VALUE or KEY lines, '#' comments and blank
+	 * lines skipped, values taken as they are */
 	unsigned lineno = 0;
 	for (char *line = buf, *next; line && *line; line = next) {
 		lineno++;
@@ -254,12 +258,31 @@ void api_env_file(const struct api_cli *c, cJSON *env, const char *path)
 		if (!*line || *line == '#')
 			continue;
 		size_t key = strcspn(line, "=");
+		/* the name only: the rest of the line may be a secret */
 		if (!env_name_valid(line, key))
 			die(AF_EXIT_USAGE, "%s:%u: invalid environment variable name '%.*s': use "
 			    "letters, digits and '_', not starting with a digit", path, lineno,
 			    (int)(key > 64 ? 64 : key), line);
-		api_env_add(c, env, line);
+		add(line, arg);
 	}
+	return buf;
+}
+
+struct env_json {
+	const struct api_cli *c;
+	cJSON *env;
+};
+
+static void env_json_add(char *line, void *arg)
+{
+	struct env_json *ej = arg;
+	api_env_add(ej->c, ej->env, line);
+}
+
+void api_env_file(const struct api_cli *c, cJSON *env, const char *path)
+{
+	struct env_json ej = { c, env };
+	free(api_env_file_lines(path, env_json_add, &ej));
 }
 
 /* The value of a base64 digit, or -1. */

@@ -84,6 +84,11 @@ double api_duration(const struct api_cli *c, const char *opt, const char *arg);
  * usage error on bad input. */
 void api_env_add(const struct api_cli *c, struct cJSON *env, const char *spec);
 void api_env_file(const struct api_cli *c, struct cJSON *env, const char *path);
+/* Read the env file at path (docker's format: KEY=VALUE lines, KEY alone,
+ * '#' comments and blank lines skipped, values as they are) and give each
+ * variable's line to add.  Returns the malloc'd contents, which the lines
+ * point into; dies with a usage error naming the file and line. */
+char *api_env_file_lines(const char *path, void (*add)(char *line, void *arg), void *arg);
 
 /* Decode standard base64 (padding optional) into a malloc'd buffer;
  * NULL if s is not base64. */

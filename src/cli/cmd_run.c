@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/api_cli.h"
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "cli/gitident.h"
@@ -225,7 +226,12 @@ static bool workdir_inside(const char *w)
 static char **env_file_bufs;
 static size_t n_env_file_bufs;
 
-#define ENV_FILE_MAX (1 << 20)
+static void env_line_add(char *line, void *arg)
+{
+	struct run_opts *o = arg;
+	o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
+	o->envs[o->n_envs++] = line;
+}
 
 /* Add the variables of an --env-file (docker's format: KEY=VALUE lines,
  * KEY alone to pass agentfense's own value, '#' comments and blank
@@ -233,50 +239,9 @@ static size_t n_env_file_bufs;
  * Dies with a usage error naming the file and line. */
 static void read_env_file(struct run_opts *o, const char *path)
 {
-	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror(EISDIR));
-	char *buf = xmalloc(ENV_FILE_MAX + 1);
-	ssize_t len = read_full(fd, buf, ENV_FILE_MAX + 1);
-	if (len < 0) {
-		free(buf);
-		die(AF_EXIT_USAGE, "cannot read env file '%s': %s", path, strerror((int)-len));
-	}
-	if (len > ENV_FILE_MAX) {
-		free(buf);
-		die(AF_EXIT_USAGE, "cannot read env file '%s': larger than 1 MiB", path);
-	}
-	buf[len] = '\0';
+	char *buf = api_env_file_lines(path, env_line_add, o);
 	env_file_bufs = xrealloc(env_file_bufs, (n_env_file_bufs + 1) * sizeof(*env_file_bufs));
 	env_file_bufs[n_env_file_bufs++] = buf;
-	if (memchr(buf, '\0', (size_t)len))
-		die(AF_EXIT_USAGE, "invalid env file '%s': it holds a NUL byte", path);
-
-	unsigned lineno = 0;
-	for (char *line = buf, *next; line && *line; line = next) {
-		lineno++;
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		size_t n = strlen(line);
-		if (n && line[n - 1] == '\r')
-			line[--n] = '\0';
-		line += strspn(line, " \t");
-		if (!*line || *line == '#')
-			continue;
-		size_t key = strcspn(line, "=");
-		if (!env_name_valid(line, key)) {
-			/* the name only: the rest of the line may be a secret */
-			die(AF_EXIT_USAGE, "%s:%u: invalid environment variable name '%.*s': use "
-			    "letters, digits and '_', not starting with a digit", path, lineno,
-			    (int)(key > 64 ? 64 : key), line);
-		}
-		o->envs = xrealloc(o->envs, (o->n_envs + 1) * sizeof(*o->envs));
-		o->envs[o->n_envs++] = line;
-	}
 }
 
 static void parse_args(int argc, char **argv, struct run_opts *o)
