@@ -161,8 +161,18 @@ print(\"own:\", os.ttyname(0), os.readlink(\"/proc/self/fd/0\"))"
 	# without a pids cgroup, PID 1 says mid-run that its samples saw the
 	# limit reached; the relay takes that note and goes on relaying
 	term -- '
-		$AF run --changes discard --pids 64 -t 30 "$P" -- \
-			sh -c "b(){ b|b& };b 2>/dev/null; sleep 1; echo survived; exit 3"
+		$AF run --changes discard --pids 64 -t 30 "$P" -- python3 -c "
+import os, time
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+except BlockingIOError:
+    pass
+time.sleep(1)
+print(\"survived\")
+raise SystemExit(3)"
 		echo "rc:$?"'
 	assert_status 0
 	assert_contains "$output" $'\nsurvived\n'
