@@ -469,8 +469,15 @@ int ptyrelay_wait(struct sandbox *sb, int master, enum ptyrelay_mode mode, doubl
 		feed_eof(&r);
 		if (waiting_fg)
 			raw_if_foreground();
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-			break; /* the command is over, or could not start */
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			/* a note from PID 1 (the pids limit reached), or the
+			 * end: the command is over, or could not start */
+			int s = sandbox_step(sb, res, err);
+			if (s != 0) {
+				ret = s < 0 ? s : 0;
+				goto out;
+			}
+		}
 	}
 	double left = 0;
 	if (deadline > 0 && (left = deadline - now_sec()) <= 0)

@@ -600,11 +600,10 @@ static void fall_back(struct limits *l)
 			if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max < l->spec.pids)
 				l->nproc.rlim_cur = l->nproc.rlim_max = cur.rlim_max;
 			/* enforced, but the kernel counts no refused fork
-			 * there: the end of the run cannot say the limit
-			 * was reached, as it does with a cgroup */
+			 * there: the end of the run can only tell from
+			 * samples whether the limit was reached */
 			add_warning(l, LIMITS_PIDS, "is applied with RLIMIT_NPROC, not a pids cgroup "
-				    "(enforced, but the end of the run cannot tell whether it was "
-				    "reached)");
+				    "(enforced, but whether it was reached is only sampled)");
 		}
 	}
 	if (wanted(l, LIMITS_MEMORY) && l->backend[LIMITS_MEMORY] == LIMITS_NONE) {
@@ -712,6 +711,13 @@ int limits_set_rlimits(const struct limits_rlimits *rl)
 	if (rl->set_as && setrlimit(RLIMIT_AS, &rl->as) < 0)
 		return -1;
 	return 0;
+}
+
+uint64_t limits_nproc_fallback(const struct limits *l)
+{
+	return l && l->backend[LIMITS_PIDS] == LIMITS_RLIMIT && l->set_nproc
+		       ? (uint64_t)l->nproc.rlim_cur
+		       : 0;
 }
 
 void limits_usage(const struct limits *l, struct limits_usage *u)

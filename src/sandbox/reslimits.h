@@ -114,6 +114,11 @@ void limits_get_rlimits(const struct limits *l, struct limits_rlimits *out);
 /* Set them.  System calls only.  Returns 0 or -1 with errno. */
 int limits_set_rlimits(const struct limits_rlimits *rl);
 
+/* The RLIMIT_NPROC value the sandbox's tasks count against when --pids
+ * falls back to it (nothing counts the forks it refuses: the caller
+ * samples the sandbox's tasks instead), or 0. */
+uint64_t limits_nproc_fallback(const struct limits *l);
+
 /* Fill *u from the cgroups' counters (zeros where unknown). */
 void limits_usage(const struct limits *l, struct limits_usage *u);
 

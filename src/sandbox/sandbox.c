@@ -23,6 +23,7 @@
  * stdio, no libcap (capabilities are dropped with prctl/capset). */
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -83,6 +84,7 @@ struct sandbox {
 	int exe_fd;       /* service mode: our executable, which PID 1 becomes, or -1 */
 	double kill_after; /* the timeout's grace after SIGTERM; 0: SIGKILL at once */
 	bool timing_out;   /* the timeout sent SIGTERM: the end counts as the timeout */
+	bool nproc_hit;    /* MSG_NPROC came: the tasks reached RLIMIT_NPROC */
 };
 
 /* Signals PID 1 passes on to the command when they come from outside
@@ -527,6 +529,58 @@ bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
 	return false;
 }
 
+static double now_sec(void);
+
+/* How often PID 1 counts the sandbox's tasks under the RLIMIT_NPROC
+ * fallback of --pids, in ms. */
+#define NPROC_TICK_MS 150
+/* The least time between two counts when children die, in seconds. */
+#define NPROC_MIN_GAP 0.001
+
+/* The tasks in the sandbox (its PID namespace, our own /proc): processes,
+ * their threads and unreaped zombies, all of which count against
+ * RLIMIT_NPROC, we included; counted up to max at most.  -1 if /proc
+ * cannot be read. */
+static long count_tasks(uint64_t max)
+{
+	struct stat st;
+	long n = 0;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		/* a task directory links once more per thread */
+		char task[sizeof(e->d_name) + 8];
+		snprintf(task, sizeof(task), "%s/task", e->d_name);
+		if (fstatat(dirfd(d), task, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink > 3)
+			n += (long)st.st_nlink - 2;
+		else
+			n++;
+		if ((uint64_t)n >= max)
+			break; /* enough: a count costs at most the limit */
+	}
+	closedir(d);
+	return n;
+}
+
+/* Count the tasks if the last count is gap seconds old (at *counted);
+ * send MSG_NPROC once they reach max.  Returns the limit still to watch
+ * for, 0 once it was reached. */
+static uint64_t sample_nproc(int sock, uint64_t max, double *counted, double gap)
+{
+	double now = now_sec();
+	if (now - *counted < gap)
+		return max;
+	*counted = now;
+	long tasks = count_tasks(max);
+	if (tasks < 0 || (uint64_t)tasks < max)
+		return max;
+	send_msg(sock, MSG_NPROC, 0, NULL, -1);
+	return 0;
+}
+
 /* PID 1 of the sandbox: start the command, then reap and forward
  * signals until it exits, and report its wait status.  pty_master (or
  * -1) is handed to the command. */
@@ -578,8 +632,22 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		send_msg(sock, MSG_EXEC_FAILED, ef.errnum, NULL, -1);
 	}
 
+	/* Under the RLIMIT_NPROC fallback nothing counts the forks it
+	 * refuses: sample the count instead, and say once that it reached
+	 * the limit (the next fork then fails).  A brief spike between
+	 * samples goes unseen. */
+	uint64_t nproc_max = limits_nproc_fallback(cfg->limits);
+	double counted = 0;
 	for (;;) {
 		struct signalfd_siginfo si;
+		if (nproc_max) {
+			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+			int ready = poll(&pfd, 1, NPROC_TICK_MS);
+			if (ready == 0)
+				nproc_max = sample_nproc(sock, nproc_max, &counted, 0);
+			if (ready == 0 || (ready < 0 && errno == EINTR))
+				continue;
+		}
 		n = read(sfd, &si, sizeof(si));
 		if (n != (ssize_t)sizeof(si)) {
 			if (n < 0 && errno == EINTR)
@@ -588,6 +656,11 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		}
 		if (si.ssi_signo == SIGCHLD) {
 			int st;
+			/* an orphan of a fork bomb dies, a burst too short for
+			 * the tick: count its kind too, before the reaping
+			 * lowers the count */
+			if (nproc_max)
+				nproc_max = sample_nproc(sock, nproc_max, &counted, NPROC_MIN_GAP);
 			pid_t w;
 			while ((w = waitpid(-1, &st, WNOHANG)) > 0)
 				if (w == pid) {
@@ -854,8 +927,6 @@ static int write_proc(pid_t pid, const char *name, const char *text, struct af_e
 	}
 	return r;
 }
-
-static double now_sec(void);
 
 /* How long PID 1 may take to die once killed (or once it ended the
  * command) before its processes count as hanging on the view: a process
@@ -1179,6 +1250,10 @@ static int forward_signals(struct sandbox *sb, int sfd)
 static void set_end(const struct sandbox *sb, struct sandbox_result *res)
 {
 	limits_usage(sb->cfg.limits, &res->usage);
+	/* the RLIMIT_NPROC fallback counts no refusal: a sample at the
+	 * limit stands for one (no fork could succeed then) */
+	if (sb->nproc_hit && !res->usage.pids_refused)
+		res->usage.pids_refused = 1;
 	if (res->timed_out)
 		res->end = SANDBOX_END_TIMEOUT;
 	else if (res->exec_errno)
@@ -1251,6 +1326,9 @@ static int take_msg(struct sandbox *sb, struct af_err *err)
 		break;
 	case MSG_EXEC_FAILED:
 		sb->exec_errno = m.value;
+		break;
+	case MSG_NPROC:
+		sb->nproc_hit = true;
 		break;
 	case MSG_ERROR:
 		child_error(&m, &sb->failure);

@@ -21,6 +21,7 @@ enum msg_type {
 	MSG_ERROR,       /* C -> P: set-up failed: err */
 	MSG_EXEC_FAILED, /* C -> P: execve failed with errno value */
 	MSG_EXIT,        /* C -> P: the command's raw wait status in value */
+	MSG_NPROC,       /* C -> P: the tasks reached the RLIMIT_NPROC fallback */
 	/* service mode (service.c) */
 	MSG_SPAWN,        /* P -> C: start a process; request and fds follow */
 	MSG_PIDFD,        /* C -> P over the process's ctl: its exec init's pidfd */

@@ -155,3 +155,26 @@ print(\"own:\", os.ttyname(0), os.readlink(\"/proc/self/fd/0\"))"
 	output=$(printf '%s' "${output%%END*}" | tr -cd x | wc -c) # not the 4 MB on failure
 	assert_output 4000000
 }
+
+@test "tty: the pids limit reached mid-run is reported at the end, the relay going on" {
+	[ "$(id -u)" -ne 0 ] || skip "RLIMIT_NPROC does not apply to root"
+	# without a pids cgroup, PID 1 says mid-run that its samples saw the
+	# limit reached; the relay takes that note and goes on relaying
+	term -- '
+		$AF run --changes discard --pids 64 -t 30 "$P" -- python3 -c "
+import os, time
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+except BlockingIOError:
+    pass
+time.sleep(1)
+print(\"survived\")
+raise SystemExit(3)"
+		echo "rc:$?"'
+	assert_status 0
+	assert_contains "$output" $'\nsurvived\n'
+	assert_contains "$output" $'agentfense: command hit the pids limit (64)\nrc:3\n@@ exit 0'
+}
