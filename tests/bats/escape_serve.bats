@@ -452,8 +452,9 @@ except OSError as e:
 	t1=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
 	# clock ticks (1/100 s): reading and dropping yes took most of a core
 	[ $((t1 - t0)) -lt 20 ] || { echo "serve used $((t1 - t0)) ticks in 2 s" >&2; false; }
-	# the next exec still runs and gets its output (after the job's)
-	run api POST "/v1/sessions/$SS/exec" --max-time 20 -d '{"command": "kill $(cat /tmp/yes.pid); echo done"}'
+	# the next exec still runs and gets its output (after the job's: it
+	# waits for the job to die, which may still write once after the kill)
+	run api POST "/v1/sessions/$SS/exec" --max-time 20 -d '{"command": "kill $(cat /tmp/yes.pid); wait $(cat /tmp/yes.pid); echo done"}'
 	CODE=${output%% *} BODY=${output#* }
 	[ "$CODE" = 200 ] || { echo "${BODY:0:300}" >&2; false; }
 	[ "$(fb 'j["exit_code"]')" = 0 ]
