@@ -991,7 +991,9 @@ static int run_main(int argc, char **argv, bool interactive)
 	 * cgroup namespace of its own and mounting its cgroup writable */
 	if (o.seccomp_off && (o.limits.memory || o.limits.cpu_quota || o.limits.pids))
 		warn_msg("with --seccomp off the command may lift its own --memory, --cpus "
-			 "and --pids limits (new namespaces are not refused)");
+			 "and --pids limits (new namespaces are not refused)%s",
+			 o.limits.pids ? "; whether --pids was reached is only sampled without a "
+					 "pids cgroup" : "");
 	struct lc_config lcc = {
 		.project = &proj,
 		.policy = policy,

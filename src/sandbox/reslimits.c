@@ -599,11 +599,10 @@ static void fall_back(struct limits *l)
 			l->nproc.rlim_cur = l->nproc.rlim_max = l->spec.pids;
 			if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max < l->spec.pids)
 				l->nproc.rlim_cur = l->nproc.rlim_max = cur.rlim_max;
-			/* enforced, but the kernel counts no refused fork
-			 * there: the end of the run can only tell from
-			 * samples whether the limit was reached */
-			add_warning(l, LIMITS_PIDS, "is applied with RLIMIT_NPROC, not a pids cgroup "
-				    "(enforced, but whether it was reached is only sampled)");
+			/* the kernel counts no refused fork there: the
+			 * sandbox's PID 1 counts the tasks before each reap
+			 * (see sandbox.c, struct nproc_watch) */
+			add_warning(l, LIMITS_PIDS, "is applied with RLIMIT_NPROC, not a pids cgroup");
 		}
 	}
 	if (wanted(l, LIMITS_MEMORY) && l->backend[LIMITS_MEMORY] == LIMITS_NONE) {

@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -124,11 +125,12 @@ int send_msg(int sock, int type, int value, const struct af_err *err, int fd)
 	return 0;
 }
 
-/* Receive one message; *fd (if not NULL) gets an attached fd or -1.
- * Returns 1, 0 on EOF, or -errno (-EPROTO for a malformed packet). */
-int recv_msg(int sock, struct msg *m, int *fd)
+/* Receive one packet of at most len bytes into buf; *fd gets an
+ * attached fd or -1.  Returns its length (0 on EOF), or -errno (-EPROTO
+ * for one truncated). */
+static ssize_t recv_fd(int sock, void *buf, size_t len, int *fd)
 {
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -137,25 +139,42 @@ int recv_msg(int sock, struct msg *m, int *fd)
 			     .msg_controllen = sizeof(u.buf) };
 	ssize_t n;
 
-	if (fd)
-		*fd = -1;
+	*fd = -1;
 	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0)
 		if (errno != EINTR)
 			return -errno;
-	if (n == 0)
-		return 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 			int got;
 			memcpy(&got, CMSG_DATA(c), sizeof(int));
-			if (fd && *fd < 0)
+			if (*fd < 0)
 				*fd = got;
 			else
 				close(got);
 		}
 	}
-	if ((size_t)n != sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		return -EPROTO;
+	return n;
+}
+
+/* Receive one message; *fd (if not NULL) gets an attached fd or -1.
+ * Returns 1, 0 on EOF, or -errno (-EPROTO for a malformed packet). */
+int recv_msg(int sock, struct msg *m, int *fd)
+{
+	int got;
+	ssize_t n = recv_fd(sock, m, sizeof(*m), &got);
+
+	if (n > 0 && (size_t)n != sizeof(*m))
+		n = -EPROTO;
+	if (fd && n > 0)
+		*fd = got;
+	else if (got >= 0)
+		close(got);
+	if (fd && n <= 0)
+		*fd = -1;
+	if (n <= 0)
+		return (int)n;
 	m->err.msg[sizeof(m->err.msg) - 1] = '\0';
 	m->err.hint[sizeof(m->err.hint) - 1] = '\0';
 	return 1;
@@ -412,12 +431,30 @@ static int attach_pty(int pty_master, unsigned fds)
 	return 0;
 }
 
+/* In the command's process: hand the listener of our waits to PID 1
+ * through sock (see struct nproc_watch).  A filter above ours that has
+ * a listener already (a container supervising its own) leaves PID 1 to
+ * its samples.  Returns 0 or -1 with errno. */
+static int give_reaps(int sock)
+{
+	int fd = sysfilter_watch_reaps();
+	if (fd < 0)
+		return errno == EBUSY || errno == ENOTSUP || errno == EINVAL ? 0 : -1;
+	int r = send_msg(sock, MSG_REAPS, 0, NULL, fd);
+	close(fd);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
 /* In the command's process: restore default signal handling, drop all
  * privileges, leave the terminal's session (for the sandbox's own
  * terminal with cfg->pty), install the seccomp filter (last: it refuses
  * calls the steps before make), exec.  Failures go to errfd. */
 AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct sock_fprog *filter,
-			      int pty_master, int errfd)
+			      int pty_master, int errfd, bool watch_reaps)
 {
 	struct exec_fail ef = { 0 };
 	struct sigaction sa = { .sa_handler = SIG_DFL };
@@ -446,6 +483,9 @@ AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct soc
 		ef.errnum = errno;
 		ef.stage = STAGE_LIMITS;
 	} else if (filter->len && sysfilter_install(filter) < 0) {
+		ef.errnum = errno;
+		ef.stage = STAGE_SECCOMP;
+	} else if (filter->len && watch_reaps && give_reaps(errfd) < 0) {
 		ef.errnum = errno;
 		ef.stage = STAGE_SECCOMP;
 	} else if (sealed >= 0) {
@@ -532,10 +572,8 @@ bool exec_fail_error(const struct exec_fail *ef, struct af_err *err)
 static double now_sec(void);
 
 /* How often PID 1 counts the sandbox's tasks under the RLIMIT_NPROC
- * fallback of --pids, in ms. */
+ * fallback of --pids (see struct nproc_watch), in ms. */
 #define NPROC_TICK_MS 150
-/* The least time between two counts when children die, in seconds. */
-#define NPROC_MIN_GAP 0.001
 
 /* The tasks in the sandbox (its PID namespace, our own /proc): processes,
  * their threads and unreaped zombies, all of which count against
@@ -565,20 +603,101 @@ static long count_tasks(uint64_t max)
 	return n;
 }
 
-/* Count the tasks if the last count is gap seconds old (at *counted);
- * send MSG_NPROC once they reach max.  Returns the limit still to watch
- * for, 0 once it was reached. */
-static uint64_t sample_nproc(int sock, uint64_t max, double *counted, double gap)
+/* Under the RLIMIT_NPROC fallback of --pids the kernel refuses a fork
+ * at the limit without counting the refusal anywhere.  So PID 1 counts
+ * the sandbox's tasks itself, says once (MSG_NPROC) that they reached
+ * the limit, and the end of the run reports it as a cgroup's refusal.
+ *
+ * A count must see the peak.  Once a fork was refused, the tasks stay
+ * at the limit until one is released, and a process is released when
+ * it is reaped: by its parent's wait, or by us (orphans), each counted
+ * just before.  The command's wait4 and waitid calls come to us first
+ * (a seccomp user notification; we count and let the call go on), and
+ * so does our own SIGCHLD.  Waiting for us, a wait may fail with EINTR
+ * when a signal comes, as any wait may; a fork must not (dash says
+ * "Cannot fork"), which is why forks are not watched.  Released without
+ * a reap, and seen only by the count every NPROC_TICK_MS: threads that
+ * end, and children whose parent ignores SIGCHLD.  Without a listener
+ * (--seccomp off, or one above ours), the ticks and our SIGCHLD only. */
+struct nproc_watch {
+	uint64_t max;   /* the limit; 0 once reached (or none) */
+	int reaps;      /* the listener of the command's waits, or -1 */
+	int last_pid;   /* /proc/sys/kernel/ns_last_pid, or -1 */
+	long tasks;     /* the last count, */
+	long counted_at; /* and the namespace's last pid then (-1: none) */
+};
+
+/* The last pid our PID namespace gave, -1 if unknown.  Pids are given
+ * in increasing order until they wrap at pid_max. */
+static long read_last_pid(int fd)
 {
-	double now = now_sec();
-	if (now - *counted < gap)
-		return max;
-	*counted = now;
-	long tasks = count_tasks(max);
-	if (tasks < 0 || (uint64_t)tasks < max)
-		return max;
+	char buf[24];
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+/* Count the tasks; send MSG_NPROC once they reach the limit.  A count
+ * costs a stat per process: skipped while the last count plus every
+ * pid given since (each new task takes one) is still below the limit. */
+static void count_nproc(struct nproc_watch *w, int sock)
+{
+	if (!w->max)
+		return;
+	long pid = read_last_pid(w->last_pid);
+	if (pid >= 0 && w->counted_at >= 0 && pid >= w->counted_at &&
+	    (uint64_t)(w->tasks + (pid - w->counted_at)) < w->max)
+		return;
+	long tasks = count_tasks(w->max);
+	w->tasks = tasks;
+	w->counted_at = tasks < 0 ? -1 : pid;
+	if (tasks < 0 || (uint64_t)tasks < w->max)
+		return;
 	send_msg(sock, MSG_NPROC, 0, NULL, -1);
-	return 0;
+	w->max = 0;
+}
+
+/* Take one wait of the command from the listener, count, and let it go
+ * on.  A wait whose process was killed meanwhile is gone (ENOENT):
+ * nothing to answer. */
+static void answer_reap(struct nproc_watch *w, int sock)
+{
+	struct seccomp_notif req;
+	memset(&req, 0, sizeof(req)); /* the kernel wants it zeroed */
+	if (ioctl(w->reaps, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+		return;
+	count_nproc(w, sock);
+	struct seccomp_notif_resp resp = { .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+	while (ioctl(w->reaps, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno == EINTR)
+		;
+}
+
+/* In PID 1: wait for the command's execve through its close-on-exec
+ * socket; a listener of its waits may come first (into w->reaps).
+ * Returns true with *ef filled if it failed. */
+static bool wait_exec(int sock, struct nproc_watch *w, struct exec_fail *ef)
+{
+	for (;;) {
+		union {
+			struct exec_fail ef;
+			struct msg m;
+		} u;
+		int fd;
+		ssize_t n = recv_fd(sock, &u, sizeof(u), &fd);
+		if (fd >= 0) {
+			if (w->reaps < 0 && n == (ssize_t)sizeof(u.m) && u.m.type == MSG_REAPS)
+				w->reaps = fd;
+			else
+				close(fd);
+			continue;
+		}
+		if (n != (ssize_t)sizeof(*ef))
+			return false; /* end of file: it runs */
+		*ef = u.ef;
+		return true;
+	}
 }
 
 /* PID 1 of the sandbox: start the command, then reap and forward
@@ -588,6 +707,8 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 				  const struct sock_fprog *filter, int pty_master, int sock)
 {
 	struct af_err err = { 0 };
+	struct nproc_watch nproc = { .max = limits_nproc_fallback(cfg->limits), .reaps = -1,
+				     .last_pid = -1, .counted_at = -1 };
 	sigset_t set;
 	int ep[2];
 
@@ -605,10 +726,12 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 					  "an absolute path to work there");
 		child_fail(sock, &err);
 	}
-	if (pipe2(ep, O_CLOEXEC) < 0) {
-		af_err_set(&err, errno, "cannot create a pipe");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ep) < 0) {
+		af_err_set(&err, errno, "cannot create a socket pair");
 		child_fail(sock, &err);
 	}
+	if (nproc.max)
+		nproc.last_pid = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
 	pid_t pid = sb_clone(0);
 	if (pid < 0) {
 		af_err_set(&err, errno, "cannot start the command");
@@ -616,36 +739,34 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 	}
 	if (pid == 0) {
 		close(ep[0]);
-		command_main(cfg, filter, pty_master, ep[1]);
+		command_main(cfg, filter, pty_master, ep[1], nproc.max != 0);
 	}
 	close(ep[1]);
 	if (pty_master >= 0)
 		close(pty_master); /* a hang-up must reach the command */
 	struct exec_fail ef;
 	ssize_t n;
-	while ((n = read(ep[0], &ef, sizeof(ef))) < 0 && errno == EINTR)
-		;
+	bool failed = wait_exec(ep[0], &nproc, &ef);
 	close(ep[0]);
-	if (n == (ssize_t)sizeof(ef)) {
+	if (failed) {
 		if (exec_fail_error(&ef, &err))
 			child_fail(sock, &err);
 		send_msg(sock, MSG_EXEC_FAILED, ef.errnum, NULL, -1);
 	}
 
-	/* Under the RLIMIT_NPROC fallback nothing counts the forks it
-	 * refuses: sample the count instead, and say once that it reached
-	 * the limit (the next fork then fails).  A brief spike between
-	 * samples goes unseen. */
-	uint64_t nproc_max = limits_nproc_fallback(cfg->limits);
-	double counted = 0;
 	for (;;) {
 		struct signalfd_siginfo si;
-		if (nproc_max) {
-			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-			int ready = poll(&pfd, 1, NPROC_TICK_MS);
+		if (nproc.reaps >= 0 || nproc.max) {
+			/* a wait waits for its answer: give it before reading
+			 * a signal */
+			struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+						 { .fd = nproc.reaps, .events = POLLIN } };
+			int ready = poll(pfd, 2, nproc.max ? NPROC_TICK_MS : -1);
 			if (ready == 0)
-				nproc_max = sample_nproc(sock, nproc_max, &counted, 0);
-			if (ready == 0 || (ready < 0 && errno == EINTR))
+				count_nproc(&nproc, sock);
+			if (ready > 0 && (pfd[1].revents & POLLIN))
+				answer_reap(&nproc, sock);
+			if (ready <= 0 || !(pfd[0].revents & POLLIN))
 				continue;
 		}
 		n = read(sfd, &si, sizeof(si));
@@ -656,11 +777,8 @@ static AF_NORETURN void pid1_main(const struct sandbox_config *cfg,
 		}
 		if (si.ssi_signo == SIGCHLD) {
 			int st;
-			/* an orphan of a fork bomb dies, a burst too short for
-			 * the tick: count its kind too, before the reaping
-			 * lowers the count */
-			if (nproc_max)
-				nproc_max = sample_nproc(sock, nproc_max, &counted, NPROC_MIN_GAP);
+			/* count before our reaping lowers it */
+			count_nproc(&nproc, sock);
 			pid_t w;
 			while ((w = waitpid(-1, &st, WNOHANG)) > 0)
 				if (w == pid) {

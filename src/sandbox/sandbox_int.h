@@ -22,6 +22,7 @@ enum msg_type {
 	MSG_EXEC_FAILED, /* C -> P: execve failed with errno value */
 	MSG_EXIT,        /* C -> P: the command's raw wait status in value */
 	MSG_NPROC,       /* C -> P: the tasks reached the RLIMIT_NPROC fallback */
+	MSG_REAPS,       /* command -> PID 1: the listener of its waits */
 	/* service mode (service.c) */
 	MSG_SPAWN,        /* P -> C: start a process; request and fds follow */
 	MSG_PIDFD,        /* C -> P over the process's ctl: its exec init's pidfd */
@@ -68,9 +69,11 @@ int exec_command(char *const *argv, char *const *envp);
 int seal_command(char *const *argv, char *const *envp, int *stage);
 /* Drop every capability for good.  Returns 0 or -1 with errno. */
 int drop_caps(void);
-/* In the command's process: drop everything, exec; failures to errfd. */
+/* In the command's process: drop everything, exec; failures to errfd.
+ * With watch_reaps (and a filter), the listener of the command's waits
+ * (sysfilter_watch_reaps) goes to errfd, a socket, as MSG_REAPS first. */
 AF_NORETURN void command_main(const struct sandbox_config *cfg, const struct sock_fprog *filter,
-			      int pty_master, int errfd);
+			      int pty_master, int errfd, bool watch_reaps);
 /* chdir to cfg->workdir.  Returns 0 or -errno (-EXDEV: a link led out). */
 int enter_workdir(const struct sandbox_config *cfg);
 /* Fill *err for a set-up stage that failed; false for an exec failure. */

@@ -464,7 +464,7 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 			_exit(1);
 		}
 		if (r.op == SPROC_EXEC)
-			command_main(&c, filter, -1, ep[1]);
+			command_main(&c, filter, -1, ep[1], false);
 		file_main(&c, filter, (enum sproc_op)r.op, path, r.mode,
 			  (r.flags & REQ_RECURSIVE) != 0, ep[1]);
 	}

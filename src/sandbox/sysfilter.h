@@ -24,4 +24,14 @@ int sysfilter_install(const struct sock_fprog *prog);
 
 void sysfilter_free(struct sock_fprog *prog);
 
+/* Hand every wait4 and waitid of the calling thread and its descendants
+ * to a supervisor before the kernel runs it (seccomp user notification,
+ * a filter of its own next to the command's).  The supervisor must
+ * answer each (SECCOMP_USER_NOTIF_FLAG_CONTINUE lets it run) and keep
+ * the listener open: without one the calls fail with ENOSYS.
+ * Async-signal-safe.  Returns the listener fd (close-on-exec), or -1
+ * with errno (ENOTSUP: not on this architecture; EBUSY: a filter above
+ * already has one; EINVAL: a kernel without user notification). */
+int sysfilter_watch_reaps(void);
+
 #endif

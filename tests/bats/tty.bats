@@ -158,7 +158,7 @@ print(\"own:\", os.ttyname(0), os.readlink(\"/proc/self/fd/0\"))"
 
 @test "tty: the pids limit reached mid-run is reported at the end, the relay going on" {
 	[ "$(id -u)" -ne 0 ] || skip "RLIMIT_NPROC does not apply to root"
-	# without a pids cgroup, PID 1 says mid-run that its samples saw the
+	# without a pids cgroup, PID 1 says mid-run that its count saw the
 	# limit reached; the relay takes that note and goes on relaying
 	term -- '
 		$AF run --changes discard --pids 64 -t 30 "$P" -- python3 -c "
