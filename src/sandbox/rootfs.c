@@ -489,25 +489,19 @@ static int add_dev(struct af_err *err)
 	return 0;
 }
 
-/* A fresh procfs for the new PID namespace, with the entries that could
- * touch the host made read-only and those that show it hidden.  Returns
- * 0 or -errno. */
-static int add_proc(struct af_err *err)
+int rootfs_mount_proc(const char *dir, struct af_err *err)
 {
 	char path[PATH_MAX];
 	int r;
 
-	if ((r = make_dir(NEWROOT "/proc", 0555, err)) < 0)
-		return r;
-	if ((r = do_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
-			  err)) < 0) {
+	if ((r = do_mount("proc", dir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)) < 0) {
 		if (r == -EPERM)
 			af_err_hint(err, "the kernel refuses a new /proc while parts of the host's "
 					 "/proc are covered by other mounts (as in many containers)");
 		return r;
 	}
 	for (const char *const *p = proc_ro; *p; p++) {
-		snprintf(path, sizeof(path), NEWROOT "/proc/%s", *p);
+		snprintf(path, sizeof(path), "%s/%s", dir, *p);
 		if (access(path, F_OK) < 0)
 			continue;
 		if ((r = bind_ro(path, path, err)) < 0)
@@ -515,7 +509,7 @@ static int add_proc(struct af_err *err)
 	}
 	for (const char *const *p = proc_masked; *p; p++) {
 		struct stat st;
-		snprintf(path, sizeof(path), NEWROOT "/proc/%s", *p);
+		snprintf(path, sizeof(path), "%s/%s", dir, *p);
 		if (lstat(path, &st) < 0)
 			continue; /* not in this kernel */
 		if (S_ISDIR(st.st_mode))
@@ -676,7 +670,8 @@ int rootfs_build(const struct rootfs_config *rc, int *fuse_fd, struct af_err *er
 	    ((r = make_dir(NEWROOT "/var", 0755, err)) < 0 ||
 	     (r = make_link("/tmp", NEWROOT "/var/tmp", err)) < 0))
 		goto out;
-	if ((r = add_proc(err)) < 0)
+	if ((r = make_dir(NEWROOT "/proc", 0555, err)) < 0 ||
+	    (r = rootfs_mount_proc(NEWROOT "/proc", err)) < 0)
 		goto out;
 	for (size_t i = 0; i < rc->n_mounts; i++)
 		if ((r = add_mount(&rc->mounts[i], rc->mount_fds[i], err)) < 0)

@@ -52,6 +52,11 @@ extern const char *const rootfs_system_dirs[];
  * part, which the parent appends. */
 int rootfs_build(const struct rootfs_config *rc, int *fuse_fd, struct af_err *err);
 
+/* Mount a fresh procfs for the caller's PID namespace on dir, with the
+ * entries that could touch the host made read-only and those that show
+ * it hidden.  Returns 0, or -errno with *err filled (same convention). */
+int rootfs_mount_proc(const char *dir, struct af_err *err);
+
 /* Bring the loopback interface up in a new network namespace.
  * Returns 0 or -errno with *err filled (same convention). */
 int rootfs_loopback_up(struct af_err *err);

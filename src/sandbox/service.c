@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sandbox/rootfs.h"
 #include "sandbox/sandbox_int.h"
 #include "sandbox/sysfilter.h"
 
@@ -434,6 +435,18 @@ static AF_NORETURN void exec_init_main(const struct sandbox_config *cfg,
 		_exit(AF_EXIT_FAILURE);
 	}
 	if (r.op == SPROC_EXEC) {
+		/* Each exec sees its own processes only: a /proc of its PID
+		 * namespace, in a mount namespace of its own.  The sandbox's
+		 * /proc shows every exec's processes, and the same user may
+		 * open another's /proc/PID/fd and mem: a job a session left
+		 * behind could write into a later exec's output, or memory. */
+		struct af_err perr = { 0 };
+		if (unshare(CLONE_NEWNS) < 0)
+			af_err_set(&perr, errno, "cannot make the process's mount namespace");
+		if (perr.errnum || rootfs_mount_proc("/proc", &perr) < 0) {
+			send_msg(ctl, MSG_ERROR, 0, &perr, -1);
+			_exit(AF_EXIT_FAILURE);
+		}
 		int e = enter_workdir(&c);
 		if (e < 0) {
 			struct af_err err = { 0 };

@@ -464,3 +464,58 @@ except OSError as e:
 	run api DELETE "/v1/sessions/$SS"
 	[ "${output%% *}" = 200 ]
 }
+
+@test "escape serve: a job a session left behind cannot see, write into or read another exec's processes" {
+	# The daemon watches /proc for the next exec's shell and, once it
+	# sees it, writes into its stdout and opens its memory and environ.
+	cat >"$T/proj/watch.py" <<'PY'
+import os, sys, time
+if os.fork():
+    print("started", flush=True)
+    sys.exit(0)
+os.setsid()
+null = os.open("/dev/null", os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+log = open("/tmp/watch.log", "w", buffering=1)
+end = time.time() + 4
+while time.time() < end:
+    for p in os.listdir("/proc"):
+        try:
+            cmd = open("/proc/%s/cmdline" % p, "rb").read() if p.isdigit() else b""
+        except OSError:
+            continue
+        if b"victim-marker" not in cmd:
+            continue
+        log.write("seen\n")
+        for f, mode in (("fd/1", os.O_WRONLY), ("mem", os.O_RDWR), ("environ", os.O_RDONLY)):
+            try:
+                fd = os.open("/proc/%s/%s" % (p, f), mode)
+                if f == "fd/1":
+                    os.write(fd, b"FORGED\n")
+                os.close(fd)
+                log.write("%s OK\n" % f)
+            except OSError as e:
+                log.write("%s %s\n" % (f, e.strerror))
+        log.write("done\n")
+        sys.exit(0)
+    time.sleep(0.005)
+log.write("not seen\ndone\n")
+PY
+	sandbox_up
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	assert_eq 201 "${output%% *}"
+	SS=$(jget "${output#* }" 'j["id"]')
+	sx 'python3 watch.py'
+	assert_eq 200 "$CODE"
+	assert_eq "started" "$(f 'j["stdout"].strip()')"
+	# the exec: its output is its own, and it sees only its own processes
+	# (its init, the shell, ls and grep)
+	ex 'sleep 1; echo real; ls /proc | grep -c "^[0-9]" # victim-marker'
+	assert_eq 200 "$CODE"
+	assert_eq "0 'real\n4\n'" "$(f 'j["exit_code"], j["stdout"]' | tr -d '(),')"
+	sx 'while ! grep -q done /tmp/watch.log; do sleep 0.1; done; cat /tmp/watch.log'
+	assert_eq 200 "$CODE"
+	assert_eq "not seen
+done" "$(f 'j["stdout"].strip()')"
+}
