@@ -340,6 +340,22 @@ helper=1"
 	assert_error 125 "--git-identity" "maybe"
 }
 
+@test "git: a configuration that makes git on the host hang does not hang run" {
+	git_repo
+	mkdir -p "$T/home"
+	HOME=$T/home git config --global user.name "Ann Host"
+	# git reads its own stdout pipe as an included file: it waits forever
+	printf '[include]\n\tpath = /proc/self/fd/1\n' >>"$P/.git/config"
+	local t0=$SECONDS
+	HOME=$T/home AF_TEST_MARK=$T run timeout 20 "$AGENTFENSE" run -q --changes discard "$P" -- \
+		sh -c 'echo "git variables: $(env | grep -c ^GIT_)"'
+	assert_status 0
+	assert_output "git variables: 0"
+	# git is given 2 s, then killed and the identity left out
+	(( SECONDS - t0 < 10 ))
+	! pgrep -f "git -C $P config" >/dev/null
+}
+
 @test "git: history is readable where .git is; a rule hiding .git hides it from every git command" {
 	git_repo
 	git -C "$P" gc -q
