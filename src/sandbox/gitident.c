@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +26,9 @@ extern char **environ;
 
 /* Bytes of a value we take at most: a name or an address. */
 #define MAX_VALUE 1024
+/* Bytes of git's answer we read at most: every level's user.name and
+ * user.email, each with its key. */
+#define MAX_OUTPUT (8 * (MAX_VALUE + 16))
 
 static int64_t now_ms(void)
 {
@@ -33,14 +37,15 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* `git -C dir config --get key` on the host: the value without its
- * newline, or NULL (no git, not set, not one line of text, or no answer
- * by end, a CLOCK_MONOTONIC time in ms). */
-static char *host_git_config(const char *dir, const char *key, int64_t end)
+/* Run `git -C dir config -z --get-regexp '^user\.(name|email)$'` on the
+ * host (one git for both keys: serve waits for it) and read its answer
+ * into buf (NUL-terminated).  Returns its length, or -1 (no git, nothing
+ * set, too much, or no answer within GIT_IDENTITY_TIMEOUT_MS). */
+static ssize_t host_git_user(const char *dir, char *buf, size_t size)
 {
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return NULL;
+		return -1;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -53,7 +58,8 @@ static char *host_git_config(const char *dir, const char *key, int64_t end)
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-	char *argv[] = { "git", "-C", (char *)dir, "config", "--get", (char *)key, NULL };
+	char *argv[] = { "git", "-C", (char *)dir, "config", "-z", "--get-regexp",
+			 "^user\\.(name|email)$", NULL };
 	pid_t pid;
 	int r = posix_spawnp(&pid, "git", &fa, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);
@@ -61,11 +67,11 @@ static char *host_git_config(const char *dir, const char *key, int64_t end)
 	close(pfd[1]);
 	if (r != 0) {
 		close(pfd[0]);
-		return NULL;
+		return -1;
 	}
-	char buf[MAX_VALUE + 2];
 	size_t len = 0;
 	bool late = false;
+	int64_t end = now_ms() + GIT_IDENTITY_TIMEOUT_MS;
 	for (;;) {
 		int64_t left = end - now_ms();
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
@@ -76,14 +82,14 @@ static char *host_git_config(const char *dir, const char *key, int64_t end)
 			late = pr == 0;
 			break;
 		}
-		ssize_t n = read(pfd[0], buf + len, sizeof(buf) - 1 - len);
+		ssize_t n = read(pfd[0], buf + len, size - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
-		if (len == sizeof(buf) - 1)
-			break;
+		if (len == size - 1)
+			break; /* too much: git dies writing the rest */
 	}
 	close(pfd[0]);
 	if (late)
@@ -92,27 +98,50 @@ static char *host_git_config(const char *dir, const char *key, int64_t end)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	buf[len] = '\0';
-	if (late || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || len == 0 || len > MAX_VALUE)
+	if (late || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || len == size - 1)
+		return -1;
+	return (ssize_t)len;
+}
+
+/* The value git would use for key (lowercase) in git config -z
+ * output: the last one, if it is text git takes in an identity.  NULL
+ * otherwise. */
+static const char *last_value(const char *out, size_t len, const char *key, size_t *vlen)
+{
+	const char *val = NULL;
+	size_t kl = strlen(key);
+	for (const char *p = out; p < out + len;) {
+		size_t el = strlen(p); /* "key\nvalue"; a key alone has no value */
+		if (el > kl && strncmp(p, key, kl) == 0 && p[kl] == '\n') {
+			val = p + kl + 1;
+			*vlen = el - kl - 1;
+		} else if (el == kl && strncmp(p, key, kl) == 0) {
+			val = NULL;
+		}
+		p += el + 1;
+	}
+	if (!val || *vlen == 0 || *vlen > MAX_VALUE)
 		return NULL;
-	if (buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)buf[i] < 0x20)
+	for (size_t i = 0; i < *vlen; i++)
+		if ((unsigned char)val[i] < 0x20)
 			return NULL; /* git would refuse it in an identity */
-	return len ? strdup(buf) : NULL;
+	return val;
 }
 
 void git_identity_env(struct env *e, const char *dir)
 {
-	int64_t end = now_ms() + GIT_IDENTITY_TIMEOUT_MS; /* for both */
-	autofree char *name = host_git_config(dir, "user.name", end);
-	autofree char *email = host_git_config(dir, "user.email", end);
+	char *out = malloc(MAX_OUTPUT);
+	ssize_t len = out ? host_git_user(dir, out, MAX_OUTPUT) : -1;
+	size_t vl = 0;
+	const char *name = len > 0 ? last_value(out, (size_t)len, "user.name", &vl) : NULL;
 	if (name) {
 		env_set(e, "GIT_AUTHOR_NAME", name);
 		env_set(e, "GIT_COMMITTER_NAME", name);
 	}
+	const char *email = len > 0 ? last_value(out, (size_t)len, "user.email", &vl) : NULL;
 	if (email) {
 		env_set(e, "GIT_AUTHOR_EMAIL", email);
 		env_set(e, "GIT_COMMITTER_EMAIL", email);
 	}
+	free(out);
 }

@@ -4,9 +4,9 @@
 
 #include "sandbox/env.h"
 
-/* How long git on the host may take to answer, both questions
- * together (it is killed then, the identity left out): a config that
- * includes a FIFO or a pipe must not hang run, or serve's one thread. */
+/* How long git on the host may take to answer (it is killed then, the
+ * identity left out): a config that includes a FIFO or a pipe must not
+ * hang run, or serve's one thread. */
 #define GIT_IDENTITY_TIMEOUT_MS 2000
 
 /* Set GIT_AUTHOR_NAME/EMAIL and GIT_COMMITTER_NAME/EMAIL in e from

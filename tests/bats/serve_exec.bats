@@ -398,6 +398,13 @@ helper=1
 	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"git_identity\": \"no\"}"
 	assert_eq "400 invalid_argument field 'git_identity' must be true or false" \
 		"${output%% *} $(jget "${output#* }" 'j["code"] + " " + j["message"]')"
+	# as git resolves them: the repository's own configuration wins
+	git -C "$T/proj" config user.email "ann@project.example"
+	new_codebase "{\"name\": \"q\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	ex '{"command": "echo \"$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL> <$GIT_COMMITTER_EMAIL>\""}'
+	assert_eq "Ann Host <ann@project.example> <ann@project.example>" "$(f 'j["stdout"].strip()')"
 	# the choice is in the record: a later serve keeps to it
 	stop_serve
 	start_serve
