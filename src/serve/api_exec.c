@@ -474,7 +474,13 @@ static void do_exec(struct http_conn *c, const struct http_req *r, struct serve_
 	struct af_err e = { 0 };
 	int res;
 	if (session) {
-		struct session *s = find_session(c, ctx, a->id);
+		struct session *s = session_get(ctx->execs, a->id);
+		const char *why = s ? NULL : session_gone_why(ctx->execs, a->id);
+		if (why)
+			http_respond_error(c, 409, "not_running", "session '%s' is closed: %s",
+					   a->id, why);
+		else if (!s)
+			find_session(c, ctx, a->id);
 		if (!s) {
 			exec_req_clear(&rq);
 			return;

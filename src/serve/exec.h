@@ -22,6 +22,7 @@ struct http_conn;
 struct sbx;
 struct sbx_table;
 struct session;
+struct session_gone;
 struct exec;
 
 #define EXEC_MAX_OUTPUT (16u << 20)   /* per stream, when max_output is not given */
@@ -34,6 +35,7 @@ struct exe_table {
 	struct exec *execs;        /* running */
 	struct session *sessions;  /* active and closed, newest first */
 	unsigned nsessions;
+	struct session_gone *gone; /* ids of forgotten sessions, per sandbox */
 	struct exec *dead_execs;   /* freed once no caller can hold them */
 	struct session *dead_sessions;
 	int64_t reap_timer;

@@ -29,6 +29,7 @@
 #include "lifecycle/lifecycle.h"
 #include "policy/policy.h"
 #include "sandbox/env.h"
+#include "sandbox/gitident.h"
 #include "sandbox/mounts.h"
 #include "serve/loop.h"
 #include "store/store.h"
@@ -565,6 +566,11 @@ static int prepare(struct sbx *s, struct af_err *err)
 	if (!s->env_ready) {
 		env_init(&s->env);
 		env_defaults(&s->env, "/workspace");
+		/* as run has it: the image's environment, an exec's and a
+		 * session's win over it; a record without the field is older
+		 * than it, and had the default */
+		if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s->rec, "git_identity")))
+			git_identity_env(&s->env, s->proj.real);
 		s->env_ready = true;
 	}
 	/* a missing or unusable image is a bad field, not a missing object */
@@ -1153,7 +1159,7 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 
 	int net = 0, runtime = 0, fate = 0;
 	double expires = 0;
-	bool start = false;
+	bool start = false, git_identity = true;
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
 	if (labels && !cJSON_IsNull(labels)) {
 		const cJSON *it;
@@ -1179,6 +1185,11 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 		if (!cJSON_IsBool(f))
 			return af_err_usage(err, EINVAL, "field 'start' must be true or false");
 		start = cJSON_IsTrue(f);
+	}
+	if ((f = cJSON_GetObjectItemCaseSensitive(req, "git_identity")) && !cJSON_IsNull(f)) {
+		if (!cJSON_IsBool(f))
+			return af_err_usage(err, EINVAL, "field 'git_identity' must be true or false");
+		git_identity = cJSON_IsTrue(f);
 	}
 	if ((f = cJSON_GetObjectItemCaseSensitive(req, "image")) && !cJSON_IsNull(f)) {
 		if (!cJSON_IsString(f) || f->valuestring[0] != '/')
@@ -1246,6 +1257,7 @@ int sbx_create(struct sbx_table *t, const cJSON *req, cJSON **out, struct af_err
 		  (image ? cJSON_AddStringToObject(rec, "image", image)
 			 : cJSON_AddNullToObject(rec, "image")) &&
 		  cJSON_AddStringToObject(rec, "on_destroy", fate_names[fate]) &&
+		  cJSON_AddBoolToObject(rec, "git_identity", git_identity) &&
 		  cJSON_AddStringToObject(rec, "created_at", now) &&
 		  cJSON_AddNullToObject(rec, "started_at") &&
 		  cJSON_AddNullToObject(rec, "stopped_at") &&

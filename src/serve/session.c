@@ -250,6 +250,103 @@ static void session_close(struct session *s, const char *why)
 	s->woff = 0;
 }
 
+/* --- forgotten sessions --------------------------------------------------------
+ *
+ * A client racing a close (its own DELETE, or another's) must be able
+ * to tell "closed" from "never existed": each sandbox keeps the ids of
+ * its last SESSION_GONE_MAX forgotten sessions, with why they closed,
+ * for as long as it exists.  The records live here, not on the sandbox:
+ * one whose sandbox is gone is dropped when found, and all of them when
+ * a new one is made, so there are never more than sandboxes plus one. */
+
+struct gone_entry {
+	char id[40];
+	char why[96];
+};
+
+struct session_gone {
+	struct session_gone *next;
+	char sandbox_id[80];
+	struct gone_entry *v;  /* up to SESSION_GONE_MAX, a ring once full */
+	unsigned n, cap, head; /* head: the oldest, once full */
+};
+
+static void gone_free(struct session_gone *g)
+{
+	free(g->v);
+	free(g);
+}
+
+/* Drop the records of sandboxes that no longer exist. */
+static void gone_prune(struct exe_table *t)
+{
+	for (struct session_gone **pp = &t->gone, *g; (g = *pp);) {
+		if (sbx_get(t->sandboxes, g->sandbox_id)) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		gone_free(g);
+	}
+}
+
+/* Remember that s, closed for why, is forgotten.  Without memory it is
+ * not remembered: an exec on it is then "no such session". */
+static void gone_add(struct session *s, const char *why)
+{
+	struct exe_table *t = s->t;
+	struct session_gone *g = t->gone;
+	if (!sbx_get(t->sandboxes, s->sandbox_id))
+		return; /* nothing to remember it by */
+	while (g && strcmp(g->sandbox_id, s->sandbox_id) != 0)
+		g = g->next;
+	if (!g) {
+		gone_prune(t);
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			return;
+		snprintf(g->sandbox_id, sizeof(g->sandbox_id), "%s", s->sandbox_id);
+		g->next = t->gone;
+		t->gone = g;
+	}
+	struct gone_entry *e;
+	if (g->n < g->cap) {
+		e = &g->v[g->n++];
+	} else if (g->cap < SESSION_GONE_MAX) {
+		unsigned cap = g->cap ? g->cap * 2 : 8;
+		if (cap > SESSION_GONE_MAX)
+			cap = SESSION_GONE_MAX;
+		struct gone_entry *v = realloc(g->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		g->v = v;
+		g->cap = cap;
+		e = &g->v[g->n++];
+	} else {
+		/* full: the oldest is forgotten (then "no such session") */
+		e = &g->v[g->head];
+		g->head = (g->head + 1) % SESSION_GONE_MAX;
+	}
+	snprintf(e->id, sizeof(e->id), "%s", s->id);
+	snprintf(e->why, sizeof(e->why), "%s", why);
+}
+
+const char *session_gone_why(struct exe_table *t, const char *id)
+{
+	for (struct session_gone **pp = &t->gone, *g; (g = *pp); pp = &g->next) {
+		for (unsigned i = 0; i < g->n; i++) {
+			if (strcmp(g->v[i].id, id) != 0)
+				continue;
+			if (sbx_get(t->sandboxes, g->sandbox_id))
+				return g->v[i].why;
+			*pp = g->next; /* its sandbox is gone: so is the record */
+			gone_free(g);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
 static void unlink_session(struct session *s)
 {
 	struct exe_table *t = s->t;
@@ -269,7 +366,11 @@ static void unlink_session(struct session *s)
 
 void session_delete(struct session *s)
 {
-	session_close(s, "deleted");
+	/* one that never answered its create was never anyone's to know */
+	bool known = s->state != SS_BOOT;
+	session_close(s, "deleted by request");
+	if (known)
+		gone_add(s, s->error);
 	unlink_session(s);
 }
 
@@ -287,6 +388,11 @@ void sessions_end_all(struct exe_table *t)
 	while (t->sessions) {
 		session_close(t->sessions, "agentfense serve stopped");
 		unlink_session(t->sessions);
+	}
+	while (t->gone) {
+		struct session_gone *g = t->gone;
+		t->gone = g->next;
+		gone_free(g);
 	}
 }
 
@@ -679,6 +785,7 @@ static bool make_room(struct exe_table *t)
 			oldest = s;
 	if (!oldest)
 		return false;
+	gone_add(oldest, oldest->error);
 	unlink_session(oldest);
 	return true;
 }

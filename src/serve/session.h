@@ -17,6 +17,10 @@ struct sbx;
 
 /* Sessions one serve keeps (closed ones are forgotten first past it). */
 #define SESSION_MAX 1024
+/* Ids of forgotten sessions (deleted, or closed and pushed out past
+ * SESSION_MAX) a sandbox remembers, newest kept: an exec on one is
+ * "closed", not "no such session", while the sandbox exists. */
+#define SESSION_GONE_MAX 256
 /* How long an interrupted command has to stop before its session is
  * killed. */
 #define SESSION_GRACE_MS 2000
@@ -30,6 +34,9 @@ int session_create(struct exe_table *t, struct sbx *sb, const char *shell, char 
 		   struct xout **slot, struct af_err *err);
 /* NULL: no such session. */
 struct session *session_get(struct exe_table *t, const char *id);
+/* Why session id was closed, if it is one a sandbox that still exists
+ * remembers (SESSION_GONE_MAX); NULL otherwise. */
+const char *session_gone_why(struct exe_table *t, const char *id);
 /* The Session object; NULL only without memory. */
 struct cJSON *session_json(const struct session *s);
 /* The sessions of a sandbox, as an array.  NULL without memory. */

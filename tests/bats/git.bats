@@ -340,6 +340,41 @@ helper=1"
 	assert_error 125 "--git-identity" "maybe"
 }
 
+@test "git: the identity is what git resolves: the repository's wins; one git would refuse is left out" {
+	git_repo
+	mkdir -p "$T/home"
+	HOME=$T/home git config --global user.name "Ann Host"
+	HOME=$T/home git config --global user.email ann@host.example
+	git -C "$P" config user.name "Ann Project"
+	HOME=$T/home run inside -- 'env | grep ^GIT_ | sort'
+	assert_output "GIT_AUTHOR_EMAIL=ann@host.example
+GIT_AUTHOR_NAME=Ann Project
+GIT_COMMITTER_EMAIL=ann@host.example
+GIT_COMMITTER_NAME=Ann Project"
+	# several values: the last, as git config --get has it
+	git -C "$P" config --add user.name "Ann Last"
+	git -C "$P" config user.email "$(printf 'ann\n@x')"
+	HOME=$T/home run inside -- 'env | grep ^GIT_ | sort'
+	assert_output "GIT_AUTHOR_NAME=Ann Last
+GIT_COMMITTER_NAME=Ann Last"
+}
+
+@test "git: a configuration that makes git on the host hang does not hang run" {
+	git_repo
+	mkdir -p "$T/home"
+	HOME=$T/home git config --global user.name "Ann Host"
+	# git reads its own stdout pipe as an included file: it waits forever
+	printf '[include]\n\tpath = /proc/self/fd/1\n' >>"$P/.git/config"
+	local t0=$SECONDS
+	HOME=$T/home AF_TEST_MARK=$T run timeout 20 "$AGENTFENSE" run -q --changes discard "$P" -- \
+		sh -c 'echo "git variables: $(env | grep -c ^GIT_)"'
+	assert_status 0
+	assert_output "git variables: 0"
+	# git is given 2 s, then killed and the identity left out
+	(( SECONDS - t0 < 10 ))
+	! pgrep -f "git -C $P config" >/dev/null
+}
+
 @test "git: history is readable where .git is; a rule hiding .git hides it from every git command" {
 	git_repo
 	git -C "$P" gc -q

@@ -2,7 +2,7 @@
 # serve_exec.bats - exec and exec stream in a running sandbox through
 # serve: exact results, stdin, env, workdir, timeouts that kill a whole
 # process tree, output caps, binary output, stream events, clients that
-# leave or read too slowly, and a bounded load.
+# leave or read too slowly, a bounded load, and the host's git identity.
 
 load helper
 load serve_helper
@@ -333,4 +333,105 @@ EOF
 	assert_status 0
 	assert_contains "$output" "errors 0 []"
 	echo "# 500 execs from 10 clients: ${output##*execs/s } execs/s" >&3
+}
+
+# git_codebase: $T/proj a git repository with one commit, and the host's
+# git identity (user.name and user.email, and things that must not
+# cross: a credential helper, an alias) in the configuration git reads
+# for the user.
+git_codebase() {
+	mkdir -p "$T/proj" "$XDG_CONFIG_HOME/git"
+	echo hello >"$T/proj/a.txt"
+	git -C "$T/proj" init -q -b main
+	git -C "$T/proj" add -A
+	git -C "$T/proj" -c user.name=t -c user.email=t@example.com commit -qm first
+	local c=$XDG_CONFIG_HOME/git/config
+	git config --file "$c" user.name "Ann Host"
+	git config --file "$c" user.email ann@host.example
+	git config --file "$c" credential.helper "store $SECRET_MARK"
+	git config --file "$c" alias.pwn "!echo $SECRET_MARK"
+}
+
+@test "exec and sessions get the host's git identity; the exec's env wins; git_identity false" {
+	git_codebase
+	start_sandbox ', "preset": "development"'
+	local show='git log -1 --format="%an <%ae> / %cn <%ce>"; env | grep ^GIT_ | sort; git config --get credential.helper; echo "helper=$?"'
+	ex "$(python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1]}))' \
+		"echo x >> a.txt && git commit -qam ident && $show")"
+	assert_eq 200 "$CODE"
+	assert_eq "0|Ann Host <ann@host.example> / Ann Host <ann@host.example>
+GIT_AUTHOR_EMAIL=ann@host.example
+GIT_AUTHOR_NAME=Ann Host
+GIT_COMMITTER_EMAIL=ann@host.example
+GIT_COMMITTER_NAME=Ann Host
+helper=1
+|" "$(f 'str(j["exit_code"]) + "|" + j["stdout"] + "|" + j["stderr"]')"
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 True" "${output%% *} $(jget "${output#* }" 'j["git_identity"]')"
+	# an exec's env and a session's env win
+	ex '{"command": "env | grep ^GIT_ | sort", "env": {"GIT_AUTHOR_NAME": "Other"}}'
+	assert_eq "GIT_AUTHOR_EMAIL=ann@host.example|GIT_AUTHOR_NAME=Other|GIT_COMMITTER_EMAIL=ann@host.example|GIT_COMMITTER_NAME=Ann Host|" \
+		"$(f 'j["stdout"].replace("\n", "|")')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{}'
+	local ss
+	ss=$(jget "${output#* }" 'j["id"]')
+	run api POST "/v1/sessions/$ss/exec" -d '{"command": "git log -1 --format=%an; env | grep -c ^GIT_"}'
+	assert_eq "Ann Host|4|" "$(jget "${output#* }" 'j["stdout"].replace("\n", "|")')"
+	run api POST "/v1/sandboxes/$SB/sessions" -d '{"env": {"GIT_COMMITTER_EMAIL": "o@example.com"}}'
+	ss=$(jget "${output#* }" 'j["id"]')
+	run api POST "/v1/sessions/$ss/exec" -d '{"command": "echo $GIT_COMMITTER_EMAIL $GIT_AUTHOR_EMAIL"}'
+	assert_eq "o@example.com ann@host.example" "$(jget "${output#* }" 'j["stdout"].strip()')"
+	# stopped and started again, the sandbox still has it
+	run api POST "/v1/sandboxes/$SB/stop"
+	run api POST "/v1/sandboxes/$SB/start"
+	assert_eq 200 "${output%% *}"
+	ex '{"command": "echo $GIT_AUTHOR_NAME"}'
+	assert_eq "Ann Host" "$(f 'j["stdout"].strip()')"
+	# git_identity false: none of the variables; a commit needs its own
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true, \"git_identity\": false}"
+	assert_eq "201 False" "${output%% *} $(jget "${output#* }" 'j["git_identity"]')"
+	local off on=$SB
+	off=$(jget "${output#* }" 'j["id"]')
+	SB=$off
+	ex '{"command": "echo \"[$GIT_AUTHOR_NAME]\"; env | grep -c ^GIT_"}'
+	assert_eq "[]|0|" "$(f 'j["stdout"].replace("\n", "|")')"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"git_identity\": \"no\"}"
+	assert_eq "400 invalid_argument field 'git_identity' must be true or false" \
+		"${output%% *} $(jget "${output#* }" 'j["code"] + " " + j["message"]')"
+	# as git resolves them: the repository's own configuration wins
+	git -C "$T/proj" config user.email "ann@project.example"
+	new_codebase "{\"name\": \"q\", \"source_path\": \"$T/proj\"}"
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	ex '{"command": "echo \"$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL> <$GIT_COMMITTER_EMAIL>\""}'
+	assert_eq "Ann Host <ann@project.example> <ann@project.example>" "$(f 'j["stdout"].strip()')"
+	# the choice is in the record: a later serve keeps to it
+	stop_serve
+	start_serve
+	for SB in "$on" "$off"; do
+		run api POST "/v1/sandboxes/$SB/start"
+		assert_eq 200 "${output%% *}"
+	done
+	SB=$on
+	ex '{"command": "echo \"[$GIT_AUTHOR_NAME]\""}'
+	assert_eq "[Ann Host]" "$(f 'j["stdout"].strip()')"
+	SB=$off
+	ex '{"command": "echo \"[$GIT_AUTHOR_NAME]\""}'
+	assert_eq "[]" "$(f 'j["stdout"].strip()')"
+}
+
+@test "a git configuration that makes git on the host hang does not hang serve" {
+	git_codebase
+	# git reads its own stdout pipe as an included file: it waits forever
+	printf '[include]\n\tpath = /proc/self/fd/1\n' >>"$T/proj/.git/config"
+	start_serve
+	new_codebase "{\"name\": \"p\", \"source_path\": \"$T/proj\"}"
+	local t0=$SECONDS
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	assert_eq 201 "${output%% *}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	(( SECONDS - t0 < 10 ))
+	ex '{"command": "env | grep -c ^GIT_"}'
+	assert_eq "0" "$(f 'j["stdout"].strip()')"
+	! pgrep -f "git -C $XDG_DATA_HOME" >/dev/null
 }

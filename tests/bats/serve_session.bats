@@ -227,7 +227,7 @@ gone() {
 	assert_eq "third" "$(out | tr -d '\n')"
 }
 
-@test "session: DELETE kills the shell and every job; the session is gone" {
+@test "session: DELETE kills the shell and every job; the session is closed" {
 	sandbox_up
 	open_session
 	local m
@@ -242,7 +242,100 @@ gone() {
 	run api GET "/v1/sessions/$SS"
 	assert_eq 404 "${output%% *}"
 	cmd 'true'
+	assert_eq "409 not_running" "$CODE $(f 'j["code"]')"
+	assert_eq "session '$SS' is closed: deleted by request" "$(f 'j["message"]')"
+}
+
+@test "session: an exec racing a DELETE, or after it, is told closed, not unknown" {
+	sandbox_up
+	open_session
+	local m first=$SS
+	m=$(mark)
+	curl -sS --unix-socket "$SOCK" -X POST -d "{\"command\": \"sleep $m\"}" \
+		"http://agentfense/v1/sessions/$SS/exec" >"$T/running" &
+	local p=$!
+	sleep 0.3
+	run api DELETE "/v1/sessions/$SS"
+	assert_output "200 {}"
+	wait "$p"
+	BODY=$(cat "$T/running")
+	assert_eq "not_running session '$SS' is closed: deleted by request" \
+		"$(f 'j["code"]') $(f 'j["message"]')"
+	gone "sleep $m"
+	# later execs, plain and streamed, say the same, every time
+	cmd 'true'
+	assert_eq "409 not_running session '$SS' is closed: deleted by request" \
+		"$CODE $(f 'j["code"]') $(f 'j["message"]')"
+	run api POST "/v1/sessions/$SS/exec/stream" -d '{"command": "true"}'
+	assert_eq "409 not_running" "${output%% *} $(jget "${output#* }" 'j["code"]')"
+	cmd 'true'
+	assert_eq 409 "$CODE"
+	# the object is gone: get and delete are 404, as for an id never given
+	run api GET "/v1/sessions/$SS"
+	assert_eq "404 not_found" "${output%% *} $(jget "${output#* }" 'j["code"]')"
+	run api DELETE "/v1/sessions/$SS"
+	assert_eq 404 "${output%% *}"
+	SS=ss_00000000000000000000000000000000
+	cmd 'true'
+	assert_eq "404 not_found no session '$SS'" "$CODE $(f 'j["code"]') $(f 'j["message"]')"
+	# a session closed by its shell and then deleted keeps why it closed
+	open_session
+	cmd 'exit 4'
+	run api DELETE "/v1/sessions/$SS"
+	assert_output "200 {}"
+	cmd 'true'
+	assert_eq "409 session '$SS' is closed: its shell exited 4" "$CODE $(f 'j["message"]')"
+	# the record lasts as long as its sandbox: destroyed, the ids are unknown
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 200 "${output%% *}"
+	cmd 'true'
+	assert_eq "404 not_found" "$CODE $(f 'j["code"]')"
+	SS=$first
+	cmd 'true'
+	assert_eq "404 not_found" "$CODE $(f 'j["code"]')"
+}
+
+@test "session: a sandbox remembers its last 256 deleted sessions; older ones are 404" {
+	sandbox_up
+	local i ids=() py
+	# 257 sessions opened and deleted, as fast as the API takes them
+	py='
+import http.client, json, socket, sys
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(sys.argv[1])
+c = C("agentfense")
+for i in range(257):
+    c.request("POST", "/v1/sandboxes/%s/sessions" % sys.argv[2], "{}")
+    r = c.getresponse(); j = json.loads(r.read())
+    assert r.status == 201, j
+    c.request("DELETE", "/v1/sessions/" + j["id"]); r = c.getresponse(); r.read()
+    assert r.status == 200
+    print(j["id"])'
+	mapfile -t ids < <(python3 -c "$py" "$SOCK" "$SB")
+	assert_eq 257 "${#ids[@]}"
+	SS=${ids[0]}
+	cmd 'true'
+	assert_eq "404 not_found" "$CODE $(f 'j["code"]')"
+	for i in 1 128 256; do
+		SS=${ids[i]}
+		cmd 'true'
+		assert_eq "409 session '$SS' is closed: deleted by request" "$CODE $(f 'j["message"]')"
+	done
+	# each sandbox has its own record, which goes with it
+	run api POST /v1/sandboxes -d "{\"codebase_id\": \"$CB\", \"start\": true}"
+	SB=$(jget "${output#* }" 'j["id"]')
+	open_session
+	run api DELETE "/v1/sessions/$SS"
+	cmd 'true'
+	assert_eq 409 "$CODE"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq 200 "${output%% *}"
+	cmd 'true'
 	assert_eq 404 "$CODE"
+	SS=${ids[1]}
+	cmd 'true'
+	assert_eq 409 "$CODE"
 }
 
 @test "session: a sandbox that stops closes its sessions and their running exec" {

@@ -112,7 +112,7 @@ EOF
 	assert_status 0
 	assert_eq "" "$output$stderr"
 	run --separate-stderr ss exec "$id" -- true
-	assert_error 125 "no session '$id'"
+	assert_error 125 "session '$id' is closed: deleted by request"
 	# a shell that exits ends its session, which says why
 	id=$(ss open "$SB")
 	run ss exec "$id" -- 'exit 4'

@@ -225,7 +225,10 @@ def create_sandbox(codebase_id: str, permissions=None, preset: Optional[str] = N
                    runtime=RuntimeType.BWRAP, image: Optional[str] = None,
                    resources=None, labels: Optional[Dict[str, str]] = None,
                    expires_in=None, start: bool = False, network: Optional[str] = None,
-                   on_destroy: Optional[str] = None) -> Req:
+                   on_destroy: Optional[str] = None, git_identity: bool = True) -> Req:
+    if not isinstance(git_identity, bool):
+        raise E.InvalidConfigurationError("git_identity must be True or False, not %r"
+                                          % (git_identity,))
     try:
         rt = RuntimeType.parse(runtime if runtime is not None else RuntimeType.BWRAP)
         rules = rules_to_dicts(permissions)
@@ -252,6 +255,8 @@ def create_sandbox(codebase_id: str, permissions=None, preset: Optional[str] = N
         body["network"] = network
     if on_destroy is not None:
         body["on_destroy"] = on_destroy
+    if not git_identity:
+        body["git_identity"] = False
     if start:
         body["start"] = True
     return Req("POST", "/v1/sandboxes", body=body, parse=SandboxInfo.from_dict,

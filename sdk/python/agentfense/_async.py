@@ -204,13 +204,14 @@ class AsyncSandboxClient:
                              image: Optional[str] = None, resources=None,
                              labels: Optional[Dict[str, str]] = None, expires_in=None,
                              start: bool = False, network: Optional[str] = None,
-                             on_destroy: Optional[str] = None) -> SandboxInfo:
+                             on_destroy: Optional[str] = None,
+                             git_identity: bool = True) -> SandboxInfo:
         """See SandboxClient.create_sandbox."""
         preset, permissions = _presets.resolve(preset, permissions)
         image = _images.resolve(image)
         return _warn(await self._t.call(_api.create_sandbox(
             codebase_id, permissions, preset, runtime, image, resources, labels, expires_in,
-            start, network, on_destroy)))
+            start, network, on_destroy, git_identity)))
 
     async def get_sandbox(self, sandbox_id: str) -> SandboxInfo:
         """See SandboxClient.get_sandbox."""

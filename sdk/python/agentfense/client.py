@@ -210,18 +210,21 @@ class SandboxClient:
                        runtime=RuntimeType.BWRAP, image: Optional[str] = None,
                        resources=None, labels: Optional[Dict[str, str]] = None,
                        expires_in=None, start: bool = False, network: Optional[str] = None,
-                       on_destroy: Optional[str] = None) -> SandboxInfo:
+                       on_destroy: Optional[str] = None,
+                       git_identity: bool = True) -> SandboxInfo:
         """Create a sandbox over a codebase: ``preset`` (serve's default
         agent-safe) plus ``permissions`` (PermissionRule objects or dicts),
         ``runtime`` DOCKER with ``image`` (an OCI layout or root file
         system directory), ``resources``, ``labels``, ``expires_in``
-        (seconds or timedelta); ``start`` starts it at once.  Limits the
-        machine cannot enforce give a RuntimeWarning."""
+        (seconds or timedelta); ``start`` starts it at once.  Its commands
+        get the host's git user.name and user.email unless ``git_identity``
+        is false.  Limits the machine cannot enforce give a
+        RuntimeWarning."""
         preset, permissions = _presets.resolve(preset, permissions)
         image = _images.resolve(image)
         return _warn(self._t.call(_api.create_sandbox(
             codebase_id, permissions, preset, runtime, image, resources, labels, expires_in,
-            start, network, on_destroy)))
+            start, network, on_destroy, git_identity)))
 
     def get_sandbox(self, sandbox_id: str) -> SandboxInfo:
         """A sandbox by id (SandboxNotFoundError if there is none)."""

@@ -102,9 +102,9 @@ class Sandbox(_SandboxState):
         .gitignore, .sandboxignore and ``ignore_patterns`` honoured, files
         over the size limit skipped) and create a sandbox over it with
         ``preset`` plus ``permissions``; started unless ``auto_start`` is
-        false.  ``expires_in``, ``network`` ("none" or "host") and
-        ``on_destroy`` ("sync", "keep", "discard") are passed on to
-        create_sandbox.  Anything created is removed again if a later step
+        false.  ``expires_in``, ``network`` ("none" or "host"),
+        ``on_destroy`` ("sync", "keep", "discard") and ``git_identity``
+        (False: no host git identity) are passed on to create_sandbox.  Anything created is removed again if a later step
         fails."""
         rt, image = check_config(path, runtime, image)
         client = SandboxClient(endpoint, secure=secure)

@@ -288,6 +288,7 @@ class SandboxInfo:
     resources: Optional[ResourceLimits] = None
     network: Optional[str] = None
     on_destroy: Optional[str] = None
+    git_identity: bool = True
     error: Optional[str] = None
     delta_path: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
@@ -310,6 +311,7 @@ class SandboxInfo:
                    preset=d.get("preset"), runtime=runtime, image=d.get("image"),
                    resources=ResourceLimits.from_dict(d.get("resources")),
                    network=d.get("network"), on_destroy=d.get("on_destroy"),
+                   git_identity=d.get("git_identity") is not False,
                    error=d.get("error") or None, delta_path=d.get("delta_path"),
                    warnings=list(d.get("warnings") or []))
 

@@ -1,6 +1,7 @@
 """The high-level Sandbox and the client's sandbox and exec methods,
 against a real serve."""
 
+import asyncio
 import datetime
 import os
 import subprocess
@@ -246,6 +247,32 @@ def test_rules_presets_and_labels(project):
         assert "main.py" in sb.run("ls src").stdout  # the base, view-only: names
         r = sb.run("cat src/main.py")
         assert r.exit_code == 1 and "Permission denied" in r.stderr
+
+
+def test_git_identity(project):
+    # the project's own repository names who commits (as the user's
+    # configuration on the host would)
+    for args in (["init", "-q"], ["config", "user.name", "Ann Host"],
+                 ["config", "user.email", "ann@host.example"]):
+        subprocess.run(["git", "-C", str(project)] + args, check=True)
+    show = "echo \"$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL> $GIT_COMMITTER_NAME\"; env | grep -c ^GIT_"
+    with af.Sandbox.from_local(str(project)) as sb:
+        assert sb.info.git_identity is True
+        assert sb.run(show).stdout == "Ann Host <ann@host.example> Ann Host\n4\n"
+        assert sb.run(show, env={"GIT_AUTHOR_NAME": "Other"}).stdout == \
+            "Other <ann@host.example> Ann Host\n4\n"
+    with af.Sandbox.from_local(str(project), git_identity=False) as sb:
+        assert sb.info.git_identity is False
+        assert sb.run(show).stdout == " <> \n0\n"
+
+    async def main():
+        async with await af.AsyncSandbox.from_local(str(project), git_identity=False) as sb:
+            assert sb.info.git_identity is False
+            assert (await sb.run(show)).stdout == " <> \n0\n"
+    asyncio.run(main())
+    with af.SandboxClient() as c:
+        with pytest.raises(af.InvalidConfigurationError, match="git_identity"):
+            c.create_sandbox(NOBODY_CB, git_identity="no")
 
 
 def test_exec_stream(project):

@@ -54,6 +54,22 @@ def test_session_env_shell_and_its_end(sb):
         assert info.status is af.SessionStatus.CLOSED and "3" in (info.error or "")
 
 
+def test_session_deleted_by_another_client_is_closed(sb):
+    # a client racing a close is told "closed", not "no such session"
+    with sb.session() as s:
+        assert s.exec("true").success
+        with af.SandboxClient() as other:
+            other.destroy_session(s.id)
+        for call in (lambda: s.exec("true"), lambda: sb.client.session_exec(s.id, "true"),
+                     lambda: b"".join(s.exec_stream("true"))):
+            with pytest.raises(af.SessionClosedError) as e:
+                call()
+            assert (e.value.code, e.value.status, e.value.session_id) == ("not_running", 409, s.id)
+            assert str(e.value) == "session '%s' is closed: deleted by request" % s.id
+        with pytest.raises(af.SessionNotFoundError):
+            sb.client.get_session(s.id)
+
+
 def test_session_errors(sb):
     c = sb.client
     for call in (lambda: c.get_session(NOBODY_SS), lambda: c.session_exec(NOBODY_SS, "true"),
