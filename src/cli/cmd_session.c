@@ -289,82 +289,42 @@ int cmd_session(int argc, char **argv)
 		{ 'w', ON(SUB_OPEN) }, { OPT_TIMEOUT, ON(SUB_EXEC) },
 	};
 	const char *typed[ARRAY_SIZE(applies)] = { 0 };
-	int sub = -1;
-	const char *subname = NULL;
-	opterr = 0;
-	optind = 0;
+	/* exec stops at its SESSION, so that the command text keeps its
+	 * dashes */
+	struct api_getopt g = {
+		.argc = argc, .argv = argv, .shorts = "+:he:w:", .longopts = longopts,
+		.applies = applies, .typed = typed, .napplies = ARRAY_SIZE(applies),
+		.subs = sub_names, .nsubs = NSUB, .exec_sub = SUB_EXEC, .env = &o.env,
+		.missing = "missing subcommand: open, exec, close, ls or info",
+	};
 	int c;
-	/* options before the subcommand, then its own; exec stops at its
-	 * SESSION, so that the command text keeps its dashes */
-	for (int phase = 0; phase < 2; phase++) {
-		const char *shorts = phase == 0 || sub == SUB_EXEC ? "+:he:w:" : ":he:w:";
-		while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-			api_getopt_note(&o.c, c, argv, longopts, applies, typed, ARRAY_SIZE(applies));
-			switch (c) {
-			case 'h':
-				usage(stdout);
-				return 0;
-			case OPT_SOCKET:
-				if (!*optarg)
-					api_usage_error(&o.c, NULL, "empty value for --socket");
-				o.c.socket = optarg;
-				break;
-			case OPT_JSON: o.json = true; break;
-			case OPT_SHELL: o.shell = optarg; break;
-			case 'w': o.workdir = optarg; break;
-			case OPT_TIMEOUT: o.timeout = optarg; break;
-			case 'e':
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_add(&o.c, o.env, optarg);
-				break;
-			case OPT_ENV_FILE:
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_file(&o.c, o.env, optarg);
-				break;
-			default:
-				break;
-			}
-		}
-		if (phase == 1)
+	while ((c = api_getopt(&o.c, &g)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_JSON: o.json = true; break;
+		case OPT_SHELL: o.shell = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case OPT_TIMEOUT: o.timeout = optarg; break;
+		default:
 			break;
-		if (optind >= argc)
-			api_usage_error(&o.c, NULL, "missing subcommand: open, exec, close, ls or info");
-		subname = argv[optind];
-		sub = api_subcommand(&o.c, subname, sub_names, NSUB);
-		argc -= optind;
-		argv += optind;
-		optind = 0;
+		}
 	}
-	api_check_applies(&o.c, applies, typed, ARRAY_SIZE(applies), sub, subname);
-	int n = argc - optind;
-	char **a = argv + optind;
-#define NARGS(lo, hi, what)                                                                   \
-	do {                                                                                  \
-		if (n < (lo) || n > (hi))                                                     \
-			api_usage_error(&o.c, NULL, "wrong number of arguments for 'session %s': " \
-					"expected %s", subname, what);                        \
-	} while (0)
+	const char *subname = g.subname;
+	int n = g.nargs;
+	char **a = g.args;
+#define NARGS(lo, hi, what) api_nargs(&o.c, subname, n, lo, hi, what)
 	int r = 0;
-	switch ((enum sub)sub) {
+	switch ((enum sub)g.sub) {
 	case SUB_OPEN:
 		NARGS(1, 1, "SANDBOX");
 		r = ss_open(&o, a[0]);
 		break;
 	case SUB_EXEC: {
 		o.c.exec = true;
-		NARGS(1, 1 << 20, "SESSION [--] COMMAND-TEXT, or SESSION -");
-		const char *id = a[0];
-		a++;
-		n--;
-		if (n && !strcmp(a[0], "--")) {
-			a++;
-			n--;
-		}
-		if (n < 1)
-			api_usage_error(&o.c, NULL, "missing command for 'session exec %s' (give '-' "
-					"to read it from standard input)", id);
+		const char *id = api_exec_args(&o.c, &n, &a, "SESSION [--] COMMAND-TEXT, or SESSION -",
+					       " (give '-' to read it from standard input)");
 		r = ss_exec(&o, id, n, a);
 		break;
 	}
