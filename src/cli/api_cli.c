@@ -172,6 +172,13 @@ void api_put_safe(FILE *f, const char *s)
 		fputc((unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s, f);
 }
 
+void api_put_error(const char *msg)
+{
+	fputs(AF_PROG ": ", stderr);
+	api_put_safe(stderr, msg);
+	fputc('\n', stderr);
+}
+
 void api_put_pad(const char *s, size_t w)
 {
 	api_put_safe(stdout, s);
@@ -189,6 +196,15 @@ double api_num(const cJSON *j, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItem(j, k);
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+char *api_json_text(cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON_Delete(body);
+	if (body && !text)
+		die(AF_EXIT_FAILURE, "out of memory");
+	return text;
 }
 
 void api_print_json(const cJSON *j)
@@ -260,9 +276,7 @@ int api_exit_code(const struct api_cli *c, const struct api_error *e)
 
 void api_fail(const struct api_cli *c, const struct api_error *e)
 {
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	exit(api_exit_code(c, e));
 }
 
@@ -277,10 +291,7 @@ cJSON *api_call(const struct api_cli *c, struct client_req *req)
 
 cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return api_call(c, &req);
 }
@@ -500,14 +511,24 @@ int api_exec_status(const struct api_cli *c, const struct api_exec_end *end)
 		return AF_EXIT_FAILURE;
 	}
 	if (end->error.code[0]) {
-		fputs(AF_PROG ": ", stderr);
-		api_put_safe(stderr, end->error.message[0] ? end->error.message : end->error.code);
-		fputc('\n', stderr);
+		api_put_error(end->error.message[0] ? end->error.message : end->error.code);
 		return AF_EXIT_FAILURE;
 	}
 	if (end->timed_out)
 		return AF_EXIT_TIMEOUT;
 	return end->exit_code;
+}
+
+int api_exec_result(const struct api_cli *c, cJSON *res, struct api_exec_end *end)
+{
+	if (res) {
+		api_print_json(res);
+		end->ended = true;
+		end->exit_code = (int)api_num(res, "exit_code");
+		end->timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
+		cJSON_Delete(res);
+	}
+	return api_exec_status(c, end);
 }
 
 char *api_read_all(int fd, size_t *len)
@@ -561,9 +582,7 @@ void api_no_sandbox(const struct api_cli *c, const char *id, const char *msg)
 		snprintf(e.message, sizeof(e.message), "%s", msg);
 	else
 		snprintf(e.message, sizeof(e.message), "no sandbox '%s'", id);
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e.message);
-	fputc('\n', stderr);
+	api_put_error(e.message);
 	cJSON *all = list_all(c);
 	const cJSON *it;
 	int n = 0;

@@ -65,6 +65,10 @@ struct cJSON *api_call(const struct api_cli *c, struct client_req *req);
 struct cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path,
 			    struct cJSON *body);
 
+/* body as unformatted JSON text, malloc'd (NULL for no body); body is
+ * freed.  Dies when out of memory. */
+char *api_json_text(struct cJSON *body);
+
 void api_print_json(const struct cJSON *j);
 /* String field, "" when missing or not a string. */
 const char *api_str(const struct cJSON *j, const char *k);
@@ -72,6 +76,8 @@ const char *api_str(const struct cJSON *j, const char *k);
 double api_num(const struct cJSON *j, const char *k);
 /* Print s with control characters shown as '?'. */
 void api_put_safe(FILE *f, const char *s);
+/* Print msg as our error line, safe. */
+void api_put_error(const char *msg);
 /* s, safe, then spaces to width w and two more. */
 void api_put_pad(const char *s, size_t w);
 
@@ -112,6 +118,10 @@ int api_exec_line(char *line, size_t len, void *arg);
 /* Exit status of an exec from its end, after printing why agentfense
  * failed (an error event, a stream cut short). */
 int api_exec_status(const struct api_cli *c, const struct api_exec_end *end);
+
+/* api_exec_status() of an exec, first taking its end from res when it
+ * is not NULL: the ExecResult of --json, which is printed and freed. */
+int api_exec_result(const struct api_cli *c, struct cJSON *res, struct api_exec_end *end);
 
 /* Whether s is a full id of its kind: prefix ("sb_", "ss_") and 32
  * lowercase hex digits. */

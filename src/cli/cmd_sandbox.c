@@ -114,10 +114,7 @@ static cJSON *sb_call_json(const struct sb_opts *o, const char *id, const char *
 			   const char *suffix, cJSON *body)
 {
 	autofree char *path = sb_path(id, suffix);
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return sb_call(o, id, &req);
 }
@@ -519,10 +516,7 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 	}
 	autofree char *id = api_sandbox_id(&o->c, arg);
 	autofree char *path = sb_path(id, "/exec/stream");
-	autofree char *text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct api_exec_end end = { 0 };
 	struct client_req req = { "POST", path, text, strlen(text), -1, 0, -1 };
 	struct api_error e;
@@ -541,14 +535,7 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 		}
 		api_fail(&o->c, &e);
 	}
-	if (res) {
-		api_print_json(res);
-		end.ended = true;
-		end.exit_code = (int)api_num(res, "exit_code");
-		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
-		cJSON_Delete(res);
-	}
-	return api_exec_status(&o->c, &end);
+	return api_exec_result(&o->c, res, &end);
 }
 
 /* --- cp ---------------------------------------------------------------------------- */
@@ -597,9 +584,7 @@ static AF_NORETURN void cp_fail(const struct sb_opts *o, const char *id, struct 
 {
 	if (!strcmp(e->code, "not_found") && strstr(e->message, "no sandbox"))
 		api_no_sandbox(&o->c, id, e->message);
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	if (!strcmp(e->code, "not_running"))
 		hint_msg("start it with 'agentfense sandbox start %s'", id);
 	exit(api_exit_code(&o->c, e));

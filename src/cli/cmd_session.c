@@ -74,9 +74,7 @@ static void check_session_id(const struct ss_opts *o, const char *id)
 /* Print a not_found reply about a session with where to look, and exit. */
 static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error *e)
 {
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	if (!strcmp(e->code, "not_found"))
 		hint_msg("'agentfense session ls SANDBOX' lists the sessions of a sandbox");
 	exit(api_exit_code(&o->c, e));
@@ -85,10 +83,7 @@ static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error 
 /* One request with a JSON body (freed); dies on an error reply. */
 static cJSON *ss_call(const struct ss_opts *o, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	cJSON *j;
 	struct api_error e;
@@ -123,19 +118,14 @@ static int ss_open(struct ss_opts *o, const char *arg)
 	autofree char *id = api_sandbox_id(&o->c, arg);
 	autofree char *e = client_escape(id, false);
 	autofree char *path = xasprintf("/v1/sandboxes/%s/sessions", e);
-	autofree char *text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { "POST", path, text, strlen(text), -1, 0, -1 };
 	cJSON *j;
 	struct api_error err;
 	if (api_request(&o->c, &req, &j, &err)) {
 		if (!strcmp(err.code, "not_found"))
 			api_no_sandbox(&o->c, id, err.message);
-		fputs(AF_PROG ": ", stderr);
-		api_put_safe(stderr, err.message);
-		fputc('\n', stderr);
+		api_put_error(err.message);
 		if (!strcmp(err.code, "not_running"))
 			hint_msg("start it with 'agentfense sandbox start %s'", id);
 		exit(api_exit_code(&o->c, &err));
@@ -175,10 +165,7 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	cJSON_AddStringToObject(body, "command", text);
 	if (timeout > 0)
 		cJSON_AddNumberToObject(body, "timeout", timeout);
-	autofree char *json = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!json)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *json = api_json_text(body);
 	/* --json: the whole result at the end, as one ExecResult object */
 	autofree char *path = ss_path(id, o->json ? "/exec" : "/exec/stream");
 	struct api_exec_end end = { 0 };
@@ -188,14 +175,7 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	if (o->json ? api_request(&o->c, &req, &res, &e)
 		    : api_request_lines(&o->c, &req, api_exec_line, &end, &e))
 		ss_fail(o, &e);
-	if (res) {
-		api_print_json(res);
-		end.ended = true;
-		end.exit_code = (int)api_num(res, "exit_code");
-		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
-		cJSON_Delete(res);
-	}
-	return api_exec_status(&o->c, &end);
+	return api_exec_result(&o->c, res, &end);
 }
 
 static int ss_close(const struct ss_opts *o, int n, char **ids)
