@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,8 +36,13 @@ void api_usage_verror(const struct api_cli *c, const char *near, const char *fmt
 	exit(AF_EXIT_USAGE);
 }
 
-void api_getopt_note(const struct api_cli *c, int ch, char **argv, const struct option *longopts,
-		     const struct api_applies *applies, const char **typed, size_t n)
+/* After getopt_long() returned ch (optstring starting with ':'): a usage
+ * error on a missing value or an unknown option; else the option as
+ * typed (before its value when apart) goes to typed[i] of each entry of
+ * applies for ch not typed yet. */
+static void api_getopt_note(const struct api_cli *c, int ch, char **argv,
+			    const struct option *longopts, const struct api_applies *applies,
+			    const char **typed, size_t n)
 {
 	if (ch == ':')
 		api_usage_error(c, NULL, "option '%s' needs a value", argv[optind - 1]);
@@ -52,8 +58,10 @@ void api_getopt_note(const struct api_cli *c, int ch, char **argv, const struct 
 			typed[i] = as;
 }
 
-int api_subcommand(const struct api_cli *c, const char *name, const char *const *names,
-		   size_t nnames)
+/* The index of subcommand name in names; dies with a usage error (the
+ * closest name as a hint) when it is none of them. */
+static int api_subcommand(const struct api_cli *c, const char *name, const char *const *names,
+			  size_t nnames)
 {
 	int sub = -1;
 	for (size_t i = 0; i < nnames; i++)
@@ -65,8 +73,10 @@ int api_subcommand(const struct api_cli *c, const char *name, const char *const 
 	return sub;
 }
 
-void api_check_applies(const struct api_cli *c, const struct api_applies *applies,
-		       const char *const *typed, size_t n, int sub, const char *subname)
+/* Dies with a usage error when an option typed does not apply to
+ * subcommand sub (named subname). */
+static void api_check_applies(const struct api_cli *c, const struct api_applies *applies,
+			      const char *const *typed, size_t n, int sub, const char *subname)
 {
 	for (size_t i = 0; i < n; i++)
 		if (typed[i] && !(applies[i].subs & (1u << sub)))
@@ -74,10 +84,99 @@ void api_check_applies(const struct api_cli *c, const struct api_applies *applie
 					(int)strcspn(typed[i], "="), typed[i], c->cmd, subname);
 }
 
+/* The long name of option ch in longopts, or NULL. */
+static const char *long_name(const struct option *longopts, int ch)
+{
+	for (const struct option *lo = longopts; lo->name; lo++)
+		if (lo->val == ch)
+			return lo->name;
+	return NULL;
+}
+
+int api_getopt(struct api_cli *c, struct api_getopt *g)
+{
+	if (!g->started) {
+		opterr = 0;
+		optind = 0;
+		g->sub = -1;
+		g->started = true;
+	}
+	for (;;) {
+		/* "+": stop at the first argument, before the subcommand and
+		 * in exec's */
+		bool plus = g->sub < 0 || g->sub == g->exec_sub;
+		int ch = getopt_long(g->argc, g->argv, g->shorts + !plus, g->longopts, NULL);
+		if (ch != -1) {
+			api_getopt_note(c, ch, g->argv, g->longopts, g->applies, g->typed, g->napplies);
+			const char *name = long_name(g->longopts, ch);
+			if (name && !strcmp(name, "socket")) {
+				if (!*optarg)
+					api_usage_error(c, NULL, "empty value for --socket");
+				c->socket = optarg;
+			} else if (name && (!strcmp(name, "env") || !strcmp(name, "env-file"))) {
+				if (!*g->env)
+					*g->env = cJSON_CreateObject();
+				if (!strcmp(name, "env"))
+					api_env_add(c, *g->env, optarg);
+				else
+					api_env_file(c, *g->env, optarg);
+			} else {
+				return ch;
+			}
+			continue;
+		}
+		if (g->sub >= 0)
+			break;
+		if (optind >= g->argc)
+			api_usage_error(c, NULL, "%s", g->missing);
+		g->subname = g->argv[optind];
+		g->sub = api_subcommand(c, g->subname, g->subs, g->nsubs);
+		/* go on after the subcommand's name */
+		g->argc -= optind;
+		g->argv += optind;
+		optind = 0;
+	}
+	api_check_applies(c, g->applies, g->typed, g->napplies, g->sub, g->subname);
+	g->nargs = g->argc - optind;
+	g->args = g->argv + optind;
+	return -1;
+}
+
+void api_nargs(const struct api_cli *c, const char *subname, int n, int lo, int hi,
+	       const char *what)
+{
+	if (n < lo || n > hi)
+		api_usage_error(c, NULL, "wrong number of arguments for '%s %s': expected %s", c->cmd,
+				subname, what);
+}
+
+const char *api_exec_args(const struct api_cli *c, int *n, char ***a, const char *what,
+			  const char *more)
+{
+	api_nargs(c, "exec", *n, 1, INT_MAX, what);
+	const char *id = (*a)[0];
+	(*a)++;
+	(*n)--;
+	if (*n && !strcmp((*a)[0], "--")) {
+		(*a)++;
+		(*n)--;
+	}
+	if (*n < 1)
+		api_usage_error(c, NULL, "missing command for '%s exec %s'%s", c->cmd, id, more);
+	return id;
+}
+
 void api_put_safe(FILE *f, const char *s)
 {
 	for (; *s; s++)
 		fputc((unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s, f);
+}
+
+void api_put_error(const char *msg)
+{
+	fputs(AF_PROG ": ", stderr);
+	api_put_safe(stderr, msg);
+	fputc('\n', stderr);
 }
 
 void api_put_pad(const char *s, size_t w)
@@ -97,6 +196,15 @@ double api_num(const cJSON *j, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItem(j, k);
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+char *api_json_text(cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON_Delete(body);
+	if (body && !text)
+		die(AF_EXIT_FAILURE, "out of memory");
+	return text;
 }
 
 void api_print_json(const cJSON *j)
@@ -168,9 +276,7 @@ int api_exit_code(const struct api_cli *c, const struct api_error *e)
 
 void api_fail(const struct api_cli *c, const struct api_error *e)
 {
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	exit(api_exit_code(c, e));
 }
 
@@ -185,10 +291,7 @@ cJSON *api_call(const struct api_cli *c, struct client_req *req)
 
 cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return api_call(c, &req);
 }
@@ -408,14 +511,24 @@ int api_exec_status(const struct api_cli *c, const struct api_exec_end *end)
 		return AF_EXIT_FAILURE;
 	}
 	if (end->error.code[0]) {
-		fputs(AF_PROG ": ", stderr);
-		api_put_safe(stderr, end->error.message[0] ? end->error.message : end->error.code);
-		fputc('\n', stderr);
+		api_put_error(end->error.message[0] ? end->error.message : end->error.code);
 		return AF_EXIT_FAILURE;
 	}
 	if (end->timed_out)
 		return AF_EXIT_TIMEOUT;
 	return end->exit_code;
+}
+
+int api_exec_result(const struct api_cli *c, cJSON *res, struct api_exec_end *end)
+{
+	if (res) {
+		api_print_json(res);
+		end->ended = true;
+		end->exit_code = (int)api_num(res, "exit_code");
+		end->timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
+		cJSON_Delete(res);
+	}
+	return api_exec_status(c, end);
 }
 
 char *api_read_all(int fd, size_t *len)
@@ -469,9 +582,7 @@ void api_no_sandbox(const struct api_cli *c, const char *id, const char *msg)
 		snprintf(e.message, sizeof(e.message), "%s", msg);
 	else
 		snprintf(e.message, sizeof(e.message), "no sandbox '%s'", id);
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e.message);
-	fputc('\n', stderr);
+	api_put_error(e.message);
 	cJSON *all = list_all(c);
 	const cJSON *it;
 	int n = 0;

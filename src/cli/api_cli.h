@@ -65,6 +65,10 @@ struct cJSON *api_call(const struct api_cli *c, struct client_req *req);
 struct cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path,
 			    struct cJSON *body);
 
+/* body as unformatted JSON text, malloc'd (NULL for no body); body is
+ * freed.  Dies when out of memory. */
+char *api_json_text(struct cJSON *body);
+
 void api_print_json(const struct cJSON *j);
 /* String field, "" when missing or not a string. */
 const char *api_str(const struct cJSON *j, const char *k);
@@ -72,6 +76,8 @@ const char *api_str(const struct cJSON *j, const char *k);
 double api_num(const struct cJSON *j, const char *k);
 /* Print s with control characters shown as '?'. */
 void api_put_safe(FILE *f, const char *s);
+/* Print msg as our error line, safe. */
+void api_put_error(const char *msg);
 /* s, safe, then spaces to width w and two more. */
 void api_put_pad(const char *s, size_t w);
 
@@ -113,6 +119,10 @@ int api_exec_line(char *line, size_t len, void *arg);
  * failed (an error event, a stream cut short). */
 int api_exec_status(const struct api_cli *c, const struct api_exec_end *end);
 
+/* api_exec_status() of an exec, first taking its end from res when it
+ * is not NULL: the ExecResult of --json, which is printed and freed. */
+int api_exec_result(const struct api_cli *c, struct cJSON *res, struct api_exec_end *end);
+
 /* Whether s is a full id of its kind: prefix ("sb_", "ss_") and 32
  * lowercase hex digits. */
 bool api_is_id(const char *s, const char *prefix);
@@ -130,20 +140,47 @@ struct api_applies {
 	int opt;
 	unsigned subs;
 };
-/* After getopt_long() returned ch (optstring starting with ':'): a usage
- * error on a missing value or an unknown option; else the option as
- * typed (before its value when apart) goes to typed[i] of each entry of
- * applies for ch not typed yet. */
-void api_getopt_note(const struct api_cli *c, int ch, char **argv, const struct option *longopts,
-		     const struct api_applies *applies, const char **typed, size_t n);
-/* The index of subcommand name in names; dies with a usage error (the
- * closest name as a hint) when it is none of them. */
-int api_subcommand(const struct api_cli *c, const char *name, const char *const *names,
-		   size_t nnames);
-/* Dies with a usage error when an option typed does not apply to
- * subcommand sub (named subname). */
-void api_check_applies(const struct api_cli *c, const struct api_applies *applies,
-		       const char *const *typed, size_t n, int sub, const char *subname);
+/* The command line of a command with subcommands (sandbox, session):
+ * the options before the subcommand, then the subcommand's own; those of
+ * exec_sub end at its first argument, as docker exec's do, so that the
+ * command's options stay the command's.  api_getopt() takes --socket
+ * (into c->socket), -e/--env and --env-file (into *env) itself. */
+struct api_getopt {
+	int argc;
+	char **argv;
+	const char *shorts; /* getopt's, starting with "+:" */
+	const struct option *longopts;
+	const struct api_applies *applies;
+	const char **typed; /* napplies, zeroed: each option as typed */
+	size_t napplies;
+	const char *const *subs;
+	size_t nsubs;
+	int exec_sub;
+	const char *missing; /* the usage error for no subcommand */
+	struct cJSON **env;
+	bool started; /* api_getopt()'s own */
+	/* at the end: the subcommand and its arguments */
+	int sub; /* -1 until the subcommand's name was read */
+	const char *subname;
+	int nargs;
+	char **args;
+};
+/* The next option of g's command line, as getopt_long() returns it,
+ * going on after the subcommand's name; dies with a usage error on a
+ * missing value, an unknown option or subcommand.  Returns -1 at the
+ * end, with g's subcommand and arguments set once every option typed
+ * was checked to apply to it. */
+int api_getopt(struct api_cli *c, struct api_getopt *g);
+/* Dies with a usage error unless lo <= n <= hi for the arguments of
+ * subcommand subname: what says which are expected. */
+void api_nargs(const struct api_cli *c, const char *subname, int n, int lo, int hi,
+	       const char *what);
+/* The id of an exec: the first of the *n arguments at *a, then a "--"
+ * that only ends the options, leaving the command.  Dies with a usage
+ * error when there is no id (what: the arguments expected) or no command
+ * (more: what the message adds, or ""). */
+const char *api_exec_args(const struct api_cli *c, int *n, char ***a, const char *what,
+			  const char *more);
 
 /* Read all of fd (standard input for -i) into memory; dies on failure. */
 char *api_read_all(int fd, size_t *len);

@@ -185,10 +185,7 @@ static int cb_create(const struct cb_opts *o, const char *name)
 				    "4096, 512K or 1.5M", o->max_size);
 		cJSON_AddNumberToObject(body, "max_file_size", (double)v);
 	}
-	autofree char *text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { "POST", "/v1/codebases", text, strlen(text), -1, 0, -1 };
 	cJSON *j = call(o, &req);
 	if (o->json) {

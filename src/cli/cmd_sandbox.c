@@ -114,10 +114,7 @@ static cJSON *sb_call_json(const struct sb_opts *o, const char *id, const char *
 			   const char *suffix, cJSON *body)
 {
 	autofree char *path = sb_path(id, suffix);
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return sb_call(o, id, &req);
 }
@@ -519,10 +516,7 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 	}
 	autofree char *id = api_sandbox_id(&o->c, arg);
 	autofree char *path = sb_path(id, "/exec/stream");
-	autofree char *text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct api_exec_end end = { 0 };
 	struct client_req req = { "POST", path, text, strlen(text), -1, 0, -1 };
 	struct api_error e;
@@ -541,14 +535,7 @@ static int sb_exec(struct sb_opts *o, const char *arg, int argc, char **argv)
 		}
 		api_fail(&o->c, &e);
 	}
-	if (res) {
-		api_print_json(res);
-		end.ended = true;
-		end.exit_code = (int)api_num(res, "exit_code");
-		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
-		cJSON_Delete(res);
-	}
-	return api_exec_status(&o->c, &end);
+	return api_exec_result(&o->c, res, &end);
 }
 
 /* --- cp ---------------------------------------------------------------------------- */
@@ -597,9 +584,7 @@ static AF_NORETURN void cp_fail(const struct sb_opts *o, const char *id, struct 
 {
 	if (!strcmp(e->code, "not_found") && strstr(e->message, "no sandbox"))
 		api_no_sandbox(&o->c, id, e->message);
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	if (!strcmp(e->code, "not_running"))
 		hint_msg("start it with 'agentfense sandbox start %s'", id);
 	exit(api_exit_code(&o->c, e));
@@ -747,103 +732,57 @@ int cmd_sandbox(int argc, char **argv)
 	};
 	const char *typed[ARRAY_SIZE(applies)] = { 0 };
 
-	/* options before the subcommand (--socket, --json), then the
-	 * subcommand's own: exec stops at its ID, as docker exec does,
-	 * so that the command's options stay the command's */
-	int sub = -1;
-	const char *subname = NULL;
-	opterr = 0;
-	optind = 0;
+	struct api_getopt g = {
+		.argc = argc, .argv = argv, .shorts = "+:hfie:p:r:w:", .longopts = longopts,
+		.applies = applies, .typed = typed, .napplies = ARRAY_SIZE(applies),
+		.subs = sub_names, .nsubs = NSUB, .exec_sub = SUB_EXEC, .env = &o.env,
+		.missing = "missing subcommand: create, start, stop, rm, ls, info, exec or cp",
+	};
 	int c;
-	for (int phase = 0; phase < 2; phase++) {
-		const char *shorts = phase == 0 || sub == SUB_EXEC ? "+:hfie:p:r:w:" : ":hfie:p:r:w:";
-		while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-			api_getopt_note(&o.c, c, argv, longopts, applies, typed, ARRAY_SIZE(applies));
-			switch (c) {
-			case 'h':
-				usage(stdout);
-				return 0;
-			case OPT_SOCKET:
-				if (!*optarg)
-					api_usage_error(&o.c, NULL, "empty value for --socket");
-				o.c.socket = optarg;
-				break;
-			case OPT_JSON: o.json = true; break;
-			case 'f': o.force = true; break;
-			case 'i': o.interactive = true; break;
-			case OPT_START: o.start = true; break;
-			case 'p': o.preset = optarg; break;
-			case OPT_CODEBASE: o.codebase = optarg; break;
-			case OPT_STATUS: o.status = optarg; break;
-			case OPT_EXPIRES: o.expires = optarg; break;
-			case OPT_NET: o.net = optarg; break;
-			case OPT_MEMORY: o.memory = optarg; break;
-			case OPT_CPUS: o.cpus = optarg; break;
-			case OPT_PIDS: o.pids = optarg; break;
-			case OPT_IMAGE: o.image = optarg; break;
-			case OPT_CHANGES: o.changes = optarg; break;
-			case 'w': o.workdir = optarg; break;
-			case OPT_TIMEOUT: o.timeout = optarg; break;
-			case 'r':
-				o.rules = xrealloc(o.rules, (size_t)(o.nrules + 1) * sizeof(*o.rules));
-				o.rules[o.nrules++] = optarg;
-				break;
-			case OPT_LABEL:
-				o.labels = xrealloc(o.labels, (size_t)(o.nlabels + 1) * sizeof(*o.labels));
-				o.labels[o.nlabels++] = optarg;
-				break;
-			case 'e':
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_add(&o.c, o.env, optarg);
-				break;
-			case OPT_ENV_FILE:
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_file(&o.c, o.env, optarg);
-				break;
-			default:
-				break;
-			}
-		}
-		if (phase == 1)
+	while ((c = api_getopt(&o.c, &g)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_JSON: o.json = true; break;
+		case 'f': o.force = true; break;
+		case 'i': o.interactive = true; break;
+		case OPT_START: o.start = true; break;
+		case 'p': o.preset = optarg; break;
+		case OPT_CODEBASE: o.codebase = optarg; break;
+		case OPT_STATUS: o.status = optarg; break;
+		case OPT_EXPIRES: o.expires = optarg; break;
+		case OPT_NET: o.net = optarg; break;
+		case OPT_MEMORY: o.memory = optarg; break;
+		case OPT_CPUS: o.cpus = optarg; break;
+		case OPT_PIDS: o.pids = optarg; break;
+		case OPT_IMAGE: o.image = optarg; break;
+		case OPT_CHANGES: o.changes = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case OPT_TIMEOUT: o.timeout = optarg; break;
+		case 'r':
+			o.rules = xrealloc(o.rules, (size_t)(o.nrules + 1) * sizeof(*o.rules));
+			o.rules[o.nrules++] = optarg;
 			break;
-		if (optind >= argc)
-			api_usage_error(&o.c, NULL, "missing subcommand: create, start, stop, rm, ls, "
-					"info, exec or cp");
-		subname = argv[optind];
-		sub = api_subcommand(&o.c, subname, sub_names, NSUB);
-		/* go on after the subcommand's name */
-		argc -= optind;
-		argv += optind;
-		optind = 0;
+		case OPT_LABEL:
+			o.labels = xrealloc(o.labels, (size_t)(o.nlabels + 1) * sizeof(*o.labels));
+			o.labels[o.nlabels++] = optarg;
+			break;
+		default:
+			break;
+		}
 	}
-	api_check_applies(&o.c, applies, typed, ARRAY_SIZE(applies), sub, subname);
-	int n = argc - optind;
-	char **a = argv + optind;
+	int sub = g.sub;
+	const char *subname = g.subname;
+	int n = g.nargs;
+	char **a = g.args;
 	if (sub == SUB_EXEC) {
 		o.c.exec = true;
-		if (n < 1)
-			api_usage_error(&o.c, NULL, "wrong number of arguments for 'sandbox exec': "
-					"expected ID [--] COMMAND [ARG...]");
-		const char *id = a[0];
-		a++;
-		n--;
-		if (n && !strcmp(a[0], "--")) {
-			a++;
-			n--;
-		}
-		if (n < 1)
-			api_usage_error(&o.c, NULL, "missing command for 'sandbox exec %s'", id);
+		const char *id = api_exec_args(&o.c, &n, &a, "ID [--] COMMAND [ARG...]", "");
 		return sb_exec(&o, id, n, a);
 	}
 	/* a "--" before the arguments only ends the options */
-#define NARGS(lo, hi, what)                                                                   \
-	do {                                                                                  \
-		if (n < (lo) || n > (hi))                                                     \
-			api_usage_error(&o.c, NULL, "wrong number of arguments for 'sandbox %s': " \
-					"expected %s", subname, what);                        \
-	} while (0)
+#define NARGS(lo, hi, what) api_nargs(&o.c, subname, n, lo, hi, what)
 	int r = 0;
 	switch ((enum sub)sub) {
 	case SUB_CREATE:

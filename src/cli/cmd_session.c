@@ -74,9 +74,7 @@ static void check_session_id(const struct ss_opts *o, const char *id)
 /* Print a not_found reply about a session with where to look, and exit. */
 static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error *e)
 {
-	fputs(AF_PROG ": ", stderr);
-	api_put_safe(stderr, e->message);
-	fputc('\n', stderr);
+	api_put_error(e->message);
 	if (!strcmp(e->code, "not_found"))
 		hint_msg("'agentfense session ls SANDBOX' lists the sessions of a sandbox");
 	exit(api_exit_code(&o->c, e));
@@ -85,10 +83,7 @@ static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error 
 /* One request with a JSON body (freed); dies on an error reply. */
 static cJSON *ss_call(const struct ss_opts *o, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	if (body && !text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	cJSON *j;
 	struct api_error e;
@@ -123,19 +118,14 @@ static int ss_open(struct ss_opts *o, const char *arg)
 	autofree char *id = api_sandbox_id(&o->c, arg);
 	autofree char *e = client_escape(id, false);
 	autofree char *path = xasprintf("/v1/sandboxes/%s/sessions", e);
-	autofree char *text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!text)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *text = api_json_text(body);
 	struct client_req req = { "POST", path, text, strlen(text), -1, 0, -1 };
 	cJSON *j;
 	struct api_error err;
 	if (api_request(&o->c, &req, &j, &err)) {
 		if (!strcmp(err.code, "not_found"))
 			api_no_sandbox(&o->c, id, err.message);
-		fputs(AF_PROG ": ", stderr);
-		api_put_safe(stderr, err.message);
-		fputc('\n', stderr);
+		api_put_error(err.message);
 		if (!strcmp(err.code, "not_running"))
 			hint_msg("start it with 'agentfense sandbox start %s'", id);
 		exit(api_exit_code(&o->c, &err));
@@ -175,10 +165,7 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	cJSON_AddStringToObject(body, "command", text);
 	if (timeout > 0)
 		cJSON_AddNumberToObject(body, "timeout", timeout);
-	autofree char *json = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (!json)
-		die(AF_EXIT_FAILURE, "out of memory");
+	autofree char *json = api_json_text(body);
 	/* --json: the whole result at the end, as one ExecResult object */
 	autofree char *path = ss_path(id, o->json ? "/exec" : "/exec/stream");
 	struct api_exec_end end = { 0 };
@@ -188,14 +175,7 @@ static int ss_exec(struct ss_opts *o, const char *id, int n, char **words)
 	if (o->json ? api_request(&o->c, &req, &res, &e)
 		    : api_request_lines(&o->c, &req, api_exec_line, &end, &e))
 		ss_fail(o, &e);
-	if (res) {
-		api_print_json(res);
-		end.ended = true;
-		end.exit_code = (int)api_num(res, "exit_code");
-		end.timed_out = cJSON_IsTrue(cJSON_GetObjectItem(res, "timed_out"));
-		cJSON_Delete(res);
-	}
-	return api_exec_status(&o->c, &end);
+	return api_exec_result(&o->c, res, &end);
 }
 
 static int ss_close(const struct ss_opts *o, int n, char **ids)
@@ -289,82 +269,42 @@ int cmd_session(int argc, char **argv)
 		{ 'w', ON(SUB_OPEN) }, { OPT_TIMEOUT, ON(SUB_EXEC) },
 	};
 	const char *typed[ARRAY_SIZE(applies)] = { 0 };
-	int sub = -1;
-	const char *subname = NULL;
-	opterr = 0;
-	optind = 0;
+	/* exec stops at its SESSION, so that the command text keeps its
+	 * dashes */
+	struct api_getopt g = {
+		.argc = argc, .argv = argv, .shorts = "+:he:w:", .longopts = longopts,
+		.applies = applies, .typed = typed, .napplies = ARRAY_SIZE(applies),
+		.subs = sub_names, .nsubs = NSUB, .exec_sub = SUB_EXEC, .env = &o.env,
+		.missing = "missing subcommand: open, exec, close, ls or info",
+	};
 	int c;
-	/* options before the subcommand, then its own; exec stops at its
-	 * SESSION, so that the command text keeps its dashes */
-	for (int phase = 0; phase < 2; phase++) {
-		const char *shorts = phase == 0 || sub == SUB_EXEC ? "+:he:w:" : ":he:w:";
-		while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-			api_getopt_note(&o.c, c, argv, longopts, applies, typed, ARRAY_SIZE(applies));
-			switch (c) {
-			case 'h':
-				usage(stdout);
-				return 0;
-			case OPT_SOCKET:
-				if (!*optarg)
-					api_usage_error(&o.c, NULL, "empty value for --socket");
-				o.c.socket = optarg;
-				break;
-			case OPT_JSON: o.json = true; break;
-			case OPT_SHELL: o.shell = optarg; break;
-			case 'w': o.workdir = optarg; break;
-			case OPT_TIMEOUT: o.timeout = optarg; break;
-			case 'e':
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_add(&o.c, o.env, optarg);
-				break;
-			case OPT_ENV_FILE:
-				if (!o.env)
-					o.env = cJSON_CreateObject();
-				api_env_file(&o.c, o.env, optarg);
-				break;
-			default:
-				break;
-			}
-		}
-		if (phase == 1)
+	while ((c = api_getopt(&o.c, &g)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_JSON: o.json = true; break;
+		case OPT_SHELL: o.shell = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case OPT_TIMEOUT: o.timeout = optarg; break;
+		default:
 			break;
-		if (optind >= argc)
-			api_usage_error(&o.c, NULL, "missing subcommand: open, exec, close, ls or info");
-		subname = argv[optind];
-		sub = api_subcommand(&o.c, subname, sub_names, NSUB);
-		argc -= optind;
-		argv += optind;
-		optind = 0;
+		}
 	}
-	api_check_applies(&o.c, applies, typed, ARRAY_SIZE(applies), sub, subname);
-	int n = argc - optind;
-	char **a = argv + optind;
-#define NARGS(lo, hi, what)                                                                   \
-	do {                                                                                  \
-		if (n < (lo) || n > (hi))                                                     \
-			api_usage_error(&o.c, NULL, "wrong number of arguments for 'session %s': " \
-					"expected %s", subname, what);                        \
-	} while (0)
+	const char *subname = g.subname;
+	int n = g.nargs;
+	char **a = g.args;
+#define NARGS(lo, hi, what) api_nargs(&o.c, subname, n, lo, hi, what)
 	int r = 0;
-	switch ((enum sub)sub) {
+	switch ((enum sub)g.sub) {
 	case SUB_OPEN:
 		NARGS(1, 1, "SANDBOX");
 		r = ss_open(&o, a[0]);
 		break;
 	case SUB_EXEC: {
 		o.c.exec = true;
-		NARGS(1, 1 << 20, "SESSION [--] COMMAND-TEXT, or SESSION -");
-		const char *id = a[0];
-		a++;
-		n--;
-		if (n && !strcmp(a[0], "--")) {
-			a++;
-			n--;
-		}
-		if (n < 1)
-			api_usage_error(&o.c, NULL, "missing command for 'session exec %s' (give '-' "
-					"to read it from standard input)", id);
+		const char *id = api_exec_args(&o.c, &n, &a, "SESSION [--] COMMAND-TEXT, or SESSION -",
+					       " (give '-' to read it from standard input)");
 		r = ss_exec(&o, id, n, a);
 		break;
 	}

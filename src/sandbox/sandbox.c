@@ -212,6 +212,28 @@ static const char *env_value(char *const *envp, const char *name)
 	return NULL;
 }
 
+/* Whether a PATH search goes on to the next directory after a candidate
+ * failed with errno e, as execvp's does; an EACCES is noted in *eacces
+ * (reported if nothing is found). */
+static bool path_search_goes_on(int e, bool *eacces)
+{
+	switch (e) {
+	case EACCES:
+		*eacces = true;
+		return true;
+	case ENOENT:
+	case ENOTDIR:
+	case ESTALE:
+	case ENODEV:
+	case ETIMEDOUT:
+	case ELOOP:
+	case ENAMETOOLONG:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* execve argv[0], searched in the PATH of envp (not ours) when it has no
  * slash, with execvp's error rules.  Returns the errno to report. */
 int exec_command(char *const *argv, char *const *envp)
@@ -237,21 +259,8 @@ int exec_command(char *const *argv, char *const *envp)
 			     : snprintf(buf, sizeof(buf), "%s", file);
 		if (n > 0 && (size_t)n < sizeof(buf)) {
 			execve(buf, argv, envp);
-			switch (errno) {
-			case EACCES:
-				eacces = true;
-				break;
-			case ENOENT:
-			case ENOTDIR:
-			case ESTALE:
-			case ENODEV:
-			case ETIMEDOUT:
-			case ELOOP:
-			case ENAMETOOLONG:
-				break;
-			default:
+			if (!path_search_goes_on(errno, &eacces))
 				return errno;
-			}
 		}
 		if (!*end)
 			break;
@@ -368,21 +377,8 @@ int seal_command(char *const *argv, char *const *envp, int *stage)
 				autoclose int src = fd;
 				return seal_copy(src, buf, stage);
 			}
-			switch (-fd) {
-			case EACCES:
-				eacces = true;
-				break;
-			case ENOENT:
-			case ENOTDIR:
-			case ESTALE:
-			case ENODEV:
-			case ETIMEDOUT:
-			case ELOOP:
-			case ENAMETOOLONG:
-				break;
-			default:
+			if (!path_search_goes_on(-fd, &eacces))
 				return fd;
-			}
 		}
 		if (!*end)
 			break;

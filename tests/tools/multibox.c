@@ -41,63 +41,12 @@
 #include "lifecycle/lifecycle.h"
 #include "policy/policy.h"
 #include "sandbox/env.h"
-#include "procstate.h"
 
 #define H "multibox"
+#include "boxtool.h"
+
 #define MAX_BOXES 1000
 #define HANG_TIMEOUT 1.0
-
-static int failures;
-
-static AF_PRINTF(1, 2) void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs(H ": ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	failures++;
-}
-
-static AF_NORETURN void setup_failed(const struct af_err *err)
-{
-	fprintf(stderr, H ": %s\n", err->msg);
-	if (err->hint[0])
-		fprintf(stderr, "hint: %s\n", err->hint);
-	exit(125);
-}
-
-/* The contents of dir/name ("" if it does not exist), malloc'd. */
-static char *slurp(const char *dir, const char *name)
-{
-	autofree char *path = xasprintf("%s/%s", dir, name);
-	char buf[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return xstrdup(errno == ENOENT ? "" : "?unreadable");
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return xstrdup(buf);
-}
-
-static void write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s)) {
-		fprintf(stderr, H ": cannot write '%s': %s\n", path, strerror(errno));
-		exit(125);
-	}
-	close(fd);
-}
-
-static double now_sec(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct box {
 	char *dir;
@@ -156,7 +105,7 @@ int main(int argc, char **argv)
 						  { "leak-fd", no_argument, NULL, 'L' },
 						  { NULL, 0, NULL, 0 } };
 	struct af_err err = { 0 };
-	struct counts before, after;
+	struct counts before;
 	bool hang = false, leak_fd = false;
 	int n = 20, c;
 
@@ -176,27 +125,10 @@ int main(int argc, char **argv)
 	}
 	const char *top = argv[optind];
 
-	struct policy *policy = policy_new();
-	if (policy_add_preset(policy, "development", &err) < 0)
-		setup_failed(&err);
-	policy_finalize(policy);
-	if (lc_check_dev_fuse(&err) < 0)
-		setup_failed(&err);
-
+	struct policy *policy = box_policy(NULL);
 	struct box *boxes = xcalloc((size_t)n, sizeof(*boxes));
-	for (int i = 0; i < n; i++) {
-		struct box *b = &boxes[i];
-		b->dir = xasprintf("%s/p%d", top, i);
-		if (mkdir(b->dir, 0755) < 0) {
-			fprintf(stderr, H ": cannot create '%s': %s\n", b->dir, strerror(errno));
-			return 125;
-		}
-		autofree char *secret = xasprintf("%s/secret.txt", b->dir);
-		autofree char *text = xasprintf("secret-%d\n", i);
-		write_file(secret, text);
-		autofree char *env = xasprintf("%s/.env", b->dir);
-		write_file(env, "TOKEN=hidden\n");
-	}
+	for (int i = 0; i < n; i++)
+		boxes[i].dir = make_project(top, i);
 	take_counts(&before);
 	struct rlimit nofile_before, nofile_after;
 	getrlimit(RLIMIT_NOFILE, &nofile_before);
@@ -299,22 +231,7 @@ int main(int argc, char **argv)
 		free(b->script);
 	}
 
-	/* a view's threads are joined by lc_stop(); give the kernel a
-	 * moment to remove them from /proc all the same */
-	for (int tries = 0; tries < 50; tries++) {
-		take_counts(&after);
-		if (after.threads == before.threads)
-			break;
-		usleep(20 * 1000);
-	}
-	if (after.fds != before.fds)
-		fail("%ld fds open before, %ld after", before.fds, after.fds);
-	if (after.threads != before.threads)
-		fail("%ld threads before, %ld after", before.threads, after.threads);
-	if (after.mounts != before.mounts)
-		fail("%ld mounts before, %ld after", before.mounts, after.mounts);
-	if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
-		fail("a child process is left");
+	check_nothing_left(&before);
 
 	if (leaked >= 0)
 		close(leaked);

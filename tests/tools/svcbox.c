@@ -59,62 +59,12 @@
 #include "policy/policy.h"
 #include "sandbox/env.h"
 #include "sandbox/mounts.h"
-#include "procstate.h"
 
 #define H "svcbox"
+#include "boxtool.h"
+
 #define MAX_BOXES 64
 #define OUT_MAX (1 << 20)
-
-static int failures;
-
-static AF_PRINTF(1, 2) void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs(H ": ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	failures++;
-}
-
-static AF_NORETURN void setup_failed(const struct af_err *err)
-{
-	fprintf(stderr, H ": %s\n", err->msg);
-	if (err->hint[0])
-		fprintf(stderr, "hint: %s\n", err->hint);
-	exit(125);
-}
-
-static double now_sec(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s)) {
-		fprintf(stderr, H ": cannot write '%s': %s\n", path, strerror(errno));
-		exit(125);
-	}
-	close(fd);
-}
-
-/* The contents of path ("" if it does not exist), malloc'd. */
-static char *slurp(const char *path)
-{
-	char buf[4096];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return xstrdup(errno == ENOENT ? "" : "?unreadable");
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return xstrdup(buf);
-}
 
 struct box {
 	char *dir;
@@ -914,7 +864,7 @@ int main(int argc, char **argv)
 						  { "hold", no_argument, NULL, 'H' },
 						  { NULL, 0, NULL, 0 } };
 	struct af_err err = { 0 };
-	struct counts before, after;
+	struct counts before;
 	int n = 2, k = -1, c;
 	bool hold = false;
 	size_t ballast = 0;
@@ -947,29 +897,17 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "bomb") == 0 && !limits.pids)
 		limits.pids = 32;
 
-	policy = policy_new();
-	if (policy_add_preset(policy, "development", &err) < 0 ||
-	    policy_add_spec(policy, "ro/**=read@200", "svcbox", &err) < 0)
-		setup_failed(&err);
-	policy_finalize(policy);
-	if (lc_check_dev_fuse(&err) < 0)
-		setup_failed(&err);
-
+	policy = box_policy("ro/**=read@200");
 	struct box *boxes = xcalloc((size_t)n, sizeof(*boxes));
 	for (int i = 0; i < n; i++) {
 		struct box *b = &boxes[i];
-		b->dir = xasprintf("%s/p%d", top, i);
+		b->dir = make_project(top, i);
 		autofree char *ro = xasprintf("%s/ro", b->dir);
 		autofree char *src = xasprintf("%s/src", b->dir);
-		if (mkdir(b->dir, 0755) < 0 || mkdir(ro, 0755) < 0 || mkdir(src, 0755) < 0) {
+		if (mkdir(ro, 0755) < 0 || mkdir(src, 0755) < 0) {
 			fprintf(stderr, H ": cannot create '%s': %s\n", b->dir, strerror(errno));
 			return 125;
 		}
-		autofree char *secret = xasprintf("%s/secret.txt", b->dir);
-		autofree char *text = xasprintf("secret-%d\n", i);
-		write_file(secret, text);
-		autofree char *env = xasprintf("%s/.env", b->dir);
-		write_file(env, "TOKEN=hidden\n");
 		autofree char *locked = xasprintf("%s/ro/locked.txt", b->dir);
 		write_file(locked, "locked\n");
 		autofree char *lib = xasprintf("%s/src/lib.c", b->dir);
@@ -1027,26 +965,12 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "files") == 0 || strcmp(mode, "resume") == 0) {
 		const char *names[] = { "src/new.txt", "ro/locked.txt", ".env", "first.txt", "rounds" };
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-			autofree char *path = xasprintf("%s/%s", boxes[0].dir, names[i]);
-			autofree char *s = slurp(path);
+			autofree char *s = slurp(boxes[0].dir, names[i]);
 			printf("project %s: %s", names[i], *s ? s : "(none)\n");
 		}
 	}
 
-	for (int tries = 0; tries < 50; tries++) {
-		take_counts(&after);
-		if (after.threads == before.threads)
-			break;
-		usleep(20 * 1000);
-	}
-	if (after.fds != before.fds)
-		fail("%ld fds open before, %ld after", before.fds, after.fds);
-	if (after.threads != before.threads)
-		fail("%ld threads before, %ld after", before.threads, after.threads);
-	if (after.mounts != before.mounts)
-		fail("%ld mounts before, %ld after", before.mounts, after.mounts);
-	if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
-		fail("a child process is left");
+	check_nothing_left(&before);
 	for (int i = 0; i < n; i++)
 		free(boxes[i].dir);
 	free(boxes);

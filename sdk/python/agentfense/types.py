@@ -28,7 +28,19 @@ def _enum_value(enum_cls, value, prefix: str):
         value, enum_cls.__name__, ", ".join(m.value for m in enum_cls)))
 
 
-class Permission(str, Enum):
+class _ApiEnum(str, Enum):
+    """An enum of the API, whose values are its lowercase strings."""
+
+    @classmethod
+    def parse(cls, value):
+        """A member from a member, its value ("read"), its name ("READ") or
+        the protobuf spelling, the class name in capitals as a prefix
+        ("PERMISSION_READ", "SANDBOX_STATUS_RUNNING")."""
+        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper() + "_"
+        return _enum_value(cls, value, prefix)
+
+
+class Permission(_ApiEnum):
     """How much of a path the sandbox sees: nothing, its name, its
     content, or the right to change it."""
     NONE = "none"
@@ -36,38 +48,23 @@ class Permission(str, Enum):
     READ = "read"
     WRITE = "write"
 
-    @classmethod
-    def parse(cls, value) -> "Permission":
-        """A Permission from a member, "read" or "PERMISSION_READ"."""
-        return _enum_value(cls, value, "PERMISSION_")
 
-
-class PatternType(str, Enum):
+class PatternType(_ApiEnum):
     """How a rule's pattern is read: a gitignore-style glob, a directory
     (and everything below it) or one file."""
     GLOB = "glob"
     DIRECTORY = "directory"
     FILE = "file"
 
-    @classmethod
-    def parse(cls, value) -> "PatternType":
-        """A PatternType from a member, "glob" or "PATTERN_TYPE_GLOB"."""
-        return _enum_value(cls, value, "PATTERN_TYPE_")
 
-
-class RuntimeType(str, Enum):
+class RuntimeType(_ApiEnum):
     """What runs the sandbox: agentfense's own namespaces (BWRAP, the
     default) or an OCI image (DOCKER, which needs ``image``)."""
     BWRAP = "bwrap"
     DOCKER = "docker"
 
-    @classmethod
-    def parse(cls, value) -> "RuntimeType":
-        """A RuntimeType from a member, "bwrap" or "RUNTIME_TYPE_BWRAP"."""
-        return _enum_value(cls, value, "RUNTIME_TYPE_")
 
-
-class SandboxStatus(str, Enum):
+class SandboxStatus(_ApiEnum):
     """The life of a sandbox: created (PENDING), RUNNING, STOPPED, or
     ERROR (it could not start; ``SandboxInfo.error`` says why)."""
     PENDING = "pending"
@@ -75,13 +72,8 @@ class SandboxStatus(str, Enum):
     STOPPED = "stopped"
     ERROR = "error"
 
-    @classmethod
-    def parse(cls, value) -> "SandboxStatus":
-        """A SandboxStatus from a member, "running" or "SANDBOX_STATUS_RUNNING"."""
-        return _enum_value(cls, value, "SANDBOX_STATUS_")
 
-
-class SessionStatus(str, Enum):
+class SessionStatus(_ApiEnum):
     """The state of a session: ACTIVE, or CLOSED (closed, or its shell
     died); UNKNOWN for a value this SDK does not know."""
     UNKNOWN = "unknown"
@@ -92,7 +84,7 @@ class SessionStatus(str, Enum):
     def parse(cls, value) -> "SessionStatus":
         """A SessionStatus from a member or a string; UNKNOWN for others."""
         try:
-            return _enum_value(cls, value, "SESSION_STATUS_")
+            return super().parse(value)
         except ValueError:
             return cls.UNKNOWN
 
