@@ -830,6 +830,11 @@ struct sbx_op {
 	enum sbx_opkind kind;
 	enum lc_changes ch;       /* a destroy's fate for the delta */
 	struct lifecycle *lc;     /* the worker's while it runs */
+	/* or, for a sandbox an earlier serve left (status error), the delta
+	 * it kept, with what its sync needs (s's, unchanged meanwhile) */
+	struct delta *delta;
+	int project_fd;
+	const struct policy *policy;
 	sbx_done_fn done;         /* NULL: nobody waits for the answer */
 	void *done_arg;
 	struct sbx_op *next;      /* in the queue */
@@ -859,9 +864,38 @@ void sbx_op_detach(struct sbx *s)
 		s->op->done = NULL;
 }
 
+/* The fate of a delta an earlier serve kept, as lc_finish() gives one. */
+static void op_work_delta(struct sbx_op *op)
+{
+	struct delta *d = op->delta;
+	struct lc_finish *f = &op->f;
+	if (op->ch == LC_CHANGES_DISCARD) {
+		f->fate = LC_FATE_DISCARDED;
+		op->r = delta_remove(d, &op->err);
+	} else {
+		op->r = delta_sync(d, op->project_fd, op->policy, &f->sync, &op->err);
+		if (op->r < 0) {
+			f->fate = LC_FATE_SYNC_FAILED;
+			f->kept = delta_save(d, &f->save_err) == 0;
+		} else if (f->sync.conflicts) {
+			f->fate = LC_FATE_CONFLICTS;
+			f->kept = true;
+		} else {
+			f->fate = LC_FATE_SYNCED;
+		}
+	}
+	if (f->kept)
+		snprintf(op->delta_path, sizeof(op->delta_path), "%s", delta_path(d));
+	delta_free(steal_pointer(&op->delta));
+}
+
 /* The part that runs off the loop. */
 static void op_work(struct sbx_op *op)
 {
+	if (op->delta) {
+		op_work_delta(op);
+		return;
+	}
 	lc_stop(op->lc);
 	if (op->kind == OP_STOP)
 		return;
@@ -988,17 +1022,19 @@ static void op_start_queued(struct sbx_table *t)
 	}
 }
 
-/* Hand the lifecycle of s to a new operation, queued or started.
- * Returns 0, or -ENOMEM with *err filled. */
-static int op_begin(struct sbx *s, enum sbx_opkind kind, enum lc_changes ch, sbx_done_fn done,
-		    void *arg, struct af_err *err)
+/* Hand the lifecycle of s (or d, a delta an earlier serve kept; taken
+ * on success) to a new operation, queued or started.  Returns 0, or
+ * -ENOMEM with *err filled. */
+static int op_begin(struct sbx *s, enum sbx_opkind kind, enum lc_changes ch, struct delta *d,
+		    sbx_done_fn done, void *arg, struct af_err *err)
 {
 	struct sbx_table *t = s->t;
 	struct sbx_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return oom(err);
 	*op = (struct sbx_op){ .s = s, .kind = kind, .ch = ch, .done = done, .done_arg = arg,
-			       .efd = -1 };
+			       .efd = -1, .delta = d, .project_fd = s->proj.fd,
+			       .policy = s->policy };
 	/* what lives on the loop ends here, the lifecycle goes to the worker */
 	watches_end(s);
 	unwatch_fd(s);
@@ -1055,8 +1091,34 @@ int sbx_stop(struct sbx *s, sbx_done_fn done, void *arg, struct af_err *err)
 		return af_err_set(err, EBUSY, "sandbox '%s' is %s", s->id, sbx_operation(s));
 	if (s->status != SBX_RUNNING)
 		return 0;
-	int r = op_begin(s, OP_STOP, LC_CHANGES_KEEP, done, arg, err);
+	int r = op_begin(s, OP_STOP, LC_CHANGES_KEEP, NULL, done, arg, err);
 	return r < 0 ? r : 1;
+}
+
+/* The delta an earlier serve kept for s (status error), opened for its
+ * on_destroy fate: the codebase and the rules as s has them.  Returns
+ * 0 with *out, or -errno with *err filled. */
+static int open_kept(struct sbx *s, const char *path, struct delta **out, struct af_err *err)
+{
+	int r;
+	if (!s->policy) {
+		cJSON *norm = NULL;
+		r = parse_rules(rec_str(s->rec, "preset"),
+				cJSON_GetObjectItemCaseSensitive(s->rec, "permissions"), &norm,
+				&s->policy, err);
+		cJSON_Delete(norm);
+		if (r < 0)
+			return r;
+	}
+	if (s->proj.fd < 0) {
+		autofree char *dir = codebase_dir(s);
+		if (!dir)
+			return oom(err);
+		r = lc_project_open(dir, &s->proj, err);
+		if (r < 0)
+			return r;
+	}
+	return delta_open(s->proj.state_real, path, s->proj.real, out, err);
 }
 
 int sbx_destroy_begin(struct sbx *s, sbx_done_fn done, void *arg, cJSON **delta,
@@ -1064,9 +1126,31 @@ int sbx_destroy_begin(struct sbx *s, sbx_done_fn done, void *arg, cJSON **delta,
 {
 	if (s->op)
 		return af_err_set(err, EBUSY, "sandbox '%s' is %s", s->id, sbx_operation(s));
+	const char *kept = s->status == SBX_ERROR ? rec_str(s->rec, "delta_path") : NULL;
+	if (!s->lc && kept && s->on_destroy != LC_CHANGES_KEEP) {
+		/* what an earlier serve left gets its fate now, as a destroy
+		 * there would have given it */
+		struct delta *d = NULL;
+		struct af_err oerr = { 0 };
+		if (open_kept(s, kept, &d, &oerr) < 0) {
+			/* left where it is, the sandbox forgotten all the same */
+			*delta = delta_report("sync_failed", kept, NULL, oerr.msg);
+			struct af_err ign = { 0 };
+			cJSON *none = NULL;
+			sbx_destroy(s->t, s, false, &none, &ign);
+			cJSON_Delete(none);
+			return *delta ? 0 : oom(err);
+		}
+		int r = op_begin(s, OP_DESTROY, s->on_destroy, d, done, arg, err);
+		if (r < 0) {
+			delta_free(d);
+			return r;
+		}
+		return 1;
+	}
 	if (!s->lc)
 		return sbx_destroy(s->t, s, false, delta, err);
-	int r = op_begin(s, OP_DESTROY, s->on_destroy, done, arg, err);
+	int r = op_begin(s, OP_DESTROY, s->on_destroy, NULL, done, arg, err);
 	return r < 0 ? r : 1;
 }
 
@@ -1137,8 +1221,13 @@ static void on_expire(struct ev_loop *l, void *arg)
 			s->expire_timer = ev_timer_add(l, 1000, on_expire, s);
 		return;
 	}
-	if (sbx_destroy_begin(s, NULL, NULL, &delta, NULL) == 0)
-		cJSON_Delete(delta);
+	/* one an earlier serve left keeps its changes where they are: only
+	 * a request gives them a fate */
+	if (!s->lc)
+		sbx_destroy(s->t, s, false, &delta, NULL);
+	else if (sbx_destroy_begin(s, NULL, NULL, &delta, NULL) != 0)
+		return;
+	cJSON_Delete(delta);
 }
 
 static void arm_expiry(struct sbx *s)
@@ -1258,6 +1347,7 @@ static void ops_drain(struct sbx_table *t)
 		struct sbx *s = op->s;
 		t->queue = op->next;
 		s->lc = op->lc;
+		delta_free(op->delta); /* still kept where the record says */
 		s->op = NULL;
 		t->busy--;
 		free(op);
