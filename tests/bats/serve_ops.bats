@@ -61,35 +61,43 @@ wait_operation() {
 	local a=$SB
 	new_sandbox
 	local b=$SB
-	fill "$a" 400
+	fill "$a" 1000
 	destroy_bg "$a"
 	wait_operation "$a" destroying
 	assert_eq "stopped" "$(field 'j["status"]')"
-	# the rest of serve answers while the sync runs
-	run api GET /v1/version
-	assert_eq 200 "${output%% *}"
-	run api POST "/v1/sandboxes/$b/exec" -d '{"command": "echo other"}'
-	assert_eq "200 other" "${output%% *} $(field 'j["stdout"].strip()')"
-	# requests on the sandbox in flight: a conflict, or not running
-	run api POST "/v1/sandboxes/$a/start"
-	assert_eq "409 conflict sandbox '$a' is destroying" \
-		"${output%% *} $(field 'j["code"]') $(field 'j["message"]')"
-	run api POST "/v1/sandboxes/$a/stop"
-	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
-	run api DELETE "/v1/sandboxes/$a"
-	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
-	run api POST "/v1/sandboxes/$a/exec" -d '{"command": "true"}'
-	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
-	run api GET "/v1/sandboxes/$a/files/README.md"
-	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	# the rest of serve answers while the sync runs, and requests on the
+	# sandbox in flight are refused (their replies checked below, so that
+	# nothing slow comes between them and the destroy's)
+	local version other start stop again exec file
+	version=$(api GET /v1/version)
+	other=$(api POST "/v1/sandboxes/$b/exec" -d '{"command": "echo other"}')
+	start=$(api POST "/v1/sandboxes/$a/start")
+	stop=$(api POST "/v1/sandboxes/$a/stop")
+	again=$(api DELETE "/v1/sandboxes/$a")
+	exec=$(api POST "/v1/sandboxes/$a/exec" -d '{"command": "true"}')
+	file=$(api GET "/v1/sandboxes/$a/files/README.md")
 	# all of that came before the destroy's reply
 	kill -0 "$DPID"
 	[ ! -s "$T/destroy" ]
+	assert_eq 200 "${version%% *}"
+	output=$other
+	assert_eq "200 other" "${output%% *} $(field 'j["stdout"].strip()')"
+	output=$start
+	assert_eq "409 conflict sandbox '$a' is destroying" \
+		"${output%% *} $(field 'j["code"]') $(field 'j["message"]')"
+	output=$stop
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	output=$again
+	assert_eq "409 conflict" "${output%% *} $(field 'j["code"]')"
+	output=$exec
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
+	output=$file
+	assert_eq "409 not_running" "${output%% *} $(field 'j["code"]')"
 	wait "$DPID"
 	assert_eq 200 "$(cat "$T/destroy.code")"
 	assert_eq "synced 1 0 0 None []" \
 		"$(jget "$(cat "$T/destroy")" '" ".join(map(str, [j["delta"]["fate"], j["delta"]["written"], j["delta"]["deleted"], j["delta"]["conflicts"], j["delta"]["path"], j["delta"]["notes"]]))')"
-	assert_eq 419430400 "$(stat -c %s "$(codebase_file big)")"
+	assert_eq 1048576000 "$(stat -c %s "$(codebase_file big)")"
 	run api GET "/v1/sandboxes/$a"
 	assert_eq 404 "${output%% *}"
 	[ ! -e "$XDG_DATA_HOME/agentfense/sandboxes/$a.json" ]
@@ -100,7 +108,7 @@ wait_operation() {
 @test "a client that leaves during a destroy does not cut it short" {
 	start_sandbox "$WRITE"
 	local a=$SB
-	fill "$a" 400
+	fill "$a" 600
 	# the client gives up long before the sync can end
 	run curl -sS --max-time 0.2 --unix-socket "$SOCK" -X DELETE "http://agentfense/v1/sandboxes/$a"
 	assert_eq 28 "$status"
@@ -112,7 +120,7 @@ wait_operation() {
 		sleep 0.02
 	done
 	assert_eq 404 "${output%% *}"
-	assert_eq 419430400 "$(stat -c %s "$(codebase_file big)")"
+	assert_eq 629145600 "$(stat -c %s "$(codebase_file big)")"
 	[ ! -e "$XDG_DATA_HOME/agentfense/sandboxes/$a.json" ]
 	[ -z "$(ls "$RUNS")" ]
 	run api GET /v1/version
