@@ -372,6 +372,152 @@ fail:
 	return r;
 }
 
+/* The value of line "key VALUE" of the info file dir_fd holds, unescaped
+ * (malloc'd), or NULL. */
+static char *info_value(int dir_fd, const char *key)
+{
+	autoclose int fd = openat(dir_fd, "info", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char buf[64 << 10];
+	ssize_t n = read_full(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	size_t kl = strlen(key);
+	for (char *line = buf, *end; *line; line = end + 1) {
+		end = strchrnul(line, '\n');
+		bool last = !*end;
+		*end = '\0';
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
+			return delta_unescape(line + kl + 1);
+		if (last)
+			break;
+	}
+	return NULL;
+}
+
+/* Read the manifest back into the base table: a missing one leaves it
+ * empty.  Returns 0, or -errno (-EINVAL: a malformed record). */
+static int load_manifest(struct delta *d)
+{
+	int fd = openat(d->dir_fd, "manifest", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int r = 0;
+	while (r == 0 && (len = getline(&line, &cap, f)) >= 0) {
+		if (len && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (!len || line[0] == '#')
+			continue;
+		/* the path is what follows the sixth space */
+		char *p = line;
+		for (int i = 0; i < 6 && p; i++)
+			p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+		autofree char *path = p && *p == '/' ? delta_unescape(p + 1) : NULL;
+		if (!path) {
+			r = -EINVAL;
+			break;
+		}
+		if (line[0] == 'N' && line[1] == ' ') {
+			delta_note_base(d, path, NULL);
+			continue;
+		}
+		unsigned mode;
+		unsigned long long ino;
+		long long size, ms, cs;
+		long mns, cns;
+		if (line[0] != 'E' || sscanf(line + 1, " %o %llu %lld %lld.%ld %lld.%ld ", &mode, &ino,
+					     &size, &ms, &mns, &cs, &cns) != 7) {
+			r = -EINVAL;
+			break;
+		}
+		struct stat st = {
+			.st_mode = (mode_t)mode,
+			.st_ino = (ino_t)ino,
+			.st_size = (off_t)size,
+			.st_mtim = { .tv_sec = (time_t)ms, .tv_nsec = mns },
+			.st_ctim = { .tv_sec = (time_t)cs, .tv_nsec = cns },
+		};
+		delta_note_base(d, path, &st);
+	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	free(line);
+	fclose(f);
+	return r;
+}
+
+int delta_open(const char *state_dir, const char *path, const char *project_path,
+	       struct delta **out, struct af_err *err)
+{
+	autofree char *state_real = realpath(state_dir, NULL);
+	const char *slash = strrchr(path, '/');
+	size_t sl = state_real ? strlen(state_real) : 0;
+	/* only an entry of the state directory itself, by its own name */
+	if (!state_real || !slash || (size_t)(slash - path) != sl ||
+	    strncmp(path, state_real, sl) != 0 || strncmp(slash + 1, "run-", 4) != 0)
+		return af_err_set(err, EINVAL, "'%s' is not a run directory of '%s'", path,
+				  state_dir);
+	struct delta *d = xcalloc(1, sizeof(*d));
+	d->path = xstrdup(path);
+	d->name = xstrdup(slash + 1);
+	d->project_path = xstrdup(project_path);
+	d->dir_fd = d->upper_fd = d->work_fd = -1;
+	pthread_mutex_init(&d->lock, NULL);
+	delta_init_table(d);
+	struct stat st;
+	int r = 0;
+	autofree char *proj = NULL;
+	d->state_fd = open(state_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->state_fd < 0 || fstat(d->state_fd, &st) < 0) {
+		r = af_err_set(err, errno, "cannot open state directory '%s': %s", state_real,
+			       strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		r = af_err_set(err, EPERM, "state directory '%s' is not owned by you", state_real);
+		goto fail;
+	}
+	d->dir_fd = openat(d->state_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->dir_fd >= 0)
+		d->upper_fd = openat(d->dir_fd, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				     O_CLOEXEC);
+	if (d->upper_fd >= 0)
+		d->work_fd = openat(d->dir_fd, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->work_fd < 0) {
+		r = af_err_set(err, errno, "cannot open run directory '%s': %s", path,
+			       strerror(errno));
+		goto fail;
+	}
+	proj = info_value(d->dir_fd, "project");
+	if (!proj || strcmp(proj, project_path) != 0) {
+		r = af_err_set(err, EINVAL, "run directory '%s' is not of project '%s'", path,
+			       project_path);
+		goto fail;
+	}
+	r = load_manifest(d);
+	if (r < 0) {
+		af_err_set(err, -r, "cannot read '%s/manifest': %s", path,
+			   r == -EINVAL ? "malformed record" : strerror(-r));
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	delta_free(d);
+	return r;
+}
+
 void delta_free(struct delta *d)
 {
 	if (!d)

@@ -50,6 +50,15 @@ char *delta_state_dir(struct af_err *err);
 int delta_create(const char *state_dir, const char *project_path, struct delta **out,
 		 struct af_err *err);
 void delta_free(struct delta *d);
+/* Open a run directory an earlier process left in state_dir (path: the
+ * canonical state directory's entry run-...) to give it a fate: its
+ * manifest's base records read back, none when it has none (a process
+ * killed before it could save them: sync then takes every path the
+ * project has as changed there meanwhile).  Its info must name
+ * project_path.  Returns 0, or -errno with *err filled (-ENOENT: gone,
+ * -EINVAL: not a run directory of state_dir for that project). */
+int delta_open(const char *state_dir, const char *path, const char *project_path,
+	       struct delta **out, struct af_err *err);
 
 const char *delta_path(const struct delta *d);  /* run directory */
 int delta_upper_fd(const struct delta *d);      /* O_DIRECTORY fd of upper/ */

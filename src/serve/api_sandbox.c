@@ -58,6 +58,7 @@ struct sreq {
 	int rpipe;              /* the output comes through it into out, watched */
 	uint64_t staged;        /* bytes of it in out so far */
 	bool read_next;         /* a STAT that checks the size before the READ */
+	bool op_waiting;        /* a stop or destroy of s answers it (sbx_op_detach) */
 	bool truncated;         /* LIST: cut off at LIST_MAX_BYTES or LIST_MAX_ENTRIES */
 	char *rel;              /* the path relative to /workspace ("" for it) */
 	enum sproc_op op;
@@ -99,11 +100,18 @@ static void sreq_cleanup(struct http_req *r)
 	r->data = NULL;
 }
 
-/* The client left before the answer: stop working for it. */
+/* The client left before the answer: stop working for it (a stop or
+ * destroy runs to its end all the same, unanswered). */
 static void sreq_on_close(struct http_req *r)
 {
-	if (r->data)
-		fop_end(r->data);
+	struct sreq *x = r->data;
+	if (!x)
+		return;
+	if (x->op_waiting) {
+		sbx_op_detach(x->s);
+		x->op_waiting = false;
+	}
+	fop_end(x);
 }
 
 static void oom_reply(struct http_conn *c)
@@ -296,13 +304,10 @@ static void list(struct http_conn *c, const struct http_req *r, struct serve_ctx
 	http_respond_json(c, 200, j);
 }
 
-static void destroy(struct http_conn *c, struct serve_ctx *sc, struct sbx *s)
+/* {"delta": delta} (taken) as the answer. */
+static void destroy_reply(struct http_conn *c, cJSON *delta)
 {
-	cJSON *delta = NULL, *j;
-	struct af_err e = { 0 };
-	/* a failed sync is reported in the delta (fate sync_failed, error) */
-	sbx_destroy(sc->sandboxes, s, false, &delta, &e);
-	j = cJSON_CreateObject();
+	cJSON *j = cJSON_CreateObject();
 	if (!delta || !j || !cJSON_AddItemToObject(j, "delta", delta)) {
 		cJSON_Delete(delta);
 		cJSON_Delete(j);
@@ -310,6 +315,47 @@ static void destroy(struct http_conn *c, struct serve_ctx *sc, struct sbx *s)
 		return;
 	}
 	http_respond_json(c, 200, j);
+}
+
+/* A stop or destroy that ran off the loop ended: answer with what it
+ * did (the Sandbox, or the delta report). */
+static void op_done(void *arg, int r, cJSON *result, const struct af_err *e)
+{
+	struct sreq *x = arg;
+	x->op_waiting = false;
+	if (r < 0) {
+		cJSON_Delete(result);
+		sbx_error(x->c, e);
+	} else if (x->route == S_SANDBOX) {
+		destroy_reply(x->c, result);
+	} else {
+		http_respond_json(x->c, 200, result);
+	}
+}
+
+/* Start the stop or destroy of x->s; its answer deferred until it ends
+ * off the loop, or given now. */
+static void stop_or_destroy(struct http_conn *c, struct http_req *r, struct sreq *x)
+{
+	cJSON *delta = NULL;
+	struct af_err e = { 0 };
+	/* a failed sync is reported in the delta (fate sync_failed, error) */
+	int rc = x->route == S_SANDBOX ? sbx_destroy_begin(x->s, op_done, x, &delta, &e)
+				       : sbx_stop(x->s, op_done, x, &e);
+	if (rc == 1) {
+		x->op_waiting = true;
+		r->on_close = sreq_on_close;
+		http_defer(c);
+	} else if (rc < 0 && e.errnum != EBUSY && x->route == S_SANDBOX) {
+		/* the sandbox is forgotten all the same */
+		destroy_reply(c, delta);
+	} else if (rc < 0) {
+		sbx_error(c, &e);
+	} else if (x->route == S_SANDBOX) {
+		destroy_reply(c, delta);
+	} else {
+		reply_sandbox(c, 200, x->s);
+	}
 }
 
 static cJSON *preset_json(const struct preset_info *pi, struct af_err *err)
@@ -936,19 +982,24 @@ bool api_sandbox_request(struct http_conn *c, struct http_req *r, struct serve_c
 	case S_SANDBOX:
 		if (!(s = find(c, sc, x)))
 			break;
+		x->s = s;
 		if (r->method == HTTP_DELETE)
-			destroy(c, sc, s);
+			stop_or_destroy(c, r, x);
 		else
 			reply_sandbox(c, 200, s);
 		break;
 	case S_START:
-	case S_STOP:
 		if (!(s = find(c, sc, x)))
 			break;
-		if ((x->route == S_START ? sbx_start(s, &e) : sbx_stop(s, &e)) < 0)
+		if (sbx_start(s, &e) < 0)
 			sbx_error(c, &e);
 		else
 			reply_sandbox(c, 200, s);
+		break;
+	case S_STOP:
+		if (!(x->s = find(c, sc, x)))
+			break;
+		stop_or_destroy(c, r, x);
 		break;
 	case S_FILES:
 	case S_FILE:

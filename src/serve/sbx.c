@@ -14,11 +14,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -62,6 +66,7 @@ struct sbx {
 	int sb_fd;           /* the sandbox's control socket, watched for its end */
 	int64_t expire_timer;
 	struct sbx_watch watches; /* list head */
+	struct sbx_op *op;   /* a stop or destroy under way, or NULL */
 };
 
 struct sbx_table {
@@ -74,6 +79,9 @@ struct sbx_table {
 	unsigned n, running;
 	void (*on_count)(unsigned n, void *arg);
 	void *count_arg;
+	unsigned busy;            /* sandboxes with an operation */
+	unsigned ops_running;     /* of those, on a worker thread (SBX_OPS_MAX) */
+	struct sbx_op *queue, *queue_tail; /* the others, oldest first */
 };
 
 static int oom(struct af_err *err)
@@ -170,6 +178,14 @@ static int rec_write(struct sbx *s, struct af_err *err)
 	return 0;
 }
 
+/* Tell serve what keeps it from its idle exit: running sandboxes and
+ * operations under way. */
+static void count_changed(struct sbx_table *t)
+{
+	if (t->on_count)
+		t->on_count(t->running + t->busy, t->count_arg);
+}
+
 /* Set the status (and its record field). */
 static void set_status(struct sbx *s, enum sbx_status st)
 {
@@ -178,8 +194,7 @@ static void set_status(struct sbx *s, enum sbx_status st)
 	set_str(s->rec, "status", status_names[st]);
 	if (was != is) {
 		s->t->running += is ? 1 : (unsigned)-1;
-		if (s->t->on_count)
-			s->t->on_count(s->t->running, s->t->count_arg);
+		count_changed(s->t);
 	}
 }
 
@@ -628,6 +643,8 @@ static void on_sandbox_end(struct ev_loop *l AF_UNUSED, int fd AF_UNUSED, uint32
 int sbx_start(struct sbx *s, struct af_err *err)
 {
 	int r;
+	if (s->op)
+		return af_err_set(err, EBUSY, "sandbox '%s' is %s", s->id, sbx_operation(s));
 	if (s->status == SBX_RUNNING)
 		return 0;
 	if (s->status == SBX_ERROR)
@@ -692,16 +709,6 @@ int sbx_start(struct sbx *s, struct af_err *err)
 	set_str(s->rec, "delta_path", lc_delta_path(s->lc));
 	cJSON_DeleteItemFromObjectCaseSensitive(s->rec, "_live");
 	cJSON_AddTrueToObject(s->rec, "_live");
-	return rec_write(s, err);
-}
-
-int sbx_stop(struct sbx *s, struct af_err *err)
-{
-	if (s->status != SBX_RUNNING)
-		return 0;
-	halt(s);
-	set_status(s, SBX_STOPPED);
-	set_now(s->rec, "stopped_at");
 	return rec_write(s, err);
 }
 
@@ -786,6 +793,373 @@ static int finish(struct sbx *s, enum lc_changes ch, cJSON **delta, struct af_er
 	return *delta ? r : oom(err);
 }
 
+/* --- stops and destroys off the loop ----------------------------------------------
+ *
+ * A destroy syncs the delta back to the codebase, which takes seconds
+ * for a large one; a stop waits for the sandbox's processes and view
+ * to end (up to about 2 s each when they hang); freeing a lifecycle
+ * may wait for the kernel to let go of its cgroups.  None of that may
+ * hold up the other clients, so it runs on a worker thread, one per
+ * operation, at most SBX_OPS_MAX at once (the rest queue, one per
+ * sandbox at most).
+ *
+ * What runs off the loop is the lifecycle alone (lc_stop, lc_finish,
+ * lc_free), which the worker owns while it runs: s->lc is NULL
+ * meanwhile, so nothing on the loop reaches it.  The registry, the
+ * records, cJSON and HTTP stay on the loop thread: before the hand-over
+ * the loop ends what lives on the sandbox (execs, sessions, file
+ * operations: their watches) and stops watching its control socket;
+ * after it, the worker's eventfd wakes the loop, which joins the
+ * thread, writes the record and answers.
+ *
+ * Why a thread is safe here: lc_stop() kills and reaps the sandbox's
+ * PID 1 by its pid (waitpid works from any thread of the process, and
+ * serve reaps no child with waitpid(-1) nor handles SIGCHLD), and joins
+ * the view's threads; lc_finish() works from the project's and the
+ * delta's directory fds, touching no cwd, umask or signal disposition.
+ * The worker blocks every signal, so serve's SIGTERM and SIGINT still
+ * reach its signalfd.  Starting is not done here: a sandbox dies with
+ * the thread that cloned it (PR_SET_PDEATHSIG), so lc_start() stays on
+ * the loop thread, which lives as long as serve.
+ *
+ * While an operation is under way the sandbox is not running (status
+ * stopped, "operation" says which): execs and file operations on it
+ * are refused as on a stopped one, a start, stop or destroy is refused
+ * with EBUSY (409 conflict).  A client that leaves does not cut the
+ * operation short: it ends, the record is written (or removed), and
+ * only the answer is dropped. */
+
+enum sbx_opkind { OP_STOP, OP_DESTROY };
+
+struct sbx_op {
+	struct sbx *s;
+	enum sbx_opkind kind;
+	enum lc_changes ch;       /* a destroy's fate for the delta */
+	struct lifecycle *lc;     /* the worker's while it runs */
+	/* or, for a sandbox an earlier serve left (status error), the delta
+	 * it kept, with what its sync needs (s's, unchanged meanwhile) */
+	struct delta *delta;
+	int project_fd;
+	const struct policy *policy;
+	sbx_done_fn done;         /* NULL: nobody waits for the answer */
+	void *done_arg;
+	struct sbx_op *next;      /* in the queue */
+	pthread_t th;
+	bool started;
+	int efd;                  /* written by the worker when it is done */
+	/* the worker's results (a destroy's) */
+	int r;
+	struct af_err err;
+	struct lc_finish f;
+	bool stuck;
+	char delta_path[PATH_MAX]; /* f.delta_path, which lc_free() frees */
+};
+
+static void sbx_release(struct sbx *s);
+
+const char *sbx_operation(const struct sbx *s)
+{
+	if (!s->op)
+		return NULL;
+	return s->op->kind == OP_STOP ? "stopping" : "destroying";
+}
+
+void sbx_op_detach(struct sbx *s)
+{
+	if (s->op)
+		s->op->done = NULL;
+}
+
+/* The fate of a delta an earlier serve kept, as lc_finish() gives one. */
+static void op_work_delta(struct sbx_op *op)
+{
+	struct delta *d = op->delta;
+	struct lc_finish *f = &op->f;
+	if (op->ch == LC_CHANGES_DISCARD) {
+		f->fate = LC_FATE_DISCARDED;
+		op->r = delta_remove(d, &op->err);
+	} else {
+		op->r = delta_sync(d, op->project_fd, op->policy, &f->sync, &op->err);
+		if (op->r < 0) {
+			f->fate = LC_FATE_SYNC_FAILED;
+			f->kept = delta_save(d, &f->save_err) == 0;
+		} else if (f->sync.conflicts) {
+			f->fate = LC_FATE_CONFLICTS;
+			f->kept = true;
+		} else {
+			f->fate = LC_FATE_SYNCED;
+		}
+	}
+	if (f->kept)
+		snprintf(op->delta_path, sizeof(op->delta_path), "%s", delta_path(d));
+	delta_free(steal_pointer(&op->delta));
+}
+
+/* The part that runs off the loop. */
+static void op_work(struct sbx_op *op)
+{
+	if (op->delta) {
+		op_work_delta(op);
+		return;
+	}
+	lc_stop(op->lc);
+	if (op->kind == OP_STOP)
+		return;
+	op->r = lc_finish(op->lc, op->ch, &op->f, &op->err);
+	if (op->f.kept && op->f.delta_path)
+		snprintf(op->delta_path, sizeof(op->delta_path), "%s", op->f.delta_path);
+	op->f.delta_path = NULL;
+	op->stuck = lc_stuck(op->lc);
+	lc_free(steal_pointer(&op->lc));
+}
+
+static void *op_thread(void *arg)
+{
+	struct sbx_op *op = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	op_work(op);
+	uint64_t one = 1;
+	/* an eventfd's counter cannot overflow from one write */
+	while (write(op->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* Back on the loop: the record, the answer.  Frees op (and, after a
+ * destroy, the sandbox). */
+static void op_complete(struct sbx_op *op)
+{
+	struct sbx *s = op->s;
+	struct sbx_table *t = s->t;
+	sbx_done_fn done = op->done;
+	void *arg = op->done_arg;
+	struct af_err err = { 0 };
+	cJSON *result = NULL;
+	int r = 0;
+	s->op = NULL;
+	t->busy--;
+	if (op->kind == OP_STOP) {
+		s->lc = op->lc;
+		r = rec_write(s, &err);
+		if (r == 0 && done && !(result = sbx_json(s)))
+			r = oom(&err);
+	} else {
+		/* a failed sync is reported in the delta (fate sync_failed,
+		 * error), as a destroy on the loop reports it */
+		const char *kept = op->delta_path[0] ? op->delta_path : NULL;
+		result = delta_report(fate_name(op->f.fate), kept, &op->f.sync,
+				      op->r < 0 ? op->err.msg : NULL);
+		lc_finish_free(&op->f);
+		if (op->stuck)
+			s->policy = NULL; /* the view's blocked threads may hold it */
+		char name[64];
+		snprintf(name, sizeof(name), "%s.json", s->id);
+		if (unlinkat(t->dirfd, name, 0) < 0 && errno != ENOENT)
+			af_err_set(&err, errno, "cannot remove the record of sandbox '%s': %s",
+				   s->id, strerror(errno));
+		sbx_release(s);
+		if (!result)
+			r = oom(&err);
+	}
+	free(op);
+	count_changed(t);
+	if (done)
+		done(arg, r, steal_pointer(&result), &err);
+	cJSON_Delete(result);
+}
+
+static void op_start_queued(struct sbx_table *t);
+
+/* The worker is done. */
+static void on_op_done(struct ev_loop *l, int fd, uint32_t events AF_UNUSED, void *arg)
+{
+	struct sbx_op *op = arg;
+	struct sbx_table *t = op->s->t;
+	ev_fd_del(l, fd);
+	pthread_join(op->th, NULL);
+	close(op->efd);
+	t->ops_running--;
+	op_complete(op);
+	op_start_queued(t);
+}
+
+/* Start op on a worker thread.  Returns 0, or -errno. */
+static int op_launch(struct sbx_op *op)
+{
+	struct sbx_table *t = op->s->t;
+	op->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (op->efd < 0)
+		return -errno;
+	int r = ev_fd_add(t->loop, op->efd, EPOLLIN, on_op_done, op);
+	if (r == 0) {
+		r = -pthread_create(&op->th, NULL, op_thread, op);
+		if (r < 0)
+			ev_fd_del(t->loop, op->efd);
+	}
+	if (r < 0) {
+		close(op->efd);
+		return r;
+	}
+	op->started = true;
+	t->ops_running++;
+	return 0;
+}
+
+/* Run op here and now (no thread or fd to spare for it, or serve
+ * ends). */
+static void op_inline(struct sbx_op *op)
+{
+	op_work(op);
+	op_complete(op);
+}
+
+/* Start what the queue holds, as far as the cap lets. */
+static void op_start_queued(struct sbx_table *t)
+{
+	while (t->queue && t->ops_running < SBX_OPS_MAX) {
+		struct sbx_op *op = t->queue;
+		t->queue = op->next;
+		if (!t->queue)
+			t->queue_tail = NULL;
+		if (op_launch(op) < 0)
+			op_inline(op);
+	}
+}
+
+/* Hand the lifecycle of s (or d, a delta an earlier serve kept; taken
+ * on success) to a new operation, queued or started.  Returns 0, or
+ * -ENOMEM with *err filled. */
+static int op_begin(struct sbx *s, enum sbx_opkind kind, enum lc_changes ch, struct delta *d,
+		    sbx_done_fn done, void *arg, struct af_err *err)
+{
+	struct sbx_table *t = s->t;
+	struct sbx_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return oom(err);
+	*op = (struct sbx_op){ .s = s, .kind = kind, .ch = ch, .done = done, .done_arg = arg,
+			       .efd = -1, .delta = d, .project_fd = s->proj.fd,
+			       .policy = s->policy };
+	/* what lives on the loop ends here, the lifecycle goes to the worker */
+	watches_end(s);
+	unwatch_fd(s);
+	op->lc = steal_pointer(&s->lc);
+	if (s->status == SBX_RUNNING) {
+		set_status(s, SBX_STOPPED);
+		set_now(s->rec, "stopped_at");
+	}
+	s->op = op;
+	t->busy++;
+	count_changed(t);
+	if (t->queue_tail)
+		t->queue_tail->next = op;
+	else
+		t->queue = op;
+	t->queue_tail = op;
+	op_start_queued(t);
+	return 0;
+}
+
+/* Finish the operation on s now, on the loop (codebase delete, serve's
+ * end): its worker joined, or a queued one run here. */
+static void op_wait(struct sbx *s)
+{
+	struct sbx_op *op = s->op;
+	struct sbx_table *t = s->t;
+	if (!op)
+		return;
+	if (op->started) {
+		uint64_t n;
+		pthread_join(op->th, NULL);
+		while (read(op->efd, &n, sizeof(n)) < 0 && errno == EINTR)
+			;
+		ev_fd_del(t->loop, op->efd);
+		close(op->efd);
+		t->ops_running--;
+		op_complete(op);
+		op_start_queued(t);
+		return;
+	}
+	for (struct sbx_op **pp = &t->queue, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			if (t->queue_tail == op)
+				t->queue_tail = prev;
+			break;
+		}
+	op_inline(op);
+}
+
+int sbx_stop(struct sbx *s, sbx_done_fn done, void *arg, struct af_err *err)
+{
+	if (s->op)
+		return af_err_set(err, EBUSY, "sandbox '%s' is %s", s->id, sbx_operation(s));
+	if (s->status != SBX_RUNNING)
+		return 0;
+	int r = op_begin(s, OP_STOP, LC_CHANGES_KEEP, NULL, done, arg, err);
+	return r < 0 ? r : 1;
+}
+
+/* The delta an earlier serve kept for s (status error), opened for its
+ * on_destroy fate: the codebase and the rules as s has them.  Returns
+ * 0 with *out, or -errno with *err filled. */
+static int open_kept(struct sbx *s, const char *path, struct delta **out, struct af_err *err)
+{
+	int r;
+	if (!s->policy) {
+		cJSON *norm = NULL;
+		r = parse_rules(rec_str(s->rec, "preset"),
+				cJSON_GetObjectItemCaseSensitive(s->rec, "permissions"), &norm,
+				&s->policy, err);
+		cJSON_Delete(norm);
+		if (r < 0)
+			return r;
+	}
+	if (s->proj.fd < 0) {
+		autofree char *dir = codebase_dir(s);
+		if (!dir)
+			return oom(err);
+		r = lc_project_open(dir, &s->proj, err);
+		if (r < 0)
+			return r;
+	}
+	return delta_open(s->proj.state_real, path, s->proj.real, out, err);
+}
+
+int sbx_destroy_begin(struct sbx *s, sbx_done_fn done, void *arg, cJSON **delta,
+		      struct af_err *err)
+{
+	if (s->op)
+		return af_err_set(err, EBUSY, "sandbox '%s' is %s", s->id, sbx_operation(s));
+	const char *kept = s->status == SBX_ERROR ? rec_str(s->rec, "delta_path") : NULL;
+	if (!s->lc && kept && s->on_destroy != LC_CHANGES_KEEP) {
+		/* what an earlier serve left gets its fate now, as a destroy
+		 * there would have given it */
+		struct delta *d = NULL;
+		struct af_err oerr = { 0 };
+		if (open_kept(s, kept, &d, &oerr) < 0) {
+			/* left where it is, the sandbox forgotten all the same */
+			*delta = delta_report("sync_failed", kept, NULL, oerr.msg);
+			struct af_err ign = { 0 };
+			cJSON *none = NULL;
+			sbx_destroy(s->t, s, false, &none, &ign);
+			cJSON_Delete(none);
+			return *delta ? 0 : oom(err);
+		}
+		int r = op_begin(s, OP_DESTROY, s->on_destroy, d, done, arg, err);
+		if (r < 0) {
+			delta_free(d);
+			return r;
+		}
+		return 1;
+	}
+	if (!s->lc)
+		return sbx_destroy(s->t, s, false, delta, err);
+	int r = op_begin(s, OP_DESTROY, s->on_destroy, NULL, done, arg, err);
+	return r < 0 ? r : 1;
+}
+
 /* --- the table ------------------------------------------------------------------ */
 
 /* A sandbox for rec (taken on success) in the table, or NULL without
@@ -842,12 +1216,23 @@ static void sbx_release(struct sbx *s)
 	free(s);
 }
 
-static void on_expire(struct ev_loop *l AF_UNUSED, void *arg)
+static void on_expire(struct ev_loop *l, void *arg)
 {
 	struct sbx *s = arg;
 	s->expire_timer = 0;
 	cJSON *delta = NULL;
-	sbx_destroy(s->t, s, false, &delta, NULL);
+	if (s->op) {
+		/* a destroy under way ends it; after a stop, try again */
+		if (s->op->kind == OP_STOP)
+			s->expire_timer = ev_timer_add(l, 1000, on_expire, s);
+		return;
+	}
+	/* one an earlier serve left keeps its changes where they are: only
+	 * a request gives them a fate */
+	if (!s->lc)
+		sbx_destroy(s->t, s, false, &delta, NULL);
+	else if (sbx_destroy_begin(s, NULL, NULL, &delta, NULL) != 0)
+		return;
 	cJSON_Delete(delta);
 }
 
@@ -956,8 +1341,44 @@ unsigned sbx_table_running(const struct sbx_table *t)
 	return t->running;
 }
 
+/* Wait for the operations under way, at most SBX_OPS_GRACE seconds in
+ * all; those still running after it are left to the process's exit
+ * (their records say _live: the next serve reports them as status
+ * error, changes kept).  Queued ones are called off: their sandboxes
+ * get serve's SIGTERM fates with the others. */
+static void ops_drain(struct sbx_table *t)
+{
+	while (t->queue) {
+		struct sbx_op *op = t->queue;
+		struct sbx *s = op->s;
+		t->queue = op->next;
+		s->lc = op->lc;
+		delta_free(op->delta); /* still kept where the record says */
+		s->op = NULL;
+		t->busy--;
+		free(op);
+	}
+	t->queue_tail = NULL;
+	uint64_t deadline = ev_now_ms() + SBX_OPS_GRACE * 1000ull;
+	for (struct sbx *s = t->head, *next; s; s = next) {
+		next = s->next;
+		if (!s->op)
+			continue;
+		uint64_t now = ev_now_ms();
+		struct pollfd pfd = { .fd = s->op->efd, .events = POLLIN };
+		int r = poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0);
+		if (r == 1) {
+			/* may free s, and a queued operation started in its
+			 * place may end (and free its sandbox) at once */
+			op_wait(s);
+			next = t->head;
+		}
+	}
+}
+
 void sbx_table_shutdown(struct sbx_table *t)
 {
+	ops_drain(t);
 	for (struct sbx *s = t->head; s; s = s->next) {
 		if (!s->lc)
 			continue;
@@ -979,8 +1400,16 @@ void sbx_table_free(struct sbx_table *t)
 	if (!t)
 		return;
 	t->on_count = NULL;
-	while (t->head)
+	while (t->head) {
+		if (t->head->op) {
+			/* its worker still runs (ops_drain): left to the exit */
+			t->head = t->head->next;
+			if (t->head)
+				t->head->prev = NULL;
+			continue;
+		}
 		sbx_release(t->head);
+	}
 	close(t->dirfd);
 	free(t->socket_dir);
 	free(t->store_real);
@@ -1061,6 +1490,12 @@ cJSON *sbx_json(const struct sbx *s)
 		next = it->next;
 		if (it->string && it->string[0] == '_')
 			cJSON_Delete(cJSON_DetachItemViaPointer(j, it));
+	}
+	/* not in the record: an operation ends with the serve that ran it */
+	const char *op = sbx_operation(s);
+	if (!(op ? cJSON_AddStringToObject(j, "operation", op) : cJSON_AddNullToObject(j, "operation"))) {
+		cJSON_Delete(j);
+		return NULL;
 	}
 	return j;
 }
@@ -1328,6 +1763,12 @@ void sbx_destroy_codebase(struct sbx_table *t, const char *codebase_id)
 		next = s->next;
 		if (strcmp(rec_str(s->rec, "codebase_id"), codebase_id) != 0)
 			continue;
+		if (s->op) {
+			/* not while a worker writes to the codebase */
+			op_wait(s);
+			next = t->head; /* s and others may be gone (see ops_drain) */
+			continue;
+		}
 		cJSON *delta = NULL;
 		sbx_destroy(t, s, true, &delta, NULL);
 		cJSON_Delete(delta);

@@ -252,7 +252,7 @@ sandbox_pids() {
 @test "SIGKILL: the sandboxes die with serve; the next serve says so and keeps the changes" {
 	start_serve
 	cb_source
-	new_sandbox '"start": true'
+	new_sandbox '"start": true, "on_destroy": "keep"'
 	local dp
 	dp=$(jget "$SBJ" 'j["delta_path"]')
 	[ -d "$dp" ]
@@ -295,6 +295,116 @@ sandbox_pids() {
 	run api DELETE "/v1/sandboxes/$SB"
 	assert_eq "200 kept $dp" "${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]')"
 	[ -d "$dp" ]
+}
+
+# kill_serve [CMD...]: SIGKILL serve, run CMD, start another serve and
+# wait until it answers.
+kill_serve() {
+	local i
+	kill -KILL "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	SERVE_PID=
+	"${@:-true}"
+	start_serve
+	for ((i = 0; i < 250; i++)); do
+		curl -sf --unix-socket "$SOCK" http://agentfense/v1/version >/dev/null && break
+		sleep 0.02
+	done
+}
+
+@test "SIGKILL: destroying a sandbox left in error syncs its kept changes; a host change is a conflict" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true, "permissions": [{"pattern": "**", "permission": "write"}]'
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	run api PUT "/v1/sandboxes/$SB/files/output/n.txt" --data-binary new
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/sandboxes/$SB/files/a.txt" --data-binary sandbox
+	assert_eq 200 "${output%% *}"
+	kill_serve
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq "200 error" "${output%% *} $(field 'j["status"]')"
+	# the host changes a.txt meanwhile: it is kept, never overwritten
+	run api PUT "/v1/codebases/$CB/files/a.txt" --data-binary host
+	assert_eq 200 "${output%% *}"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 conflicts 1 0 1 $dp" \
+		"${output%% *} $(field '" ".join(map(str, [j["delta"]["fate"], j["delta"]["written"], j["delta"]["deleted"], j["delta"]["conflicts"], j["delta"]["path"]]))')"
+	assert_eq "conflict a.txt" "$(field '" ".join([j["delta"]["notes"][0]["kind"], j["delta"]["notes"][0]["path"].lstrip("/")])')"
+	run api GET "/v1/codebases/$CB/files/output/n.txt"
+	assert_output "200 new"
+	run api GET "/v1/codebases/$CB/files/a.txt"
+	assert_output "200 host"
+	# the conflict stays in the kept delta, with a manifest now
+	assert_eq sandbox "$(cat "$dp/upper/a.txt")"
+	[ -f "$dp/manifest" ]
+	[ ! -e "$dp/upper/output/n.txt" ]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq 404 "${output%% *}"
+}
+
+@test "SIGKILL: a sandbox left in error is synced, or discarded, as its on_destroy says" {
+	start_serve
+	cb_source
+	local w='"start": true, "permissions": [{"pattern": "**", "permission": "write"}]'
+	new_sandbox "$w"
+	local s1=$SB d1
+	d1=$(jget "$SBJ" 'j["delta_path"]')
+	new_sandbox "$w"', "on_destroy": "discard"'
+	local s2=$SB d2
+	d2=$(jget "$SBJ" 'j["delta_path"]')
+	run api PUT "/v1/sandboxes/$s1/files/output/one.txt" --data-binary one
+	assert_eq 200 "${output%% *}"
+	run api PUT "/v1/sandboxes/$s2/files/output/two.txt" --data-binary two
+	assert_eq 200 "${output%% *}"
+	kill_serve
+	run api DELETE "/v1/sandboxes/$s1"
+	assert_eq "200 synced 1 0 None []" \
+		"${output%% *} $(field '" ".join(map(str, [j["delta"]["fate"], j["delta"]["written"], j["delta"]["conflicts"], j["delta"]["path"], j["delta"]["notes"]]))')"
+	[ ! -e "$d1" ]
+	run api GET "/v1/codebases/$CB/files/output/one.txt"
+	assert_output "200 one"
+	run api DELETE "/v1/sandboxes/$s2"
+	assert_eq "200 discarded None" "${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]')"
+	[ ! -e "$d2" ]
+	run api GET "/v1/codebases/$CB/files/output/two.txt"
+	assert_eq 404 "${output%% *}"
+	run api GET /v1/sandboxes
+	assert_eq "200 0" "${output%% *} $(field 'len(j["sandboxes"])')"
+}
+
+# repoint SB DIR: make the record of SB name DIR as its delta.
+repoint() {
+	python3 - "$XDG_DATA_HOME/agentfense/sandboxes/$1.json" "$2" <<'PY'
+import json, sys
+p = sys.argv[1]
+j = json.load(open(p))
+j["delta_path"] = sys.argv[2]
+json.dump(j, open(p, "w"))
+PY
+}
+
+@test "SIGKILL: a record naming a directory that is no run directory of serve syncs nothing" {
+	start_serve
+	cb_source
+	new_sandbox '"start": true, "permissions": [{"pattern": "**", "permission": "write"}]'
+	local dp
+	dp=$(jget "$SBJ" 'j["delta_path"]')
+	# a look-alike run directory outside the state directory, for this codebase
+	mkdir -p "$T/run-evil/upper" "$T/run-evil/work"
+	echo planted >"$T/run-evil/upper/planted.txt"
+	cp "$dp/info" "$T/run-evil/info"
+	kill_serve repoint "$SB" "$T/run-evil"
+	run api DELETE "/v1/sandboxes/$SB"
+	assert_eq "200 sync_failed $T/run-evil 0" \
+		"${output%% *} $(field 'j["delta"]["fate"]') $(field 'j["delta"]["path"]') $(field 'j["delta"]["written"]')"
+	assert_eq "'$T/run-evil' is not a run directory of '$RUNS'" "$(field 'j["delta"]["error"]')"
+	run api GET "/v1/codebases/$CB/files/planted.txt"
+	assert_eq 404 "${output%% *}"
+	[ -f "$T/run-evil/upper/planted.txt" ]
+	run api GET "/v1/sandboxes/$SB"
+	assert_eq 404 "${output%% *}"
 }
 
 @test "files through the view: hidden 404, read-only 403, writes land in the delta" {

@@ -3,6 +3,7 @@
  * a delta by hand in temp directories (as the view would: upper files,
  * whiteouts, base records) and checks the project tree after sync.  Runs
  * as root and as an ordinary user. */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -368,6 +369,68 @@ static void test_manifest(void)
 	autofree char *bad2 = delta_unescape("a\\x00");
 	autofree char *bad3 = delta_unescape("a\\");
 	TAP_OK(!bad1 && !bad2 && !bad3, "malformed escapes are rejected");
+	delta_remove(d, NULL);
+	delta_free(d);
+}
+
+/* A run directory left behind is opened again with its base records. */
+static void test_open(void)
+{
+	autofree char *dir = mktmp("open");
+	autofree char *state = realpath(dir, NULL);
+	struct delta *d = new_delta(state, "/p"), *o = NULL;
+	struct af_err err = { 0 };
+	struct stat st = { .st_mode = S_IFREG | 0644, .st_ino = 42, .st_size = 7 };
+	st.st_mtim.tv_sec = 100;
+	st.st_mtim.tv_nsec = 5;
+	st.st_ctim.tv_sec = 200;
+	st.st_ctim.tv_nsec = 6;
+	const char *weird = "we\nird \\x";
+	autofree char *path = xstrdup(delta_path(d));
+
+	/* no manifest yet: a run killed before it saved one */
+	TAP_OK(delta_open(state, path, "/p", &o, &err) == 0 && delta_base_count(o) == 0,
+	       "delta_open without a manifest: no base records (%s)", err.msg);
+	delta_free(steal_pointer(&o));
+
+	delta_note_base(d, "src/plain.txt", &st);
+	delta_note_base(d, weird, NULL);
+	st.st_mode = S_IFDIR | 0755;
+	delta_note_base(d, "", &st);
+	TAP_OK(delta_save(d, &err) == 0, "delta_save: %s", err.msg);
+	TAP_OK(delta_open(state, path, "/p", &o, &err) == 0, "delta_open: %s", err.msg);
+	struct delta_base b = { 0 }, w = { .existed = true }, r = { 0 };
+	bool ok = o && delta_base_count(o) == 3 && delta_get_base(o, "src/plain.txt", &b) &&
+		  delta_get_base(o, weird, &w) && delta_get_base(o, "", &r);
+	TAP_OK(ok && b.existed && b.mode == (S_IFREG | 0644) && b.ino == 42 && b.size == 7 &&
+	       b.mtime.tv_sec == 100 && b.mtime.tv_nsec == 5 && b.ctime.tv_sec == 200 &&
+	       b.ctime.tv_nsec == 6, "an existing path's record read back whole");
+	TAP_OK(ok && !w.existed && r.existed && S_ISDIR(r.mode),
+	       "a new path (escaped name) and the root read back");
+	TAP_OK(o && strcmp(delta_path(o), path) == 0 && delta_upper_fd(o) >= 0,
+	       "the opened delta is the same run directory");
+	delta_free(steal_pointer(&o));
+
+	TAP_OK(delta_open(state, path, "/other", &o, &err) == -EINVAL && !o,
+	       "a run directory of another project is refused");
+	autofree char *outside = xasprintf("%s/run-x", tmproot);
+	TAP_OK(delta_open(state, outside, "/p", &o, &err) == -EINVAL && !o,
+	       "a directory outside the state directory is refused");
+	autofree char *nested = xasprintf("%s/upper", path);
+	TAP_OK(delta_open(state, nested, "/p", &o, &err) == -EINVAL && !o,
+	       "a directory below a run directory is refused");
+	autofree char *gone = xasprintf("%s/run-gone", state);
+	TAP_OK(delta_open(state, gone, "/p", &o, &err) == -ENOENT && !o,
+	       "a run directory that is gone is ENOENT");
+
+	autofree char *mpath = xasprintf("%s/manifest", path);
+	FILE *f = fopen(mpath, "a");
+	if (f) {
+		fputs("E 100644 x 7 1.0 1.0 /bad\n", f);
+		fclose(f);
+	}
+	TAP_OK(delta_open(state, path, "/p", &o, &err) == -EINVAL && !o,
+	       "a malformed manifest record is refused: %s", err.msg);
 	delta_remove(d, NULL);
 	delta_free(d);
 }
@@ -740,6 +803,7 @@ int main(void)
 	test_base_records();
 	test_threads();
 	test_manifest();
+	test_open();
 	test_remove();
 	test_sync_clean();
 	test_sync_conflicts();
