@@ -51,6 +51,7 @@ struct http_conn {
 	/* the reply */
 	bool responded;
 	bool close_after;
+	bool body_unread;  /* a reply now leaves the request's body unread */
 	bool peer_eof;
 	bool streaming;
 	bool deferred;     /* the handler answers later (http_defer) */
@@ -160,7 +161,7 @@ static int put_head(struct http_conn *c, int status, const char *ctype, const ch
 {
 	return out_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\nConnection: %s\r\n\r\n",
 			  status, http_status_text(status), ctype, length_hdr,
-			  c->close_after || !c->keep_alive ? "close" : "keep-alive");
+			  c->close_after || c->body_unread || !c->keep_alive ? "close" : "keep-alive");
 }
 
 /* Begin a reply; false if one was already given (a handler bug: the
@@ -644,18 +645,21 @@ static int on_headers_complete(http_parser *p)
 	c->req.query = q ? q : c->req.path + strlen(c->req.path);
 	c->keep_alive = http_should_keep_alive(p);
 	c->body_cap = s->lim.max_body;
+	/* answered from the headers alone, a body is not wanted, so a
+	 * request that has one ends the connection: the reply must say so,
+	 * or the client sends its next request into a closed socket */
+	c->body_unread = (p->flags & F_CHUNKED) ||
+			 (p->content_length != 0 && p->content_length != ULLONG_MAX);
 	if (c->refuse_status) {
 		c->keep_alive = false;
 		http_respond_error(c, c->refuse_status, c->refuse_code, "%s", c->refuse_msg);
 	} else {
 		s->h.on_head(c, &c->req, s->h.arg);
 	}
+	bool unread = c->body_unread;
+	c->body_unread = false;
 	if (c->responded) {
-		/* answered from the headers alone; a body is not wanted, so a
-		 * request that has one ends the connection */
-		bool bodyless = !(p->flags & F_CHUNKED) &&
-				(p->content_length == 0 || p->content_length == ULLONG_MAX);
-		if (!bodyless) {
+		if (unread) {
 			c->close_after = true;
 			http_parser_pause(p, 1);
 		}

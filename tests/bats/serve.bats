@@ -135,6 +135,25 @@ Connection: close
 	assert_eq 200 "${output%% *}"
 }
 
+@test "keep-alive: a reply given before the request's body is read says close" {
+	start_serve
+	# refused from the headers alone (no such sandbox, no such codebase):
+	# the body stays unread and the connection ends, so the reply must
+	# not invite the client to send its next request on it
+	local path
+	for path in /v1/sandboxes/sb_nobody/files/x /v1/codebases/cb_nobody/files/x; do
+		run python3 "$HTTPRAW" send "$SOCK" "PUT $path HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\ny"
+		assert_contains "$output" 'HTTP/1.1 404 Not Found'
+		assert_contains "$output" 'Connection: close'
+		assert_contains "$output" '<closed>'
+	done
+	# a bodyless request answered the same way keeps its connection
+	run python3 "$HTTPRAW" send "$SOCK" 'GET /v1/sandboxes/sb_nobody/files/x HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	assert_contains "$output" 'HTTP/1.1 404 Not Found'
+	assert_contains "$output" 'Connection: keep-alive'
+	assert_contains "$output" 'HTTP/1.1 200 OK'
+}
+
 @test "keep-alive: pipelined requests on one connection are answered in order" {
 	start_serve
 	run python3 "$HTTPRAW" send "$SOCK" 'GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/version HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
