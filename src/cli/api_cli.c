@@ -202,7 +202,7 @@ char *api_json_text(cJSON *body)
 {
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 	cJSON_Delete(body);
-	if (body && !text)
+	if (!text) /* no body: its cJSON_CreateObject() failed */
 		die(AF_EXIT_FAILURE, "out of memory");
 	return text;
 }
@@ -291,7 +291,7 @@ cJSON *api_call(const struct api_cli *c, struct client_req *req)
 
 cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = api_json_text(body);
+	autofree char *text = body ? api_json_text(body) : NULL;
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return api_call(c, &req);
 }

@@ -65,8 +65,8 @@ struct cJSON *api_call(const struct api_cli *c, struct client_req *req);
 struct cJSON *api_call_json(const struct api_cli *c, const char *method, const char *path,
 			    struct cJSON *body);
 
-/* body as unformatted JSON text, malloc'd (NULL for no body); body is
- * freed.  Dies when out of memory. */
+/* body as unformatted JSON text, malloc'd; body is freed.  Dies when out
+ * of memory, a NULL body included (the object could not be made). */
 char *api_json_text(struct cJSON *body);
 
 void api_print_json(const struct cJSON *j);

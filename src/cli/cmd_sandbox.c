@@ -114,7 +114,7 @@ static cJSON *sb_call_json(const struct sb_opts *o, const char *id, const char *
 			   const char *suffix, cJSON *body)
 {
 	autofree char *path = sb_path(id, suffix);
-	autofree char *text = api_json_text(body);
+	autofree char *text = body ? api_json_text(body) : NULL;
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	return sb_call(o, id, &req);
 }

@@ -83,7 +83,7 @@ static AF_NORETURN void ss_fail(const struct ss_opts *o, const struct api_error 
 /* One request with a JSON body (freed); dies on an error reply. */
 static cJSON *ss_call(const struct ss_opts *o, const char *method, const char *path, cJSON *body)
 {
-	autofree char *text = api_json_text(body);
+	autofree char *text = body ? api_json_text(body) : NULL;
 	struct client_req req = { method, path, text, text ? strlen(text) : 0, -1, 0, -1 };
 	cJSON *j;
 	struct api_error e;
