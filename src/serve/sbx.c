@@ -555,10 +555,10 @@ static int resolve_image(struct sbx *s, struct af_err *err)
 	return s->root_dir ? 0 : -(err->errnum ? err->errnum : EINVAL);
 }
 
-/* What a start needs and a serve does not keep across its restart: the
- * policy, the project, the root, the environment.  Returns 0, or -errno
+/* The policy and the project of s, made from its record if a serve
+ * has not yet (they do not outlive its restart).  Returns 0, or -errno
  * with *err filled. */
-static int prepare(struct sbx *s, struct af_err *err)
+static int open_policy_project(struct sbx *s, struct af_err *err)
 {
 	int r;
 	if (!s->policy) {
@@ -574,10 +574,19 @@ static int prepare(struct sbx *s, struct af_err *err)
 		autofree char *dir = codebase_dir(s);
 		if (!dir)
 			return oom(err);
-		r = lc_project_open(dir, &s->proj, err);
-		if (r < 0)
-			return r;
+		return lc_project_open(dir, &s->proj, err);
 	}
+	return 0;
+}
+
+/* What a start needs and a serve does not keep across its restart: the
+ * policy, the project, the root, the environment.  Returns 0, or -errno
+ * with *err filled. */
+static int prepare(struct sbx *s, struct af_err *err)
+{
+	int r = open_policy_project(s, err);
+	if (r < 0)
+		return r;
 	if (!s->env_ready) {
 		env_init(&s->env);
 		env_defaults(&s->env, "/workspace");
@@ -1106,24 +1115,9 @@ int sbx_stop(struct sbx *s, sbx_done_fn done, void *arg, struct af_err *err)
  * 0 with *out, or -errno with *err filled. */
 static int open_kept(struct sbx *s, const char *path, struct delta **out, struct af_err *err)
 {
-	int r;
-	if (!s->policy) {
-		cJSON *norm = NULL;
-		r = parse_rules(rec_str(s->rec, "preset"),
-				cJSON_GetObjectItemCaseSensitive(s->rec, "permissions"), &norm,
-				&s->policy, err);
-		cJSON_Delete(norm);
-		if (r < 0)
-			return r;
-	}
-	if (s->proj.fd < 0) {
-		autofree char *dir = codebase_dir(s);
-		if (!dir)
-			return oom(err);
-		r = lc_project_open(dir, &s->proj, err);
-		if (r < 0)
-			return r;
-	}
+	int r = open_policy_project(s, err);
+	if (r < 0)
+		return r;
 	return delta_open(s->proj.state_real, path, s->proj.real, out, err);
 }
 
