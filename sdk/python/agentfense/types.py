@@ -284,6 +284,9 @@ class SandboxInfo:
     error: Optional[str] = None
     delta_path: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
+    #: "stopping" or "destroying" while serve stops or destroys the
+    #: sandbox (its status is STOPPED then), else None
+    operation: Optional[str] = None
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "SandboxInfo":
@@ -305,7 +308,8 @@ class SandboxInfo:
                    network=d.get("network"), on_destroy=d.get("on_destroy"),
                    git_identity=d.get("git_identity") is not False,
                    error=d.get("error") or None, delta_path=d.get("delta_path"),
-                   warnings=list(d.get("warnings") or []))
+                   warnings=list(d.get("warnings") or []),
+                   operation=d.get("operation") or None)
 
 
 @dataclass

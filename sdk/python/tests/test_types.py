@@ -68,7 +68,9 @@ def test_info_objects():
     assert s.permissions[0].permission is af.Permission.WRITE
     assert s.created_at == datetime.datetime(2026, 1, 31, 12, 0, 0, 123456,
                                              tzinfo=datetime.timezone.utc)
-    assert s.started_at is None
+    assert s.started_at is None and s.operation is None
+    d = af.SandboxInfo.from_dict({"id": "sb_1", "status": "stopped", "operation": "destroying"})
+    assert d.status is af.SandboxStatus.STOPPED and d.operation == "destroying"
     f = af.FileInfo.from_dict({"name": "a", "path": "d/a", "size": 3, "mode": "0644",
                                "mtime": "2026-01-31T12:00:00Z", "is_dir": False,
                                "type": "file"})
