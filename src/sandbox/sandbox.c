@@ -234,20 +234,21 @@ static bool path_search_goes_on(int e, bool *eacces)
 	}
 }
 
-/* execve argv[0], searched in the PATH of envp (not ours) when it has no
- * slash, with execvp's error rules.  Returns the errno to report. */
-int exec_command(char *const *argv, char *const *envp)
+/* Try file where execvp would find it: as it is when it has a slash,
+ * else in each directory of envp's PATH (not ours), with execvp's rules
+ * for which failures go on to the next.  try() returns >= 0 or -errno,
+ * and sets *stop when its result ends the search whatever it is.
+ * Returns try()'s last result, or -ENOENT/-EACCES when none ended it. */
+static int path_search(const char *file, char *const *envp,
+		       int (*try)(const char *path, void *arg, bool *stop), void *arg)
 {
-	const char *file = argv[0];
 	char buf[PATH_MAX];
-	bool eacces = false;
+	bool eacces = false, stop = false;
 
 	if (!file || !*file)
-		return ENOENT;
-	if (strchr(file, '/')) {
-		execve(file, argv, envp);
-		return errno;
-	}
+		return -ENOENT;
+	if (strchr(file, '/'))
+		return try(file, arg, &stop);
 	const char *path = env_value(envp, "PATH");
 	if (!path)
 		path = DEFAULT_PATH;
@@ -258,15 +259,34 @@ int exec_command(char *const *argv, char *const *envp)
 		int n = dlen ? snprintf(buf, sizeof(buf), "%.*s/%s", dlen, p, file)
 			     : snprintf(buf, sizeof(buf), "%s", file);
 		if (n > 0 && (size_t)n < sizeof(buf)) {
-			execve(buf, argv, envp);
-			if (!path_search_goes_on(errno, &eacces))
-				return errno;
+			int r = try(buf, arg, &stop);
+			if (stop || r >= 0 || !path_search_goes_on(-r, &eacces))
+				return r;
 		}
 		if (!*end)
 			break;
 		p = end;
 	}
-	return eacces ? EACCES : ENOENT;
+	return eacces ? -EACCES : -ENOENT;
+}
+
+struct exec_args {
+	char *const *argv, *const *envp;
+};
+
+static int try_exec(const char *path, void *arg, bool *stop AF_UNUSED)
+{
+	const struct exec_args *a = arg;
+	execve(path, a->argv, a->envp);
+	return -errno;
+}
+
+/* execve argv[0], searched in the PATH of envp (not ours) when it has no
+ * slash, with execvp's error rules.  Returns the errno to report. */
+int exec_command(char *const *argv, char *const *envp)
+{
+	struct exec_args a = { argv, envp };
+	return -path_search(argv[0], envp, try_exec, &a);
 }
 
 /* memfd_create's MFD_EXEC (Linux 6.3), missing from older headers */
@@ -341,50 +361,28 @@ static int seal_copy(int fd, const char *file, int *stage)
 	return steal_fd(&mfd);
 }
 
+/* A sealed copy of path (seal_command()): a file found ends the search,
+ * whether its copy is made or fails. */
+static int try_seal(const char *path, void *arg, bool *stop)
+{
+	bool as_is = false;
+	int fd = open_sealable(path, &as_is);
+	if (fd < 0)
+		return fd;
+	*stop = true;
+	if (as_is)
+		return fd;
+	autoclose int src = fd;
+	return seal_copy(src, path, arg);
+}
+
 /* The fd sandbox_config's sealed command is executed from: argv[0]
  * searched as exec_command() does, copied by seal_copy() (or opened as
  * it is when unreadable).  Returns the fd, or -errno with *stage set. */
 int seal_command(char *const *argv, char *const *envp, int *stage)
 {
-	const char *file = argv[0];
-	char buf[PATH_MAX];
-	bool eacces = false, as_is;
-	int fd = -ENOENT;
-
 	*stage = STAGE_EXEC;
-	if (!file || !*file)
-		return -ENOENT;
-	if (strchr(file, '/')) {
-		fd = open_sealable(file, &as_is);
-		if (fd < 0 || as_is)
-			return fd;
-		autoclose int src = fd;
-		return seal_copy(src, file, stage);
-	}
-	const char *path = env_value(envp, "PATH");
-	if (!path)
-		path = DEFAULT_PATH;
-	for (const char *p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		int dlen = (int)(end - p);
-		int n = dlen ? snprintf(buf, sizeof(buf), "%.*s/%s", dlen, p, file)
-			     : snprintf(buf, sizeof(buf), "%s", file);
-		if (n > 0 && (size_t)n < sizeof(buf)) {
-			fd = open_sealable(buf, &as_is);
-			if (fd >= 0) {
-				if (as_is)
-					return fd;
-				autoclose int src = fd;
-				return seal_copy(src, buf, stage);
-			}
-			if (!path_search_goes_on(-fd, &eacces))
-				return fd;
-		}
-		if (!*end)
-			break;
-		p = end;
-	}
-	return eacces ? -EACCES : -ENOENT;
+	return path_search(argv[0], envp, try_seal, stage);
 }
 
 /* Drop every capability for good: ambient, bounding, then the
